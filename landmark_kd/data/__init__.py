@@ -1,0 +1,51 @@
+"""Datasets in the formats people have, behind one `load_dataset` call."""
+from __future__ import annotations
+
+import os
+
+from .records import DatasetError, LoadReport, Sample
+
+FORMATS = ("300w", "wflw", "cofw", "custom", "synthetic")
+
+
+def detect_format(path: str) -> str:
+    lower = path.lower()
+    if os.path.isdir(path):
+        return "300w"
+    if lower.endswith(".txt"):
+        return "wflw"
+    if lower.endswith(".mat"):
+        return "cofw"
+    if lower.endswith((".json", ".csv")):
+        return "custom"
+    raise DatasetError(f"{path}: cannot tell the dataset format; pass --data-format ({', '.join(FORMATS[:4])})")
+
+
+def load_dataset(path: str, data_format: str = "auto", num_points: int | None = None, images_root: str | None = None,
+                 strict: bool = False) -> tuple[list[Sample], LoadReport]:
+    """Samples from a 300W folder, a WFLW list, a COFW .mat or a custom JSON/CSV; bad ones skipped and counted."""
+    if not os.path.exists(path):
+        raise DatasetError(f"{path}: no such file or directory")
+    fmt = detect_format(path) if data_format == "auto" else data_format.lower()
+    if fmt in ("300w", "synthetic"):
+        from .pts300w import load_300w
+        samples, report = load_300w(path, num_points, strict)
+    elif fmt == "wflw":
+        from .wflw import load_wflw
+        samples, report = load_wflw(path, images_root, strict)
+    elif fmt == "cofw":
+        from .cofw import load_cofw
+        samples, report = load_cofw(path, strict=strict)
+    elif fmt == "custom":
+        from .custom import load_custom
+        samples, report = load_custom(path, num_points, strict)
+    else:
+        raise DatasetError(f"unknown dataset format {data_format!r}; choose from {', '.join(FORMATS)}")
+    if num_points is not None and samples and samples[0].landmarks.shape[0] != num_points:
+        raise DatasetError(f"{path}: has {samples[0].landmarks.shape[0]} points per face, the scheme expects {num_points}")
+    if not samples:
+        raise DatasetError(f"{path}: no usable samples ({report.summary()})")
+    return samples, report
+
+
+__all__ = ["DatasetError", "LoadReport", "Sample", "load_dataset", "detect_format", "FORMATS"]

@@ -1,0 +1,74 @@
+"""COFW `.mat` files (COFW_train_color.mat / COFW_test_color.mat, or the grey originals).
+
+Images live inside the .mat, so they are written once as PNGs into a cache folder beside it and the
+samples point there; `phis` rows hold 29 x, 29 y and 29 occlusion flags; boxes are x, y, w, h (1-based).
+"""
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+
+from .records import DatasetError, LoadReport, Sample, validate
+
+NUM_POINTS = 29
+
+
+def _read_mat(path: str) -> dict:
+    """Both the v7 (scipy) and v7.3/HDF5 (h5py) variants, as numpy arrays and lists of images."""
+    try:
+        import scipy.io
+
+        data = scipy.io.loadmat(path)
+        images = {k: [np.asarray(im) for im in v.ravel()] for k, v in data.items() if k in ("IsTr", "IsT")}
+        arrays = {k: np.asarray(v, np.float64) for k, v in data.items() if k.startswith(("phis", "bboxes"))}
+        return {**images, **arrays}
+    except NotImplementedError:
+        pass  # v7.3: HDF5
+    except ValueError as err:
+        raise DatasetError(f"{path}: not a readable .mat file ({err})") from None
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            out = {}
+            for key in handle.keys():
+                if key in ("IsTr", "IsT"):
+                    refs = handle[key][()].ravel()
+                    out[key] = [np.asarray(handle[ref][()]).T for ref in refs]
+                elif key.startswith(("phis", "bboxes")):
+                    out[key] = np.asarray(handle[key][()], np.float64).T
+            return out
+    except OSError as err:
+        raise DatasetError(f"{path}: not a readable .mat file ({err})") from None
+
+
+def load_cofw(mat_file: str, cache_dir: str | None = None, strict: bool = False) -> tuple[list[Sample], LoadReport]:
+    if not os.path.isfile(mat_file):
+        raise DatasetError(f"{mat_file}: COFW .mat file not found")
+    data = _read_mat(mat_file)
+    suffix = "Tr" if "IsTr" in data else "T"
+    try:
+        images, phis, boxes = data["Is" + suffix], data["phis" + suffix], data["bboxes" + suffix]
+    except KeyError as err:
+        raise DatasetError(f"{mat_file}: missing variable {err.args[0]!r} (expected IsTr/phisTr/bboxesTr or IsT/...)")
+    if phis.shape[1] < 2 * NUM_POINTS:
+        raise DatasetError(f"{mat_file}: phis has {phis.shape[1]} columns, expected {3 * NUM_POINTS}")
+    cache_dir = cache_dir or os.path.splitext(mat_file)[0] + "_images"
+    os.makedirs(cache_dir, exist_ok=True)
+    report = LoadReport()
+    samples = []
+    for index, image in enumerate(images):
+        source = f"{mat_file}[{index}]"
+        path = os.path.join(cache_dir, f"{index:05d}.png")
+        if not os.path.exists(path):
+            image = np.asarray(image)
+            if image.ndim == 3 and image.shape[2] == 3:
+                image = cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_RGB2BGR)
+            cv2.imwrite(path, image.astype(np.uint8))
+        points = np.stack([phis[index, :NUM_POINTS], phis[index, NUM_POINTS: 2 * NUM_POINTS]], -1) - 1.0
+        x, y, w, h = boxes[index, :4]
+        bbox = np.array([x - 1, y - 1, x - 1 + w, y - 1 + h], np.float32)
+        samples.append(Sample(path, points.astype(np.float32), bbox, source))
+    return validate(samples, NUM_POINTS, report, strict), report

@@ -1,0 +1,93 @@
+"""A documented format for your own data, as JSON or CSV.
+
+JSON: `{"samples": [{"image": "a.jpg", "landmarks": [[x, y], ...], "bbox": [x0, y0, x1, y1]}, ...]}`
+(or the bare list); `bbox` is optional. CSV: a header `image,bbox_x0,bbox_y0,bbox_x1,bbox_y1,x0,y0,x1,y1,...`
+where the bbox columns are optional (columns or cells may be empty). Image paths are relative to the
+annotation file's folder unless absolute. Coordinates are 0-based pixels.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+
+from .records import DatasetError, LoadReport, Sample, validate
+
+
+def _sample(entry: object, base: str, source: str) -> Sample:
+    if not isinstance(entry, dict):
+        raise DatasetError(f"{source}: expected an object with 'image' and 'landmarks'")
+    for key in ("image", "landmarks"):
+        if key not in entry:
+            raise DatasetError(f"{source}: missing field {key!r}")
+    try:
+        points = np.asarray(entry["landmarks"], np.float32)
+    except (TypeError, ValueError):
+        raise DatasetError(f"{source}: field 'landmarks' is not a list of [x, y] numbers") from None
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise DatasetError(f"{source}: field 'landmarks' must be [[x, y], ...], got shape {points.shape}")
+    bbox = entry.get("bbox")
+    if bbox is not None:
+        try:
+            bbox = np.asarray(bbox, np.float32).reshape(4)
+        except (TypeError, ValueError):
+            raise DatasetError(f"{source}: field 'bbox' must be [x0, y0, x1, y1]") from None
+    return Sample(os.path.join(base, str(entry["image"])), points, bbox, source)
+
+
+def load_custom(path: str, num_points: int | None = None, strict: bool = False) -> tuple[list[Sample], LoadReport]:
+    if not os.path.isfile(path):
+        raise DatasetError(f"{path}: annotation file not found")
+    base = os.path.dirname(os.path.abspath(path))
+    report = LoadReport()
+    samples = []
+    if path.lower().endswith(".json"):
+        try:
+            with open(path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except json.JSONDecodeError as err:
+            raise DatasetError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+        entries = data.get("samples") if isinstance(data, dict) else data
+        if not isinstance(entries, list):
+            raise DatasetError(f"{path}: expected a list of samples or {{'samples': [...]}}")
+        for index, entry in enumerate(entries):
+            source = f"{path}[{index}]"
+            try:
+                samples.append(_sample(entry, base, source))
+            except DatasetError as err:
+                if strict:
+                    raise
+                report.skip(source, str(err).split(": ", 1)[-1])
+    elif path.lower().endswith(".csv"):
+        with open(path, encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle))
+        if not rows or not rows[0] or rows[0][0] != "image":
+            raise DatasetError(f"{path}:1: header must start with 'image'")
+        header = rows[0]
+        bbox_cols = [header.index(c) for c in ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1") if c in header]
+        point_cols = [i for i, c in enumerate(header) if i and i not in bbox_cols]
+        if len(point_cols) % 2:
+            raise DatasetError(f"{path}:1: odd number of coordinate columns ({len(point_cols)})")
+        for number, row in enumerate(rows[1:], 2):
+            source = f"{path}:{number}"
+            if not any(cell.strip() for cell in row):
+                continue
+            try:
+                if len(row) != len(header):
+                    raise DatasetError(f"{source}: expected {len(header)} columns, got {len(row)}")
+                try:
+                    coords = [float(row[i]) for i in point_cols]
+                    bbox = [float(row[i]) for i in bbox_cols] if bbox_cols and all(row[i].strip() for i in bbox_cols) else None
+                except ValueError:
+                    raise DatasetError(f"{source}: a coordinate is not a number") from None
+                entry = {"image": row[0], "landmarks": np.reshape(coords, (-1, 2)).tolist(), "bbox": bbox}
+                samples.append(_sample(entry, base, source))
+            except DatasetError as err:
+                if strict:
+                    raise
+                report.skip(source, str(err).split(": ", 1)[-1])
+    else:
+        raise DatasetError(f"{path}: custom annotations must be .json or .csv")
+    return validate(samples, num_points, report, strict), report

@@ -1,0 +1,192 @@
+"""tf.data input pipeline: decode, crop around the face with a random similarity transform, flip with the
+scheme's permutation, photometric augmentation, occlusion, and the heatmap / AAM targets.
+
+Everything after file listing is graph-mode TF (parallel map, prefetch). Randomness is stateless and keyed
+by (seed, epoch, sample), so the same seed gives the same batches.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from ..schemes import LandmarkScheme
+from .records import Sample
+from .targets import edge_maps, gaussian_maps, heatmap_to_normalised, pixels_to_heatmap
+
+
+@dataclass
+class PipelineConfig:
+    image_size: int = 256
+    heatmap_stride: int = 4
+    sigma: float = 1.5  # heatmap pixels
+    edge_sigma: float = 1.0
+    crop_margin: float = 0.25  # box side grows by this fraction around the face box
+    rotation: float = 30.0  # degrees, +/-
+    scale: float = 0.15  # +/- fraction
+    translation: float = 0.08  # +/- fraction of the crop side
+    flip: bool = True
+    color_jitter: float = 0.3
+    blur_prob: float = 0.2
+    erase_prob: float = 0.25
+
+    @property
+    def heatmap_size(self) -> int:
+        return self.image_size // self.heatmap_stride
+
+
+def crop_boxes(samples: list[Sample]) -> np.ndarray:
+    """Square crop boxes as (cx, cy, side) before margin."""
+    out = np.zeros((len(samples), 3), np.float32)
+    for i, s in enumerate(samples):
+        x0, y0, x1, y1 = s.face_box()
+        out[i] = ((x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0))
+    return out
+
+
+def _affine(cx, cy, side, out_size, angle, scale, tx, ty, flip):
+    """Forward 2x3 matrix mapping image pixels to crop pixels."""
+    s = out_size / (side * scale)
+    cos, sin = tf.cos(angle) * s, tf.sin(angle) * s
+    fx = tf.where(flip, -1.0, 1.0)
+    centre = (out_size - 1) / 2.0
+    # p_out = F (R s (p - c)) + centre + t, F mirrors x about the crop centre.
+    a = tf.stack([fx * cos, fx * sin, -fx * (cos * cx + sin * cy) + centre + tx])
+    b = tf.stack([-sin, cos, sin * cx - cos * cy + centre + ty])
+    return tf.stack([a, b])
+
+
+def _invert(m):
+    lin = m[:, :2]
+    inv = tf.linalg.inv(lin)
+    return tf.concat([inv, -tf.matmul(inv, m[:, 2:3])], 1)
+
+
+def warp(image: tf.Tensor, matrix: tf.Tensor, size: int) -> tf.Tensor:
+    """Resample `image` (H, W, 3 float) through the forward affine `matrix` into a size x size crop."""
+    inv = _invert(matrix)
+    params = tf.concat([tf.reshape(inv, [-1]), [0.0, 0.0]], 0)[None]
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=image[None], transforms=params, output_shape=[size, size], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="CONSTANT")
+    return out[0]
+
+
+def _blur(image, sigma):
+    radius = 3
+    x = tf.range(-radius, radius + 1, dtype=tf.float32)
+    k = tf.exp(-x * x / (2 * sigma * sigma))
+    k = k / tf.reduce_sum(k)
+    kx = tf.tile(tf.reshape(k, [1, -1, 1, 1]), [1, 1, 3, 1])
+    ky = tf.tile(tf.reshape(k, [-1, 1, 1, 1]), [1, 1, 3, 1])
+    out = tf.nn.depthwise_conv2d(image[None], kx, [1, 1, 1, 1], "SAME")
+    return tf.nn.depthwise_conv2d(out, ky, [1, 1, 1, 1], "SAME")[0]
+
+
+def _photometric(image, seeds, cfg: PipelineConfig):
+    j = cfg.color_jitter
+    image = tf.image.stateless_random_brightness(image, 0.4 * j, seeds[0])
+    image = tf.image.stateless_random_contrast(image, 1 - j, 1 + j, seeds[1])
+    image = tf.image.stateless_random_saturation(image, 1 - j, 1 + j, seeds[2])
+    image = tf.image.stateless_random_hue(image, 0.1 * j, seeds[3])
+    u = tf.random.stateless_uniform([4], seeds[4])
+    image = tf.cond(u[0] < cfg.blur_prob, lambda: _blur(image, 0.5 + 1.5 * u[1]), lambda: image)
+    return image
+
+
+def _erase(image, seed, cfg: PipelineConfig):
+    """Random-erasing occlusion: a rectangle of noise covering 5-25% of the crop."""
+    size = cfg.image_size
+    u = tf.random.stateless_uniform([6], seed)
+    area = (0.05 + 0.2 * u[1]) * size * size
+    aspect = tf.exp((u[2] - 0.5) * 1.5)
+    h = tf.clip_by_value(tf.sqrt(area * aspect), 4.0, size - 1.0)
+    w = tf.clip_by_value(tf.sqrt(area / aspect), 4.0, size - 1.0)
+    y0 = u[3] * (size - h)
+    x0 = u[4] * (size - w)
+    grid = tf.range(size, dtype=tf.float32)
+    inside = ((grid[:, None] >= y0) & (grid[:, None] < y0 + h)) & ((grid[None, :] >= x0) & (grid[None, :] < x0 + w))
+    noise = tf.random.stateless_uniform([size, size, 3], seed + 1)
+    erased = tf.where(inside[..., None], noise, image)
+    return tf.where(u[0] < cfg.erase_prob, erased, image)
+
+
+class LandmarkPipeline:
+    """Builds tf.data datasets of (image, targets) from samples.
+
+    Images come out float32 in [0, 1], RGB, image_size^2; targets is a dict with `landmarks`
+    (N, 2, normalised), `heatmaps` (H, W, N), `edges` (H, W, E), `affine` (2, 3 forward crop matrix)
+    and `index` (position in `samples`).
+    """
+
+    def __init__(self, scheme: LandmarkScheme, config: PipelineConfig | None = None):
+        self.scheme = scheme
+        self.config = config or PipelineConfig()
+        self.flip_perm = tf.constant(scheme.flip_permutation(), tf.int32)
+
+    def _load(self, path):
+        data = tf.io.read_file(path)
+        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        return tf.cast(image, tf.float32) / 255.0
+
+    def _example(self, index, path, points, box, seed, augment: bool):
+        cfg = self.config
+        image = self._load(path)
+        side = box[2] * (1 + cfg.crop_margin)
+        if augment:
+            seeds = tf.random.experimental.stateless_split(seed, 8)
+            u = tf.random.stateless_uniform([5], seeds[0])
+            angle = (u[0] * 2 - 1) * math.radians(cfg.rotation)
+            scale = 1 + (u[1] * 2 - 1) * cfg.scale
+            tx = (u[2] * 2 - 1) * cfg.translation * cfg.image_size
+            ty = (u[3] * 2 - 1) * cfg.translation * cfg.image_size
+            flip = (u[4] < 0.5) & cfg.flip
+        else:
+            angle, scale, tx, ty, flip = 0.0, 1.0, 0.0, 0.0, tf.constant(False)
+        matrix = _affine(box[0], box[1], side, cfg.image_size, angle, scale, tx, ty, flip)
+        crop = warp(image, matrix, cfg.image_size)
+        pts = tf.matmul(points, matrix[:, :2], transpose_b=True) + matrix[:, 2]
+        pts = tf.where(flip, tf.gather(pts, self.flip_perm), pts)
+        if augment:
+            crop = _photometric(crop, seeds[1:6], cfg)
+            crop = _erase(crop, seeds[6], cfg)
+            crop = tf.clip_by_value(crop, 0.0, 1.0)
+        hm_pts = pixels_to_heatmap(pts, cfg.heatmap_stride)
+        size = cfg.heatmap_size
+        targets = {
+            "landmarks": heatmap_to_normalised(hm_pts, size),
+            "heatmaps": gaussian_maps(hm_pts, size, cfg.sigma),
+            "edges": edge_maps(hm_pts, self.scheme, size, cfg.edge_sigma),
+            "affine": matrix,
+            "index": index,
+        }
+        crop.set_shape([cfg.image_size, cfg.image_size, 3])
+        return crop, targets
+
+    def dataset(self, samples: list[Sample], batch_size: int, training: bool, seed: int = 0,
+                repeat: bool = False, drop_remainder: bool | None = None) -> tf.data.Dataset:
+        if not samples:
+            raise ValueError("no samples to build a dataset from")
+        n = len(samples)
+        paths = tf.constant([s.image_path for s in samples])
+        points = tf.constant(np.stack([s.landmarks for s in samples]).astype(np.float32))
+        boxes = tf.constant(crop_boxes(samples))
+        ds = tf.data.Dataset.range(n)
+        if repeat:
+            ds = ds.repeat()
+        if training:
+            ds = ds.shuffle(min(n, 10000), seed=seed, reshuffle_each_iteration=True)
+        # One stateless seed per element, itself deterministic given `seed`.
+        seeds = tf.data.Dataset.random(seed=seed).batch(2).map(lambda s: tf.cast(s, tf.int64))
+        ds = tf.data.Dataset.zip((ds, seeds))
+
+        def fn(i, s):
+            return self._example(tf.cast(i, tf.int32), tf.gather(paths, i), tf.gather(points, i),
+                                 tf.gather(boxes, i), s, training)
+
+        ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.ignore_errors()  # last line of defence: a file that broke after validation is dropped, not fatal
+        ds = ds.batch(batch_size, drop_remainder=training if drop_remainder is None else drop_remainder)
+        return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,94 @@
+"""300W / iBUG `.pts` files: `version: 1`, `n_points: N`, `{`, N lines of `x y`, `}`.
+
+300W coordinates are 1-based (Matlab); we store 0-based pixel centres, so reading subtracts 1 and
+writing adds it back, and a round trip is exact.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .records import DatasetError, LoadReport, Sample, validate
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def read_pts(path: str) -> np.ndarray:
+    """Parse one .pts file into (N, 2) float32 0-based pixel coordinates."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = [line.strip() for line in handle]
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot read ({err.strerror})") from None
+    n_points = None
+    start = None
+    for i, line in enumerate(lines):
+        if line.lower().startswith("n_points"):
+            try:
+                n_points = int(line.split(":", 1)[1])
+            except (IndexError, ValueError):
+                raise DatasetError(f"{path}:{i + 1}: bad n_points line {line!r}") from None
+        if line == "{":
+            start = i + 1
+            break
+    if n_points is None or start is None:
+        raise DatasetError(f"{path}: missing 'n_points' header or '{{'")
+    points = []
+    for j in range(start, len(lines)):
+        if lines[j] == "}":
+            break
+        parts = lines[j].split()
+        if len(parts) != 2:
+            raise DatasetError(f"{path}:{j + 1}: expected 'x y', got {lines[j]!r}")
+        try:
+            points.append((float(parts[0]), float(parts[1])))
+        except ValueError:
+            raise DatasetError(f"{path}:{j + 1}: not a number in {lines[j]!r}") from None
+    else:
+        raise DatasetError(f"{path}: truncated, no closing '}}' after {len(points)} of {n_points} points")
+    if len(points) != n_points:
+        raise DatasetError(f"{path}: header says {n_points} points, file has {len(points)}")
+    return np.asarray(points, np.float32) - 1.0
+
+
+def write_pts(path: str, landmarks: np.ndarray) -> None:
+    pts = np.asarray(landmarks, np.float64) + 1.0
+    body = "\n".join(f"{x:.3f} {y:.3f}" for x, y in pts)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(f"version: 1\nn_points: {len(pts)}\n{{\n{body}\n}}\n")
+
+
+def find_pairs(root: str) -> list[tuple[str, str]]:
+    """(image, .pts) pairs under `root`, recursively, sorted for determinism."""
+    if not os.path.isdir(root):
+        raise DatasetError(f"{root}: not a directory of images and .pts files")
+    pairs = []
+    for folder, _, files in sorted(os.walk(root)):
+        names = set(files)
+        for name in sorted(files):
+            if not name.lower().endswith(".pts"):
+                continue
+            stem = name[:-4]
+            image = next((stem + ext for ext in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)
+                          if stem + ext in names), None)
+            pts = os.path.join(folder, name)
+            pairs.append((os.path.join(folder, image) if image else os.path.join(folder, stem + ".png"), pts))
+    return pairs
+
+
+def load_300w(root: str, num_points: int | None = 68, strict: bool = False) -> tuple[list[Sample], LoadReport]:
+    """Every image with a sibling .pts under `root`; bad pairs are skipped and counted."""
+    report = LoadReport()
+    samples = []
+    pairs = find_pairs(root)
+    if not pairs:
+        raise DatasetError(f"{root}: no .pts files found")
+    for image, pts in pairs:
+        try:
+            samples.append(Sample(image, read_pts(pts), None, pts))
+        except DatasetError as err:
+            if strict:
+                raise
+            report.skip(pts, str(err).split(": ", 1)[-1])
+    return validate(samples, num_points, report, strict), report

@@ -1,0 +1,53 @@
+"""Heatmaps to coordinates, in numpy: soft-argmax (what the model graph and L_STAR use) and argmax with
+sub-pixel refinement; plus the mapping from heatmap grid back to crop and original-image pixels."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def soft_argmax(heatmaps: np.ndarray) -> np.ndarray:
+    """(B, H, W, N) non-negative maps -> (B, N, 2) heatmap-grid (x, y): the normalised weighted mean."""
+    hm = np.maximum(np.asarray(heatmaps, np.float64), 0)
+    total = np.maximum(hm.sum(axis=(1, 2)), 1e-12)
+    ys = np.arange(hm.shape[1], dtype=np.float64)
+    xs = np.arange(hm.shape[2], dtype=np.float64)
+    x = (hm.sum(axis=1) * xs[None, :, None]).sum(axis=1) / total
+    y = (hm.sum(axis=2) * ys[None, :, None]).sum(axis=1) / total
+    return np.stack([x, y], -1).astype(np.float32)
+
+
+def argmax_subpixel(heatmaps: np.ndarray) -> np.ndarray:
+    """(B, H, W, N) -> (B, N, 2): the peak, moved a quarter pixel toward the larger neighbour per axis."""
+    hm = np.asarray(heatmaps, np.float32)
+    b, h, w, n = hm.shape
+    flat = hm.transpose(0, 3, 1, 2).reshape(b, n, h * w)
+    idx = flat.argmax(-1)
+    y, x = np.divmod(idx, w)
+    out = np.stack([x, y], -1).astype(np.float32)
+    maps = hm.transpose(0, 3, 1, 2)
+    bi, ni = np.meshgrid(np.arange(b), np.arange(n), indexing="ij")
+    xr, xl = np.minimum(x + 1, w - 1), np.maximum(x - 1, 0)
+    yd, yu = np.minimum(y + 1, h - 1), np.maximum(y - 1, 0)
+    dx = maps[bi, ni, y, xr] - maps[bi, ni, y, xl]
+    dy = maps[bi, ni, yd, x] - maps[bi, ni, yu, x]
+    out[..., 0] += 0.25 * np.sign(dx)
+    out[..., 1] += 0.25 * np.sign(dy)
+    return out
+
+
+def heatmap_to_pixels(points: np.ndarray, stride: int) -> np.ndarray:
+    """Heatmap-grid coordinates -> model-input pixels (inverse of data.targets.pixels_to_heatmap)."""
+    return np.asarray(points) * stride + (stride - 1) / 2.0
+
+
+def normalised_to_pixels(points: np.ndarray, heatmap_size: int, stride: int) -> np.ndarray:
+    return heatmap_to_pixels((np.asarray(points) + 1.0) / 2.0 * (heatmap_size - 1), stride)
+
+
+def crop_to_image(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Map (B, N, 2) crop pixels back to original-image pixels through each sample's forward 2x3 affine."""
+    affine = np.asarray(affine, np.float64)
+    lin, shift = affine[:, :, :2], affine[:, :, 2]
+    inv = np.linalg.inv(lin)
+    rel = np.asarray(points, np.float64) - shift[:, None, :]
+    return np.einsum("bij,bnj->bni", inv, rel).astype(np.float32)

@@ -1,0 +1,73 @@
+"""NME (inter-ocular, inter-pupil, bbox), failure rate and AUC at a threshold, and the CED curve."""
+from __future__ import annotations
+
+import numpy as np
+
+from .schemes import LandmarkScheme
+
+NORMALIZATIONS = ("inter_ocular", "inter_pupil", "bbox")
+
+
+def normalising_distance(gt: np.ndarray, scheme: LandmarkScheme, normalization: str) -> np.ndarray:
+    """(B, N, 2) ground truth -> (B,) distances that divide the mean point error."""
+    gt = np.asarray(gt, np.float64)
+    if normalization == "inter_ocular":
+        if scheme.outer_eye_corners is None:
+            raise ValueError(f"scheme {scheme.name!r} has no eye corners; use normalization='bbox'")
+        a, b = scheme.outer_eye_corners
+        return np.linalg.norm(gt[:, a] - gt[:, b], axis=-1)
+    if normalization == "inter_pupil":
+        if scheme.pupils is None:
+            raise ValueError(f"scheme {scheme.name!r} has no pupils; use normalization='bbox'")
+        left = gt[:, list(scheme.pupils[0])].mean(1)
+        right = gt[:, list(scheme.pupils[1])].mean(1)
+        return np.linalg.norm(left - right, axis=-1)
+    if normalization == "bbox":
+        size = gt.max(1) - gt.min(1)
+        return np.sqrt(size[:, 0] * size[:, 1])
+    raise ValueError(f"unknown normalization {normalization!r}; choose from {NORMALIZATIONS}")
+
+
+def default_normalization(scheme: LandmarkScheme) -> str:
+    return "inter_ocular" if scheme.outer_eye_corners is not None else "bbox"
+
+
+def nme_per_image(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme, normalization: str = "inter_ocular") -> np.ndarray:
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction shape {pred.shape} != ground truth shape {gt.shape}")
+    norm = normalising_distance(gt, scheme, normalization)
+    if np.any(norm <= 0):
+        raise ValueError(f"normalising distance is zero for image(s) {np.flatnonzero(norm <= 0).tolist()}")
+    return np.linalg.norm(pred - gt, axis=-1).mean(-1) / norm
+
+
+def ced(errors: np.ndarray, threshold: float = 0.1, steps: int = 1001) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative error distribution: x in [0, threshold], fraction of images with NME <= x."""
+    xs = np.linspace(0, threshold, steps)
+    errors = np.sort(np.asarray(errors, np.float64))
+    ys = np.searchsorted(errors, xs, side="right") / max(len(errors), 1)
+    return xs, ys
+
+
+def failure_rate(errors: np.ndarray, threshold: float = 0.1) -> float:
+    return float(np.mean(np.asarray(errors) > threshold))
+
+
+def auc(errors: np.ndarray, threshold: float = 0.1, steps: int = 1001) -> float:
+    """Area under the CED up to `threshold`, divided by `threshold` (1.0 = every image perfect)."""
+    xs, ys = ced(errors, threshold, steps)
+    return float(np.trapz(ys, xs) / threshold)
+
+
+def summarize(errors: np.ndarray, normalization: str, num_points: int, threshold: float = 0.1) -> dict:
+    errors = np.asarray(errors, np.float64)
+    return {
+        "nme": float(errors.mean()),
+        "fr": failure_rate(errors, threshold),
+        "auc": auc(errors, threshold),
+        "threshold": threshold,
+        "normalization": normalization,
+        "num_images": int(errors.size),
+        "num_points": int(num_points),
+    }
