@@ -1,0 +1,12 @@
+"""MobileViT-v2 presets by width multiplier (apple/mobilevitv2-{0.5..2.0}-imagenet1k-256 shapes)."""
+from .mobilevitv2_backbone import MobileViTV2Config
+
+MOBILEVITV2_PRESETS = {f"mobilevitv2_{round(w * 100):03d}": dict(width_multiplier=w)
+                       for w in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)}  # mobilevitv2_050 ... mobilevitv2_200
+MOBILEVITV2_PRESETS["mobilevitv2_pico"] = dict(width_multiplier=0.25, n_attn_blocks=[1, 1, 1])
+
+
+def mobilevitv2_config(preset: str, image_size: int = 256) -> MobileViTV2Config:
+    if preset not in MOBILEVITV2_PRESETS:
+        raise ValueError(f"unknown MobileViT-v2 preset {preset!r}; known: {sorted(MOBILEVITV2_PRESETS)}")
+    return MobileViTV2Config(image_size=image_size, **MOBILEVITV2_PRESETS[preset])

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import reference
+from landmark_kd.losses import AdaptiveWingLoss, HeatmapDistillationLoss, STARLoss
+
+
+def _value_and_grad(loss, y_true, y_pred):
+    y_pred = tf.constant(y_pred)
+    with tf.GradientTape() as tape:
+        tape.watch(y_pred)
+        value = loss(y_true=tf.constant(y_true), y_pred=y_pred)
+    return float(value), tape.gradient(value, y_pred).numpy()
+
+
+@pytest.mark.parametrize("case", ["star_peaked_68", "star_peaked_51_w2", "star_peaked_98_l2"])
+def test_star_loss_matches_official(case):
+    ref = np.load(reference("losses.npz"))
+    loss = STARLoss(w=float(ref[f"{case}/w"]), dist=str(ref[f"{case}/dist"]))
+    value, grad = _value_and_grad(loss, ref[f"{case}/landmarks_xy"], ref[f"{case}/heatmaps_nhwc"])
+    expected = float(ref[f"{case}/loss"])
+    assert abs(value - expected) <= 1e-5 * abs(expected)
+    ref_grad = ref[f"{case}/grad_nhwc"]
+    assert np.abs(grad - ref_grad).max() <= 1e-3 * np.abs(ref_grad).max()
+
+
+@pytest.mark.parametrize("case", ["awing_68", "awing_9edges"])
+def test_awing_loss_matches_official(case):
+    ref = np.load(reference("losses.npz"))
+    value, grad = _value_and_grad(AdaptiveWingLoss(), ref[f"{case}/target_nhwc"], ref[f"{case}/pred_nhwc"])
+    expected = float(ref[f"{case}/loss"])
+    assert abs(value - expected) <= 1e-5 * abs(expected)
+    ref_grad = ref[f"{case}/grad_nhwc"]
+    assert np.abs(grad - ref_grad).max() <= 1e-3 * np.abs(ref_grad).max()
+
+
+def test_star_loss_is_small_for_a_sharp_correct_heatmap_and_grows_with_error():
+    size = 32
+    grid = np.arange(size)
+    hm = np.exp(-((grid[None, :] - 10) ** 2 + (grid[:, None] - 20) ** 2) / 2.0)[None, :, :, None].astype(np.float32)
+    right = np.array([[[10 / 31 * 2 - 1, 20 / 31 * 2 - 1]]], np.float32)
+    wrong = right + 0.3
+    loss = STARLoss()
+    assert float(loss(right, hm)) < float(loss(wrong, hm))
+
+
+def test_kd_loss_l2_is_sum_over_landmarks_of_l2_norms():
+    teacher = np.zeros((1, 2, 2, 2), np.float32)
+    student = np.zeros((1, 2, 2, 2), np.float32)
+    student[0, 0, 0, 0] = 3.0
+    student[0, 1, 1, 0] = 4.0  # landmark 0 differs by (3, 4) -> norm 5
+    student[0, 0, 1, 1] = 1.0  # landmark 1 differs by 1 -> norm 1
+    loss = HeatmapDistillationLoss(mode="l2", normalize=False)
+    assert float(loss(teacher, student)) == pytest.approx(6.0, rel=1e-5)
+    mse = HeatmapDistillationLoss(mode="mse", normalize=False)
+    assert float(mse(teacher, student)) == pytest.approx((9 + 16 + 1) / 8, rel=1e-6)
+
+
+def test_kd_loss_normalized_ignores_scale_and_batch_mean():
+    rng = np.random.default_rng(0)
+    teacher = rng.uniform(0.1, 1, (2, 4, 4, 3)).astype(np.float32)
+    loss = HeatmapDistillationLoss()
+    assert float(loss(teacher, teacher * 7.0)) == pytest.approx(0.0, abs=1e-5)
+    student = rng.uniform(0.1, 1, (2, 4, 4, 3)).astype(np.float32)
+    t = teacher / teacher.sum((1, 2), keepdims=True)
+    s = student / student.sum((1, 2), keepdims=True)
+    expected = np.sqrt(((t - s) ** 2).sum((1, 2))).sum(-1).mean()
+    assert float(loss(teacher, student)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_losses_round_trip_config():
+    for loss in (STARLoss(w=2.0, dist="l2"), AdaptiveWingLoss(omega=10.0), HeatmapDistillationLoss(mode="mse")):
+        clone = type(loss).from_config(loss.get_config())
+        assert clone.get_config() == loss.get_config()
+    with pytest.raises(ValueError, match="dist must be"):
+        STARLoss(dist="huber")
