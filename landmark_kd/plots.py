@@ -36,9 +36,9 @@ def overlay_grid(images: np.ndarray, pred: np.ndarray, gt: np.ndarray | None, pa
         tile = np.ascontiguousarray((np.clip(image, 0, 1) * 255).astype(np.uint8))
         radius = max(1, tile.shape[0] // 128)
         if gt is not None:
-            for x, y in gt[i]:
+            for x, y in gt[i][np.isfinite(gt[i]).all(-1)]:
                 cv2.circle(tile, (int(round(x)), int(round(y))), radius + 1, (0, 200, 0), -1, cv2.LINE_AA)
-        for x, y in pred[i]:
+        for x, y in pred[i][np.isfinite(pred[i]).all(-1)]:
             cv2.circle(tile, (int(round(x)), int(round(y))), radius, (230, 0, 0), -1, cv2.LINE_AA)
         tiles.append(tile)
     while len(tiles) % columns:

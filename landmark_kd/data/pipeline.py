@@ -166,7 +166,9 @@ class LandmarkPipeline:
         return crop, targets
 
     def dataset(self, samples: list[Sample], batch_size: int, training: bool, seed: int = 0,
-                repeat: bool = False, drop_remainder: bool | None = None) -> tf.data.Dataset:
+                repeat: bool = False, drop_remainder: bool | None = None, augment: bool | None = None) -> tf.data.Dataset:
+        """`training` shuffles and (unless `augment=False`) augments; evaluation keeps order."""
+        augment = training if augment is None else augment
         if not samples:
             raise ValueError("no samples to build a dataset from")
         n = len(samples)
@@ -184,7 +186,7 @@ class LandmarkPipeline:
 
         def fn(i, s):
             return self._example(tf.cast(i, tf.int32), tf.gather(paths, i), tf.gather(points, i),
-                                 tf.gather(boxes, i), s, training)
+                                 tf.gather(boxes, i), s, augment)
 
         ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.ignore_errors()  # last line of defence: a file that broke after validation is dropped, not fatal

@@ -239,9 +239,9 @@ def generate(out_dir: str, num: int, seed: int = 0, size: int = 256, sheet: bool
         if i < 16:
             shown_images.append(img)
             shown_points.append(pts)
-        if progress and (i + 1) % max(1, num // 20) == 0:
+        if progress and sys.stderr.isatty() and ((i + 1) % max(1, num // 50) == 0 or i + 1 == num):
             print(f"\r  synthetic faces {i + 1}/{num} ({(i + 1) / (time.time() - start):.0f}/s)", end="", file=sys.stderr)
-    if progress:
+    if progress and sys.stderr.isatty():
         print(file=sys.stderr)
     if sheet and shown_images:
         cv2.imwrite(os.path.join(out_dir, "contact_sheet.png"), cv2.cvtColor(contact_sheet(shown_images, shown_points), cv2.COLOR_RGB2BGR))

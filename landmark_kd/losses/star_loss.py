@@ -61,7 +61,8 @@ class STARLoss(keras.losses.Loss):
         landmarks = tf.cast(y_true, tf.float32)
         means, (a, b, c) = heatmap_moments(heatmaps, self.epsilon)
         half_trace = (a + c) / 2
-        radius = tf.sqrt(tf.square((a - c) / 2) + tf.square(b))
+        # +1e-12 keeps the gradient finite for isotropic (or empty) maps; its effect on values is < 1e-6.
+        radius = tf.sqrt(tf.square((a - c) / 2) + tf.square(b) + 1e-12)
         evalues = (half_trace - radius, half_trace + radius)  # ascending, as eigh returns them
         diff = a - c
         diff = tf.where(tf.abs(diff) + tf.abs(b) < 1e-12, diff + 1e-12, diff)  # atan2(0, 0) has no gradient

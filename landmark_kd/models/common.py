@@ -21,6 +21,7 @@ class GroupNormOneGroup(keras.layers.Layer):
         self.epsilon = float(epsilon)
 
     def build(self, input_shape):
+        input_shape = tuple(input_shape)
         channels = input_shape[-1]
         self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones")
         self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros")

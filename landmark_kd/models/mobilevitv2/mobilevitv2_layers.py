@@ -39,6 +39,7 @@ class ConvNormAct(keras.layers.Layer):
         self.bn = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name="bn") if use_norm else None
 
     def build(self, input_shape):
+        input_shape = tuple(input_shape)
         shape = input_shape
         if self.pad is not None:
             shape = self.pad.compute_output_shape(shape)
@@ -75,6 +76,7 @@ class InvertedResidual(keras.layers.Layer):
         self.use_residual = strides == 1 and in_channels == out_channels
 
     def build(self, input_shape):
+        input_shape = tuple(input_shape)
         self.expand_1x1.build(input_shape)
         shape = input_shape[:-1] + (self.expand_1x1.filters,)
         self.conv_3x3.build(shape)
@@ -107,6 +109,7 @@ class LinearAttentionTransformer(keras.layers.Layer):
         self.ffn_conv2 = keras.layers.Conv2D(dim, 1, name="ffn_conv2")
 
     def build(self, input_shape):
+        input_shape = tuple(input_shape)
         for layer in (self.layernorm_before, self.qkv_proj, self.out_proj, self.layernorm_after, self.ffn_conv1):
             layer.build(input_shape)
         self.ffn_conv2.build(input_shape[:-1] + (self.ffn_dim,))
@@ -144,6 +147,7 @@ class MobileViTV2Block(keras.layers.Layer):
         self.conv_projection = ConvNormAct(out_channels, 1, activation=None, name="conv_projection")
 
     def build(self, input_shape):
+        input_shape = tuple(input_shape)
         self.downsample.build(input_shape)
         h, w = input_shape[1] // 2, input_shape[2] // 2
         self.conv_kxk.build((None, h, w, self.out_channels))

@@ -64,6 +64,7 @@ class SwinV2Block(keras.layers.Layer):
                       if self.shift_size else None)
 
     def build(self, input_shape):
+        input_shape = tuple(input_shape)
         tokens = (None, self.window_size ** 2, self.dim)
         self.attention.build(tokens)
         self.layernorm_before.build(input_shape)

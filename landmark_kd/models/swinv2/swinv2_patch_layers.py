@@ -16,6 +16,7 @@ class SwinV2PatchEmbedding(keras.layers.Layer):
         self.norm = keras.layers.LayerNormalization(epsilon=epsilon, name="norm")
 
     def build(self, input_shape):
+        input_shape = tuple(input_shape)
         self.projection.build(input_shape)
         self.norm.build((None, None, None, self.dim))
 
@@ -38,6 +39,7 @@ class SwinV2PatchMerging(keras.layers.Layer):
         self.norm = keras.layers.LayerNormalization(epsilon=epsilon, name="norm")
 
     def build(self, input_shape):
+        input_shape = tuple(input_shape)
         self.reduction.build((None, None, None, 4 * self.dim))
         self.norm.build((None, None, None, 2 * self.dim))
 

@@ -55,6 +55,7 @@ class SwinV2WindowAttention(keras.layers.Layer):
         self._index = relative_position_index(self.window_size)
 
     def build(self, input_shape):
+        input_shape = tuple(input_shape)
         self.logit_scale = self.add_weight(
             name="logit_scale", shape=(self.num_heads, 1, 1),
             initializer=keras.initializers.Constant(math.log(10.0)))

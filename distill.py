@@ -1,0 +1,58 @@
+"""Distil the teacher into the student: MobileViT-v2 + light AAM head trained with alpha * L_KD + L_STAR + L_AAM
+(arXiv 2404.06029). The teacher is frozen and run in inference mode.
+
+    python distill.py                        # student from runs/teacher/best.keras on the synthetic faces
+    python distill.py --alpha 0 --output runs/student_scratch   # the ablation: same student, no teacher
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+from landmark_kd.quiet import quiet_unless_verbose
+
+quiet_unless_verbose(sys.argv)
+from landmark_kd.training import TrainConfig, add_common_arguments, config_from_args  # noqa: E402
+
+DEFAULTS = TrainConfig(preset="mobilevitv2_050", output="runs/student", head_dim=64, learning_rate=2e-3, alpha=1.0)
+DEFAULT_TEACHER = os.path.join("runs", "teacher", "best.keras")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_common_arguments(parser, DEFAULTS)
+    g = parser.add_argument_group("distillation")
+    g.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher .keras model (from train.py)")
+    g.add_argument("--alpha", type=float, default=DEFAULTS.alpha, help="weight of L_KD; 0 trains without the teacher")
+    g.add_argument("--no-kd", action="store_true", help="same as --alpha 0: the from-scratch ablation")
+    g.add_argument("--kd-mode", default=DEFAULTS.kd_mode, choices=("l2", "mse"),
+                   help="l2: sum over landmarks of the L2 norm of the heatmap difference (paper); mse: mean squared")
+    g.add_argument("--kd-raw", action="store_true", help="compare raw heatmaps instead of sum-normalised ones")
+    args = parser.parse_args(argv)
+    from landmark_kd.data import DatasetError
+    from landmark_kd.training import print_summary, run_training
+
+    alpha = 0.0 if args.no_kd else args.alpha
+    config = dataclasses.replace(config_from_args(args, DEFAULTS), alpha=alpha, kd_mode=args.kd_mode,
+                                 kd_normalize=not args.kd_raw, teacher=args.teacher if alpha > 0 else None)
+    if alpha > 0 and not os.path.isfile(args.teacher):
+        print(f"error: no teacher at {args.teacher}. Train one first with `python train.py` (it writes "
+              f"runs/teacher/best.keras), pass --teacher PATH, or run the no-teacher ablation with --no-kd.",
+              file=sys.stderr)
+        return 2
+    try:
+        metrics = run_training(config, teacher_path=config.teacher)
+    except (DatasetError, ValueError, FileNotFoundError, PermissionError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print_summary(metrics)
+    if alpha > 0:
+        print(f"  distilled from {config.teacher} with alpha={alpha:g} ({config.kd_mode})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Landmark models: preprocessing -> backbone -> AAM head, as one functional Keras model.
+
+Input: (B, S, S, 3) RGB in [0, 1]. Outputs (dict): `heatmaps` (fused, B x S/4 x S/4 x N), `point_maps`,
+`edge_maps`, and `landmarks` (B, N, 2) in input pixels.
+"""
+from __future__ import annotations
+
+import os
+
+import keras
+
+from ..schemes import LandmarkScheme, get_scheme
+from .aam_head import EdgeToHeatmap, HeadConfig, aam_head
+from .common import ImagePreprocessing
+from .mobilevitv2.mobilevitv2_backbone import mobilevitv2_backbone
+from .mobilevitv2.mobilevitv2_presets import MOBILEVITV2_PRESETS, mobilevitv2_config
+from .swinv2.swinv2_backbone import swinv2_backbone
+from .swinv2.swinv2_presets import SWINV2_PRESETS, swinv2_config
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+BACKBONES = sorted(SWINV2_PRESETS) + sorted(MOBILEVITV2_PRESETS)
+
+
+def build_backbone(preset: str, image_size: int, pretrained: str | None = None):
+    """(backbone model, preprocessing layer, features to use from stride 4)."""
+    if preset in SWINV2_PRESETS:
+        if pretrained:
+            from .transformers_import import backbone_from_transformers, resolve_checkpoint
+
+            backbone = backbone_from_transformers(*resolve_checkpoint(pretrained), image_size=image_size)
+        else:
+            backbone = swinv2_backbone(swinv2_config(preset, image_size))
+        return backbone, ImagePreprocessing(IMAGENET_MEAN, IMAGENET_STD, name="preprocess"), slice(1, 5)
+    if preset in MOBILEVITV2_PRESETS:
+        if pretrained:
+            from .transformers_import import backbone_from_transformers, resolve_checkpoint
+
+            backbone = backbone_from_transformers(*resolve_checkpoint(pretrained), image_size=image_size)
+        else:
+            backbone = mobilevitv2_backbone(mobilevitv2_config(preset, image_size))
+        # The apple/mobilevitv2 processors feed BGR in [0, 1].
+        return backbone, ImagePreprocessing(flip_channels=True, name="preprocess"), slice(1, 5)
+    raise ValueError(f"unknown backbone preset {preset!r}; known: {BACKBONES}")
+
+
+def build_landmark_model(preset: str, scheme: LandmarkScheme | str, image_size: int = 256,
+                         head: HeadConfig | None = None, pretrained: str | None = None, name: str | None = None) -> keras.Model:
+    scheme = get_scheme(scheme)
+    head = head or HeadConfig(light=preset in MOBILEVITV2_PRESETS)
+    backbone, preprocess, use = build_backbone(preset, image_size, pretrained)
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    features = backbone(preprocess(inputs))[use]
+    outputs = aam_head(list(features), scheme, head)
+    return keras.Model(inputs, outputs, name=name or f"{preset}_aam")
+
+
+def model_scheme(model: keras.Model) -> LandmarkScheme:
+    """The landmark scheme a model was built for (carried by its E2H layer)."""
+    try:
+        return model.get_layer("edge_to_heatmap").scheme
+    except ValueError:
+        raise ValueError(f"model {model.name!r} is not a landmark_kd model (no edge_to_heatmap layer)") from None
+
+
+def model_image_size(model: keras.Model) -> int:
+    return int(model.input_shape[1])
+
+
+def load_model(path: str) -> keras.Model:
+    """Load a `.keras` landmark model with safe_mode on; clear errors for missing or corrupt files."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: model file not found")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as err:  # keras raises many types for a bad archive
+        raise ValueError(f"{path}: not a loadable .keras model ({type(err).__name__}: {str(err)[:200]})") from None
+
+
+__all__ = ["build_landmark_model", "model_scheme", "model_image_size", "load_model", "HeadConfig", "EdgeToHeatmap", "BACKBONES"]

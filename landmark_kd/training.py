@@ -1,0 +1,377 @@
+"""The one training pipeline behind `train.py` (teacher) and `distill.py` (student).
+
+`LandmarkTrainer` wraps a landmark model (and, for distillation, a frozen teacher) in a Keras model whose
+`train_step` computes L_STAR + AAM losses (+ alpha * L_KD), so `fit` supplies progress bars, callbacks,
+TensorBoard and BackupAndRestore. Only the inner landmark model is written as `.keras`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class TrainConfig:
+    """Defaults train the quick teacher on the synthetic set in about 15 minutes on a 2-core CPU."""
+
+    preset: str = "swinv2_nano"
+    scheme: str = "68"
+    image_size: int = 128
+    head_dim: int = 96
+    head_convs: int = 2
+    light_head: bool | None = None  # None: light for MobileViT-v2, full for SwinV2
+    pretrained: str | None = None
+    train_data: str | None = None  # None: the embedded synthetic faces
+    val_data: str | None = None
+    data_format: str = "auto"
+    images_root: str | None = None
+    synthetic_root: str = "data/synthetic"
+    synthetic_train: int = 2000
+    synthetic_test: int = 300
+    epochs: int = 14
+    batch_size: int = 16
+    steps_per_epoch: int | None = None
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    sigma: float = 1.5
+    star_weight: float = 1.0
+    star_w: float = 1.0
+    star_dist: str = "smoothl1"
+    point_weight: float = 10.0
+    edge_weight: float = 10.0
+    mixed_precision: str = "no"  # no, mixed_float16, mixed_bfloat16
+    xla: bool = False
+    seed: int = 0
+    output: str = "runs/teacher"
+    resume: bool = False
+    restart: bool = False
+    normalization: str | None = None
+    threshold: float = 0.1
+    # distillation
+    teacher: str | None = None
+    alpha: float = 0.0
+    kd_mode: str = "l2"
+    kd_normalize: bool = True
+    augment: bool = True
+    verbose: int | None = None
+
+
+def _atomic_save(model, path: str) -> None:
+    """Write to a temporary name then rename, so a kill never leaves a corrupt checkpoint behind."""
+    tmp = path + ".tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def make_trainer(model, config: TrainConfig, teacher=None):
+    import keras
+    import tensorflow as tf
+
+    from .losses import AdaptiveWingLoss, HeatmapDistillationLoss, STARLoss
+
+    class LandmarkTrainer(keras.Model):
+        def __init__(self):
+            super().__init__(name="landmark_trainer")
+            self.landmark_model = model
+            self.teacher = teacher
+            self.star = STARLoss(w=config.star_w, dist=config.star_dist)
+            self.awing = AdaptiveWingLoss()
+            self.kd = HeatmapDistillationLoss(config.kd_mode, config.kd_normalize)
+            names = ["loss", "star", "point", "edge"] + (["kd"] if teacher is not None else [])
+            self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+            if teacher is not None:
+                self.teacher_size = int(teacher.input_shape[1])
+
+        def call(self, x, training=False):
+            return self.landmark_model(x, training=training)
+
+        @property
+        def metrics(self):
+            return list(self.trackers.values())
+
+        def _compute_losses(self, x, targets, training):
+            out = self.landmark_model(x, training=training)
+            parts = {
+                "star": self.star(targets["landmarks"], out["heatmaps"]),
+                "point": self.awing(targets["heatmaps"], out["point_maps"]),
+                "edge": self.awing(targets["edges"], out["edge_maps"]),
+            }
+            total = (config.star_weight * parts["star"] + config.point_weight * parts["point"]
+                     + config.edge_weight * parts["edge"])
+            if self.teacher is not None and training:
+                tx = x if self.teacher_size == x.shape[1] else tf.image.resize(x, [self.teacher_size] * 2)
+                teacher_maps = tf.stop_gradient(self.teacher(tx, training=False)["heatmaps"])
+                parts["kd"] = self.kd(teacher_maps, out["heatmaps"])
+                total = total + config.alpha * parts["kd"]
+            return total, parts
+
+        def train_step(self, data):
+            x, targets = data
+            with tf.GradientTape() as tape:
+                total, parts = self._compute_losses(x, targets, True)
+                scaled = self.optimizer.scale_loss(total) if hasattr(self.optimizer, "scale_loss") else total
+            variables = self.landmark_model.trainable_variables
+            grads = tape.gradient(scaled, variables)
+            self.optimizer.apply(grads, variables)
+            return self._track(total, parts)
+
+        def test_step(self, data):
+            x, targets = data
+            total, parts = self._compute_losses(x, targets, False)
+            return self._track(total, parts)
+
+        def _track(self, total, parts):
+            self.trackers["loss"].update_state(total)
+            for name, value in parts.items():
+                self.trackers[name].update_state(value)
+            return {name: t.result() for name, t in self.trackers.items()}
+
+    return LandmarkTrainer()
+
+
+class EvaluateAndCheckpoint:
+    """Builds the Keras callback that scores validation NME each epoch and keeps best/last `.keras`."""
+
+    @staticmethod
+    def create(model, pipeline, val_samples, scheme, config: TrainConfig, out_dir: str):
+        import keras
+
+        from .evaluate import evaluate_predictions, keras_predictor, predict_dataset
+
+        class Callback(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.dataset = pipeline.dataset(val_samples, config.batch_size, training=False)
+                self.best = math.inf
+                self.best_path = os.path.join(out_dir, "best.keras")
+                self.last_path = os.path.join(out_dir, "last.keras")
+                state = os.path.join(out_dir, "best.json")
+                if os.path.exists(state):
+                    with open(state) as handle:
+                        self.best = json.load(handle).get("nme", math.inf)
+
+            def on_epoch_end(self, epoch, logs=None):
+                result = predict_dataset(keras_predictor(model), self.dataset)
+                metrics, _ = evaluate_predictions(result["pred"], result["index"], val_samples, scheme,
+                                                  config.normalization, config.threshold)
+                if logs is not None:
+                    logs["val_nme"] = metrics["nme"]
+                _atomic_save(model, self.last_path)
+                mark = ""
+                if metrics["nme"] < self.best:
+                    self.best = metrics["nme"]
+                    _atomic_save(model, self.best_path)
+                    with open(os.path.join(out_dir, "best.json"), "w") as handle:
+                        json.dump({"epoch": epoch + 1, "nme": self.best}, handle)
+                    mark = " (best, saved)"
+                print(f"  epoch {epoch + 1}: val NME {metrics['nme']:.4f}{mark}", flush=True)
+
+        return Callback()
+
+
+def _mean_shape_baseline(pipeline, train_samples, val_samples, scheme, config: TrainConfig) -> float:
+    """NME of always predicting the mean training shape in crop coordinates: the floor a model must beat."""
+    from .decode import crop_to_image, normalised_to_pixels
+    from .evaluate import evaluate_predictions
+
+    cfg = pipeline.config
+    shapes = [t["landmarks"].numpy() for _, t in pipeline.dataset(train_samples[:512], 64, training=False)]
+    mean = normalised_to_pixels(np.concatenate(shapes).mean(0), cfg.heatmap_size, cfg.heatmap_stride)
+    preds, index = [], []
+    for _, t in pipeline.dataset(val_samples, 64, training=False):
+        affine = t["affine"].numpy()
+        preds.append(crop_to_image(np.repeat(mean[None], len(affine), 0), affine))
+        index.append(t["index"].numpy())
+    metrics, _ = evaluate_predictions(np.concatenate(preds), np.concatenate(index), val_samples, scheme,
+                                      config.normalization, config.threshold)
+    return metrics["nme"]
+
+
+def load_data(config: TrainConfig, scheme):
+    from .data import load_dataset
+    from .data.synthetic import ensure_default_dataset
+
+    if config.train_data is None:
+        train_path, val_path = ensure_default_dataset(config.synthetic_root, config.synthetic_train, config.synthetic_test,
+                                                      seed=config.seed)
+        if config.val_data is None:
+            config.val_data = val_path
+        config.train_data = train_path
+    train, train_report = load_dataset(config.train_data, config.data_format, scheme.num_points, config.images_root)
+    if config.val_data:
+        val, val_report = load_dataset(config.val_data, config.data_format, scheme.num_points, config.images_root)
+    else:  # hold out 10% of the training set, deterministically
+        order = np.random.default_rng(config.seed).permutation(len(train))
+        cut = max(1, len(train) // 10)
+        val = [train[i] for i in order[:cut]]
+        train = [train[i] for i in order[cut:]]
+        val_report = None
+    print(f"train {config.train_data}: {train_report.summary()}")
+    if val_report is not None:
+        print(f"val   {config.val_data}: {val_report.summary()}")
+    return train, val
+
+
+def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
+    """Train (or distil into) a landmark model; returns the final metrics dict. Writes to `config.output`."""
+    import keras
+    import tensorflow as tf
+
+    from .data.pipeline import LandmarkPipeline, PipelineConfig
+    from .evaluate import evaluate_predictions, keras_predictor, predict_dataset, write_report
+    from .models import HeadConfig, build_landmark_model, load_model, model_scheme
+    from .schemes import get_scheme
+
+    out = config.output
+    os.makedirs(out, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise PermissionError(f"{out}: output directory is not writable")
+    backup_dir = os.path.join(out, "backup")
+    if config.restart and os.path.isdir(backup_dir):
+        import shutil
+
+        shutil.rmtree(backup_dir)
+        for name in ("best.json",):
+            if os.path.exists(os.path.join(out, name)):
+                os.remove(os.path.join(out, name))
+    if config.resume and not os.path.isdir(backup_dir):
+        raise FileNotFoundError(f"{backup_dir}: nothing to resume (no interrupted run in {out})")
+    if os.path.isdir(backup_dir):
+        print(f"Resuming the interrupted run from {backup_dir} (use --restart to start over)")
+    elif os.path.exists(os.path.join(out, "best.json")):
+        os.remove(os.path.join(out, "best.json"))  # a finished earlier run's best score must not gate this one
+
+    keras.utils.set_random_seed(config.seed)
+    if config.mixed_precision != "no":
+        keras.mixed_precision.set_global_policy(config.mixed_precision)
+    scheme = get_scheme(config.scheme)
+    teacher = None
+    if teacher_path:
+        teacher = load_model(teacher_path)
+        teacher.trainable = False
+        t_scheme = model_scheme(teacher)
+        if t_scheme.num_points != scheme.num_points or t_scheme.name != scheme.name:
+            raise ValueError(f"{teacher_path}: teacher predicts scheme {t_scheme.name!r} ({t_scheme.num_points} points), "
+                             f"the student is set up for {scheme.name!r} ({scheme.num_points}); pass --scheme {t_scheme.name}")
+    train_samples, val_samples = load_data(config, scheme)
+    pipeline = LandmarkPipeline(scheme, PipelineConfig(image_size=config.image_size, sigma=config.sigma))
+    light = config.light_head if config.light_head is not None else config.preset.startswith("mobilevit")
+    model = build_landmark_model(config.preset, scheme, config.image_size,
+                                 HeadConfig(config.head_dim, config.head_convs, light), config.pretrained)
+    steps = config.steps_per_epoch or max(1, len(train_samples) // config.batch_size)
+    total_steps = steps * config.epochs
+    warmup = int(config.warmup_epochs * steps)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0 if warmup else config.learning_rate, max(1, total_steps - warmup), alpha=0.01,
+        warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
+    trainer = make_trainer(model, config, teacher)
+    trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, clipnorm=5.0),
+                    jit_compile=config.xla)
+    train_ds = pipeline.dataset(train_samples, config.batch_size, training=True, seed=config.seed, repeat=True,
+                                augment=config.augment)
+    val_ds = pipeline.dataset(val_samples, config.batch_size, training=False)
+    trainer(next(iter(train_ds))[0][:1])  # build before BackupAndRestore restores into it
+    print(f"model {model.name}: {model.count_params() / 1e6:.2f}M parameters, input {config.image_size}px, "
+          f"{len(train_samples)} train / {len(val_samples)} val faces, {config.epochs} epochs x {steps} steps")
+    with open(os.path.join(out, "config.json"), "w") as handle:
+        json.dump(dataclasses.asdict(config), handle, indent=2)
+    callbacks = [
+        EvaluateAndCheckpoint.create(model, pipeline, val_samples, scheme, config, out),
+        keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False),
+        keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch", delete_checkpoint=True),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    start = time.time()
+    history = trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
+    train_seconds = time.time() - start
+    best_path = os.path.join(out, "best.keras")
+    best = load_model(best_path) if os.path.exists(best_path) else model
+    result = predict_dataset(keras_predictor(best), val_ds)
+    metrics, errors = evaluate_predictions(result["pred"], result["index"], val_samples, scheme,
+                                           config.normalization, config.threshold)
+    baseline = _mean_shape_baseline(pipeline, train_samples, val_samples, scheme, config)
+    metrics.update({
+        "model": best_path, "preset": config.preset, "image_size": config.image_size, "data": config.val_data,
+        "epochs": config.epochs, "steps": int(trainer.optimizer.iterations.numpy()),
+        "train_seconds": round(train_seconds, 1), "baseline_mean_shape_nme": baseline,
+        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+    })
+    if teacher is not None:
+        metrics.update({"teacher": teacher_path, "alpha": config.alpha, "kd_mode": config.kd_mode})
+    paths = write_report(out, metrics, errors, result["crops"], val_samples, result["index"])
+    metrics["paths"] = {"best": best_path, "last": os.path.join(out, "last.keras"), "logs": os.path.join(out, "logs"), **paths}
+    return metrics
+
+
+def print_summary(metrics: dict) -> None:
+    p = metrics["paths"]
+    print(f"\nValidation NME {metrics['nme']:.4f} ({metrics['normalization']}), FR@{metrics['threshold']:g} "
+          f"{metrics['fr']:.4f}, AUC@{metrics['threshold']:g} {metrics['auc']:.4f} on {metrics['num_images']} faces "
+          f"(mean-shape baseline NME {metrics['baseline_mean_shape_nme']:.4f}); trained {metrics['train_seconds']:.0f}s")
+    print(f"  best model   {p['best']}\n  last model   {p['last']}\n  metrics      {p['metrics']}\n"
+          f"  CED plot     {p['ced']}\n  predictions  {p['predictions']}\n  TensorBoard  tensorboard --logdir {p['logs']}")
+
+
+def add_common_arguments(parser, defaults: TrainConfig) -> None:
+    """The flags train.py and distill.py share; each maps onto a TrainConfig field."""
+    from .data import FORMATS
+    from .models import BACKBONES
+    from .schemes import SCHEMES
+
+    g = parser.add_argument_group("data")
+    g.add_argument("--data-format", default=defaults.data_format, choices=("auto",) + FORMATS,
+                   help="dataset format (default: detect from the path)")
+    g.add_argument("--train-data", default=None, help="training set: 300W folder, WFLW list .txt, COFW .mat or "
+                   "custom .json/.csv (default: generated synthetic faces)")
+    g.add_argument("--val-data", default=None, help="validation set, same formats (default: synthetic test set, "
+                   "or 10%% held out of --train-data)")
+    g.add_argument("--images-root", default=None, help="image folder for WFLW lists")
+    g.add_argument("--scheme", default=defaults.scheme, help=f"landmark scheme: {', '.join(sorted(SCHEMES))} "
+                   "(or 300w, wflw, cofw)")
+    g.add_argument("--synthetic-train", type=int, default=defaults.synthetic_train, help="synthetic training faces")
+    g.add_argument("--sigma", type=float, default=defaults.sigma, help="heatmap Gaussian sigma in heatmap pixels")
+    g = parser.add_argument_group("model")
+    g.add_argument("--preset", default=defaults.preset, choices=BACKBONES, help=f"backbone (default {defaults.preset})")
+    g.add_argument("--image-size", type=int, default=defaults.image_size, help="input size in pixels")
+    g.add_argument("--head-dim", type=int, default=defaults.head_dim, help="head channels")
+    g.add_argument("--pretrained", default=None, help="Hugging Face checkpoint folder (config.json + model.safetensors) "
+                   "or .safetensors to start the backbone from")
+    g = parser.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=defaults.epochs)
+    g.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    g.add_argument("--steps-per-epoch", type=int, default=None, help="default: one pass over the training set")
+    g.add_argument("--lr", type=float, default=defaults.learning_rate, help="AdamW peak learning rate")
+    g.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    g.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs, help="linear warm-up, then cosine")
+    g.add_argument("--star-weight", type=float, default=defaults.star_weight, help="weight of L_STAR")
+    g.add_argument("--point-weight", type=float, default=defaults.point_weight, help="weight of AWing on point maps")
+    g.add_argument("--edge-weight", type=float, default=defaults.edge_weight, help="weight of AWing on edge maps")
+    g.add_argument("--mixed-precision", default="no", choices=("no", "mixed_float16", "mixed_bfloat16"))
+    g.add_argument("--xla", action="store_true", help="compile the train step with XLA")
+    g.add_argument("--seed", type=int, default=defaults.seed)
+    g = parser.add_argument_group("output")
+    g.add_argument("--output", default=defaults.output, help=f"output folder (default {defaults.output})")
+    g.add_argument("--resume", action="store_true", help="require and continue an interrupted run in --output "
+                   "(an interrupted run is continued automatically anyway)")
+    g.add_argument("--restart", action="store_true", help="discard an interrupted run's backup and start over")
+    g.add_argument("--verbose", action="store_true", help="show TensorFlow's log output")
+
+
+def config_from_args(args, defaults: TrainConfig) -> TrainConfig:
+    return dataclasses.replace(
+        defaults, data_format=args.data_format, train_data=args.train_data, val_data=args.val_data,
+        images_root=args.images_root, scheme=args.scheme, synthetic_train=args.synthetic_train, sigma=args.sigma,
+        preset=args.preset, image_size=args.image_size, head_dim=args.head_dim, pretrained=args.pretrained,
+        epochs=args.epochs, batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch, learning_rate=args.lr,
+        weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, star_weight=args.star_weight,
+        point_weight=args.point_weight, edge_weight=args.edge_weight, mixed_precision=args.mixed_precision,
+        xla=args.xla, seed=args.seed, output=args.output, resume=args.resume, restart=args.restart)

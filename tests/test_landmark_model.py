@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from landmark_kd.decode import soft_argmax
+from landmark_kd.models import build_landmark_model, load_model, model_image_size, model_scheme
+from landmark_kd.models.aam_head import EdgeToHeatmap
+
+
+@pytest.mark.parametrize("preset", ["swinv2_pico", "mobilevitv2_pico"])
+def test_outputs_and_keras_round_trip(preset, tmp_path):
+    model = build_landmark_model(preset, "68", 64)
+    x = np.random.default_rng(0).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    out = model(x, training=False)
+    assert out["heatmaps"].shape == (2, 16, 16, 68) and out["edge_maps"].shape == (2, 16, 16, 9)
+    assert out["landmarks"].shape == (2, 68, 2)
+    assert float(np.min(out["heatmaps"])) >= 0
+    # landmarks are the soft-argmax of the fused heatmaps, in input pixels
+    expected = soft_argmax(out["heatmaps"].numpy()) * 4 + 1.5
+    assert np.allclose(out["landmarks"].numpy(), expected, atol=1e-3)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = load_model(path)  # safe_mode=True
+    again = loaded(x, training=False)
+    assert np.array_equal(again["landmarks"].numpy(), out["landmarks"].numpy())
+    assert model_scheme(loaded).name == "68" and model_image_size(loaded) == 64
+    assert not any(type(layer).__name__ == "Lambda" for layer in loaded._flatten_layers())
+
+
+def test_fused_heatmap_is_product_with_edge_attention():
+    layer = EdgeToHeatmap(__import__("landmark_kd.schemes", fromlist=["x"]).get_scheme("29").get_config())
+    edges = np.random.default_rng(0).uniform(0, 1, (1, 4, 4, 7)).astype(np.float32)
+    out = layer(edges).numpy()
+    assert out.shape == (1, 4, 4, 29)
+    assert np.allclose(out[..., 8], edges[..., 2])  # eye corner 8 lies on edge 2 (left eye)
+    assert np.allclose(out[..., 28], 1.0)  # the chin is on no edge: constant 1
+
+
+def test_load_model_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_model(str(tmp_path / "none.keras"))
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a loadable .keras model"):
+        load_model(str(bad))

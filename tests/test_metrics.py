@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from landmark_kd.decode import argmax_subpixel, crop_to_image, normalised_to_pixels, soft_argmax
+from landmark_kd.metrics import auc, ced, failure_rate, nme_per_image, normalising_distance, summarize
+from landmark_kd.schemes import custom_scheme, get_scheme
+
+
+def test_nme_inter_ocular_hand_computed():
+    scheme = get_scheme("68")
+    gt = np.zeros((1, 68, 2))
+    gt[0, 36] = (0, 0)
+    gt[0, 45] = (10, 0)
+    pred = gt.copy()
+    pred[0, :, 0] += 1.0  # every point 1 px off; inter-ocular distance 10 -> NME 0.1
+    assert nme_per_image(pred, gt, scheme, "inter_ocular")[0] == pytest.approx(0.1)
+
+
+def test_inter_pupil_and_bbox_normalisation():
+    scheme = get_scheme("68")
+    gt = np.zeros((1, 68, 2))
+    gt[0, 36:42] = (2, 0)
+    gt[0, 42:48] = (22, 0)
+    gt[0, 0] = (0, -5)
+    gt[0, 8] = (30, 25)
+    assert normalising_distance(gt, scheme, "inter_pupil")[0] == pytest.approx(20)
+    assert normalising_distance(gt, scheme, "bbox")[0] == pytest.approx(np.sqrt(30 * 30))
+    with pytest.raises(ValueError, match="no eye corners"):
+        normalising_distance(gt[:, :3], custom_scheme(3), "inter_ocular")
+
+
+def test_fr_auc_ced_hand_computed():
+    errors = np.array([0.0, 0.05, 0.2, 0.1])
+    assert failure_rate(errors, 0.1) == pytest.approx(0.25)  # only 0.2 exceeds 0.1
+    xs, ys = ced(errors, 0.1, 11)
+    assert ys[0] == pytest.approx(0.25) and ys[5] == pytest.approx(0.5) and ys[-1] == pytest.approx(0.75)
+    # CED is 0.25 on [0, 0.05) then 0.5 on [0.05, 0.1) then 0.75 at 0.1: area ~ (0.25 + 0.5) / 2
+    assert auc(errors, 0.1, 100001) == pytest.approx(0.375, abs=1e-3)
+    assert auc(np.zeros(5)) == pytest.approx(1.0)
+    summary = summarize(errors, "inter_ocular", 68)
+    assert summary["num_images"] == 4 and summary["nme"] == pytest.approx(0.0875)
+
+
+def test_decoders_find_a_gaussian_peak():
+    size = 32
+    g = np.arange(size)
+    hm = np.exp(-((g[None, :] - 12.3) ** 2 + (g[:, None] - 20.6) ** 2) / (2 * 1.5 ** 2))[None, :, :, None]
+    assert np.allclose(soft_argmax(hm)[0, 0], [12.3, 20.6], atol=0.02)
+    assert np.allclose(argmax_subpixel(hm)[0, 0], [12.25, 20.75], atol=1e-6)
+
+
+def test_coordinate_mapping_inverts_crop():
+    # normalised -1/+1 are the centres of the first/last heatmap cells in input pixels
+    assert np.allclose(normalised_to_pixels(np.array([-1.0, 1.0]), 32, 4), [1.5, 125.5])
+    affine = np.array([[[2.0, 0.0, 5.0], [0.0, 2.0, -3.0]]])
+    image_pts = np.array([[[10.0, 20.0]]])
+    crop = np.einsum("bij,bnj->bni", affine[:, :, :2], image_pts) + affine[:, None, :, 2]
+    assert np.allclose(crop_to_image(crop, affine), image_pts)

@@ -1,0 +1,141 @@
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from landmark_kd.data import DatasetError, detect_format, load_dataset
+from landmark_kd.data.pts300w import read_pts, write_pts
+
+
+def _image(path, size=64):
+    cv2.imwrite(path, np.full((size, size, 3), 128, np.uint8))
+
+
+def _face_points(n=68, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(10, 50, (n, 2)).astype(np.float32)
+
+
+def test_pts_round_trip_and_one_based(tmp_path):
+    pts = _face_points()
+    path = str(tmp_path / "a.pts")
+    write_pts(path, pts)
+    text = open(path).read()
+    assert text.startswith("version: 1\nn_points: 68\n{")
+    assert float(text.splitlines()[3].split()[0]) == pytest.approx(pts[0, 0] + 1, abs=1e-3)
+    assert np.allclose(read_pts(path), pts, atol=1e-3)
+
+
+@pytest.mark.parametrize("content,message", [
+    ("version: 1\nn_points: 68\n{\n1 2\n3 4\n", "truncated"),
+    ("version: 1\nn_points: 3\n{\n1 2\n3 4\n}\n", "header says 3 points, file has 2"),
+    ("version: 1\nn_points: 2\n{\n1 2\nx 4\n}\n", ":5: not a number"),
+    ("hello\n", "missing 'n_points'"),
+])
+def test_bad_pts_files_name_the_problem(tmp_path, content, message):
+    path = tmp_path / "bad.pts"
+    path.write_text(content)
+    with pytest.raises(DatasetError, match=message):
+        read_pts(str(path))
+
+
+def test_300w_folder_skips_and_counts_bad_samples(tmp_path):
+    for i in range(3):
+        _image(str(tmp_path / f"ok{i}.png"))
+        write_pts(str(tmp_path / f"ok{i}.pts"), _face_points(seed=i))
+    write_pts(str(tmp_path / "missing.pts"), _face_points())  # no image
+    (tmp_path / "garbage.png").write_bytes(b"not an image at all")
+    write_pts(str(tmp_path / "garbage.pts"), _face_points())
+    _image(str(tmp_path / "short.png"))
+    write_pts(str(tmp_path / "short.pts"), _face_points(60))  # wrong point count
+    _image(str(tmp_path / "nan.png"))
+    pts = _face_points()
+    pts[5, 1] = np.nan
+    write_pts(str(tmp_path / "nan.pts"), pts)
+    _image(str(tmp_path / "trunc.png"))
+    (tmp_path / "trunc.pts").write_text("version: 1\nn_points: 68\n{\n1 2\n")
+    samples, report = load_dataset(str(tmp_path), num_points=68)
+    assert len(samples) == 3 and report.loaded == 3
+    reasons = dict(report.skipped)
+    assert len(reasons) == 5
+    assert "image not found" in reasons[str(tmp_path / "missing.pts")]
+    assert "not a PNG/JPEG" in reasons[str(tmp_path / "garbage.pts")]
+    assert "expected 68 points, got 60" in reasons[str(tmp_path / "short.pts")]
+    assert "non-finite coordinate at point 5" in reasons[str(tmp_path / "nan.pts")]
+    assert "truncated" in reasons[str(tmp_path / "trunc.pts")]
+    with pytest.raises(DatasetError, match=r"\.pts: "):  # strict mode: the first bad file, named
+        load_dataset(str(tmp_path), num_points=68, strict=True)
+
+
+def _wflw_line(pts, bbox, image):
+    coords = " ".join(f"{v:.2f}" for v in pts.reshape(-1))
+    return f"{coords} {' '.join(str(v) for v in bbox)} 0 1 0 0 1 0 {image}\n"
+
+
+def test_wflw_reader(tmp_path):
+    images = tmp_path / "WFLW_images" / "0--Parade"
+    images.mkdir(parents=True)
+    _image(str(images / "a.jpg"))
+    pts = _face_points(98)
+    lines = _wflw_line(pts, [5, 5, 60, 60], "0--Parade/a.jpg")
+    lines += "1 2 3 0--Parade/a.jpg\n"  # malformed
+    lines += _wflw_line(pts, [5, 5, 5, 60], "0--Parade/a.jpg")  # zero-area bbox
+    ann = tmp_path / "list_98pt_rect_attr_train.txt"
+    ann.write_text(lines)
+    assert detect_format(str(ann)) == "wflw"
+    samples, report = load_dataset(str(ann), num_points=98)
+    assert len(samples) == 1
+    assert np.allclose(samples[0].landmarks, pts, atol=0.01) and samples[0].bbox.tolist() == [5, 5, 60, 60]
+    reasons = dict(report.skipped)
+    assert "expected 207 fields, got 4" in reasons[f"{ann}:2"]
+    assert "zero-area face box" in reasons[f"{ann}:3"]
+
+
+def test_custom_json_and_csv(tmp_path):
+    _image(str(tmp_path / "a.png"))
+    pts = _face_points(5)
+    data = {"samples": [{"image": "a.png", "landmarks": pts.tolist(), "bbox": [0, 0, 60, 60]},
+                        {"image": "a.png"}]}
+    (tmp_path / "ann.json").write_text(json.dumps(data))
+    samples, report = load_dataset(str(tmp_path / "ann.json"), num_points=5)
+    assert len(samples) == 1 and "missing field 'landmarks'" in report.skipped[0][1]
+    header = "image,bbox_x0,bbox_y0,bbox_x1,bbox_y1," + ",".join(f"x{i},y{i}" for i in range(5))
+    row = "a.png,,,,," + ",".join(f"{v:.1f}" for v in pts.reshape(-1))
+    bad = "a.png,,,,," + ",".join(["1"] * 9) + ",oops"
+    (tmp_path / "ann.csv").write_text("\n".join([header, row, bad]) + "\n")
+    samples, report = load_dataset(str(tmp_path / "ann.csv"), num_points=5)
+    assert len(samples) == 1 and samples[0].bbox is None
+    assert np.allclose(samples[0].landmarks, pts, atol=0.05)
+    assert report.skipped[0][0].endswith("ann.csv:3")
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(DatasetError, match="broken.json:1: invalid JSON"):
+        load_dataset(str(tmp_path / "broken.json"))
+
+
+def test_cofw_mat_reader(tmp_path):
+    scipy_io = pytest.importorskip("scipy.io")
+    rng = np.random.default_rng(0)
+    images = np.empty((2, 1), dtype=object)
+    for i in range(2):
+        images[i, 0] = rng.integers(0, 255, (80, 80), dtype=np.uint8)
+    pts = rng.uniform(10, 70, (2, 29, 2))
+    phis = np.concatenate([pts[..., 0], pts[..., 1], np.zeros((2, 29))], axis=1)
+    boxes = np.array([[5, 5, 60, 60], [5, 5, 60, 60]], np.float64)
+    path = str(tmp_path / "COFW_train.mat")
+    scipy_io.savemat(path, {"IsTr": images, "phisTr": phis, "bboxesTr": boxes})
+    samples, report = load_dataset(path, num_points=29)
+    assert len(samples) == 2 and report.skipped == []
+    assert np.allclose(samples[1].landmarks, pts[1] - 1, atol=1e-4)
+    assert samples[0].bbox.tolist() == [4, 4, 64, 64]
+    assert cv2.imread(samples[0].image_path) is not None
+
+
+def test_missing_paths_and_point_count_mismatch(tmp_path):
+    with pytest.raises(DatasetError, match="no such file"):
+        load_dataset(str(tmp_path / "nope"))
+    _image(str(tmp_path / "a.png"))
+    write_pts(str(tmp_path / "a.pts"), _face_points(68))
+    with pytest.raises(DatasetError, match="no usable samples"):
+        load_dataset(str(tmp_path), num_points=98)

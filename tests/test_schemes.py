@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from landmark_kd.schemes import LandmarkScheme, convert_68_to_51, custom_scheme, get_scheme
+
+
+@pytest.mark.parametrize("name,n,edges", [("68", 68, 9), ("98", 98, 9), ("29", 29, 7), ("51", 51, 8)])
+def test_builtin_schemes_are_consistent(name, n, edges):
+    scheme = get_scheme(name)
+    assert scheme.num_points == n and scheme.num_edges == edges
+    perm = scheme.flip_permutation()
+    assert sorted(perm.tolist()) == list(range(n))  # a permutation
+    assert np.array_equal(perm[perm], np.arange(n))  # flipping twice is the identity
+    matrix, bias = scheme.edge_to_point_matrix()
+    assert matrix.shape == (n, edges)
+    assert np.array_equal(bias, (matrix.sum(1) == 0).astype(np.float32))
+    assert scheme.outer_eye_corners is not None
+
+
+def test_68_flip_maps_left_eye_corner_to_right_and_fixes_nose_tip():
+    perm = get_scheme("68").flip_permutation()
+    assert perm[36] == 45 and perm[45] == 36 and perm[30] == 30 and perm[0] == 16 and perm[8] == 8
+    wflw = get_scheme("wflw").flip_permutation()
+    assert wflw[96] == 97 and wflw[60] == 72 and wflw[16] == 16
+
+
+def test_51_is_68_without_jaw():
+    s51 = get_scheme("51")
+    assert s51.outer_eye_corners == (19, 28)
+    pts = np.arange(136, dtype=np.float32).reshape(68, 2)
+    out = convert_68_to_51(pts)
+    assert out.shape == (51, 2) and np.array_equal(out[0], pts[17])
+    with pytest.raises(ValueError, match="expected 68"):
+        convert_68_to_51(pts[:50])
+
+
+def test_custom_scheme_and_config_round_trip():
+    scheme = custom_scheme(5, flip_pairs=[(0, 1)], edges=[([0, 1, 2], False)], outer_eye_corners=(0, 1))
+    again = LandmarkScheme.from_config(scheme.get_config())
+    assert again == scheme
+    assert again.flip_permutation().tolist() == [1, 0, 2, 3, 4]
+    with pytest.raises(ValueError, match="out of range"):
+        custom_scheme(3, flip_pairs=[(0, 5)])
+    with pytest.raises(ValueError, match="unknown landmark scheme"):
+        get_scheme("12")

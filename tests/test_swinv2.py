@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from conftest import reference
+from landmark_kd.models import backbone_from_transformers
+from landmark_kd.models.swinv2.swinv2_block import shifted_window_mask, window_partition, window_reverse
+from landmark_kd.models.swinv2.swinv2_presets import swinv2_config
+from landmark_kd.models.swinv2.swinv2_window_attention import relative_coords_table
+from landmark_kd.models.transformers_import import WeightImportError, load_state_dict
+
+
+def test_matches_transformers_reference():
+    model = backbone_from_transformers(reference("swinv2_mini_w8.config.json"), reference("swinv2_mini_w8.safetensors"))
+    ref = np.load(reference("swinv2_mini_w8.outputs.npz"))
+    outputs = model(ref["input_nhwc"], training=False)
+    assert len(outputs) == 5
+    for i, out in enumerate(outputs):
+        expected = ref[f"hidden_{i}_nhwc"]
+        assert out.shape == expected.shape
+        limit = 5e-4 if i == 4 else 1e-4
+        assert np.abs(out.numpy() - expected).max() <= limit, f"hidden_{i}"
+
+
+def test_window_partition_round_trip_and_mask():
+    x = np.arange(2 * 8 * 8 * 3, dtype=np.float32).reshape(2, 8, 8, 3)
+    windows = window_partition(x, 4)
+    assert windows.shape == (8, 16, 3)
+    assert np.array_equal(windows[1, 0], x[0, 0, 4])  # second window of the first image starts at column 4
+    assert np.array_equal(window_reverse(windows, 4, 8, 8).numpy(), x)
+    mask = shifted_window_mask(8, 8, 4, 2)
+    assert mask.shape == (4, 16, 16)
+    assert np.all(mask[0] == 0)  # the top-left window holds one region only
+    assert set(np.unique(mask[-1])) == {0.0, -100.0}
+
+
+def test_position_table_uses_pretrained_window():
+    a = relative_coords_table(8)
+    b = relative_coords_table(8, pretrained_window=16)
+    assert a.shape == (225, 2) and np.abs(a).max() == pytest.approx(np.log2(9) / np.log2(8))
+    assert np.abs(b).max() < np.abs(a).max()
+
+
+def test_importer_rejects_wrong_shapes(tmp_path):
+    from safetensors.numpy import save_file
+
+    state = load_state_dict(reference("swinv2_mini_w8.safetensors"))
+    state["embeddings.norm.weight"] = np.zeros(7, np.float32)
+    bad = str(tmp_path / "bad.safetensors")
+    save_file(state, bad)
+    with pytest.raises(WeightImportError, match="embeddings.norm.weight"):
+        backbone_from_transformers(reference("swinv2_mini_w8.config.json"), bad)
+    with pytest.raises(WeightImportError, match="not found"):
+        load_state_dict(str(tmp_path / "none.safetensors"))
+
+
+def test_presets():
+    tiny = swinv2_config("swinv2_tiny")
+    assert tiny.embed_dim == 96 and tiny.depths == [2, 2, 6, 2] and tiny.window_size == 8
+    assert swinv2_config("swinv2_small_w16").depths[2] == 18
+    with pytest.raises(ValueError, match="unknown SwinV2 preset"):
+        swinv2_config("swinv2_huge")

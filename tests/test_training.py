@@ -1,0 +1,66 @@
+"""A tiny teacher run and a tiny distillation run, end to end through the shared pipeline."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from landmark_kd.data.synthetic import generate
+from landmark_kd.models import load_model
+from landmark_kd.training import TrainConfig, run_training
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_faces")
+    return generate(str(root), 32, seed=11, size=96, sheet=False)
+
+
+def _config(faces, out, **kw):
+    base = dict(preset="swinv2_pico", image_size=64, head_dim=32, head_convs=1, train_data=faces, val_data=faces,
+                epochs=6, batch_size=8, steps_per_epoch=8, learning_rate=3e-3, warmup_epochs=0.5, output=str(out),
+                seed=1, verbose=0, augment=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def teacher_run(faces, tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher")
+    return out, run_training(_config(faces, out))
+
+
+def test_teacher_loss_falls_and_nme_on_training_faces_drops(teacher_run):
+    out, metrics = teacher_run
+    loss = metrics["history"]["loss"]
+    assert loss[-1] < 0.7 * loss[0]
+    nme = metrics["history"]["val_nme"]
+    assert min(nme[1:]) < nme[0]
+    assert metrics["nme"] == pytest.approx(min(nme), rel=1e-4)  # the best checkpoint is what gets reported
+    for name in ("best.keras", "last.keras", "metrics.json", "ced.png", "predictions.png", "config.json"):
+        assert os.path.exists(os.path.join(out, name)), name
+    saved = json.load(open(os.path.join(out, "metrics.json")))
+    for key in ("nme", "fr", "auc", "normalization", "num_images", "num_points"):
+        assert key in saved
+    assert saved["num_points"] == 68 and saved["num_images"] == 32 and saved["steps"] == 48
+    assert os.listdir(os.path.join(out, "logs"))  # TensorBoard event files
+    assert not os.path.exists(os.path.join(out, "backup"))  # finished runs drop their backup
+
+
+def test_distillation_kd_falls_and_student_round_trips(teacher_run, faces, tmp_path):
+    teacher_dir, _ = teacher_run
+    config = _config(faces, tmp_path / "student", preset="mobilevitv2_pico", alpha=1.0, epochs=4, light_head=True)
+    metrics = run_training(config, teacher_path=os.path.join(teacher_dir, "best.keras"))
+    kd = metrics["history"]["kd"]
+    assert kd[-1] < kd[0]
+    student = load_model(os.path.join(tmp_path, "student", "best.keras"))
+    x = np.random.default_rng(0).uniform(0, 1, (1, 64, 64, 3)).astype(np.float32)
+    assert student(x)["landmarks"].shape == (1, 68, 2)
+    assert metrics["teacher"].endswith("best.keras") and metrics["alpha"] == 1.0
+
+
+def test_teacher_with_another_scheme_is_refused(teacher_run, faces, tmp_path):
+    teacher_dir, _ = teacher_run
+    config = _config(faces, tmp_path / "s", scheme="51", alpha=1.0)
+    with pytest.raises(ValueError, match="teacher predicts scheme '68'"):
+        run_training(config, teacher_path=os.path.join(teacher_dir, "best.keras"))
