@@ -35,7 +35,7 @@ class TrainConfig:
     synthetic_root: str = "data/synthetic"
     synthetic_train: int = 2000
     synthetic_test: int = 300
-    epochs: int = 14
+    epochs: int = 12
     batch_size: int = 16
     steps_per_epoch: int | None = None
     learning_rate: float = 2e-3
