@@ -48,13 +48,16 @@ class EdgeToHeatmap(keras.layers.Layer):
 
 
 @register
-class SpatialExp(keras.layers.Layer):
-    """exp(logit - max over H, W) per channel: positive everywhere (no dead maps, unlike ReLU) yet with a
-    background that falls to ~0, which normalised (soft-argmax) decoding and L_STAR need; peak value 1."""
+class SpatialSoftmax(keras.layers.Layer):
+    """Softmax over H x W per channel: positive everywhere (no dead maps, unlike ReLU) yet with a background
+    that falls to ~0, which normalised (soft-argmax) decoding and L_STAR need. Uses the SOFTMAX op, whose
+    int8 kernel every target runtime has (an int8 EXP would need tflite-runtime 2.12)."""
 
     def call(self, logits):
         logits = tf.cast(logits, tf.float32)
-        return tf.exp(logits - tf.reduce_max(logits, axis=[1, 2], keepdims=True))
+        h, w, n = logits.shape[1], logits.shape[2], logits.shape[3]
+        flat = tf.nn.softmax(tf.reshape(logits, [-1, h * w, n]), axis=1)
+        return tf.reshape(flat, [-1, h, w, n])
 
 
 @register
@@ -105,7 +108,7 @@ def aam_head(features: list, scheme: LandmarkScheme, config: HeadConfig, stride:
     for i in range(config.num_convs):
         x = _conv_bn_relu(x, config.dim, config.light, f"head_refine{i}")
     n, e = scheme.num_points, max(scheme.num_edges, 1)
-    heat = SpatialExp(name="head_heatmaps_exp")(keras.layers.Conv2D(n, 1, name="head_heatmaps")(x))
+    heat = SpatialSoftmax(name="head_heatmaps_softmax")(keras.layers.Conv2D(n, 1, name="head_heatmaps")(x))
     points = keras.layers.Conv2D(n, 1, activation="sigmoid", name="point_maps")(x)
     edges = keras.layers.Conv2D(e, 1, activation="sigmoid", name="edge_maps")(x)
     attention = EdgeToHeatmap(scheme.get_config(), name="edge_to_heatmap")(edges)

@@ -1,0 +1,98 @@
+"""Export a landmark model to TFLite for tflite-runtime 2.11 (fp32, fp16, dynamic-range int8, full int8), audit
+its ops, and benchmark size, params, FLOPs, latency and accuracy against the Keras model.
+
+    python convert.py                                   # runs/student/best.keras -> runs/export
+    python convert.py --model runs/teacher/best.keras --modes fp32 --output runs/export_teacher
+    python convert.py --compare face_landmark.tflite    # another model's latency and size, same run
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+
+from landmark_kd.quiet import quiet_unless_verbose
+
+quiet_unless_verbose(sys.argv)
+
+DEFAULT_MODEL = os.path.join("runs", "student", "best.keras")
+
+
+@contextlib.contextmanager
+def silenced(enabled: bool):
+    """The converter writes straight to file descriptors 1 and 2; hush them unless --verbose."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="Keras landmark model (.keras)")
+    parser.add_argument("--modes", default="fp32,fp16,dynamic_int8,int8",
+                        help="comma-separated subset of fp32, fp16, dynamic_int8, int8 (full integer)")
+    parser.add_argument("--int8-io", action="store_true", help="full-int8 model takes/returns int8 (default float I/O)")
+    parser.add_argument("--heatmaps", action="store_true", help="also output the fused heatmaps")
+    parser.add_argument("--target-runtime", default="2.11.0", help="fail if any op needs a newer tflite-runtime")
+    parser.add_argument("--threads", default="1,2", help="thread counts to benchmark")
+    parser.add_argument("--runs", type=int, default=50, help="timed invocations per measurement (after 10 warm-up)")
+    parser.add_argument("--data", default=None, help="evaluation set (default: synthetic test faces)")
+    parser.add_argument("--data-format", default="auto")
+    parser.add_argument("--images-root", default=None)
+    parser.add_argument("--calibration-data", default=None, help="representative data for int8 (default: synthetic "
+                        "training faces)")
+    parser.add_argument("--calibration-samples", type=int, default=100)
+    parser.add_argument("--max-eval", type=int, default=None, help="evaluate on at most this many faces")
+    parser.add_argument("--compare", action="append", default=[], help="another .tflite to benchmark side by side")
+    parser.add_argument("--output", default=os.path.join("runs", "export"))
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and the converter's log output")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    threads = [int(t) for t in args.threads.split(",") if t.strip()]
+    if not os.path.isfile(args.model):
+        hint = " Train and distil one first: `python train.py` then `python distill.py`." if args.model == DEFAULT_MODEL else ""
+        print(f"error: no model at {args.model}.{hint}", file=sys.stderr)
+        return 2
+    from landmark_kd.export import MODES
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        print(f"error: unknown mode(s) {bad}; choose from {', '.join(MODES)}", file=sys.stderr)
+        return 2
+    from landmark_kd.export.report import run_export
+
+    try:
+        report = run_export(args, modes, threads, silenced=lambda: silenced(not args.verbose))
+    except Exception as err:
+        from landmark_kd.data import DatasetError
+        from landmark_kd.export import RuntimeCompatibilityError
+
+        if isinstance(err, (RuntimeCompatibilityError, DatasetError, ValueError, FileNotFoundError, PermissionError)):
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        raise
+    print(f"\nreport: {report['paths']['json']} and {report['paths']['markdown']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""convert.py's work: convert each mode, audit it, measure it, and write report.json / report.md."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+QUANTIZATION = {"fp32": "none (float32)", "fp16": "float16 weights", "dynamic_int8": "int8 weights, float activations",
+                "int8": "full integer (int8 weights and activations)"}
+
+
+def _crops(pipeline, samples, batch_size=32):
+    images, affines, indices = [], [], []
+    for x, t in pipeline.dataset(samples, batch_size, training=False):
+        images.append(x.numpy())
+        affines.append(t["affine"].numpy())
+        indices.append(t["index"].numpy())
+    return np.concatenate(images), np.concatenate(affines), np.concatenate(indices)
+
+
+def _nme(pred_crop, affines, index, samples, scheme):
+    from ..decode import crop_to_image
+    from ..evaluate import evaluate_predictions
+
+    metrics, _ = evaluate_predictions(crop_to_image(pred_crop, affines), index, samples, scheme)
+    return metrics
+
+
+def run_export(args, modes, threads, silenced) -> dict:
+    from ..data import load_dataset
+    from ..data.pipeline import LandmarkPipeline, PipelineConfig
+    from ..data.synthetic import ensure_default_dataset
+    from ..evaluate import keras_predictor
+    from ..models import load_model, model_image_size, model_scheme
+    from .benchmark import measure_latency
+    from .flops import count_flops
+    from .op_audit import audit, read_model
+    from .tflite_export import convert
+    from .tflite_runner import TFLiteLandmarkModel
+
+    model = load_model(args.model)
+    scheme, size = model_scheme(model), model_image_size(model)
+    os.makedirs(args.output, exist_ok=True)
+    if not os.access(args.output, os.W_OK):
+        raise PermissionError(f"{args.output}: output directory is not writable")
+    train_path, test_path = (None, None)
+    if args.data is None or ("int8" in modes and args.calibration_data is None):
+        train_path, test_path = ensure_default_dataset()
+    eval_path = args.data or test_path
+    samples, _ = load_dataset(eval_path, args.data_format, scheme.num_points, args.images_root)
+    if args.max_eval:
+        samples = samples[: args.max_eval]
+    pipeline = LandmarkPipeline(scheme, PipelineConfig(image_size=size))
+    images, affines, index = _crops(pipeline, samples)
+    keras_pred = np.concatenate([keras_predictor(model)(images[i: i + 32]) for i in range(0, len(images), 32)])
+    keras_metrics = _nme(keras_pred, affines, index, samples, scheme)
+    params = int(model.count_params())
+    print(f"{args.model}: {params / 1e6:.2f}M parameters, {size}px input, {scheme.num_points} points; "
+          f"Keras NME {keras_metrics['nme']:.4f} on {len(samples)} faces ({eval_path})")
+
+    representative = None
+    if "int8" in modes:
+        calib_samples, _ = load_dataset(args.calibration_data or train_path, args.data_format, scheme.num_points,
+                                        args.images_root)
+        calib = _crops(pipeline, calib_samples[: args.calibration_samples])[0]
+
+        def representative():
+            for crop in calib:
+                yield [crop[None].astype(np.float32)]
+
+    stem = os.path.splitext(os.path.basename(args.model))[0]
+    prefix = f"{os.path.basename(os.path.dirname(os.path.abspath(args.model)))}_{stem}"
+    report = {"model": args.model, "params": params, "image_size": size, "num_points": scheme.num_points,
+              "scheme": scheme.name, "target_runtime": args.target_runtime, "eval_data": eval_path,
+              "num_images": len(samples), "nme_keras": keras_metrics["nme"], "normalization": keras_metrics["normalization"],
+              "exports": {}, "compare": {}}
+    for mode in modes:
+        start = time.perf_counter()
+        with silenced():
+            buffer = convert(model, mode, representative, args.int8_io if mode == "int8" else False, args.heatmaps)
+        seconds = time.perf_counter() - start
+        result = audit(buffer, args.target_runtime, source=f"{mode} export of {args.model}")
+        path = os.path.join(args.output, f"{prefix}_{mode}.tflite")
+        with open(path + ".tmp", "wb") as handle:
+            handle.write(buffer)
+        os.replace(path + ".tmp", path)
+        runner = TFLiteLandmarkModel(path, threads=threads[0], scheme=scheme)
+        pred = runner.predict_landmarks(images)
+        tfl_metrics = _nme(pred, affines, index, samples, scheme)
+        entry = {
+            "file": path, "size_bytes": len(buffer), "params": params, "flops": count_flops(buffer),
+            "min_runtime_version": result.min_runtime_version,
+            "ops": [{"name": o.name, "version": o.version, "count": o.count} for o in result.ops],
+            "quantization": QUANTIZATION[mode], "int8_io": bool(args.int8_io and mode == "int8"),
+            "convert_seconds": round(seconds, 1),
+            "nme_keras": keras_metrics["nme"], "nme_tflite": tfl_metrics["nme"],
+            "nme_relative_change": (tfl_metrics["nme"] - keras_metrics["nme"]) / keras_metrics["nme"],
+            "max_deviation_px": float(np.abs(pred - keras_pred).max()),
+            "latency_ms": {str(t): measure_latency(path, t, runs=args.runs) for t in threads},
+        }
+        report["exports"][mode] = entry
+        lat = ", ".join(f"{t} thr {entry['latency_ms'][str(t)]['median']:.2f} ms" for t in threads)
+        print(f"  {mode:>12}: {len(buffer) / 1e6:6.2f} MB, runtime >= {result.min_runtime_version}, NME "
+              f"{entry['nme_tflite']:.4f} (max dev {entry['max_deviation_px']:.3f} px), {lat} -> {path}")
+    for other in args.compare:
+        if not os.path.isfile(other):
+            raise FileNotFoundError(f"{other}: --compare model not found")
+        with open(other, "rb") as handle:
+            buffer = handle.read()
+        ops, runtime = read_model(buffer)
+        report["compare"][other] = {
+            "size_bytes": len(buffer), "flops": count_flops(buffer), "min_runtime_version": runtime,
+            "latency_ms": {str(t): measure_latency(other, t, runs=args.runs) for t in threads}}
+        c = report["compare"][other]
+        print(f"  compare {os.path.basename(other)}: {len(buffer) / 1e6:.2f} MB, "
+              + ", ".join(f"{t} thr {c['latency_ms'][str(t)]['median']:.2f} ms" for t in threads))
+    paths = {"json": os.path.join(args.output, "report.json"), "markdown": os.path.join(args.output, "report.md")}
+    with open(paths["json"] + ".tmp", "w") as handle:
+        json.dump(report, handle, indent=2)
+    os.replace(paths["json"] + ".tmp", paths["json"])
+    with open(paths["markdown"], "w") as handle:
+        handle.write(markdown(report, threads))
+    report["paths"] = paths
+    return report
+
+
+def markdown(report: dict, threads) -> str:
+    lines = [f"# TFLite export of `{report['model']}`", "",
+             f"{report['params'] / 1e6:.2f}M parameters, {report['image_size']}px input, {report['num_points']} points. "
+             f"Accuracy on {report['num_images']} faces of `{report['eval_data']}` ({report['normalization']} NME); "
+             f"Keras model NME {report['nme_keras']:.4f}. Target runtime {report['target_runtime']}.", ""]
+    head = "| model | quantization | size (MB) | GFLOPs | min runtime | NME | max dev (px) | " + \
+        " | ".join(f"{t} thread(s) median / p90 (ms)" for t in threads) + " |"
+    lines += [head, "|" + "---|" * (7 + len(threads))]
+    for mode, e in report["exports"].items():
+        lat = " | ".join(f"{e['latency_ms'][str(t)]['median']:.2f} / {e['latency_ms'][str(t)]['p90']:.2f}" for t in threads)
+        lines.append(f"| {mode} | {e['quantization']} | {e['size_bytes'] / 1e6:.2f} | {e['flops'] / 1e9:.3f} | "
+                     f"{e['min_runtime_version']} | {e['nme_tflite']:.4f} | {e['max_deviation_px']:.3f} | {lat} |")
+    for name, c in report["compare"].items():
+        lat = " | ".join(f"{c['latency_ms'][str(t)]['median']:.2f} / {c['latency_ms'][str(t)]['p90']:.2f}" for t in threads)
+        lines.append(f"| {os.path.basename(name)} (compare) | - | {c['size_bytes'] / 1e6:.2f} | {c['flops'] / 1e9:.3f} | "
+                     f"{c['min_runtime_version']} | - | - | {lat} |")
+    lines += ["", "Latency: tflite_runtime with XNNPACK, batch 1, after 10 warm-up runs, measured on this machine in "
+              "this run. GFLOPs counted from the flatbuffer (2 x MACs of conv/FC/matmul, 1 per output element "
+              "otherwise).", ""]
+    return "\n".join(lines)
