@@ -42,3 +42,16 @@ def test_load_model_errors(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a loadable .keras model"):
         load_model(str(bad))
+
+
+def test_pretrained_checkpoint_initialises_the_backbone():
+    from conftest import reference
+    from landmark_kd.models.transformers_import import load_state_dict
+
+    weights = reference("swinv2_mini_w8.safetensors")
+    model = build_landmark_model("swinv2_nano", "68", 128, pretrained=weights)
+    backbone = model.get_layer("swinv2")
+    expected = load_state_dict(weights)["embeddings.patch_embeddings.projection.weight"].transpose(2, 3, 1, 0)
+    assert np.array_equal(backbone.get_layer("embeddings").projection.kernel.numpy(), expected)
+    with pytest.raises(ValueError, match="does not fit preset"):
+        build_landmark_model("mobilevitv2_050", "68", 128, pretrained=weights)

@@ -22,25 +22,26 @@ BACKBONES = sorted(SWINV2_PRESETS) + sorted(MOBILEVITV2_PRESETS)
 
 
 def build_backbone(preset: str, image_size: int, pretrained: str | None = None):
-    """(backbone model, preprocessing layer, features to use from stride 4)."""
+    """(backbone model, preprocessing layer, features to use from stride 4). With `pretrained`, the
+    architecture comes from the checkpoint's own transformers config."""
     if preset in SWINV2_PRESETS:
-        if pretrained:
-            from .transformers_import import backbone_from_transformers, resolve_checkpoint
-
-            backbone = backbone_from_transformers(*resolve_checkpoint(pretrained), image_size=image_size)
-        else:
-            backbone = swinv2_backbone(swinv2_config(preset, image_size))
-        return backbone, ImagePreprocessing(IMAGENET_MEAN, IMAGENET_STD, name="preprocess"), slice(1, 5)
-    if preset in MOBILEVITV2_PRESETS:
-        if pretrained:
-            from .transformers_import import backbone_from_transformers, resolve_checkpoint
-
-            backbone = backbone_from_transformers(*resolve_checkpoint(pretrained), image_size=image_size)
-        else:
-            backbone = mobilevitv2_backbone(mobilevitv2_config(preset, image_size))
+        build = lambda: swinv2_backbone(swinv2_config(preset, image_size))  # noqa: E731
+        preprocess = ImagePreprocessing(IMAGENET_MEAN, IMAGENET_STD, name="preprocess")
+    elif preset in MOBILEVITV2_PRESETS:
+        build = lambda: mobilevitv2_backbone(mobilevitv2_config(preset, image_size))  # noqa: E731
         # The apple/mobilevitv2 processors feed BGR in [0, 1].
-        return backbone, ImagePreprocessing(flip_channels=True, name="preprocess"), slice(1, 5)
-    raise ValueError(f"unknown backbone preset {preset!r}; known: {BACKBONES}")
+        preprocess = ImagePreprocessing(flip_channels=True, name="preprocess")
+    else:
+        raise ValueError(f"unknown backbone preset {preset!r}; known: {BACKBONES}")
+    if pretrained:
+        from .transformers_import import backbone_from_transformers, resolve_checkpoint
+
+        backbone = backbone_from_transformers(*resolve_checkpoint(pretrained), image_size=image_size)
+        if (backbone.name == "swinv2") != (preset in SWINV2_PRESETS):
+            raise ValueError(f"{pretrained}: a {backbone.name} checkpoint does not fit preset {preset!r}")
+    else:
+        backbone = build()
+    return backbone, preprocess, slice(1, 5)
 
 
 def build_landmark_model(preset: str, scheme: LandmarkScheme | str, image_size: int = 256,
