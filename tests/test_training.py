@@ -64,3 +64,27 @@ def test_teacher_with_another_scheme_is_refused(teacher_run, faces, tmp_path):
     config = _config(faces, tmp_path / "s", scheme="51", alpha=1.0)
     with pytest.raises(ValueError, match="teacher predicts scheme '68'"):
         run_training(config, teacher_path=os.path.join(teacher_dir, "best.keras"))
+
+
+def test_evaluate_cli_scores_a_saved_model(teacher_run, faces, tmp_path, capsys):
+    from landmark_kd import evaluate
+
+    teacher_dir, metrics = teacher_run
+    out = str(tmp_path / "eval")
+    assert evaluate.main(["--model", os.path.join(teacher_dir, "best.keras"), "--data", faces, "--out", out]) == 0
+    saved = json.load(open(os.path.join(out, "eval_metrics.json")))
+    assert saved["nme"] == pytest.approx(metrics["nme"], rel=1e-4)  # same model, same faces, same numbers
+    assert os.path.exists(os.path.join(out, "eval_ced.png")) and os.path.exists(os.path.join(out, "eval_predictions.png"))
+    assert "NME" in capsys.readouterr().out
+    assert evaluate.main(["--model", str(tmp_path / "nope.keras"), "--data", faces]) == 2
+
+
+def test_mixed_precision_keeps_losses_float32(faces, tmp_path):
+    import keras
+
+    try:
+        metrics = run_training(_config(faces, tmp_path / "mp", epochs=1, steps_per_epoch=2, mixed_precision="mixed_bfloat16"))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(metrics["history"]["loss"][0])
+    assert metrics["steps"] == 2

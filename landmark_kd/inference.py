@@ -1,0 +1,146 @@
+"""Landmarks on whole images: face detection -> square crop -> landmark model -> image pixels.
+
+`LandmarkDetector` takes a `.keras` or `.tflite` landmark model. Faces come from OpenCV's Haar cascade
+(shipped inside opencv-python, no download), from boxes you pass, or from any callable
+`image -> [(box, score), ...]`; `detector="full"` treats the whole image as one face (pre-cropped input).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+
+Box = Sequence[float]  # x0, y0, x1, y1 in image pixels
+
+
+@dataclass
+class Face:
+    box: np.ndarray  # (4,) x0, y0, x1, y1
+    landmarks: np.ndarray  # (N, 2) image pixels
+    score: float
+
+    def to_dict(self) -> dict:
+        return {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4),
+                "landmarks": np.round(self.landmarks, 2).tolist()}
+
+
+class HaarFaceDetector:
+    """OpenCV's frontal-face Haar cascade; scores are the cascade's level weights."""
+
+    def __init__(self, min_size: int = 40, scale_factor: float = 1.1, min_neighbors: int = 5):
+        path = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
+        self.cascade = cv2.CascadeClassifier(path)
+        if self.cascade.empty():
+            raise RuntimeError(f"{path}: OpenCV's Haar cascade could not be loaded")
+        self.min_size, self.scale_factor, self.min_neighbors = min_size, scale_factor, min_neighbors
+
+    def __call__(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
+        boxes, _, weights = self.cascade.detectMultiScale3(
+            grey, self.scale_factor, self.min_neighbors, minSize=(self.min_size, self.min_size), outputRejectLevels=True)
+        out = []
+        for (x, y, w, h), weight in zip(boxes, np.ravel(weights) if len(boxes) else []):
+            out.append((np.array([x, y, x + w, y + h], np.float32), float(weight)))
+        return sorted(out, key=lambda item: -item[1])
+
+
+def crop_affine(box: Box, size: int, margin: float) -> np.ndarray:
+    """The evaluation crop of the training pipeline: a square around the box, side * (1 + margin)."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0) * (1 + margin)
+    s = size / side
+    c = (size - 1) / 2.0
+    return np.array([[s, 0, c - s * (x0 + x1) / 2], [0, s, c - s * (y0 + y1) / 2]], np.float32)
+
+
+class LandmarkDetector:
+    def __init__(self, model_path: str, detector: str | Callable = "haar", threads: int = 2, margin: float = 0.25,
+                 scheme=None):
+        self.margin = margin
+        if model_path.endswith(".tflite"):
+            from .export.tflite_runner import TFLiteLandmarkModel
+
+            runner = TFLiteLandmarkModel(model_path, threads=threads, scheme=scheme)
+            self.image_size, self._predict = runner.image_size, runner.predict_landmarks
+            self.scheme = runner.scheme
+        else:
+            from .evaluate import keras_predictor
+            from .models import load_model, model_image_size, model_scheme
+
+            model = load_model(model_path)
+            self.image_size, self._predict, self.scheme = model_image_size(model), keras_predictor(model), model_scheme(model)
+        if detector == "haar":
+            self.detector = HaarFaceDetector()
+        elif detector == "full":
+            self.detector = lambda image: [(np.array([0, 0, image.shape[1] - 1, image.shape[0] - 1], np.float32), 1.0)]
+        elif callable(detector):
+            self.detector = detector
+        else:
+            raise ValueError(f"detector must be 'haar', 'full' or a callable, got {detector!r}")
+
+    def detect_faces(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        return self.detector(image)
+
+    def landmarks_for_boxes(self, image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
+        """(K, N, 2) image-pixel landmarks for K boxes in one RGB uint8 image."""
+        if len(boxes) == 0:
+            return np.zeros((0, self.scheme.num_points, 2), np.float32)
+        affines = np.stack([crop_affine(b, self.image_size, self.margin) for b in boxes])
+        crops = np.stack([cv2.warpAffine(image, m, (self.image_size, self.image_size), flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_CONSTANT) for m in affines]).astype(np.float32) / 255.0
+        pred = self._predict(crops)
+        from .decode import crop_to_image
+
+        return crop_to_image(pred, affines)
+
+    def __call__(self, image: np.ndarray, boxes: Sequence[Box] | None = None) -> list[Face]:
+        """Every face in an RGB uint8 image (H, W, 3)."""
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
+        found = [(np.asarray(b, np.float32), 1.0) for b in boxes] if boxes is not None else self.detect_faces(image)
+        landmarks = self.landmarks_for_boxes(image, [b for b, _ in found])
+        return [Face(b, lm, s) for (b, s), lm in zip(found, landmarks)]
+
+    def predict_batch(self, images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]] | None = None) -> list[list[Face]]:
+        return [self(img, None if boxes is None else boxes[i]) for i, img in enumerate(images)]
+
+
+class OneEuroFilter:
+    """Speed-adaptive low-pass filter (Casiez et al., CHI 2012): steady landmarks stop jittering, fast ones
+    do not lag."""
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.05, d_cutoff: float = 1.0):
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self.x = self.dx = None
+
+    @staticmethod
+    def _alpha(cutoff, dt: float):
+        return 1.0 / (1.0 + 1.0 / (2 * np.pi * cutoff * dt))
+
+    def __call__(self, x: np.ndarray, dt: float) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        if self.x is None or self.x.shape != x.shape:
+            self.x, self.dx = x, np.zeros_like(x)
+            return x.astype(np.float32)
+        dx = (x - self.x) / dt
+        a_d = self._alpha(self.d_cutoff, dt)
+        self.dx = a_d * dx + (1 - a_d) * self.dx
+        cutoff = self.min_cutoff + self.beta * np.abs(self.dx)
+        a = self._alpha(cutoff, dt)
+        self.x = a * x + (1 - a) * self.x
+        return self.x.astype(np.float32)
+
+
+def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
+    out = image.copy()
+    radius = max(1, int(round(max(image.shape[:2]) / 300)))
+    for face in faces:
+        x0, y0, x1, y1 = (int(round(v)) for v in face.box)
+        cv2.rectangle(out, (x0, y0), (x1, y1), (255, 200, 0), max(1, radius))
+        for x, y in face.landmarks:
+            cv2.circle(out, (int(round(x)), int(round(y))), radius + 1, (0, 255, 0), -1, cv2.LINE_AA)
+    return out
