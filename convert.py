@@ -16,6 +16,7 @@ import sys
 from landmark_kd.quiet import quiet_unless_verbose
 
 quiet_unless_verbose(sys.argv)
+from landmark_kd.cli import HelpFormatter  # noqa: E402
 
 DEFAULT_MODEL = os.path.join("runs", "student", "best.keras")
 
@@ -43,7 +44,7 @@ def silenced(enabled: bool):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--model", default=DEFAULT_MODEL, help="Keras landmark model (.keras)")
     parser.add_argument("--modes", default="fp32,fp16,dynamic_int8,int8",
                         help="comma-separated subset of fp32, fp16, dynamic_int8, int8 (full integer)")
@@ -53,14 +54,14 @@ def parse_args(argv):
     parser.add_argument("--threads", default="1,2", help="thread counts to benchmark")
     parser.add_argument("--runs", type=int, default=50, help="timed invocations per measurement (after 10 warm-up)")
     parser.add_argument("--data", default=None, help="evaluation set (default: synthetic test faces)")
-    parser.add_argument("--data-format", default="auto")
-    parser.add_argument("--images-root", default=None)
+    parser.add_argument("--data-format", default="auto", help="300w, wflw, cofw, custom or auto")
+    parser.add_argument("--images-root", default=None, help="image folder for WFLW lists")
     parser.add_argument("--calibration-data", default=None, help="representative data for int8 (default: synthetic "
                         "training faces)")
     parser.add_argument("--calibration-samples", type=int, default=100)
     parser.add_argument("--max-eval", type=int, default=None, help="evaluate on at most this many faces")
     parser.add_argument("--compare", action="append", default=[], help="another .tflite to benchmark side by side")
-    parser.add_argument("--output", default=os.path.join("runs", "export"))
+    parser.add_argument("--output", default=os.path.join("runs", "export"), help="output folder")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and the converter's log output")
     return parser.parse_args(argv)
 

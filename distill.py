@@ -14,6 +14,7 @@ import sys
 from landmark_kd.quiet import quiet_unless_verbose
 
 quiet_unless_verbose(sys.argv)
+from landmark_kd.cli import HelpFormatter  # noqa: E402
 from landmark_kd.training import TrainConfig, add_common_arguments, config_from_args  # noqa: E402
 
 DEFAULTS = TrainConfig(preset="mobilevitv2_050", output="runs/student", head_dim=64, learning_rate=2e-3, alpha=1.0)
@@ -22,7 +23,7 @@ DEFAULT_TEACHER = os.path.join("runs", "teacher", "best.keras")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     add_common_arguments(parser, DEFAULTS)
     g = parser.add_argument_group("distillation")
     g.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher .keras model (from train.py)")

@@ -103,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             from .models import load_model, model_image_size, model_scheme
 
             model = load_model(args.model)
-            scheme, size, predict = model_scheme(model), model_image_size(model), None
-            predict = keras_predictor(model)
+            scheme, size, predict = model_scheme(model), model_image_size(model), keras_predictor(model)
         data = args.data or ensure_default_dataset()[1]
         samples, report = load_dataset(data, args.data_format, scheme.num_points, args.images_root)
     except (DatasetError, ValueError, FileNotFoundError) as err:

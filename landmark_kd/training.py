@@ -137,44 +137,41 @@ def make_trainer(model, config: TrainConfig, teacher=None):
     return LandmarkTrainer()
 
 
-class EvaluateAndCheckpoint:
-    """Builds the Keras callback that scores validation NME each epoch and keeps best/last `.keras`."""
+def checkpoint_callback(model, pipeline, val_samples, scheme, config: TrainConfig, out_dir: str):
+    """A Keras callback that scores validation NME each epoch (as `val_nme` in the logs, so TensorBoard
+    sees it) and keeps `last.keras` and the best-NME `best.keras`."""
+    import keras
 
-    @staticmethod
-    def create(model, pipeline, val_samples, scheme, config: TrainConfig, out_dir: str):
-        import keras
+    from .evaluate import evaluate_predictions, keras_predictor, predict_dataset
 
-        from .evaluate import evaluate_predictions, keras_predictor, predict_dataset
+    dataset = pipeline.dataset(val_samples, config.batch_size, training=False)
+    best_state = os.path.join(out_dir, "best.json")
 
-        class Callback(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.dataset = pipeline.dataset(val_samples, config.batch_size, training=False)
-                self.best = math.inf
-                self.best_path = os.path.join(out_dir, "best.keras")
-                self.last_path = os.path.join(out_dir, "last.keras")
-                state = os.path.join(out_dir, "best.json")
-                if os.path.exists(state):
-                    with open(state) as handle:
-                        self.best = json.load(handle).get("nme", math.inf)
+    class EvaluateAndCheckpoint(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best = math.inf
+            if os.path.exists(best_state):  # a resumed run keeps its best score
+                with open(best_state) as handle:
+                    self.best = json.load(handle).get("nme", math.inf)
 
-            def on_epoch_end(self, epoch, logs=None):
-                result = predict_dataset(keras_predictor(model), self.dataset)
-                metrics, _ = evaluate_predictions(result["pred"], result["index"], val_samples, scheme,
-                                                  config.normalization, config.threshold)
-                if logs is not None:
-                    logs["val_nme"] = metrics["nme"]
-                _atomic_save(model, self.last_path)
-                mark = ""
-                if metrics["nme"] < self.best:
-                    self.best = metrics["nme"]
-                    _atomic_save(model, self.best_path)
-                    with open(os.path.join(out_dir, "best.json"), "w") as handle:
-                        json.dump({"epoch": epoch + 1, "nme": self.best}, handle)
-                    mark = " (best, saved)"
-                print(f"  epoch {epoch + 1}: val NME {metrics['nme']:.4f}{mark}", flush=True)
+        def on_epoch_end(self, epoch, logs=None):
+            result = predict_dataset(keras_predictor(model), dataset)
+            metrics, _ = evaluate_predictions(result["pred"], result["index"], val_samples, scheme,
+                                              config.normalization, config.threshold)
+            if logs is not None:
+                logs["val_nme"] = metrics["nme"]
+            _atomic_save(model, os.path.join(out_dir, "last.keras"))
+            mark = ""
+            if metrics["nme"] < self.best:
+                self.best = metrics["nme"]
+                _atomic_save(model, os.path.join(out_dir, "best.keras"))
+                with open(best_state, "w") as handle:
+                    json.dump({"epoch": epoch + 1, "nme": self.best}, handle)
+                mark = " (best, saved)"
+            print(f"  epoch {epoch + 1}: val NME {metrics['nme']:.4f}{mark}", flush=True)
 
-        return Callback()
+    return EvaluateAndCheckpoint()
 
 
 def _mean_shape_baseline(pipeline, train_samples, val_samples, scheme, config: TrainConfig) -> float:
@@ -284,7 +281,7 @@ def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
     with open(os.path.join(out, "config.json"), "w") as handle:
         json.dump(dataclasses.asdict(config), handle, indent=2)
     callbacks = [
-        EvaluateAndCheckpoint.create(model, pipeline, val_samples, scheme, config, out),
+        checkpoint_callback(model, pipeline, val_samples, scheme, config, out),
         keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False),
         keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch", delete_checkpoint=True),
         keras.callbacks.TerminateOnNaN(),
@@ -340,7 +337,7 @@ def add_common_arguments(parser, defaults: TrainConfig) -> None:
     g.add_argument("--synthetic-train", type=int, default=defaults.synthetic_train, help="synthetic training faces")
     g.add_argument("--sigma", type=float, default=defaults.sigma, help="heatmap Gaussian sigma in heatmap pixels")
     g = parser.add_argument_group("model")
-    g.add_argument("--preset", default=defaults.preset, choices=BACKBONES, help=f"backbone (default {defaults.preset})")
+    g.add_argument("--preset", default=defaults.preset, choices=BACKBONES, help="backbone")
     g.add_argument("--image-size", type=int, default=defaults.image_size, help="input size in pixels")
     g.add_argument("--head-dim", type=int, default=defaults.head_dim, help="head channels")
     g.add_argument("--pretrained", default=None, help="Hugging Face checkpoint folder (config.json + model.safetensors) "
@@ -359,7 +356,7 @@ def add_common_arguments(parser, defaults: TrainConfig) -> None:
     g.add_argument("--xla", action="store_true", help="compile the train step with XLA")
     g.add_argument("--seed", type=int, default=defaults.seed)
     g = parser.add_argument_group("output")
-    g.add_argument("--output", default=defaults.output, help=f"output folder (default {defaults.output})")
+    g.add_argument("--output", default=defaults.output, help="output folder")
     g.add_argument("--resume", action="store_true", help="require and continue an interrupted run in --output "
                    "(an interrupted run is continued automatically anyway)")
     g.add_argument("--restart", action="store_true", help="discard an interrupted run's backup and start over")

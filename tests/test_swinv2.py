@@ -59,3 +59,23 @@ def test_presets():
     assert swinv2_config("swinv2_small_w16").depths[2] == 18
     with pytest.raises(ValueError, match="unknown SwinV2 preset"):
         swinv2_config("swinv2_huge")
+
+
+def test_importer_accepts_published_checkpoint_layout(tmp_path):
+    """Published checkpoints carry a task prefix, a classifier, and derived position buffers."""
+    from safetensors.numpy import save_file
+
+    state = load_state_dict(reference("swinv2_mini_w8.safetensors"))
+    published = {f"swinv2.{k}": v for k, v in state.items()}
+    published["swinv2.encoder.layers.0.blocks.0.attention.self.relative_position_index"] = np.zeros((64 * 64,), np.int64)
+    published["swinv2.encoder.layers.0.blocks.0.attention.self.relative_coords_table"] = np.zeros((1, 15, 15, 2), np.float32)
+    published["classifier.weight"] = np.zeros((1000, 256), np.float32)
+    path = str(tmp_path / "model.safetensors")
+    save_file(published, path)
+    model = backbone_from_transformers(reference("swinv2_mini_w8.config.json"), path)
+    ref = np.load(reference("swinv2_mini_w8.outputs.npz"))
+    assert np.abs(model(ref["input_nhwc"])[1].numpy() - ref["hidden_1_nhwc"]).max() <= 1e-4
+    state["encoder.layers.0.blocks.0.attention.self.unexpected"] = np.zeros(3, np.float32)
+    save_file(state, path)
+    with pytest.raises(WeightImportError, match="were not used"):
+        backbone_from_transformers(reference("swinv2_mini_w8.config.json"), path)

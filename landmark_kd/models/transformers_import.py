@@ -101,8 +101,12 @@ class _Assigner:
             self.set(layer.moving_variance, self.take(key + ".running_var"), key + ".running_var")
             self.used.add(key + ".num_batches_tracked")
 
+    # Buffers some checkpoints store although they are derived constants we rebuild ourselves.
+    DERIVED = ("relative_coords_table", "relative_position_index", "num_batches_tracked")
+
     def finish(self, ignore: tuple[str, ...] = ()) -> None:
-        left = sorted(k for k in self.state if k not in self.used and not k.startswith(ignore))
+        left = sorted(k for k in self.state
+                      if k not in self.used and not k.startswith(ignore) and not k.endswith(self.DERIVED))
         if left:
             raise WeightImportError(f"{self.source}: {len(left)} parameters were not used, e.g. {left[:3]}")
 

@@ -1,0 +1,39 @@
+"""A training process killed mid-run continues from its backup when the same command runs again."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from landmark_kd.data.synthetic import generate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_killed_run_resumes_to_the_same_step_count(tmp_path):
+    faces = generate(str(tmp_path / "faces"), 16, seed=5, size=96, sheet=False)
+    out = str(tmp_path / "run")
+    cmd = [sys.executable, os.path.join(ROOT, "train.py"), "--preset", "swinv2_pico", "--image-size", "64",
+           "--head-dim", "16", "--train-data", faces, "--val-data", faces, "--epochs", "4", "--steps-per-epoch", "4",
+           "--batch-size", "4", "--output", out]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+    seen = []
+    deadline = time.time() + 240
+    for line in proc.stdout:
+        seen.append(line)
+        if line.strip().startswith("epoch 2:"):
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGKILL)  # no chance to clean up
+            break
+        assert time.time() < deadline, "".join(seen)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    assert os.path.isdir(os.path.join(out, "backup")) and os.path.exists(os.path.join(out, "best.keras"))
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "Resuming the interrupted run" in again.stdout
+    assert "epoch 1:" not in again.stdout  # finished epochs are not redone
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["steps"] == 16  # 4 epochs x 4 steps, as if never interrupted
+    assert not os.path.exists(os.path.join(out, "backup"))
