@@ -40,6 +40,9 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     learning_rate: float = 2e-3
     weight_decay: float = 0.05
+    # Per-variable gradient-norm clip. Under tf.distribute Keras clips each replica's gradient before the
+    # all-reduce, so with clipping active a multi-replica step differs slightly from a one-device step.
+    clipnorm: float | None = 5.0
     warmup_epochs: float = 1.0
     sigma: float = 1.5
     star_weight: float = 1.0
@@ -48,6 +51,7 @@ class TrainConfig:
     point_weight: float = 10.0
     edge_weight: float = 10.0
     mixed_precision: str = "no"  # no, mixed_float16, mixed_bfloat16
+    strategy: str = "auto"  # auto, one_device, mirrored, multiworker (landmark_kd.distribute)
     xla: bool = False
     seed: int = 0
     output: str = "runs/teacher"
@@ -129,9 +133,11 @@ def make_trainer(model, config: TrainConfig, teacher=None):
             return self._track(total, parts)
 
         def _track(self, total, parts):
-            self.trackers["loss"].update_state(total)
+            from .distribute import unscale
+
+            self.trackers["loss"].update_state(unscale(total))
             for name, value in parts.items():
-                self.trackers[name].update_state(value)
+                self.trackers[name].update_state(unscale(value))
             return {name: t.result() for name, t in self.trackers.items()}
 
     return LandmarkTrainer()
@@ -249,10 +255,14 @@ def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
     keras.utils.set_random_seed(config.seed)
     if config.mixed_precision != "no":
         keras.mixed_precision.set_global_policy(config.mixed_precision)
+    from .distribute import make_strategy
+
+    strategy = make_strategy(config.strategy)
     scheme = get_scheme(config.scheme)
     teacher = None
     if teacher_path:
-        teacher = load_model(teacher_path)
+        with strategy.scope():
+            teacher = load_model(teacher_path)
         teacher.trainable = False
         t_scheme = model_scheme(teacher)
         if t_scheme.num_points != scheme.num_points or t_scheme.name != scheme.name:
@@ -261,22 +271,26 @@ def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
     train_samples, val_samples = load_data(config, scheme)
     pipeline = LandmarkPipeline(scheme, PipelineConfig(image_size=config.image_size, sigma=config.sigma))
     light = config.light_head if config.light_head is not None else config.preset.startswith("mobilevit")
-    model = build_landmark_model(config.preset, scheme, config.image_size,
-                                 HeadConfig(config.head_dim, config.head_convs, light), config.pretrained)
+    with strategy.scope():
+        model = build_landmark_model(config.preset, scheme, config.image_size,
+                                     HeadConfig(config.head_dim, config.head_convs, light), config.pretrained)
     steps = config.steps_per_epoch or max(1, len(train_samples) // config.batch_size)
     total_steps = steps * config.epochs
     warmup = int(config.warmup_epochs * steps)
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0 if warmup else config.learning_rate, max(1, total_steps - warmup), alpha=0.01,
         warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
-    trainer = make_trainer(model, config, teacher)
-    trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, clipnorm=5.0),
-                    jit_compile=config.xla)
+    with strategy.scope():
+        trainer = make_trainer(model, config, teacher)
+        trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, clipnorm=config.clipnorm),
+                        jit_compile=config.xla)
     train_ds = pipeline.dataset(train_samples, config.batch_size, training=True, seed=config.seed, repeat=True,
                                 augment=config.augment)
     val_ds = pipeline.dataset(val_samples, config.batch_size, training=False)
-    trainer(next(iter(train_ds))[0][:1])  # build before BackupAndRestore restores into it
+    with strategy.scope():
+        trainer(next(iter(train_ds))[0][:1])  # build before BackupAndRestore restores into it
     print(f"model {model.name}: {model.count_params() / 1e6:.2f}M parameters, input {config.image_size}px, "
+          f"{strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}), "
           f"{len(train_samples)} train / {len(val_samples)} val faces, {config.epochs} epochs x {steps} steps")
     with open(os.path.join(out, "config.json"), "w") as handle:
         json.dump(dataclasses.asdict(config), handle, indent=2)
@@ -348,12 +362,17 @@ def add_common_arguments(parser, defaults: TrainConfig) -> None:
     g.add_argument("--steps-per-epoch", type=int, default=None, help="default: one pass over the training set")
     g.add_argument("--lr", type=float, default=defaults.learning_rate, help="AdamW peak learning rate")
     g.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    g.add_argument("--clipnorm", type=float, default=defaults.clipnorm, help="per-variable gradient-norm clip; 0 turns "
+                   "it off (with several replicas Keras clips before the all-reduce)")
     g.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs, help="linear warm-up, then cosine")
     g.add_argument("--star-weight", type=float, default=defaults.star_weight, help="weight of L_STAR")
     g.add_argument("--point-weight", type=float, default=defaults.point_weight, help="weight of AWing on point maps")
     g.add_argument("--edge-weight", type=float, default=defaults.edge_weight, help="weight of AWing on edge maps")
     g.add_argument("--mixed-precision", default="no", choices=("no", "mixed_float16", "mixed_bfloat16"))
     g.add_argument("--xla", action="store_true", help="compile the train step with XLA")
+    g.add_argument("--strategy", default="auto", choices=("auto", "one_device", "mirrored", "multiworker"),
+                   help="tf.distribute strategy; auto = mirrored over all local GPUs when there are several. "
+                        "--batch-size is the global batch")
     g.add_argument("--seed", type=int, default=defaults.seed)
     g = parser.add_argument_group("output")
     g.add_argument("--output", default=defaults.output, help="output folder")
@@ -369,6 +388,6 @@ def config_from_args(args, defaults: TrainConfig) -> TrainConfig:
         images_root=args.images_root, scheme=args.scheme, synthetic_train=args.synthetic_train, sigma=args.sigma,
         preset=args.preset, image_size=args.image_size, head_dim=args.head_dim, pretrained=args.pretrained,
         epochs=args.epochs, batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch, learning_rate=args.lr,
-        weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, star_weight=args.star_weight,
+        weight_decay=args.weight_decay, clipnorm=args.clipnorm or None, warmup_epochs=args.warmup_epochs, star_weight=args.star_weight,
         point_weight=args.point_weight, edge_weight=args.edge_weight, mixed_precision=args.mixed_precision,
-        xla=args.xla, seed=args.seed, output=args.output, resume=args.resume, restart=args.restart)
+        xla=args.xla, strategy=args.strategy, seed=args.seed, output=args.output, resume=args.resume, restart=args.restart)

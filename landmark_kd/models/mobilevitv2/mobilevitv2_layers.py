@@ -36,7 +36,7 @@ class ConvNormAct(keras.layers.Layer):
             self.conv = keras.layers.DepthwiseConv2D(kernel_size, strides, padding, use_bias=use_bias, name="conv")
         else:
             self.conv = keras.layers.Conv2D(filters, kernel_size, strides, padding, use_bias=use_bias, name="conv")
-        self.bn = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name="bn") if use_norm else None
+        self.bn = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, synchronized=True, name="bn") if use_norm else None
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
