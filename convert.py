@@ -8,7 +8,6 @@ its ops, and benchmark size, params, FLOPs, latency and accuracy against the Ker
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -17,29 +16,9 @@ from landmark_kd.quiet import quiet_unless_verbose
 
 quiet_unless_verbose(sys.argv)
 from landmark_kd.cli import HelpFormatter  # noqa: E402
+from landmark_kd.quiet import silenced  # noqa: E402
 
 DEFAULT_MODEL = os.path.join("runs", "student", "best.keras")
-
-
-@contextlib.contextmanager
-def silenced(enabled: bool):
-    """The converter writes straight to file descriptors 1 and 2; hush them unless --verbose."""
-    if not enabled:
-        yield
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 1)
-        os.dup2(null.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
 
 
 def parse_args(argv):

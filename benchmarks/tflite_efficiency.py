@@ -10,7 +10,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.quiet import quiet_tensorflow  # noqa: E402
+from landmark_kd.quiet import quiet_tensorflow, silenced  # noqa: E402
 
 quiet_tensorflow()
 
@@ -36,13 +36,14 @@ def main() -> None:
     student = load_model(args.model) if args.model else build_landmark_model(
         args.preset, "68", args.image_size, HeadConfig(64, 2, True))
     size = int(student.input_shape[1])
-    buffers = {"student": convert(student, "fp32")}
+    with silenced():
+        buffers = {"student": convert(student, "fp32")}
     target = count_flops(buffers["student"])
     best = None
     for alpha in (0.35, 0.5, 0.75, 1.0):  # MobileNetV2 width closest in FLOPs at the same input size
         net = keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=alpha, include_top=False, weights=None)
-        converter = tf.lite.TFLiteConverter.from_keras_model(net)
-        buffer = converter.convert()
+        with silenced():
+            buffer = tf.lite.TFLiteConverter.from_keras_model(net).convert()
         flops = count_flops(buffer)
         if best is None or abs(flops - target) < abs(best[2] - target):
             best = (alpha, buffer, flops)

@@ -1,8 +1,10 @@
 """Keep TensorFlow's start-up and converter chatter out of the user's way (opt back in with --verbose)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import warnings
 
 
@@ -25,3 +27,24 @@ def quiet_unless_verbose(argv: list[str]) -> None:
     """Called by the CLIs before anything imports TensorFlow (its C++ log level is read at import)."""
     if "--verbose" not in argv:
         quiet_tensorflow()
+
+
+@contextlib.contextmanager
+def silenced(enabled: bool = True):
+    """The TFLite converter writes straight to file descriptors 1 and 2; hush them while `enabled`."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 QUANTIZATION = {"fp32": "none (float32)", "fp16": "float16 weights", "dynamic_int8": "int8 weights, float activations",
-                "int8": "full integer (int8 weights and activations)"}
+                "int8": "int8 weights and activations; decode tail (heatmap softmax, AAM product, soft-argmax) in float"}
 
 
 def _crops(pipeline, samples, batch_size=32):

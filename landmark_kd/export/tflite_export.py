@@ -11,6 +11,9 @@ from typing import Callable, Iterable
 import numpy as np
 
 MODES = ("fp32", "fp16", "dynamic_int8", "int8")
+# The decode tail stays float in `int8` mode: heatmap mass below 1/256 of the peak vanishes in int8, and
+# an int8 divisor can round to zero. Names of the head layers whose ops are kept in float.
+FLOAT_TAIL = ("head_heatmaps", "point_maps", "edge_maps", "edge_to_heatmap", "heatmaps", "landmarks")
 
 
 def export_graph(model, with_heatmaps: bool = False):
@@ -46,10 +49,25 @@ def convert(model, mode: str = "fp32", representative: Callable[[], Iterable[lis
     elif mode == "int8":
         if representative is None:
             raise ValueError("full-integer int8 needs representative data")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if int8_io:
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
+        return _integer_body_float_tail(converter, representative, int8_io)
     return converter.convert()
+
+
+def _integer_body_float_tail(converter, representative, int8_io: bool) -> bytes:
+    """Backbone and head trunk in int8; the FLOAT_TAIL layers' ops in float (TF's selective quantization)."""
+    import tensorflow as tf
+
+    from .tflite_runner import make_interpreter
+
+    names = [d["name"] for d in make_interpreter(converter.convert()).get_tensor_details()]
+    keep_float = [n for n in names if any(f"/{layer}" in n for layer in FLOAT_TAIL)]
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    if int8_io:
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float)
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=representative,
+                                                         debug_options=options)
+    return debugger.get_nondebug_quantized_model()
