@@ -71,7 +71,7 @@ def keras_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
     def run(x):
         return model(x, training=False)["landmarks"]
 
-    return lambda images: run(images).numpy()
+    return lambda images: np.asarray(run(images), np.float32)
 
 
 def main(argv: list[str] | None = None) -> int:

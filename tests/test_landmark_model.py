@@ -55,3 +55,15 @@ def test_pretrained_checkpoint_initialises_the_backbone():
     assert np.array_equal(backbone.get_layer("embeddings").projection.kernel.numpy(), expected)
     with pytest.raises(ValueError, match="does not fit preset"):
         build_landmark_model("mobilevitv2_050", "68", 128, pretrained=weights)
+
+
+def test_mixed_precision_decodes_in_float32():
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build_landmark_model("mobilevitv2_pico", "68", 64)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    out = model(np.random.default_rng(0).uniform(0, 1, (1, 64, 64, 3)).astype(np.float32))
+    assert out["landmarks"].dtype == "float32" and out["heatmaps"].dtype == "float32"

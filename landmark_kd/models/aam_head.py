@@ -108,10 +108,11 @@ def aam_head(features: list, scheme: LandmarkScheme, config: HeadConfig, stride:
     for i in range(config.num_convs):
         x = _conv_bn_relu(x, config.dim, config.light, f"head_refine{i}")
     n, e = scheme.num_points, max(scheme.num_edges, 1)
-    heat = SpatialSoftmax(name="head_heatmaps_softmax")(keras.layers.Conv2D(n, 1, name="head_heatmaps")(x))
+    # The decode tail runs in float32 under mixed precision: bf16 coordinates would be ~0.5 px coarse.
+    heat = SpatialSoftmax(dtype="float32", name="head_heatmaps_softmax")(keras.layers.Conv2D(n, 1, name="head_heatmaps")(x))
     points = keras.layers.Conv2D(n, 1, activation="sigmoid", name="point_maps")(x)
     edges = keras.layers.Conv2D(e, 1, activation="sigmoid", name="edge_maps")(x)
-    attention = EdgeToHeatmap(scheme.get_config(), name="edge_to_heatmap")(edges)
-    heatmaps = keras.layers.Multiply(name="heatmaps")([heat, points, attention])
-    landmarks = SoftArgmax(stride, name="landmarks")(heatmaps)
+    attention = EdgeToHeatmap(scheme.get_config(), dtype="float32", name="edge_to_heatmap")(edges)
+    heatmaps = keras.layers.Multiply(dtype="float32", name="heatmaps")([heat, points, attention])
+    landmarks = SoftArgmax(stride, dtype="float32", name="landmarks")(heatmaps)
     return {"heatmaps": heatmaps, "point_maps": points, "edge_maps": edges, "landmarks": landmarks}
