@@ -19,7 +19,9 @@ def make_strategy(name: str = "auto"):
         raise ValueError(f"unknown strategy {name!r}; choose from {STRATEGIES}")
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
-        name = "mirrored" if len(gpus) > 1 else "one_device"
+        if len(gpus) <= 1:
+            return tf.distribute.get_strategy()  # TensorFlow's default: plain single-device training
+        name = "mirrored"
     if name == "one_device":
         return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
     if name == "mirrored":

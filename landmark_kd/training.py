@@ -290,7 +290,7 @@ def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
     with strategy.scope():
         trainer(next(iter(train_ds))[0][:1])  # build before BackupAndRestore restores into it
     print(f"model {model.name}: {model.count_params() / 1e6:.2f}M parameters, input {config.image_size}px, "
-          f"{strategy.num_replicas_in_sync} replica(s) ({type(strategy).__name__}), "
+          f"{strategy.num_replicas_in_sync} replica(s), "
           f"{len(train_samples)} train / {len(val_samples)} val faces, {config.epochs} epochs x {steps} steps")
     with open(os.path.join(out, "config.json"), "w") as handle:
         json.dump(dataclasses.asdict(config), handle, indent=2)
