@@ -8,7 +8,6 @@ its ops, and benchmark size, params, FLOPs, latency and accuracy against the Ker
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 

@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -226,7 +226,6 @@ def load_data(config: TrainConfig, scheme):
 def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
     """Train (or distil into) a landmark model; returns the final metrics dict. Writes to `config.output`."""
     import keras
-    import tensorflow as tf
 
     from .data.pipeline import LandmarkPipeline, PipelineConfig
     from .evaluate import evaluate_predictions, keras_predictor, predict_dataset, write_report

@@ -6,7 +6,6 @@ heatmap grid to [-1, 1] with i/(size-1)*2-1, as STAR does.
 """
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 from ..schemes import LandmarkScheme

@@ -20,6 +20,14 @@ def _crops(pipeline, samples, batch_size=32):
     return np.concatenate(images), np.concatenate(affines), np.concatenate(indices)
 
 
+def _representative(crops):
+    """The converter's calibration callable: one batch-1 crop at a time."""
+    def generate():
+        for crop in crops:
+            yield [crop[None].astype(np.float32)]
+    return generate
+
+
 def _nme(pred_crop, affines, index, samples, scheme):
     from ..decode import crop_to_image
     from ..evaluate import evaluate_predictions
@@ -60,15 +68,11 @@ def run_export(args, modes, threads, silenced) -> dict:
     print(f"{args.model}: {params / 1e6:.2f}M parameters, {size}px input, {scheme.num_points} points; "
           f"Keras NME {keras_metrics['nme']:.4f} on {len(samples)} faces ({eval_path})")
 
-    representative = None
+    representative = None  # only full int8 needs calibration crops
     if "int8" in modes:
         calib_samples, _ = load_dataset(args.calibration_data or train_path, args.data_format, scheme.num_points,
                                         args.images_root)
-        calib = _crops(pipeline, calib_samples[: args.calibration_samples])[0]
-
-        def representative():
-            for crop in calib:
-                yield [crop[None].astype(np.float32)]
+        representative = _representative(_crops(pipeline, calib_samples[: args.calibration_samples])[0])
 
     stem = os.path.splitext(os.path.basename(args.model))[0]
     prefix = f"{os.path.basename(os.path.dirname(os.path.abspath(args.model)))}_{stem}"

@@ -11,7 +11,7 @@ from .swinv2_window_attention import SwinV2WindowAttention, expand_mask
 
 def window_partition(x: tf.Tensor, window: int) -> tf.Tensor:
     """(B, H, W, C) -> (B * nW, window^2, C) with at most 5-D transposes (TFLite 2.11 has no 6-D)."""
-    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    w, c = x.shape[2], x.shape[3]
     x = tf.reshape(x, [-1, window, w // window, window, c])  # (B*H/w, w, W/w, w, C)
     x = tf.transpose(x, [0, 2, 1, 3, 4])  # (B*H/w, W/w, w, w, C)
     return tf.reshape(x, [-1, window * window, c])
