@@ -88,3 +88,8 @@ def test_mixed_precision_keeps_losses_float32(faces, tmp_path):
         keras.mixed_precision.set_global_policy("float32")
     assert np.isfinite(metrics["history"]["loss"][0])
     assert metrics["steps"] == 2
+
+
+def test_xla_compiled_train_step(faces, tmp_path):
+    metrics = run_training(_config(faces, tmp_path / "xla", epochs=1, steps_per_epoch=2, xla=True))
+    assert metrics["steps"] == 2 and np.isfinite(metrics["history"]["loss"][0])
