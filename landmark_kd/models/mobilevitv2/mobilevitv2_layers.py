@@ -30,13 +30,13 @@ class ConvNormAct(keras.layers.Layer):
         self.filters, self.kernel_size, self.strides = int(filters), int(kernel_size), int(strides)
         self.depthwise, self.use_bias, self.use_norm, self.activation = bool(depthwise), bool(use_bias), bool(use_norm), activation
         pad = (kernel_size - 1) // 2
-        self.pad = keras.layers.ZeroPadding2D(pad) if strides > 1 and pad else None
+        self.pad = keras.layers.ZeroPadding2D(pad, dtype=self.dtype_policy) if strides > 1 and pad else None
         padding = "valid" if self.pad is not None or pad == 0 else "same"
         if depthwise:
-            self.conv = keras.layers.DepthwiseConv2D(kernel_size, strides, padding, use_bias=use_bias, name="conv")
+            self.conv = keras.layers.DepthwiseConv2D(kernel_size, strides, padding, use_bias=use_bias, dtype=self.dtype_policy, name="conv")
         else:
-            self.conv = keras.layers.Conv2D(filters, kernel_size, strides, padding, use_bias=use_bias, name="conv")
-        self.bn = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, synchronized=True, name="bn") if use_norm else None
+            self.conv = keras.layers.Conv2D(filters, kernel_size, strides, padding, use_bias=use_bias, dtype=self.dtype_policy, name="conv")
+        self.bn = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, synchronized=True, dtype=self.dtype_policy, name="bn") if use_norm else None
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -70,9 +70,9 @@ class InvertedResidual(keras.layers.Layer):
         super().__init__(**kwargs)
         self.in_channels, self.out_channels, self.strides, self.expand_ratio = int(in_channels), int(out_channels), int(strides), float(expand_ratio)
         hidden = make_divisible(int(round(in_channels * expand_ratio)), 8)
-        self.expand_1x1 = ConvNormAct(hidden, 1, name="expand_1x1")
-        self.conv_3x3 = ConvNormAct(hidden, 3, strides, depthwise=True, name="conv_3x3")
-        self.reduce_1x1 = ConvNormAct(out_channels, 1, activation=None, name="reduce_1x1")
+        self.expand_1x1 = ConvNormAct(hidden, 1, dtype=self.dtype_policy, name="expand_1x1")
+        self.conv_3x3 = ConvNormAct(hidden, 3, strides, depthwise=True, dtype=self.dtype_policy, name="conv_3x3")
+        self.reduce_1x1 = ConvNormAct(out_channels, 1, activation=None, dtype=self.dtype_policy, name="reduce_1x1")
         self.use_residual = strides == 1 and in_channels == out_channels
 
     def build(self, input_shape):
@@ -101,12 +101,12 @@ class LinearAttentionTransformer(keras.layers.Layer):
     def __init__(self, dim: int, ffn_dim: int, epsilon: float = 1e-5, **kwargs):
         super().__init__(**kwargs)
         self.dim, self.ffn_dim, self.epsilon = int(dim), int(ffn_dim), float(epsilon)
-        self.layernorm_before = GroupNormOneGroup(epsilon, name="layernorm_before")
-        self.qkv_proj = keras.layers.Conv2D(1 + 2 * dim, 1, name="qkv_proj")
-        self.out_proj = keras.layers.Conv2D(dim, 1, name="out_proj")
-        self.layernorm_after = GroupNormOneGroup(epsilon, name="layernorm_after")
-        self.ffn_conv1 = keras.layers.Conv2D(ffn_dim, 1, activation="swish", name="ffn_conv1")
-        self.ffn_conv2 = keras.layers.Conv2D(dim, 1, name="ffn_conv2")
+        self.layernorm_before = GroupNormOneGroup(epsilon, dtype=self.dtype_policy, name="layernorm_before")
+        self.qkv_proj = keras.layers.Conv2D(1 + 2 * dim, 1, dtype=self.dtype_policy, name="qkv_proj")
+        self.out_proj = keras.layers.Conv2D(dim, 1, dtype=self.dtype_policy, name="out_proj")
+        self.layernorm_after = GroupNormOneGroup(epsilon, dtype=self.dtype_policy, name="layernorm_after")
+        self.ffn_conv1 = keras.layers.Conv2D(ffn_dim, 1, activation="swish", dtype=self.dtype_policy, name="ffn_conv1")
+        self.ffn_conv2 = keras.layers.Conv2D(dim, 1, dtype=self.dtype_policy, name="ffn_conv2")
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -136,13 +136,13 @@ class MobileViTV2Block(keras.layers.Layer):
         super().__init__(**kwargs)
         self.in_channels, self.out_channels, self.attn_dim, self.num_blocks = int(in_channels), int(out_channels), int(attn_dim), int(num_blocks)
         self.ffn_multiplier, self.expand_ratio, self.patch_size, self.epsilon = float(ffn_multiplier), float(expand_ratio), int(patch_size), float(epsilon)
-        self.downsample = InvertedResidual(in_channels, out_channels, 2, expand_ratio, name="downsample")
-        self.conv_kxk = ConvNormAct(out_channels, 3, depthwise=True, name="conv_kxk")
-        self.conv_1x1 = ConvNormAct(attn_dim, 1, use_norm=False, activation=None, name="conv_1x1")
+        self.downsample = InvertedResidual(in_channels, out_channels, 2, expand_ratio, dtype=self.dtype_policy, name="downsample")
+        self.conv_kxk = ConvNormAct(out_channels, 3, depthwise=True, dtype=self.dtype_policy, name="conv_kxk")
+        self.conv_1x1 = ConvNormAct(attn_dim, 1, use_norm=False, activation=None, dtype=self.dtype_policy, name="conv_1x1")
         ffn_dim = int(ffn_multiplier * attn_dim) // 16 * 16
-        self.transformer = [LinearAttentionTransformer(attn_dim, ffn_dim, epsilon, name=f"transformer_{i}") for i in range(num_blocks)]
-        self.layernorm = GroupNormOneGroup(epsilon, name="layernorm")
-        self.conv_projection = ConvNormAct(out_channels, 1, activation=None, name="conv_projection")
+        self.transformer = [LinearAttentionTransformer(attn_dim, ffn_dim, epsilon, dtype=self.dtype_policy, name=f"transformer_{i}") for i in range(num_blocks)]
+        self.layernorm = GroupNormOneGroup(epsilon, dtype=self.dtype_policy, name="layernorm")
+        self.conv_projection = ConvNormAct(out_channels, 1, activation=None, dtype=self.dtype_policy, name="conv_projection")
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)

@@ -12,8 +12,8 @@ class SwinV2PatchEmbedding(keras.layers.Layer):
     def __init__(self, dim: int, patch_size: int = 4, epsilon: float = 1e-5, **kwargs):
         super().__init__(**kwargs)
         self.dim, self.patch_size, self.epsilon = int(dim), int(patch_size), float(epsilon)
-        self.projection = keras.layers.Conv2D(dim, patch_size, strides=patch_size, name="projection")
-        self.norm = keras.layers.LayerNormalization(epsilon=epsilon, name="norm")
+        self.projection = keras.layers.Conv2D(dim, patch_size, strides=patch_size, dtype=self.dtype_policy, name="projection")
+        self.norm = keras.layers.LayerNormalization(epsilon=epsilon, dtype=self.dtype_policy, name="norm")
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -35,8 +35,8 @@ class SwinV2PatchMerging(keras.layers.Layer):
     def __init__(self, dim: int, epsilon: float = 1e-5, **kwargs):
         super().__init__(**kwargs)
         self.dim, self.epsilon = int(dim), float(epsilon)
-        self.reduction = keras.layers.Dense(2 * dim, use_bias=False, name="reduction")
-        self.norm = keras.layers.LayerNormalization(epsilon=epsilon, name="norm")
+        self.reduction = keras.layers.Dense(2 * dim, use_bias=False, dtype=self.dtype_policy, name="reduction")
+        self.norm = keras.layers.LayerNormalization(epsilon=epsilon, dtype=self.dtype_policy, name="norm")
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)

@@ -45,12 +45,12 @@ class SwinV2WindowAttention(keras.layers.Layer):
         self.pretrained_window_size, self.qkv_bias, self.cpb_hidden = int(pretrained_window_size), bool(qkv_bias), int(cpb_hidden)
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
-        self.query = keras.layers.Dense(dim, use_bias=qkv_bias, name="query")
-        self.key = keras.layers.Dense(dim, use_bias=False, name="key")
-        self.value = keras.layers.Dense(dim, use_bias=qkv_bias, name="value")
-        self.cpb_fc1 = keras.layers.Dense(cpb_hidden, activation="relu", name="cpb_fc1")
-        self.cpb_fc2 = keras.layers.Dense(num_heads, use_bias=False, name="cpb_fc2")
-        self.proj = keras.layers.Dense(dim, name="proj")
+        self.query = keras.layers.Dense(dim, use_bias=qkv_bias, dtype=self.dtype_policy, name="query")
+        self.key = keras.layers.Dense(dim, use_bias=False, dtype=self.dtype_policy, name="key")
+        self.value = keras.layers.Dense(dim, use_bias=qkv_bias, dtype=self.dtype_policy, name="value")
+        self.cpb_fc1 = keras.layers.Dense(cpb_hidden, activation="relu", dtype=self.dtype_policy, name="cpb_fc1")
+        self.cpb_fc2 = keras.layers.Dense(num_heads, use_bias=False, dtype=self.dtype_policy, name="cpb_fc2")
+        self.proj = keras.layers.Dense(dim, dtype=self.dtype_policy, name="proj")
         self._table = relative_coords_table(self.window_size, self.pretrained_window_size)
         self._index = relative_position_index(self.window_size)
 
