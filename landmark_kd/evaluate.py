@@ -19,15 +19,17 @@ def predict_dataset(predict: Callable[[np.ndarray], np.ndarray], dataset) -> dic
     """Run `predict` (crops -> (B, N, 2) crop pixels) over an evaluation dataset; map back to image pixels."""
     from .decode import crop_to_image
 
-    preds, indices, crops = [], [], []
+    preds, indices, affines, crops = [], [], [], []
     for images, targets in dataset:
-        images = images.numpy()
+        images, affine = images.numpy(), targets["affine"].numpy()
         crop_pred = predict(images)
-        preds.append(crop_to_image(crop_pred, targets["affine"].numpy()))
+        preds.append(crop_to_image(crop_pred, affine))
         indices.append(targets["index"].numpy())
+        affines.append(affine)
         if sum(len(c) for c in crops) < 16:
-            crops.append((images, crop_pred, targets["affine"].numpy()))
-    return {"pred": np.concatenate(preds), "index": np.concatenate(indices), "crops": crops}
+            crops.append((images, crop_pred, affine))
+    return {"pred": np.concatenate(preds), "index": np.concatenate(indices), "affine": np.concatenate(affines),
+            "crops": crops}
 
 
 def evaluate_predictions(pred: np.ndarray, index: np.ndarray, samples, scheme, normalization: str | None = None,

@@ -13,6 +13,8 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
+from .data.pipeline import PipelineConfig, crop_matrix
+
 Box = Sequence[float]  # x0, y0, x1, y1 in image pixels
 
 
@@ -47,17 +49,15 @@ class HaarFaceDetector:
         return sorted(out, key=lambda item: -item[1])
 
 
-def crop_affine(box: Box, size: int, margin: float) -> np.ndarray:
-    """The evaluation crop of the training pipeline: a square around the box, side * (1 + margin)."""
-    x0, y0, x1, y1 = box
+def crop_affine(box: Box, size: int, margin: float = PipelineConfig.crop_margin) -> np.ndarray:
+    """The training pipeline's evaluation crop: a square around the box, side * (1 + margin)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
     side = max(x1 - x0, y1 - y0) * (1 + margin)
-    s = size / side
-    c = (size - 1) / 2.0
-    return np.array([[s, 0, c - s * (x0 + x1) / 2], [0, s, c - s * (y0 + y1) / 2]], np.float32)
+    return np.asarray(crop_matrix((x0 + x1) / 2, (y0 + y1) / 2, side, size), np.float32)
 
 
 class LandmarkDetector:
-    def __init__(self, model_path: str, detector: str | Callable = "haar", threads: int = 2, margin: float = 0.25,
+    def __init__(self, model_path: str, detector: str | Callable = "haar", threads: int = 2, margin: float = PipelineConfig.crop_margin,
                  scheme=None):
         self.margin = margin
         if model_path.endswith(".tflite"):

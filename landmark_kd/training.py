@@ -180,21 +180,19 @@ def checkpoint_callback(model, pipeline, val_samples, scheme, config: TrainConfi
     return EvaluateAndCheckpoint()
 
 
-def _mean_shape_baseline(pipeline, train_samples, val_samples, scheme, config: TrainConfig) -> float:
-    """NME of always predicting the mean training shape in crop coordinates: the floor a model must beat."""
+def _mean_shape_baseline(pipeline, train_samples, val_result: dict, val_samples, scheme, config: TrainConfig) -> float:
+    """NME of always predicting the mean training shape in crop coordinates: the floor a model must beat.
+    Uses the validation crops' matrices from `predict_dataset`, so the set is not decoded again."""
     from .decode import crop_to_image, normalised_to_pixels
     from .evaluate import evaluate_predictions
 
     cfg = pipeline.config
     shapes = [t["landmarks"].numpy() for _, t in pipeline.dataset(train_samples[:512], 64, training=False)]
     mean = normalised_to_pixels(np.concatenate(shapes).mean(0), cfg.heatmap_size, cfg.heatmap_stride)
-    preds, index = [], []
-    for _, t in pipeline.dataset(val_samples, 64, training=False):
-        affine = t["affine"].numpy()
-        preds.append(crop_to_image(np.repeat(mean[None], len(affine), 0), affine))
-        index.append(t["index"].numpy())
-    metrics, _ = evaluate_predictions(np.concatenate(preds), np.concatenate(index), val_samples, scheme,
-                                      config.normalization, config.threshold)
+    affine = val_result["affine"]
+    pred = crop_to_image(np.repeat(mean[None], len(affine), 0), affine)
+    metrics, _ = evaluate_predictions(pred, val_result["index"], val_samples, scheme, config.normalization,
+                                      config.threshold)
     return metrics["nme"]
 
 
@@ -241,9 +239,6 @@ def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
         import shutil
 
         shutil.rmtree(backup_dir)
-        for name in ("best.json",):
-            if os.path.exists(os.path.join(out, name)):
-                os.remove(os.path.join(out, name))
     if config.resume and not os.path.isdir(backup_dir):
         raise FileNotFoundError(f"{backup_dir}: nothing to resume (no interrupted run in {out})")
     if os.path.isdir(backup_dir):
@@ -252,8 +247,6 @@ def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
         os.remove(os.path.join(out, "best.json"))  # a finished earlier run's best score must not gate this one
 
     keras.utils.set_random_seed(config.seed)
-    if config.mixed_precision != "no":
-        keras.mixed_precision.set_global_policy(config.mixed_precision)
     from .distribute import make_strategy
 
     strategy = make_strategy(config.strategy)
@@ -270,24 +263,29 @@ def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
     train_samples, val_samples = load_data(config, scheme)
     pipeline = LandmarkPipeline(scheme, PipelineConfig(image_size=config.image_size, sigma=config.sigma))
     light = config.light_head if config.light_head is not None else config.preset.startswith("mobilevit")
-    with strategy.scope():
-        model = build_landmark_model(config.preset, scheme, config.image_size,
-                                     HeadConfig(config.head_dim, config.head_convs, light), config.pretrained)
     steps = config.steps_per_epoch or max(1, len(train_samples) // config.batch_size)
     total_steps = steps * config.epochs
     warmup = int(config.warmup_epochs * steps)
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0 if warmup else config.learning_rate, max(1, total_steps - warmup), alpha=0.01,
         warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
-    with strategy.scope():
-        trainer = make_trainer(model, config, teacher)
-        trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, clipnorm=config.clipnorm),
-                        jit_compile=config.xla)
     train_ds = pipeline.dataset(train_samples, config.batch_size, training=True, seed=config.seed, repeat=True,
                                 augment=config.augment)
     val_ds = pipeline.dataset(val_samples, config.batch_size, training=False)
-    with strategy.scope():
-        trainer(next(iter(train_ds))[0][:1])  # build before BackupAndRestore restores into it
+    # Layers take their dtype policy when built, so the policy is only set while building, then restored.
+    previous_policy = keras.mixed_precision.global_policy()
+    if config.mixed_precision != "no":
+        keras.mixed_precision.set_global_policy(config.mixed_precision)
+    try:
+        with strategy.scope():
+            model = build_landmark_model(config.preset, scheme, config.image_size,
+                                         HeadConfig(config.head_dim, config.head_convs, light), config.pretrained)
+            trainer = make_trainer(model, config, teacher)
+            trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
+                                                             clipnorm=config.clipnorm), jit_compile=config.xla)
+            trainer(next(iter(train_ds))[0][:1])  # build before BackupAndRestore restores into it
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
     print(f"model {model.name}: {model.count_params() / 1e6:.2f}M parameters, input {config.image_size}px, "
           f"{strategy.num_replicas_in_sync} replica(s), "
           f"{len(train_samples)} train / {len(val_samples)} val faces, {config.epochs} epochs x {steps} steps")
@@ -308,7 +306,7 @@ def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
     result = predict_dataset(keras_predictor(best), val_ds)
     metrics, errors = evaluate_predictions(result["pred"], result["index"], val_samples, scheme,
                                            config.normalization, config.threshold)
-    baseline = _mean_shape_baseline(pipeline, train_samples, val_samples, scheme, config)
+    baseline = _mean_shape_baseline(pipeline, train_samples, result, val_samples, scheme, config)
     metrics.update({
         "model": best_path, "preset": config.preset, "image_size": config.image_size, "data": config.val_data,
         "epochs": config.epochs, "steps": int(trainer.optimizer.iterations.numpy()),

@@ -46,8 +46,8 @@ def crop_boxes(samples: list[Sample]) -> np.ndarray:
     return out
 
 
-def _affine(cx, cy, side, out_size, angle, scale, tx, ty, flip):
-    """Forward 2x3 matrix mapping image pixels to crop pixels."""
+def crop_matrix(cx, cy, side, out_size, angle=0.0, scale=1.0, tx=0.0, ty=0.0, flip=False):
+    """Forward 2x3 matrix mapping image pixels to crop pixels (augmentation parameters default to none)."""
     s = out_size / (side * scale)
     cos, sin = tf.cos(angle) * s, tf.sin(angle) * s
     fx = tf.where(flip, -1.0, 1.0)
@@ -145,7 +145,7 @@ class LandmarkPipeline:
             flip = (u[4] < 0.5) & cfg.flip
         else:
             angle, scale, tx, ty, flip = 0.0, 1.0, 0.0, 0.0, tf.constant(False)
-        matrix = _affine(box[0], box[1], side, cfg.image_size, angle, scale, tx, ty, flip)
+        matrix = crop_matrix(box[0], box[1], side, cfg.image_size, angle, scale, tx, ty, flip)
         crop = warp(image, matrix, cfg.image_size)
         pts = tf.matmul(points, matrix[:, :2], transpose_b=True) + matrix[:, 2]
         pts = tf.where(flip, tf.gather(pts, self.flip_perm), pts)
