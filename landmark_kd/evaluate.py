@@ -91,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.verbose:
         quiet_tensorflow()
+    from .cli import prepare_output_dir
     from .data import DatasetError, load_dataset
     from .data.pipeline import LandmarkPipeline, PipelineConfig
     from .data.synthetic import ensure_default_dataset
@@ -108,15 +109,18 @@ def main(argv: list[str] | None = None) -> int:
             scheme, size, predict = model_scheme(model), model_image_size(model), keras_predictor(model)
         data = args.data or ensure_default_dataset()[1]
         samples, report = load_dataset(data, args.data_format, scheme.num_points, args.images_root)
-    except (DatasetError, ValueError, FileNotFoundError) as err:
+        out = prepare_output_dir(args.out or os.path.dirname(os.path.abspath(args.model)))
+    except (DatasetError, ValueError, FileNotFoundError, PermissionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"{data}: {report.summary()}")
     pipeline = LandmarkPipeline(scheme, PipelineConfig(image_size=size))
     result = predict_dataset(predict, pipeline.dataset(samples, args.batch_size, training=False))
     metrics, errors = evaluate_predictions(result["pred"], result["index"], samples, scheme, args.normalization, args.threshold)
-    metrics.update({"model": args.model, "data": data, "skipped": len(report.skipped)})
-    out = args.out or os.path.dirname(os.path.abspath(args.model))
+    undecodable = len(samples) - len(result["index"])
+    metrics.update({"model": args.model, "data": data, "skipped": len(report.skipped), "undecodable": undecodable})
+    if undecodable:
+        print(f"{undecodable} image(s) passed the load-time checks but could not be decoded; they were left out")
     paths = write_report(out, metrics, errors, result["crops"], samples, result["index"], stem="eval_")
     print(f"NME {metrics['nme']:.4f} ({metrics['normalization']}), FR@{args.threshold:g} {metrics['fr']:.4f}, "
           f"AUC@{args.threshold:g} {metrics['auc']:.4f} on {metrics['num_images']} images")

@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="TFLite threads")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
+    from .cli import prepare_output_dir
     from .inference import LandmarkDetector
 
     if not os.path.exists(args.input):
@@ -117,10 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         detector = LandmarkDetector(args.model, args.detector, args.threads)
-    except (ValueError, FileNotFoundError) as err:
+        prepare_output_dir(args.out)
+    except (ValueError, FileNotFoundError, PermissionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    os.makedirs(args.out, exist_ok=True)
     boxes = [args.box] if args.box else None
     try:
         if os.path.isdir(args.input):

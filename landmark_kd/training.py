@@ -230,10 +230,9 @@ def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
     from .models import HeadConfig, build_landmark_model, load_model, model_scheme
     from .schemes import get_scheme
 
-    out = config.output
-    os.makedirs(out, exist_ok=True)
-    if not os.access(out, os.W_OK):
-        raise PermissionError(f"{out}: output directory is not writable")
+    from .cli import prepare_output_dir
+
+    out = prepare_output_dir(config.output)
     backup_dir = os.path.join(out, "backup")
     if config.restart and os.path.isdir(backup_dir):
         import shutil

@@ -1,8 +1,11 @@
 """The top-level scripts: --help works, and missing inputs give one clear line, not a traceback."""
+import json
 import os
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,3 +36,47 @@ def test_train_with_missing_data_names_the_path(tmp_path):
 def test_convert_without_student_says_what_to_run(tmp_path):
     result = _run(os.path.join(ROOT, "convert.py"), cwd=str(tmp_path))
     assert result.returncode == 2 and "python distill.py" in result.stderr
+
+
+def _bad_inputs(tmp_path):
+    """Inputs that are wrong in the ways users get them wrong."""
+    (tmp_path / "bad.keras").write_bytes(b"PK\x03\x04 this is not a keras archive")
+    (tmp_path / "bad.tflite").write_bytes(np.random.default_rng(0).integers(0, 256, 512, dtype=np.uint8).tobytes())
+    cv2.imwrite(str(tmp_path / "face.png"), np.full((64, 64, 3), 120, np.uint8))
+    five_points = [[10.0 + i, 20.0 + i] for i in range(5)]
+    (tmp_path / "five.json").write_text(json.dumps([{"image": "face.png", "landmarks": five_points}] * 2))
+    (tmp_path / "a_file").write_text("not a folder")
+
+
+CASES = {
+    "corrupt teacher": (["distill.py", "--teacher", "{t}/bad.keras", "--output", "{t}/out"],
+                        ["bad.keras", "not a loadable .keras model"]),
+    "corrupt model to convert": (["convert.py", "--model", "{t}/bad.keras", "--output", "{t}/out"],
+                                 ["bad.keras", "not a loadable .keras model"]),
+    "corrupt tflite to evaluate": (["-m", "landmark_kd.evaluate", "--model", "{t}/bad.tflite"],
+                                   ["bad.tflite", "not a loadable .tflite model"]),
+    "corrupt tflite to predict": (["-m", "landmark_kd.predict", "{t}/face.png", "--model", "{t}/bad.tflite"],
+                                  ["bad.tflite", "not a loadable .tflite model"]),
+    "missing image to predict": (["-m", "landmark_kd.predict", "{t}/nowhere.png", "--model", "{t}/bad.tflite"],
+                                 ["nowhere.png", "no such file or directory"]),
+    "point count differs from the scheme": (["train.py", "--train-data", "{t}/five.json", "--output", "{t}/out"],
+                                            ["five.json", "no usable samples", "expected 68 points, got 5"]),
+    "output folder not writable": (["train.py", "--output", "{t}/a_file/run"],
+                                   ["a_file/run", "output directory is not writable"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input_gives_one_clear_line(tmp_path, case):
+    _bad_inputs(tmp_path)
+    args, needles = CASES[case]
+    args = [a.format(t=tmp_path) for a in args]
+    if args[0].endswith(".py"):
+        args[0] = os.path.join(ROOT, args[0])
+    result = _run(*args)
+    assert result.returncode == 2, (case, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    for needle in needles:
+        assert needle in errors[0], (case, errors[0])

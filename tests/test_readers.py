@@ -138,3 +138,139 @@ def test_missing_paths_and_point_count_mismatch(tmp_path):
     write_pts(str(tmp_path / "a.pts"), _face_points(68))
     with pytest.raises(DatasetError, match="no usable samples"):
         load_dataset(str(tmp_path), num_points=98)
+
+
+# --- fuzzing: corrupted annotation files and image bytes -------------------------------------------------
+
+def _corrupt(data: bytes, rng: np.random.Generator) -> bytes:
+    """One random corruption of the kinds files suffer: flipped bytes, truncation, junk inserted, a chunk
+    dropped or repeated, a number replaced by text, an empty file."""
+    data = bytearray(data)
+    kind = rng.integers(7)
+    n = len(data)
+    at = int(rng.integers(0, max(n, 1)))
+    if kind == 0:
+        for i in rng.integers(0, n, max(1, n // 200)):
+            data[i] = int(rng.integers(256))
+    elif kind == 1:
+        data = data[:at]
+    elif kind == 2:
+        data[at:at] = rng.integers(0, 256, int(rng.integers(1, 64))).astype(np.uint8).tobytes()
+    elif kind == 3:
+        del data[at:at + int(rng.integers(1, 256))]
+    elif kind == 4:
+        data[at:at] = data[max(0, at - 300):at]
+    elif kind == 5:
+        digits = [i for i, b in enumerate(data) if chr(b).isdigit()]
+        for i in rng.choice(digits, min(len(digits), 3), replace=False) if digits else []:
+            data[i:i + 1] = rng.choice([b"nan", b"inf", b"x", b"-", b"1e999", b"\xff"])
+    else:
+        data = bytearray()
+    return bytes(data)
+
+
+def _fuzz_datasets(root):
+    """A small valid dataset in every annotation format; returns (annotation file, format, points)."""
+    import scipy.io
+
+    pts68, pts98, pts5 = _face_points(68), _face_points(98), _face_points(5)
+    folder = root / "300w"
+    folder.mkdir()
+    for i in range(3):
+        _image(str(folder / f"f{i}.png"))
+        write_pts(str(folder / f"f{i}.pts"), pts68)
+    images = root / "WFLW_images"
+    images.mkdir()
+    _image(str(images / "a.jpg"))
+    (root / "list.txt").write_text(_wflw_line(pts98, [5, 5, 60, 60], "a.jpg") * 3)
+    _image(str(root / "a.png"))
+    entry = {"image": "a.png", "landmarks": pts5.tolist(), "bbox": [0, 0, 60, 60]}
+    (root / "ann.json").write_text(json.dumps({"samples": [entry] * 3}))
+    header = "image,bbox_x0,bbox_y0,bbox_x1,bbox_y1," + ",".join(f"x{i},y{i}" for i in range(5))
+    row = "a.png,0,0,60,60," + ",".join(f"{v:.1f}" for v in pts5.reshape(-1))
+    (root / "ann.csv").write_text("\n".join([header, row, row]) + "\n")
+    faces = np.empty((2, 1), dtype=object)
+    for i in range(2):
+        faces[i, 0] = np.full((64, 64), 100 + i, np.uint8)
+    pts29 = _face_points(29)
+    phis = np.concatenate([np.tile(pts29[:, 0], (2, 1)), np.tile(pts29[:, 1], (2, 1)), np.zeros((2, 29))], axis=1)
+    scipy.io.savemat(str(root / "cofw.mat"), {"IsTr": faces, "phisTr": phis, "bboxesTr": np.tile([5.0, 5, 50, 50], (2, 1))})
+    return [(folder / "f1.pts", str(folder), "300w", 68), (root / "list.txt", str(root / "list.txt"), "wflw", 98),
+            (root / "ann.json", str(root / "ann.json"), "custom", 5), (root / "ann.csv", str(root / "ann.csv"), "custom", 5),
+            (root / "cofw.mat", str(root / "cofw.mat"), "cofw", 29)]
+
+
+class _Hang(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise _Hang()
+
+
+def test_fuzzed_annotation_files_give_a_clear_error_or_skipped_samples(tmp_path):
+    """Every reader, 40 random corruptions each: a DatasetError naming the file, or samples that all pass the
+    checks with the rest skipped and counted. Never a hang, never another exception."""
+    import signal
+    import shutil
+
+    from landmark_kd.data.records import check_sample
+
+    rng = np.random.default_rng(1234)
+    signal.signal(signal.SIGALRM, _alarm)
+    for corrupted_file, dataset, fmt, n in _fuzz_datasets(tmp_path):
+        pristine = corrupted_file.read_bytes()
+        outcomes = {"error": 0, "skipped": 0, "clean": 0}
+        for trial in range(40):
+            corrupted_file.write_bytes(_corrupt(pristine, rng))
+            shutil.rmtree(tmp_path / "cofw_images", ignore_errors=True)  # the COFW image cache is rebuilt each time
+            signal.alarm(10)
+            try:
+                samples, report = load_dataset(dataset, fmt, num_points=n)
+            except DatasetError as err:
+                assert str(corrupted_file.name) in str(err) or dataset in str(err), (fmt, trial, str(err))
+                outcomes["error"] += 1
+                continue
+            except _Hang:
+                pytest.fail(f"{fmt} reader hung on corruption {trial}")
+            except Exception as err:  # noqa: BLE001 - the point of the test
+                pytest.fail(f"{fmt} reader raised {type(err).__name__} on corruption {trial}: {err}")
+            finally:
+                signal.alarm(0)
+            assert samples and report.loaded == len(samples)
+            assert all(check_sample(s, n) is None for s in samples)
+            assert all(source and reason for source, reason in report.skipped)
+            outcomes["skipped" if report.skipped else "clean"] += 1
+        corrupted_file.write_bytes(pristine)
+        assert outcomes["error"] + outcomes["skipped"] >= 10, (fmt, outcomes)  # the corruptions were noticed
+
+
+def test_fuzzed_image_bytes_are_skipped_or_dropped_never_fatal(tmp_path):
+    """Corrupted PNG/JPEG bytes: load-time checks skip what they can see (bad signature, truncation, empty) and
+    name the image; what still fails to decode is dropped by the input pipeline, and the rest come through."""
+    from landmark_kd.data.pipeline import LandmarkPipeline, PipelineConfig
+    from landmark_kd.schemes import get_scheme
+
+    rng = np.random.default_rng(99)
+    good = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    skipped_reasons = set()
+    for i in range(24):
+        ext = ".png" if i % 2 else ".jpg"
+        path = tmp_path / f"img{i}{ext}"
+        cv2.imwrite(str(path), good)
+        path.write_bytes(_corrupt(path.read_bytes(), rng))
+        write_pts(str(tmp_path / f"img{i}.pts"), _face_points(68, i))
+    samples, report = load_dataset(str(tmp_path), num_points=68)
+    assert report.loaded == len(samples) and len(samples) + len(report.skipped) == 24
+    for source, reason in report.skipped:
+        assert "img" in reason  # the message names the image
+        skipped_reasons.add(reason.split(":")[0])
+    assert skipped_reasons & {"truncated PNG (no IEND chunk)", "truncated JPEG (no end-of-image marker)",
+                              "image is empty", "not a PNG/JPEG/BMP/GIF image"}
+    pipeline = LandmarkPipeline(get_scheme("68"), PipelineConfig(image_size=64))
+    seen = []
+    for images, targets in pipeline.dataset(samples, 4, training=False):
+        assert np.all(np.isfinite(images.numpy())) and images.shape[1:] == (64, 64, 3)
+        seen.extend(targets["index"].numpy().tolist())
+    assert len(seen) <= len(samples) and len(set(seen)) == len(seen)
+    assert len(seen) > 0

@@ -26,8 +26,8 @@ def _read_mat(path: str) -> dict:
         return {**images, **arrays}
     except NotImplementedError:
         pass  # v7.3: HDF5
-    except ValueError as err:
-        raise DatasetError(f"{path}: not a readable .mat file ({err})") from None
+    except Exception as err:  # scipy raises many types (ValueError, TypeError, zlib.error, ...) on a corrupt file
+        raise DatasetError(f"{path}: not a readable .mat file ({type(err).__name__}: {str(err)[:120]})") from None
     import h5py
 
     try:
@@ -40,8 +40,8 @@ def _read_mat(path: str) -> dict:
                 elif key.startswith(("phis", "bboxes")):
                     out[key] = np.asarray(handle[key][()], np.float64).T
             return out
-    except OSError as err:
-        raise DatasetError(f"{path}: not a readable .mat file ({err})") from None
+    except Exception as err:  # h5py: OSError, KeyError, TypeError, ... on a corrupt file
+        raise DatasetError(f"{path}: not a readable .mat file ({type(err).__name__}: {str(err)[:120]})") from None
 
 
 def load_cofw(mat_file: str, cache_dir: str | None = None, strict: bool = False) -> tuple[list[Sample], LoadReport]:
@@ -53,8 +53,12 @@ def load_cofw(mat_file: str, cache_dir: str | None = None, strict: bool = False)
         images, phis, boxes = data["Is" + suffix], data["phis" + suffix], data["bboxes" + suffix]
     except KeyError as err:
         raise DatasetError(f"{mat_file}: missing variable {err.args[0]!r} (expected IsTr/phisTr/bboxesTr or IsT/...)")
-    if phis.shape[1] < 2 * NUM_POINTS:
-        raise DatasetError(f"{mat_file}: phis has {phis.shape[1]} columns, expected {3 * NUM_POINTS}")
+    if phis.ndim != 2 or phis.shape[1] < 2 * NUM_POINTS:
+        raise DatasetError(f"{mat_file}: phis has shape {phis.shape}, expected (faces, {3 * NUM_POINTS})")
+    if boxes.ndim != 2 or boxes.shape[1] < 4:
+        raise DatasetError(f"{mat_file}: bboxes has shape {boxes.shape}, expected (faces, 4)")
+    if not len(images) == len(phis) == len(boxes):
+        raise DatasetError(f"{mat_file}: {len(images)} images, {len(phis)} landmark rows, {len(boxes)} boxes")
     cache_dir = cache_dir or os.path.splitext(mat_file)[0] + "_images"
     os.makedirs(cache_dir, exist_ok=True)
     report = LoadReport()
@@ -64,6 +68,11 @@ def load_cofw(mat_file: str, cache_dir: str | None = None, strict: bool = False)
         path = os.path.join(cache_dir, f"{index:05d}.png")
         if not os.path.exists(path):
             image = np.asarray(image)
+            if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3))) or min(image.shape[:2], default=0) < 1:
+                if strict:
+                    raise DatasetError(f"{source}: image has shape {image.shape}")
+                report.skip(source, f"image has shape {image.shape}")
+                continue
             if image.ndim == 3 and image.shape[2] == 3:
                 image = cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_RGB2BGR)
             cv2.imwrite(path, image.astype(np.uint8))

@@ -49,6 +49,10 @@ def load_custom(path: str, num_points: int | None = None, strict: bool = False) 
                 data = json.load(handle)
         except json.JSONDecodeError as err:
             raise DatasetError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+        except UnicodeDecodeError as err:
+            raise DatasetError(f"{path}: not UTF-8 text (byte {err.start})") from None
+        except RecursionError:
+            raise DatasetError(f"{path}: JSON nested too deeply") from None
         entries = data.get("samples") if isinstance(data, dict) else data
         if not isinstance(entries, list):
             raise DatasetError(f"{path}: expected a list of samples or {{'samples': [...]}}")
@@ -61,8 +65,13 @@ def load_custom(path: str, num_points: int | None = None, strict: bool = False) 
                     raise
                 report.skip(source, str(err).split(": ", 1)[-1])
     elif path.lower().endswith(".csv"):
-        with open(path, encoding="utf-8", newline="") as handle:
-            rows = list(csv.reader(handle))
+        try:
+            with open(path, encoding="utf-8", newline="") as handle:
+                rows = list(csv.reader(handle))
+        except UnicodeDecodeError as err:
+            raise DatasetError(f"{path}: not UTF-8 text (byte {err.start})") from None
+        except csv.Error as err:
+            raise DatasetError(f"{path}: malformed CSV ({err})") from None
         if not rows or not rows[0] or rows[0][0] != "image":
             raise DatasetError(f"{path}:1: header must start with 'image'")
         header = rows[0]

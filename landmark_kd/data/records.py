@@ -12,6 +12,7 @@ import numpy as np
 
 # Magic bytes of the image formats tf.io.decode_image reads; anything else would fail inside tf.data.
 _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"GIF87a", b"GIF89a")
+_TAIL_BYTES = 4096  # end markers are searched here: some writers append a few bytes after them
 
 
 class DatasetError(ValueError):
@@ -51,18 +52,25 @@ class LoadReport:
 
 
 def check_image_file(path: str) -> str | None:
-    """Cheap check that `path` is an image TensorFlow can decode; returns a reason or None."""
+    """Cheap check that `path` is an image TensorFlow can decode: a known signature and, for PNG and JPEG,
+    the end marker (a truncated download is the commonest corruption). Returns a reason or None."""
     if not os.path.isfile(path):
         return f"image not found: {path}"
     try:
         with open(path, "rb") as handle:
             head = handle.read(16)
+            handle.seek(max(0, os.path.getsize(path) - _TAIL_BYTES))
+            tail = handle.read()
     except OSError as err:
         return f"image unreadable: {path} ({err.strerror})"
     if not head:
         return f"image is empty: {path}"
     if not any(head.startswith(sig) for sig in _SIGNATURES):
         return f"not a PNG/JPEG/BMP/GIF image: {path}"
+    if head.startswith(_SIGNATURES[0]) and b"IEND" not in tail:
+        return f"truncated PNG (no IEND chunk): {path}"
+    if head.startswith(_SIGNATURES[1]) and b"\xff\xd9" not in tail:
+        return f"truncated JPEG (no end-of-image marker): {path}"
     return None
 
 

@@ -37,6 +37,7 @@ def _nme(pred_crop, affines, index, samples, scheme):
 
 
 def run_export(args, modes, threads, silenced) -> dict:
+    from ..cli import prepare_output_dir
     from ..data import load_dataset
     from ..data.pipeline import LandmarkPipeline, PipelineConfig
     from ..data.synthetic import ensure_default_dataset
@@ -50,9 +51,7 @@ def run_export(args, modes, threads, silenced) -> dict:
 
     model = load_model(args.model)
     scheme, size = model_scheme(model), model_image_size(model)
-    os.makedirs(args.output, exist_ok=True)
-    if not os.access(args.output, os.W_OK):
-        raise PermissionError(f"{args.output}: output directory is not writable")
+    prepare_output_dir(args.output)
     train_path, test_path = (None, None)
     if args.data is None or ("int8" in modes and args.calibration_data is None):
         train_path, test_path = ensure_default_dataset()

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from ..schemes import LandmarkScheme
 from .common import register
+from .normalization import BatchNorm
 
 
 @dataclass
@@ -85,12 +86,12 @@ class SoftArgmax(keras.layers.Layer):
 def _conv_bn_relu(x, filters: int, light: bool, name: str):
     if light:
         x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_dw")(x)
-        x = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_dw_bn")(x)
+        x = BatchNorm(synchronized=True, name=f"{name}_dw_bn")(x)
         x = keras.layers.ReLU(name=f"{name}_dw_relu")(x)
         x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pw")(x)
     else:
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(synchronized=True, name=f"{name}_bn")(x)
+    x = BatchNorm(synchronized=True, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 

@@ -10,33 +10,6 @@ def register(cls):
 
 
 @register
-class GroupNormOneGroup(keras.layers.Layer):
-    """GroupNorm with a single group: normalise over all of H, W and C per sample, affine per channel.
-
-    Written out (mean/variance/rsqrt) so it converts to plain TFLite builtins.
-    """
-
-    def __init__(self, epsilon: float = 1e-5, **kwargs):
-        super().__init__(**kwargs)
-        self.epsilon = float(epsilon)
-
-    def build(self, input_shape):
-        input_shape = tuple(input_shape)
-        channels = input_shape[-1]
-        self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones")
-        self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros")
-
-    def call(self, x):
-        mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
-        centred = x - mean
-        var = tf.reduce_mean(tf.square(centred), axis=[1, 2, 3], keepdims=True)
-        return centred * tf.math.rsqrt(var + self.epsilon) * self.gamma + self.beta
-
-    def get_config(self):
-        return {**super().get_config(), "epsilon": self.epsilon}
-
-
-@register
 class ImagePreprocessing(keras.layers.Layer):
     """[0, 1] RGB in, the normalisation a backbone's pretrained weights expect out."""
 

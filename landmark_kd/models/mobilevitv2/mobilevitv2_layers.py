@@ -9,7 +9,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from ..common import GroupNormOneGroup, register
+from ..common import register
+from ..normalization import BatchNorm, GroupNormOneGroup
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -36,7 +37,7 @@ class ConvNormAct(keras.layers.Layer):
             self.conv = keras.layers.DepthwiseConv2D(kernel_size, strides, padding, use_bias=use_bias, dtype=self.dtype_policy, name="conv")
         else:
             self.conv = keras.layers.Conv2D(filters, kernel_size, strides, padding, use_bias=use_bias, dtype=self.dtype_policy, name="conv")
-        self.bn = keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9, synchronized=True, dtype=self.dtype_policy, name="bn") if use_norm else None
+        self.bn = BatchNorm(epsilon=1e-5, momentum=0.9, synchronized=True, dtype=self.dtype_policy, name="bn") if use_norm else None
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -116,7 +117,8 @@ class LinearAttentionTransformer(keras.layers.Layer):
 
     def call(self, x):
         qkv = self.qkv_proj(self.layernorm_before(x))
-        query, key, value = qkv[..., :1], qkv[..., 1: 1 + self.dim], qkv[..., 1 + self.dim:]
+        # one split (its gradient is one concat) rather than three slices (three zero-padded gradients)
+        query, key, value = tf.split(qkv, [1, self.dim, self.dim], axis=-1)
         scores = tf.nn.softmax(query, axis=1)  # over patches; the SOFTMAX op has int8 kernels in every runtime
         context = tf.reduce_sum(key * scores, axis=1, keepdims=True)  # (B, 1, P, C)
         x = x + self.out_proj(tf.nn.relu(value) * context)

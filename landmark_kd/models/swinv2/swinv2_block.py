@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..common import register, roll_2d
+from ..normalization import LayerNorm, gelu
 from .swinv2_window_attention import SwinV2WindowAttention, expand_mask
 
 
@@ -56,10 +57,10 @@ class SwinV2Block(keras.layers.Layer):
         self.mlp_ratio, self.pretrained_window_size, self.qkv_bias = float(mlp_ratio), int(pretrained_window_size), bool(qkv_bias)
         self.epsilon, self.drop_path = float(epsilon), float(drop_path)
         self.attention = SwinV2WindowAttention(dim, num_heads, self.window_size, pretrained_window_size, qkv_bias, dtype=self.dtype_policy, name="attention")
-        self.layernorm_before = keras.layers.LayerNormalization(epsilon=epsilon, dtype=self.dtype_policy, name="layernorm_before")
+        self.layernorm_before = LayerNorm(epsilon=epsilon, dtype=self.dtype_policy, name="layernorm_before")
         self.intermediate = keras.layers.Dense(int(dim * mlp_ratio), dtype=self.dtype_policy, name="intermediate")
         self.output_dense = keras.layers.Dense(dim, dtype=self.dtype_policy, name="output")
-        self.layernorm_after = keras.layers.LayerNormalization(epsilon=epsilon, dtype=self.dtype_policy, name="layernorm_after")
+        self.layernorm_after = LayerNorm(epsilon=epsilon, dtype=self.dtype_policy, name="layernorm_after")
         self._mask = (expand_mask(shifted_window_mask(h, w, self.window_size, self.shift_size), self.num_heads)
                       if self.shift_size else None)
 
@@ -88,7 +89,7 @@ class SwinV2Block(keras.layers.Layer):
         shifted = window_reverse(attended, self.window_size, h, w)
         attended = roll_2d(shifted, self.shift_size)
         x = shortcut + self._drop_path(self.layernorm_before(attended), training)
-        mlp = self.output_dense(tf.nn.gelu(self.intermediate(x), approximate=False))
+        mlp = self.output_dense(gelu(self.intermediate(x), training))
         return x + self._drop_path(self.layernorm_after(mlp), training)
 
     def get_config(self):

@@ -5,6 +5,7 @@ import keras
 import tensorflow as tf
 
 from ..common import register
+from ..normalization import LayerNorm
 
 
 @register
@@ -13,7 +14,7 @@ class SwinV2PatchEmbedding(keras.layers.Layer):
         super().__init__(**kwargs)
         self.dim, self.patch_size, self.epsilon = int(dim), int(patch_size), float(epsilon)
         self.projection = keras.layers.Conv2D(dim, patch_size, strides=patch_size, dtype=self.dtype_policy, name="projection")
-        self.norm = keras.layers.LayerNormalization(epsilon=epsilon, dtype=self.dtype_policy, name="norm")
+        self.norm = LayerNorm(epsilon=epsilon, dtype=self.dtype_policy, name="norm")
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -36,7 +37,7 @@ class SwinV2PatchMerging(keras.layers.Layer):
         super().__init__(**kwargs)
         self.dim, self.epsilon = int(dim), float(epsilon)
         self.reduction = keras.layers.Dense(2 * dim, use_bias=False, dtype=self.dtype_policy, name="reduction")
-        self.norm = keras.layers.LayerNormalization(epsilon=epsilon, dtype=self.dtype_policy, name="norm")
+        self.norm = LayerNorm(epsilon=epsilon, dtype=self.dtype_policy, name="norm")
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
