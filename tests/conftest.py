@@ -17,6 +17,21 @@ def reference(name: str) -> str:
     return path
 
 
+def assert_backbone_matches_reference(stem: str, limits: dict | None = None, default_limit: float = 1e-4) -> None:
+    """Our Keras backbone, loaded from `{stem}.config.json` + `.safetensors`, reproduces every stage output in
+    `{stem}.outputs.npz` (the transformers model's) within `limits[stage]` (else `default_limit`) max abs."""
+    from landmark_kd.models import backbone_from_transformers
+
+    model = backbone_from_transformers(reference(f"{stem}.config.json"), reference(f"{stem}.safetensors"))
+    ref = np.load(reference(f"{stem}.outputs.npz"))
+    outputs = model(ref["input_nhwc"], training=False)
+    assert len(outputs) == 5
+    for i, out in enumerate(outputs):
+        expected = ref[f"hidden_{i}_nhwc"]
+        assert out.shape == expected.shape
+        assert np.abs(out.numpy() - expected).max() <= (limits or {}).get(i, default_limit), f"hidden_{i}"
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

@@ -1,21 +1,12 @@
-import numpy as np
 import pytest
 
-from conftest import reference
-from landmark_kd.models import backbone_from_transformers
+from conftest import assert_backbone_matches_reference
 from landmark_kd.models.mobilevitv2.mobilevitv2_backbone import MobileViTV2Config
 from landmark_kd.models.mobilevitv2.mobilevitv2_presets import mobilevitv2_config
 
 
 def test_matches_transformers_reference():
-    model = backbone_from_transformers(reference("mobilevitv2_05.config.json"), reference("mobilevitv2_05.safetensors"))
-    ref = np.load(reference("mobilevitv2_05.outputs.npz"))
-    outputs = model(ref["input_nhwc"], training=False)
-    assert len(outputs) == 5
-    for i, out in enumerate(outputs):
-        expected = ref[f"hidden_{i}_nhwc"]
-        assert out.shape == expected.shape
-        assert np.abs(out.numpy() - expected).max() <= 1e-4, f"hidden_{i}"
+    assert_backbone_matches_reference("mobilevitv2_05")
 
 
 @pytest.mark.parametrize("width,channels", [(0.5, [16, 32, 64, 128, 192, 256]), (1.0, [32, 64, 128, 256, 384, 512]),

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import reference
+from conftest import assert_backbone_matches_reference, reference
 from landmark_kd.models import backbone_from_transformers
 from landmark_kd.models.swinv2.swinv2_block import shifted_window_mask, window_partition, window_reverse
 from landmark_kd.models.swinv2.swinv2_presets import swinv2_config
@@ -10,15 +10,7 @@ from landmark_kd.models.transformers_import import WeightImportError, load_state
 
 
 def test_matches_transformers_reference():
-    model = backbone_from_transformers(reference("swinv2_mini_w8.config.json"), reference("swinv2_mini_w8.safetensors"))
-    ref = np.load(reference("swinv2_mini_w8.outputs.npz"))
-    outputs = model(ref["input_nhwc"], training=False)
-    assert len(outputs) == 5
-    for i, out in enumerate(outputs):
-        expected = ref[f"hidden_{i}_nhwc"]
-        assert out.shape == expected.shape
-        limit = 5e-4 if i == 4 else 1e-4
-        assert np.abs(out.numpy() - expected).max() <= limit, f"hidden_{i}"
+    assert_backbone_matches_reference("swinv2_mini_w8", limits={4: 5e-4})
 
 
 def test_window_partition_round_trip_and_mask():
