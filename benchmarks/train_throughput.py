@@ -163,6 +163,11 @@ def run_worker(args, framework: str, model: str = "", xla: bool = False, data: s
     return json.loads(lines[-1])
 
 
+def pick(result: dict, name: str) -> dict:
+    """One measurement from a worker's result, or the worker's {"error": ...} so a failure is reported."""
+    return result.get(name, result)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--image-size", type=int, default=128)
@@ -191,13 +196,13 @@ def main() -> None:
         preset = getattr(args, MODELS[model][0])
         row = {"preset": preset}
         if args.no_torch:
-            row["keras"] = run_worker(args, "keras", model).get("keras")
+            row["keras"] = pick(run_worker(args, "keras", model), "keras")
         else:
             paired = run_worker(args, "paired", model)
-            row["keras"], row["torch"] = paired.get("keras", paired), paired.get("torch", paired)
-        row["keras_xla"] = run_worker(args, "keras", model, xla=True).get("keras")
+            row["keras"], row["torch"] = pick(paired, "keras"), pick(paired, "torch")
+        row["keras_xla"] = pick(run_worker(args, "keras", model, xla=True), "keras")
         fed = run_worker(args, "keras", model, data="pipeline")
-        row["keras_pipeline"], row["keras_memory_alternated"] = fed.get("keras", fed), fed.get("memory", fed)
+        row["keras_pipeline"], row["keras_memory_alternated"] = pick(fed, "keras"), pick(fed, "memory")
         results["models"][model] = row
         rate = {k: v.get("images_per_s") for k, v in row.items() if isinstance(v, dict)}
         print(f"{model:8s} {preset:16s} " + "  ".join(
@@ -211,8 +216,8 @@ def main() -> None:
             print(f"{'':25s} fed by the augmented pipeline: {row['pipeline_fed_over_memory']:.2f}x the in-memory rate")
     pipe = run_worker(args, "pipeline")
     results["pipeline"] = pipe
-    if "images_per_s" in pipe:
-        fastest = max((r["keras"] or {}).get("images_per_s", 0) for r in results["models"].values())
+    fastest = max(r["keras"].get("images_per_s", 0) for r in results["models"].values())
+    if "images_per_s" in pipe and fastest:
         results["fastest_train_images_per_s"] = fastest
         results["pipeline_over_consumption"] = pipe["images_per_s"] / fastest
         print(f"input pipeline (augmented, alone) {pipe['images_per_s']:.0f} img/s = "

@@ -16,6 +16,14 @@ import tensorflow as tf
 from .common import register
 
 
+def _standardize(x: tf.Tensor, axes: list[int], epsilon: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """(x - mean) * rstd over `axes`, and rstd: the plain ops both paths share (and TFLite converts)."""
+    mean = tf.reduce_mean(x, axes, keepdims=True)
+    centred = x - mean
+    rstd = tf.math.rsqrt(tf.reduce_mean(tf.square(centred), axes, keepdims=True) + epsilon)
+    return centred * rstd, rstd
+
+
 def normalize_affine(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, axes: list[int], epsilon: float) -> tf.Tensor:
     """(x - mean) / sqrt(var + eps) * gamma + beta, statistics over `axes`, affine per last-axis channel, with a
     fused closed-form gradient. float32 inside."""
@@ -25,10 +33,7 @@ def normalize_affine(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, axes: list
 
     @tf.custom_gradient
     def forward(x, gamma, beta):
-        mean = tf.reduce_mean(x, axes, keepdims=True)
-        centred = x - mean
-        rstd = tf.math.rsqrt(tf.reduce_mean(tf.square(centred), axes, keepdims=True) + epsilon)
-        xhat = centred * rstd
+        xhat, rstd = _standardize(x, axes, epsilon)
 
         def grad(dy):
             dy_xhat = dy * xhat
@@ -110,10 +115,7 @@ class GroupNormOneGroup(keras.layers.Layer):
     def call(self, x, training=None):
         if training:
             return normalize_affine(x, self.gamma, self.beta, [1, 2, 3], self.epsilon)
-        mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
-        centred = x - mean
-        var = tf.reduce_mean(tf.square(centred), axis=[1, 2, 3], keepdims=True)
-        return centred * tf.math.rsqrt(var + self.epsilon) * self.gamma + self.beta
+        return _standardize(x, [1, 2, 3], self.epsilon)[0] * self.gamma + self.beta
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
