@@ -37,6 +37,13 @@ def parse_args(argv):
     parser.add_argument("--calibration-data", default=None, help="representative data for int8 (default: synthetic "
                         "training faces)")
     parser.add_argument("--calibration-samples", type=int, default=100)
+    parser.add_argument("--int8-float-blocks", default="auto",
+                        help="blocks the full-int8 model keeps in float: auto (the fewest most int8-sensitive, "
+                        "found by simulating int8 rounding on the calibration faces, ~1 min), none, or "
+                        "comma-separated layer names")
+    parser.add_argument("--int8-budget", type=float, default=0.02,
+                        help="auto: keep blocks float until the simulated relative NME increase is at most this")
+    parser.add_argument("--int8-max-float-blocks", type=int, default=3, help="auto: keep at most this many in float")
     parser.add_argument("--max-eval", type=int, default=None, help="evaluate on at most this many faces")
     parser.add_argument("--compare", action="append", default=[], help="another .tflite to benchmark side by side")
     parser.add_argument("--output", default=os.path.join("runs", "export"), help="output folder")

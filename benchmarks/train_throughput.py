@@ -150,13 +150,14 @@ def pipeline_worker(args) -> dict:
     return {"images_per_s": measure_pipeline(args.image_size, args.batch_size, batches=40)["augmented"]}
 
 
-def run_worker(args, framework: str, model: str = "", xla: bool = False, data: str = "memory") -> dict:
+def run_worker(args, framework: str, model: str = "", xla: bool = False, data: str = "memory",
+               env: dict | None = None) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--model", model, "--data", data,
            "--image-size", str(args.image_size), "--batch-size", str(args.batch_size), "--steps", str(args.steps),
            "--warmup", str(args.warmup), "--teacher-preset", args.teacher_preset, "--student-preset", args.student_preset]
     if xla:
         cmd.append("--xla")
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **(env or {})})
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
@@ -178,6 +179,8 @@ def main() -> None:
     parser.add_argument("--student-preset", default="mobilevitv2_050")
     parser.add_argument("--models", default="teacher,student")
     parser.add_argument("--no-torch", action="store_true", help="Keras and pipeline figures only")
+    parser.add_argument("--onednn-off-too", action="store_true",
+                        help="also time the Keras step with TF_ENABLE_ONEDNN_OPTS=0 (its own process, run after)")
     parser.add_argument("--out", default=os.path.join("runs", "benchmarks", "train_throughput.json"))
     parser.add_argument("--worker", choices=("keras", "paired", "pipeline"), help=argparse.SUPPRESS)
     parser.add_argument("--model", default="", help=argparse.SUPPRESS)
@@ -201,6 +204,8 @@ def main() -> None:
             paired = run_worker(args, "paired", model)
             row["keras"], row["torch"] = pick(paired, "keras"), pick(paired, "torch")
         row["keras_xla"] = pick(run_worker(args, "keras", model, xla=True), "keras")
+        if args.onednn_off_too:
+            row["keras_onednn_off"] = pick(run_worker(args, "keras", model, env={"TF_ENABLE_ONEDNN_OPTS": "0"}), "keras")
         fed = run_worker(args, "keras", model, data="pipeline")
         row["keras_pipeline"], row["keras_memory_alternated"] = pick(fed, "keras"), pick(fed, "memory")
         results["models"][model] = row
@@ -214,6 +219,9 @@ def main() -> None:
         if rate.get("keras_pipeline") and rate.get("keras_memory_alternated"):
             row["pipeline_fed_over_memory"] = rate["keras_pipeline"] / rate["keras_memory_alternated"]
             print(f"{'':25s} fed by the augmented pipeline: {row['pipeline_fed_over_memory']:.2f}x the in-memory rate")
+        if rate.get("keras_onednn_off") and rate.get("keras"):
+            row["onednn_on_over_off"] = rate["keras"] / rate["keras_onednn_off"]
+            print(f"{'':25s} oneDNN on / off {row['onednn_on_over_off']:.2f}x (separate processes, one after the other)")
     pipe = run_worker(args, "pipeline")
     results["pipeline"] = pipe
     fastest = max(r["keras"].get("images_per_s", 0) for r in results["models"].values())

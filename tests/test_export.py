@@ -93,7 +93,13 @@ def test_convert_cli_writes_report(tiny_model, tmp_path):
         assert os.path.getsize(entry["file"]) == entry["size_bytes"]
         assert entry["latency_ms"]["1"]["median"] > 0 and entry["latency_ms"]["1"]["p90"] >= entry["latency_ms"]["1"]["median"]
         assert entry["flops"] > 0
+    int8 = report["exports"]["int8"]
+    sensitivity = int8["int8_sensitivity"]  # --int8-float-blocks auto: every block ranked, the choice recorded
+    assert "layer0_ir0" in sensitivity["deviation_px"] and sensitivity["calibration_images"] == 4
+    assert set(int8["float_blocks"]) <= set(sensitivity["deviation_px"])
     assert report["exports"]["fp32"]["max_deviation_px"] < 0.05
     assert report["exports"]["fp32"]["nme_tflite"] == pytest.approx(report["nme_keras"], rel=1e-3)
     assert "| fp32 |" in open(os.path.join(out, "report.md")).read()
     assert convert_cli.main(["--model", str(tmp_path / "missing.keras")]) == 2
+    assert convert_cli.main(["--model", model_path, "--modes", "int8", "--data", faces, "--calibration-data", faces,
+                             "--int8-float-blocks", "layer9", "--output", out]) == 2  # no such block

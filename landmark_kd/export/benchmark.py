@@ -11,7 +11,6 @@ from .tflite_runner import make_interpreter
 def measure_latency(path_or_bytes, threads: int = 1, warmup: int = 10, runs: int = 50, seed: int = 0) -> dict:
     start = time.perf_counter()
     interpreter = make_interpreter(path_or_bytes, threads)
-    interpreter.allocate_tensors()
     init_ms = (time.perf_counter() - start) * 1e3
     rng = np.random.default_rng(seed)
     for detail in interpreter.get_input_details():

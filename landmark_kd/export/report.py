@@ -36,6 +36,32 @@ def _nme(pred_crop, affines, index, samples, scheme):
     return metrics
 
 
+def _choose_float_blocks(model, args, crops, score):
+    """--int8-float-blocks: `auto` (simulated sensitivity, see int8_sensitivity), `none`, or layer names."""
+    from .int8_sensitivity import analyse, quantizable_blocks
+    from .tflite_export import FLOAT_TAIL
+
+    choice = args.int8_float_blocks.strip()
+    if choice == "none":
+        return [], None
+    if choice != "auto":
+        names = [n.strip() for n in choice.split(",") if n.strip()]
+        known = quantizable_blocks(model, FLOAT_TAIL)
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"--int8-float-blocks: no block named {', '.join(unknown)} in {args.model} "
+                             f"(blocks: {', '.join(known)})")
+        return names, None
+    start = time.perf_counter()
+    result = analyse(model, crops, score, budget=args.int8_budget, max_float=args.int8_max_float_blocks, skip=FLOAT_TAIL)
+    top = ", ".join(f"{n} {result.deviation_px[n]:.2f}" for n in result.ranked[:3])
+    change = lambda nme: f"{(nme - result.nme_float) / result.nme_float:+.1%}"  # noqa: E731
+    print(f"  int8 sensitivity ({len(crops)} calibration faces, {time.perf_counter() - start:.0f} s): most sensitive "
+          f"blocks (px) {top}; simulated NME {change(result.nme_int8)} all int8, {change(result.nme_chosen)} with "
+          f"{', '.join(result.keep_float) or 'no block'} in float")
+    return result.keep_float, result
+
+
 def run_export(args, modes, threads, silenced) -> dict:
     from ..cli import prepare_output_dir
     from ..data import load_dataset
@@ -67,11 +93,15 @@ def run_export(args, modes, threads, silenced) -> dict:
     print(f"{args.model}: {params / 1e6:.2f}M parameters, {size}px input, {scheme.num_points} points; "
           f"Keras NME {keras_metrics['nme']:.4f} on {len(samples)} faces ({eval_path})")
 
-    representative = None  # only full int8 needs calibration crops
+    representative, float_blocks, sensitivity = None, [], None  # only full int8 needs calibration crops
     if "int8" in modes:
         calib_samples, _ = load_dataset(args.calibration_data or train_path, args.data_format, scheme.num_points,
                                         args.images_root)
-        representative = _representative(_crops(pipeline, calib_samples[: args.calibration_samples])[0])
+        calib_samples = calib_samples[: args.calibration_samples]
+        calib_crops, calib_affines, calib_index = _crops(pipeline, calib_samples)
+        representative = _representative(calib_crops)
+        float_blocks, sensitivity = _choose_float_blocks(
+            model, args, calib_crops, lambda pred: _nme(pred, calib_affines, calib_index, calib_samples, scheme)["nme"])
 
     stem = os.path.splitext(os.path.basename(args.model))[0]
     prefix = f"{os.path.basename(os.path.dirname(os.path.abspath(args.model)))}_{stem}"
@@ -82,7 +112,8 @@ def run_export(args, modes, threads, silenced) -> dict:
     for mode in modes:
         start = time.perf_counter()
         with silenced():
-            buffer = convert(model, mode, representative, args.int8_io if mode == "int8" else False, args.heatmaps)
+            buffer = convert(model, mode, representative, args.int8_io if mode == "int8" else False, args.heatmaps,
+                             float_blocks if mode == "int8" else ())
         seconds = time.perf_counter() - start
         result = audit(buffer, args.target_runtime, source=f"{mode} export of {args.model}")
         path = os.path.join(args.output, f"{prefix}_{mode}.tflite")
@@ -96,13 +127,22 @@ def run_export(args, modes, threads, silenced) -> dict:
             "file": path, "size_bytes": len(buffer), "params": params, "flops": count_flops(buffer),
             "min_runtime_version": result.min_runtime_version,
             "ops": [{"name": o.name, "version": o.version, "count": o.count} for o in result.ops],
-            "quantization": QUANTIZATION[mode], "int8_io": bool(args.int8_io and mode == "int8"),
+            "quantization": QUANTIZATION[mode] + (f"; float blocks: {', '.join(float_blocks)}"
+                                                  if mode == "int8" and float_blocks else ""),
+            "int8_io": bool(args.int8_io and mode == "int8"),
             "convert_seconds": round(seconds, 1),
             "nme_keras": keras_metrics["nme"], "nme_tflite": tfl_metrics["nme"],
             "nme_relative_change": (tfl_metrics["nme"] - keras_metrics["nme"]) / keras_metrics["nme"],
             "max_deviation_px": float(np.abs(pred - keras_pred).max()),
             "latency_ms": {str(t): measure_latency(path, t, runs=args.runs) for t in threads},
         }
+        if mode == "int8":
+            entry["float_blocks"] = list(float_blocks)
+            if sensitivity is not None:
+                entry["int8_sensitivity"] = {
+                    "deviation_px": sensitivity.deviation_px, "simulated_nme_float": sensitivity.nme_float,
+                    "simulated_nme_all_int8": sensitivity.nme_int8, "simulated_nme_chosen": sensitivity.nme_chosen,
+                    "budget": args.int8_budget, "calibration_images": len(calib_crops)}
         report["exports"][mode] = entry
         lat = ", ".join(f"{t} thr {entry['latency_ms'][str(t)]['median']:.2f} ms" for t in threads)
         print(f"  {mode:>12}: {len(buffer) / 1e6:6.2f} MB, runtime >= {result.min_runtime_version}, NME "

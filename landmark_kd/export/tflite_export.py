@@ -6,7 +6,8 @@ crops, runs and reads coordinates.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+import re
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -30,8 +31,9 @@ def export_graph(model, with_heatmaps: bool = False):
 
 
 def convert(model, mode: str = "fp32", representative: Callable[[], Iterable[list[np.ndarray]]] | None = None,
-            int8_io: bool = False, with_heatmaps: bool = False) -> bytes:
-    """Convert with tf.lite.TFLiteConverter straight from Keras; `representative` is needed for `int8`."""
+            int8_io: bool = False, with_heatmaps: bool = False, float_blocks: Sequence[str] = ()) -> bytes:
+    """Convert with tf.lite.TFLiteConverter straight from Keras; `representative` is needed for `int8`, whose
+    `float_blocks` (layer names, see int8_sensitivity) stay float besides the decode tail."""
     import tensorflow as tf
 
     if mode not in MODES:
@@ -49,18 +51,20 @@ def convert(model, mode: str = "fp32", representative: Callable[[], Iterable[lis
     elif mode == "int8":
         if representative is None:
             raise ValueError("full-integer int8 needs representative data")
-        return _integer_body_float_tail(converter, representative, int8_io)
+        return _integer_body_float_tail(converter, representative, int8_io, float_blocks)
     return converter.convert()
 
 
-def _integer_body_float_tail(converter, representative, int8_io: bool) -> bytes:
-    """Backbone and head trunk in int8; the FLOAT_TAIL layers' ops in float (TF's selective quantization)."""
+def _integer_body_float_tail(converter, representative, int8_io: bool, float_blocks: Sequence[str]) -> bytes:
+    """Backbone and head trunk in int8; the FLOAT_TAIL layers' and `float_blocks`' ops in float (TF's selective
+    quantization denylists them by output tensor name, which carries the Keras layer path)."""
     import tensorflow as tf
 
     from .tflite_runner import make_interpreter
 
     names = [d["name"] for d in make_interpreter(converter.convert()).get_tensor_details()]
-    keep_float = [n for n in names if any(f"/{layer}" in n for layer in FLOAT_TAIL)]
+    block = re.compile("|".join(rf"/{re.escape(b)}(_\d+)?/" for b in float_blocks)) if float_blocks else None
+    keep_float = [n for n in names if any(f"/{layer}" in n for layer in FLOAT_TAIL) or (block and block.search(n))]
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]

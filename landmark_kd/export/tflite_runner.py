@@ -8,13 +8,22 @@ import numpy as np
 
 
 def make_interpreter(path_or_bytes, threads: int = 1):
+    """An allocated interpreter. The runtime logs "Created TensorFlow Lite XNNPACK delegate" straight to stderr
+    when it allocates; our CLIs' quiet mode (TF_CPP_MIN_LOG_LEVEL set, see quiet.py) hides it with
+    TensorFlow's own log lines."""
+    from ..quiet import silenced
+
     try:
         from tflite_runtime.interpreter import Interpreter
     except ImportError:  # fall back to TensorFlow's copy of the same interpreter
         from tensorflow.lite.python.interpreter import Interpreter
-    if isinstance(path_or_bytes, (bytes, bytearray)):
-        return Interpreter(model_content=bytes(path_or_bytes), num_threads=threads)
-    return Interpreter(model_path=path_or_bytes, num_threads=threads)
+    with silenced(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") not in ("", "0")):
+        if isinstance(path_or_bytes, (bytes, bytearray)):
+            interpreter = Interpreter(model_content=bytes(path_or_bytes), num_threads=threads)
+        else:
+            interpreter = Interpreter(model_path=path_or_bytes, num_threads=threads)
+        interpreter.allocate_tensors()
+    return interpreter
 
 
 class TFLiteLandmarkModel:
@@ -26,7 +35,6 @@ class TFLiteLandmarkModel:
         try:
             start = time.perf_counter()
             self.interpreter = make_interpreter(path_or_bytes, threads)
-            self.interpreter.allocate_tensors()
             self.init_seconds = time.perf_counter() - start
         except (ValueError, RuntimeError) as err:
             raise ValueError(f"{path_or_bytes if isinstance(path_or_bytes, str) else 'model'}: "
