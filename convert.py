@@ -7,44 +7,43 @@ its ops, and benchmark size, params, FLOPs, latency and accuracy against the Ker
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from landmark_kd.quiet import quiet_unless_verbose
 
 quiet_unless_verbose(sys.argv)
-from landmark_kd.cli import HelpFormatter  # noqa: E402
+from landmark_kd.cli import ArgumentParser, HelpFormatter, non_negative_float, positive_int, positive_int_list, runtime_version  # noqa: E402
 from landmark_kd.quiet import silenced  # noqa: E402
 
 DEFAULT_MODEL = os.path.join("runs", "student", "best.keras")
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=HelpFormatter)
     parser.add_argument("--model", default=DEFAULT_MODEL, help="Keras landmark model (.keras)")
     parser.add_argument("--modes", default="fp32,fp16,dynamic_int8,int8",
                         help="comma-separated subset of fp32, fp16, dynamic_int8, int8 (full integer)")
     parser.add_argument("--int8-io", action="store_true", help="full-int8 model takes/returns int8 (default float I/O)")
     parser.add_argument("--heatmaps", action="store_true", help="also output the fused heatmaps")
-    parser.add_argument("--target-runtime", default="2.11.0", help="fail if any op needs a newer tflite-runtime")
-    parser.add_argument("--threads", default="1,2", help="thread counts to benchmark")
-    parser.add_argument("--runs", type=int, default=50, help="timed invocations per measurement (after 10 warm-up)")
+    parser.add_argument("--target-runtime", default="2.11.0", type=runtime_version, help="fail if any op needs a newer tflite-runtime")
+    parser.add_argument("--threads", default="1,2", type=positive_int_list, help="thread counts to benchmark")
+    parser.add_argument("--runs", type=positive_int, default=50, help="timed invocations per measurement (after 10 warm-up)")
     parser.add_argument("--data", default=None, help="evaluation set (default: synthetic test faces)")
     parser.add_argument("--data-format", default="auto", help="300w, wflw, cofw, custom or auto")
     parser.add_argument("--images-root", default=None, help="image folder for WFLW lists")
     parser.add_argument("--calibration-data", default=None, help="representative data for int8 (default: synthetic "
                         "training faces)")
-    parser.add_argument("--calibration-samples", type=int, default=100)
+    parser.add_argument("--calibration-samples", type=positive_int, default=100)
     parser.add_argument("--int8-float-blocks", default="auto",
                         help="blocks the full-int8 model keeps in float: auto (the fewest most int8-sensitive, "
-                        "found by simulating int8 rounding on the calibration faces, ~1 min), none, or "
+                        "found by simulating int8 rounding on the calibration faces; ~30 s for the student), none, or "
                         "comma-separated layer names")
-    parser.add_argument("--int8-budget", type=float, default=0.02,
+    parser.add_argument("--int8-budget", type=non_negative_float, default=0.02,
                         help="auto: keep blocks float until the simulated relative NME increase is at most this")
     parser.add_argument("--int8-max-float-blocks", type=int, default=3, help="auto: keep at most this many in float")
-    parser.add_argument("--max-eval", type=int, default=None, help="evaluate on at most this many faces")
+    parser.add_argument("--max-eval", type=positive_int, default=None, help="evaluate on at most this many faces")
     parser.add_argument("--compare", action="append", default=[], help="another .tflite to benchmark side by side")
     parser.add_argument("--output", default=os.path.join("runs", "export"), help="output folder")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and the converter's log output")
@@ -54,10 +53,15 @@ def parse_args(argv):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    threads = [int(t) for t in args.threads.split(",") if t.strip()]
+    threads = args.threads
     if not os.path.isfile(args.model):
         hint = " Train and distil one first: `python train.py` then `python distill.py`." if args.model == DEFAULT_MODEL else ""
         print(f"error: no model at {args.model}.{hint}", file=sys.stderr)
+        return 2
+    missing = [path for path in args.compare + ([args.data] if args.data else []) + ([args.calibration_data] if
+               args.calibration_data else []) if not os.path.exists(path)]
+    if missing:  # before the export, not after it
+        print(f"error: {missing[0]}: no such file or directory", file=sys.stderr)
         return 2
     from landmark_kd.export import MODES
     bad = [m for m in modes if m not in MODES]

@@ -6,20 +6,19 @@
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 from landmark_kd.quiet import quiet_unless_verbose
 
 quiet_unless_verbose(sys.argv)
-from landmark_kd.cli import HelpFormatter  # noqa: E402
+from landmark_kd.cli import ArgumentParser, HelpFormatter  # noqa: E402
 from landmark_kd.training import TrainConfig, add_common_arguments, config_from_args  # noqa: E402
 
 DEFAULTS = TrainConfig()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=HelpFormatter)
     add_common_arguments(parser, DEFAULTS)
     args = parser.parse_args(argv)

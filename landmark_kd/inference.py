@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from .data.pipeline import PipelineConfig, crop_matrix
+from .crop import CROP_MARGIN, box_crop_matrix
 
 Box = Sequence[float]  # x0, y0, x1, y1 in image pixels
 
@@ -49,17 +49,29 @@ class HaarFaceDetector:
         return sorted(out, key=lambda item: -item[1])
 
 
-def crop_affine(box: Box, size: int, margin: float = PipelineConfig.crop_margin) -> np.ndarray:
-    """The training pipeline's evaluation crop: a square around the box, side * (1 + margin)."""
-    x0, y0, x1, y1 = (float(v) for v in box)
-    side = max(x1 - x0, y1 - y0) * (1 + margin)
-    return np.asarray(crop_matrix((x0 + x1) / 2, (y0 + y1) / 2, side, size), np.float32)
+crop_affine = box_crop_matrix  # the training pipeline's evaluation crop
+
+
+PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
+DEFAULT_MODEL_NAME = "real_student_int8.tflite"
+
+
+def default_model_path() -> str:
+    """The shipped real-face student (see landmark_kd/pretrained/README.md): what runs when no model is given."""
+    path = os.path.join(PRETRAINED_DIR, DEFAULT_MODEL_NAME)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: the shipped model is missing from this installation; pass a model path")
+    return path
 
 
 class LandmarkDetector:
-    def __init__(self, model_path: str, detector: str | Callable = "haar", threads: int = 2, margin: float = PipelineConfig.crop_margin,
-                 scheme=None):
-        self.margin = margin
+    """Faces -> landmarks in image pixels. With no `model_path`, the shipped real-face student (full-int8
+    .tflite), which needs only numpy, OpenCV and tflite_runtime."""
+
+    def __init__(self, model_path: str | None = None, detector: str | Callable = "haar", threads: int = 2,
+                 margin: float = CROP_MARGIN, scheme=None):
+        model_path = model_path or default_model_path()
+        self.model_path, self.margin = model_path, margin
         if model_path.endswith(".tflite"):
             from .export.tflite_runner import TFLiteLandmarkModel
 

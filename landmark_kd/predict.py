@@ -1,11 +1,11 @@
 """Landmarks on an image, a folder of images, or a video, from a .keras or .tflite model.
 
+    python -m landmark_kd.predict photo.jpg                      # the shipped real-face student, no training
     python -m landmark_kd.predict photo.jpg --model runs/student/best.keras --out runs/predict
     python -m landmark_kd.predict clip.mp4 --model runs/export/student_best_int8.tflite --out runs/predict
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -99,17 +99,22 @@ def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None) -
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     quiet_unless_verbose(argv)
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    from .cli import ArgumentParser, positive_int
+
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("input", help="an image, a folder of images, or a video")
-    parser.add_argument("--model", required=True, help=".keras or .tflite landmark model")
+    parser.add_argument("--model", default=None, help=".keras or .tflite landmark model (default: the shipped "
+                        "real-face student, landmark_kd/pretrained/real_student_int8.tflite)")
     parser.add_argument("--out", default=os.path.join("runs", "predict"), help="output folder")
     parser.add_argument("--detector", default="haar", choices=("haar", "full"),
                         help="haar: OpenCV's face detector; full: the whole image is one face (pre-cropped input)")
     parser.add_argument("--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="use this face box")
     parser.add_argument("--no-smooth", action="store_true", help="turn off One-Euro smoothing for video")
-    parser.add_argument("--threads", type=int, default=2, help="TFLite threads")
+    parser.add_argument("--threads", type=positive_int, default=2, help="TFLite threads")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
+    if args.box and not (args.box[2] > args.box[0] and args.box[3] > args.box[1]):
+        parser.error(f"argument --box: X1 > X0 and Y1 > Y0 needed, got {' '.join(f'{v:g}' for v in args.box)}")
     from .cli import prepare_output_dir
     from .inference import LandmarkDetector
 
@@ -138,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     json_path = os.path.join(args.out, "landmarks.json")
     with open(json_path, "w") as handle:
-        json.dump({"model": args.model, "scheme": detector.scheme.name, "results": results}, handle)
+        json.dump({"model": detector.model_path, "scheme": detector.scheme.name, "results": results}, handle)
     faces = sum(len(r.get("faces", [])) for r in results.values() if "faces" in r)
     faces += sum(len(f["faces"]) for r in results.values() for f in r.get("frames", []))
     no_face = [p for p, r in results.items() if r.get("message") == "no face found"]

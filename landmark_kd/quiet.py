@@ -10,7 +10,7 @@ import warnings
 
 def quiet_tensorflow() -> None:
     # Only the log level: oneDNN stays on (TensorFlow's x86 default); turning it off to hide its start-up
-    # notice cost 20-25% of training speed (benchmarks/train_throughput.py).
+    # notice made the train step 1.2-1.35x slower (benchmarks/train_throughput.py --onednn-off-too).
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", category=UserWarning, module="keras")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -22,6 +22,12 @@ def quiet_tensorflow() -> None:
         absl.logging.set_verbosity(absl.logging.ERROR)
     except ImportError:
         pass
+
+
+def is_quiet() -> bool:
+    """Whether quiet_tensorflow (or the user) turned TensorFlow's C++ logging down, so that other native
+    chatter (the TFLite runtime's) should be hidden too."""
+    return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") not in ("", "0")
 
 
 def quiet_unless_verbose(argv: list[str]) -> None:

@@ -28,7 +28,7 @@ class TrainConfig:
     head_convs: int = 2
     light_head: bool | None = None  # None: light for MobileViT-v2, full for SwinV2
     pretrained: str | None = None
-    train_data: str | None = None  # None: the embedded synthetic faces
+    train_data: str | list[str] | None = None  # None: the embedded synthetic faces; several paths are pooled
     val_data: str | None = None
     data_format: str = "auto"
     images_root: str | None = None
@@ -65,12 +65,15 @@ class TrainConfig:
     kd_mode: str = "l2"
     kd_normalize: bool = True
     augment: bool = True
+    augmentation: str = "auto"  # synthetic, real (PipelineConfig.real_photos) or auto: real unless synthetic data
+    unlabeled: str | None = None  # folder of unlabelled photos: the student also learns L_KD on them
     verbose: int | None = None
 
 
 def _atomic_save(model, path: str) -> None:
-    """Write to a temporary name then rename, so a kill never leaves a corrupt checkpoint behind."""
-    tmp = path + ".tmp.keras"
+    """Write to a temporary name then rename, so a kill never leaves a corrupt checkpoint behind (the name is
+    unique per process, so two writers never share one temporary file)."""
+    tmp = f"{path}.{os.getpid()}.tmp.keras"
     model.save(tmp)
     os.replace(tmp, path)
 
@@ -90,6 +93,7 @@ def make_trainer(model, config: TrainConfig, teacher=None):
             self.awing = AdaptiveWingLoss()
             self.kd = HeatmapDistillationLoss(config.kd_mode, config.kd_normalize)
             names = ["loss", "star", "point", "edge"] + (["kd"] if teacher is not None else [])
+            names += ["kd_unlabeled"] if teacher is not None and config.unlabeled else []
             self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
             if teacher is not None:
                 self.teacher_size = int(teacher.input_shape[1])
@@ -101,6 +105,10 @@ def make_trainer(model, config: TrainConfig, teacher=None):
         def metrics(self):
             return list(self.trackers.values())
 
+        def _teacher_maps(self, x):
+            tx = x if self.teacher_size == x.shape[1] else tf.image.resize(x, [self.teacher_size] * 2)
+            return tf.stop_gradient(self.teacher(tx, training=False)["heatmaps"])
+
         def _compute_losses(self, x, targets, training):
             out = self.landmark_model(x, training=training)
             parts = {
@@ -111,16 +119,21 @@ def make_trainer(model, config: TrainConfig, teacher=None):
             total = (config.star_weight * parts["star"] + config.point_weight * parts["point"]
                      + config.edge_weight * parts["edge"])
             if self.teacher is not None and training:
-                tx = x if self.teacher_size == x.shape[1] else tf.image.resize(x, [self.teacher_size] * 2)
-                teacher_maps = tf.stop_gradient(self.teacher(tx, training=False)["heatmaps"])
-                parts["kd"] = self.kd(teacher_maps, out["heatmaps"])
+                parts["kd"] = self.kd(self._teacher_maps(x), out["heatmaps"])
                 total = total + config.alpha * parts["kd"]
             return total, parts
 
         def train_step(self, data):
+            x_unlabeled = None
+            if isinstance(data[0], (tuple, list)):  # ((images, targets), unlabelled images)
+                data, x_unlabeled = data
             x, targets = data
             with tf.GradientTape() as tape:
                 total, parts = self._compute_losses(x, targets, True)
+                if x_unlabeled is not None:
+                    student_maps = self.landmark_model(x_unlabeled, training=True)["heatmaps"]
+                    parts["kd_unlabeled"] = self.kd(self._teacher_maps(x_unlabeled), student_maps)
+                    total = total + config.alpha * parts["kd_unlabeled"]
                 scaled = self.optimizer.scale_loss(total) if hasattr(self.optimizer, "scale_loss") else total
             variables = self.landmark_model.trainable_variables
             grads = tape.gradient(scaled, variables)
@@ -158,8 +171,11 @@ def checkpoint_callback(model, pipeline, val_samples, scheme, config: TrainConfi
             super().__init__()
             self.best = math.inf
             if os.path.exists(best_state):  # a resumed run keeps its best score
-                with open(best_state) as handle:
-                    self.best = json.load(handle).get("nme", math.inf)
+                try:
+                    with open(best_state) as handle:
+                        self.best = float(json.load(handle).get("nme", math.inf))
+                except (OSError, ValueError, AttributeError):
+                    self.best = math.inf  # unreadable: the next epoch's score becomes the best again
 
         def on_epoch_end(self, epoch, logs=None):
             result = predict_dataset(keras_predictor(model), dataset)
@@ -172,8 +188,10 @@ def checkpoint_callback(model, pipeline, val_samples, scheme, config: TrainConfi
             if metrics["nme"] < self.best:
                 self.best = metrics["nme"]
                 _atomic_save(model, os.path.join(out_dir, "best.keras"))
-                with open(best_state, "w") as handle:
+                tmp = f"{best_state}.{os.getpid()}.tmp"  # temp-and-rename: a kill never leaves half a file
+                with open(tmp, "w") as handle:
                     json.dump({"epoch": epoch + 1, "nme": self.best}, handle)
+                os.replace(tmp, best_state)
                 mark = " (best, saved)"
             print(f"  epoch {epoch + 1}: val NME {metrics['nme']:.4f}{mark}", flush=True)
 
@@ -206,7 +224,12 @@ def load_data(config: TrainConfig, scheme):
         if config.val_data is None:
             config.val_data = val_path
         config.train_data = train_path
-    train, train_report = load_dataset(config.train_data, config.data_format, scheme.num_points, config.images_root)
+    paths = [config.train_data] if isinstance(config.train_data, str) else list(config.train_data)
+    train, reports = [], []
+    for path in paths:
+        samples, report = load_dataset(path, config.data_format, scheme.num_points, config.images_root)
+        train += samples
+        reports.append((path, report))
     if config.val_data:
         val, val_report = load_dataset(config.val_data, config.data_format, scheme.num_points, config.images_root)
     else:  # hold out 10% of the training set, deterministically
@@ -215,17 +238,31 @@ def load_data(config: TrainConfig, scheme):
         val = [train[i] for i in order[:cut]]
         train = [train[i] for i in order[cut:]]
         val_report = None
-    print(f"train {config.train_data}: {train_report.summary()}")
+    for path, report in reports:
+        print(f"train {path}: {report.summary()}")
     if val_report is not None:
         print(f"val   {config.val_data}: {val_report.summary()}")
     return train, val
 
 
+def pipeline_config(config: TrainConfig, synthetic: bool):
+    """Drawn faces keep the original augmentation; real photographs get the paper's real-photo recipe."""
+    from .data.pipeline import PipelineConfig
+
+    kind = config.augmentation if config.augmentation != "auto" else ("synthetic" if synthetic else "real")
+    if kind not in ("synthetic", "real"):
+        raise ValueError(f"augmentation must be auto, synthetic or real, got {config.augmentation!r}")
+    if kind == "real":
+        return PipelineConfig.real_photos(image_size=config.image_size, sigma=config.sigma)
+    return PipelineConfig(image_size=config.image_size, sigma=config.sigma)
+
+
 def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
     """Train (or distil into) a landmark model; returns the final metrics dict. Writes to `config.output`."""
     import keras
+    import tensorflow as tf
 
-    from .data.pipeline import LandmarkPipeline, PipelineConfig
+    from .data.pipeline import LandmarkPipeline
     from .evaluate import evaluate_predictions, keras_predictor, predict_dataset, write_report
     from .models import HeadConfig, build_landmark_model, load_model, model_scheme
     from .schemes import get_scheme
@@ -259,8 +296,9 @@ def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
         if t_scheme.num_points != scheme.num_points or t_scheme.name != scheme.name:
             raise ValueError(f"{teacher_path}: teacher predicts scheme {t_scheme.name!r} ({t_scheme.num_points} points), "
                              f"the student is set up for {scheme.name!r} ({scheme.num_points}); pass --scheme {t_scheme.name}")
+    synthetic = config.train_data is None
     train_samples, val_samples = load_data(config, scheme)
-    pipeline = LandmarkPipeline(scheme, PipelineConfig(image_size=config.image_size, sigma=config.sigma))
+    pipeline = LandmarkPipeline(scheme, pipeline_config(config, synthetic))
     light = config.light_head if config.light_head is not None else config.preset.startswith("mobilevit")
     steps = config.steps_per_epoch or max(1, len(train_samples) // config.batch_size)
     total_steps = steps * config.epochs
@@ -270,6 +308,15 @@ def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
         warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
     train_ds = pipeline.dataset(train_samples, config.batch_size, training=True, seed=config.seed, repeat=True,
                                 augment=config.augment)
+    if config.unlabeled:
+        if teacher is None:
+            raise ValueError("--unlabeled needs a teacher: L_KD is the only loss on unlabelled photos")
+        from .data.unlabeled import load_unlabeled
+
+        unlabeled = load_unlabeled(config.unlabeled, scheme.num_points, os.path.join(out, "unlabeled_boxes.json"))
+        unlabeled_ds = pipeline.dataset(unlabeled, config.batch_size, training=True, seed=config.seed + 1,
+                                        repeat=True, augment=config.augment).map(lambda x, t: x)
+        train_ds = tf.data.Dataset.zip((train_ds, unlabeled_ds)).prefetch(tf.data.AUTOTUNE)
     val_ds = pipeline.dataset(val_samples, config.batch_size, training=False)
     # Layers take their dtype policy when built, so the policy is only set while building, then restored.
     previous_policy = keras.mixed_precision.global_policy()
@@ -282,7 +329,8 @@ def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
             trainer = make_trainer(model, config, teacher)
             trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
                                                              clipnorm=config.clipnorm), jit_compile=config.xla)
-            trainer(next(iter(train_ds))[0][:1])  # build before BackupAndRestore restores into it
+            first = next(iter(train_ds))
+            trainer((first[0] if config.unlabeled else first)[0][:1])  # build before BackupAndRestore restores into it
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     print(f"model {model.name}: {model.count_params() / 1e6:.2f}M parameters, input {config.image_size}px, "
@@ -293,7 +341,8 @@ def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
     callbacks = [
         checkpoint_callback(model, pipeline, val_samples, scheme, config, out),
         keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False),
-        keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch", delete_checkpoint=True),
+        # double_checkpoint: a kill while the backup is written leaves the previous one to resume from.
+        keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch", double_checkpoint=True, delete_checkpoint=True),
         keras.callbacks.TerminateOnNaN(),
     ]
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
@@ -330,6 +379,7 @@ def print_summary(metrics: dict) -> None:
 
 def add_common_arguments(parser, defaults: TrainConfig) -> None:
     """The flags train.py and distill.py share; each maps onto a TrainConfig field."""
+    from .cli import non_negative_float, positive_float, positive_int
     from .data import FORMATS
     from .models import BACKBONES
     from .schemes import SCHEMES
@@ -337,33 +387,36 @@ def add_common_arguments(parser, defaults: TrainConfig) -> None:
     g = parser.add_argument_group("data")
     g.add_argument("--data-format", default=defaults.data_format, choices=("auto",) + FORMATS,
                    help="dataset format (default: detect from the path)")
-    g.add_argument("--train-data", default=None, help="training set: 300W folder, WFLW list .txt, COFW .mat or "
-                   "custom .json/.csv (default: generated synthetic faces)")
+    g.add_argument("--train-data", default=None, nargs="+", help="training set(s): 300W folder, WFLW list .txt, COFW "
+                   ".mat or custom .json/.csv; several are pooled (default: generated synthetic faces)")
+    g.add_argument("--augmentation", default="auto", choices=("auto", "real", "synthetic"),
+                   help="real: the paper's real-photo recipe (Gaussian rotation, scale, grey, gamma, blur, occlusion); "
+                   "auto: real unless training on the synthetic faces")
     g.add_argument("--val-data", default=None, help="validation set, same formats (default: synthetic test set, "
                    "or 10%% held out of --train-data)")
     g.add_argument("--images-root", default=None, help="image folder for WFLW lists")
     g.add_argument("--scheme", default=defaults.scheme, help=f"landmark scheme: {', '.join(sorted(SCHEMES))} "
                    "(or 300w, wflw, cofw)")
-    g.add_argument("--synthetic-train", type=int, default=defaults.synthetic_train, help="synthetic training faces")
-    g.add_argument("--sigma", type=float, default=defaults.sigma, help="heatmap Gaussian sigma in heatmap pixels")
+    g.add_argument("--synthetic-train", type=positive_int, default=defaults.synthetic_train, help="synthetic training faces")
+    g.add_argument("--sigma", type=positive_float, default=defaults.sigma, help="heatmap Gaussian sigma in heatmap pixels")
     g = parser.add_argument_group("model")
     g.add_argument("--preset", default=defaults.preset, choices=BACKBONES, help="backbone")
-    g.add_argument("--image-size", type=int, default=defaults.image_size, help="input size in pixels")
-    g.add_argument("--head-dim", type=int, default=defaults.head_dim, help="head channels")
+    g.add_argument("--image-size", type=positive_int, default=defaults.image_size, help="input size in pixels")
+    g.add_argument("--head-dim", type=positive_int, default=defaults.head_dim, help="head channels")
     g.add_argument("--pretrained", default=None, help="Hugging Face checkpoint folder (config.json + model.safetensors) "
                    "or .safetensors to start the backbone from")
     g = parser.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=defaults.epochs)
-    g.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    g.add_argument("--steps-per-epoch", type=int, default=None, help="default: one pass over the training set")
-    g.add_argument("--lr", type=float, default=defaults.learning_rate, help="AdamW peak learning rate")
-    g.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    g.add_argument("--clipnorm", type=float, default=defaults.clipnorm, help="per-variable gradient-norm clip; 0 turns "
+    g.add_argument("--epochs", type=positive_int, default=defaults.epochs)
+    g.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    g.add_argument("--steps-per-epoch", type=positive_int, default=None, help="default: one pass over the training set")
+    g.add_argument("--lr", type=positive_float, default=defaults.learning_rate, help="AdamW peak learning rate")
+    g.add_argument("--weight-decay", type=non_negative_float, default=defaults.weight_decay)
+    g.add_argument("--clipnorm", type=non_negative_float, default=defaults.clipnorm, help="per-variable gradient-norm clip; 0 turns "
                    "it off (with several replicas Keras clips before the all-reduce)")
-    g.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs, help="linear warm-up, then cosine")
-    g.add_argument("--star-weight", type=float, default=defaults.star_weight, help="weight of L_STAR")
-    g.add_argument("--point-weight", type=float, default=defaults.point_weight, help="weight of AWing on point maps")
-    g.add_argument("--edge-weight", type=float, default=defaults.edge_weight, help="weight of AWing on edge maps")
+    g.add_argument("--warmup-epochs", type=non_negative_float, default=defaults.warmup_epochs, help="linear warm-up, then cosine")
+    g.add_argument("--star-weight", type=non_negative_float, default=defaults.star_weight, help="weight of L_STAR")
+    g.add_argument("--point-weight", type=non_negative_float, default=defaults.point_weight, help="weight of AWing on point maps")
+    g.add_argument("--edge-weight", type=non_negative_float, default=defaults.edge_weight, help="weight of AWing on edge maps")
     g.add_argument("--mixed-precision", default="no", choices=("no", "mixed_float16", "mixed_bfloat16"))
     g.add_argument("--xla", action="store_true", help="compile the train step with XLA")
     g.add_argument("--strategy", default="auto", choices=("auto", "one_device", "mirrored", "multiworker"),

@@ -8,12 +8,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "reference")
+REALFACES = os.path.join(os.path.dirname(ROOT), "shared", "realfaces")
 
 
 def reference(name: str) -> str:
     path = os.path.join(SHARED, name)
     if not os.path.exists(path):
         pytest.skip(f"reference data {path} not available")
+    return path
+
+
+def realfaces(name: str) -> str:
+    """A path inside ../shared/realfaces (real photographs); the test skips where it is absent."""
+    path = os.path.join(REALFACES, name)
+    if not os.path.exists(path):
+        pytest.skip(f"real-face data {path} not available")
     return path
 
 

@@ -38,6 +38,25 @@ def test_convert_without_student_says_what_to_run(tmp_path):
     assert result.returncode == 2 and "python distill.py" in result.stderr
 
 
+@pytest.fixture(scope="module")
+def tflites(tmp_path_factory):
+    """A good landmark .tflite, the first half of it, and a .tflite that is some other model."""
+    import keras
+    import tensorflow as tf
+
+    from landmark_kd.export import convert
+    from landmark_kd.models import build_landmark_model
+
+    root = tmp_path_factory.mktemp("tflites")
+    buffer = convert(build_landmark_model("mobilevitv2_pico", "68", 64), "fp32")
+    (root / "good.tflite").write_bytes(buffer)
+    (root / "half.tflite").write_bytes(buffer[: len(buffer) // 2])  # a cut download: SIGSEGV if loaded as is
+    inputs = keras.Input((8,), batch_size=1)
+    other = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    (root / "not_landmarks.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(other).convert())
+    return root
+
+
 def _bad_inputs(tmp_path):
     """Inputs that are wrong in the ways users get them wrong."""
     (tmp_path / "bad.keras").write_bytes(b"PK\x03\x04 this is not a keras archive")
@@ -63,14 +82,32 @@ CASES = {
                                             ["five.json", "no usable samples", "expected 68 points, got 5"]),
     "output folder not writable": (["train.py", "--output", "{t}/a_file/run"],
                                    ["a_file/run", "output directory is not writable"]),
+    "half a tflite to predict": (["-m", "landmark_kd.predict", "{t}/face.png", "--model", "{m}/half.tflite"],
+                                 ["half.tflite", "not a loadable .tflite model"]),
+    "half a tflite to evaluate": (["-m", "landmark_kd.evaluate", "--model", "{m}/half.tflite"],
+                                  ["half.tflite", "not a loadable .tflite model"]),
+    "zero-area box": (["-m", "landmark_kd.predict", "{t}/face.png", "--model", "{m}/good.tflite", "--box", "10", "10",
+                       "10", "10"], ["--box", "X1 > X0"]),
+    "zero batch size": (["train.py", "--batch-size", "0"], ["--batch-size", "at least 1"]),
+    "zero epochs": (["train.py", "--epochs", "0"], ["--epochs", "at least 1"]),
+    "negative steps per epoch": (["train.py", "--steps-per-epoch", "-1"], ["--steps-per-epoch", "at least 1"]),
+    "nan learning rate": (["distill.py", "--lr", "nan"], ["--lr", "finite"]),
+    "zero threads": (["convert.py", "--threads", "0"], ["--threads", "at least 1"]),
+    "threads not a number": (["convert.py", "--threads", "abc"], ["--threads", "whole number"]),
+    "zero runs": (["convert.py", "--runs", "0"], ["--runs", "at least 1"]),
+    "bad target runtime": (["convert.py", "--target-runtime", "abc"], ["--target-runtime", "2.11.0"]),
+    "missing compare model": (["convert.py", "--model", "{t}/bad.keras", "--compare", "{t}/missing.tflite"],
+                              ["missing.tflite", "no such file"]),
+    "tflite that is not a landmark model": (["-m", "landmark_kd.predict", "{t}/face.png", "--model",
+                                             "{m}/not_landmarks.tflite"], ["not_landmarks.tflite", "not a landmark model"]),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_gives_one_clear_line(tmp_path, case):
+def test_bad_input_gives_one_clear_line(tmp_path, tflites, case):
     _bad_inputs(tmp_path)
     args, needles = CASES[case]
-    args = [a.format(t=tmp_path) for a in args]
+    args = [a.format(t=tmp_path, m=tflites) for a in args]
     if args[0].endswith(".py"):
         args[0] = os.path.join(ROOT, args[0])
     result = _run(*args)

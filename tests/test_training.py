@@ -93,3 +93,43 @@ def test_mixed_precision_keeps_losses_float32(faces, tmp_path):
 def test_xla_compiled_train_step(faces, tmp_path):
     metrics = run_training(_config(faces, tmp_path / "xla", epochs=1, steps_per_epoch=2, xla=True))
     assert metrics["steps"] == 2 and np.isfinite(metrics["history"]["loss"][0])
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """Unlabelled real photos: the astronaut photograph (one face) three times, and one broken file."""
+    import cv2
+    from skimage.data import astronaut
+
+    root = tmp_path_factory.mktemp("unlabelled")
+    for i in range(3):
+        cv2.imwrite(str(root / f"photo{i}.jpg"), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff nothing")
+    return str(root)
+
+
+def test_distillation_on_unlabelled_photos(teacher_run, faces, photo_folder, tmp_path, capsys):
+    teacher_dir, _ = teacher_run
+    config = _config(faces, tmp_path / "student_u", preset="mobilevitv2_pico", alpha=1.0, epochs=3, light_head=True,
+                     unlabeled=photo_folder)
+    metrics = run_training(config, teacher_path=os.path.join(teacher_dir, "best.keras"))
+    kd_u = metrics["history"]["kd_unlabeled"]
+    assert len(kd_u) == 3 and all(np.isfinite(kd_u)) and kd_u[-1] < kd_u[0]
+    boxes = json.load(open(tmp_path / "student_u" / "unlabeled_boxes.json"))
+    found = [b for b in boxes.values() if b is not None]
+    assert len(boxes) == 4 and len(found) == 3
+    assert 150 < found[0][0] < 250 and found[0][2] - found[0][0] > 60  # the astronaut's face, not the whole photo
+    assert "3 samples loaded, 1 skipped" in capsys.readouterr().out
+
+
+def test_unlabelled_photos_need_a_teacher(faces, photo_folder, tmp_path):
+    with pytest.raises(ValueError, match="needs a teacher"):
+        run_training(_config(faces, tmp_path / "u", unlabeled=photo_folder))
+
+
+def test_several_training_sets_are_pooled(faces, tmp_path, capsys):
+    metrics = run_training(_config(faces, tmp_path / "pool", train_data=[faces, faces], epochs=1, steps_per_epoch=1))
+    assert metrics["steps"] == 1
+    out = capsys.readouterr().out
+    assert out.count(f"train {faces}: 32 samples loaded") == 2
+    assert "model swinv2_pico_aam" in out and "64 train / 32 val faces" in out

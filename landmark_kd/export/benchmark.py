@@ -1,16 +1,28 @@
-"""Latency of a .tflite with tflite_runtime (XNNPACK): init time, then median and p90 after warm-up."""
+"""Latency of a .tflite with tflite_runtime (XNNPACK): init time, then median and p90 after warm-up.
+
+Measured by default in a separate process that imports only numpy and tflite_runtime, as on a device:
+importing TensorFlow switches the CPU to flush denormal floats to zero, which hides slow float paths, so a
+figure taken inside a TensorFlow process is not the one a device sees. This file runs as a script for that
+(`python benchmark.py MODEL --threads 1 --runs 50`, one JSON line) and imports nothing from the package.
+"""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
 
-from .tflite_runner import make_interpreter
+PROCESS_NOTE = "separate process with only numpy + tflite_runtime imported (as on a device)"
 
 
-def measure_latency(path_or_bytes, threads: int = 1, warmup: int = 10, runs: int = 50, seed: int = 0) -> dict:
+def _time_interpreter(interpreter_class, path: str, threads: int, warmup: int, runs: int, seed: int) -> dict:
     start = time.perf_counter()
-    interpreter = make_interpreter(path_or_bytes, threads)
+    interpreter = interpreter_class(model_path=path, num_threads=threads)
+    interpreter.allocate_tensors()
     init_ms = (time.perf_counter() - start) * 1e3
     rng = np.random.default_rng(seed)
     for detail in interpreter.get_input_details():
@@ -31,3 +43,52 @@ def measure_latency(path_or_bytes, threads: int = 1, warmup: int = 10, runs: int
     times = np.asarray(times)
     return {"init_ms": round(init_ms, 2), "median": round(float(np.median(times)), 3),
             "p90": round(float(np.percentile(times, 90)), 3), "runs": runs, "warmup": warmup}
+
+
+def measure_latency(path_or_bytes, threads: int = 1, warmup: int = 10, runs: int = 50, seed: int = 0,
+                    isolated: bool = True) -> dict:
+    """Latency in ms. `isolated` (the default) measures in a fresh tflite_runtime-only process; otherwise in
+    this process (kept for comparison: the gap is the denormal effect)."""
+    if isinstance(path_or_bytes, (bytes, bytearray)):
+        with tempfile.NamedTemporaryFile(suffix=".tflite", delete=False) as handle:
+            handle.write(path_or_bytes)
+        try:
+            return measure_latency(handle.name, threads, warmup, runs, seed, isolated)
+        finally:
+            os.remove(handle.name)
+    if not isolated:
+        from .tflite_runner import make_interpreter
+
+        result = _time_interpreter(lambda model_path, num_threads: make_interpreter(model_path, num_threads, False),
+                                   path_or_bytes, threads, warmup, runs, seed)
+        return {**result, "process": "in-process"}
+    command = [sys.executable, os.path.abspath(__file__), path_or_bytes, "--threads", str(threads),
+               "--warmup", str(warmup), "--runs", str(runs), "--seed", str(seed)]
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"{path_or_bytes}: latency process failed (exit {done.returncode}): {tail}")
+    return {**json.loads(lines[-1]), "process": "tflite_runtime only"}
+
+
+def _main(argv: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Latency of one .tflite in a tflite_runtime-only process.")
+    parser.add_argument("model")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    from tflite_runtime.interpreter import Interpreter
+
+    result = _time_interpreter(Interpreter, args.model, args.threads, args.warmup, args.runs, args.seed)
+    result["tensorflow_imported"] = "tensorflow" in sys.modules
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

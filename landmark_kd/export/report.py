@@ -69,7 +69,7 @@ def run_export(args, modes, threads, silenced) -> dict:
     from ..data.synthetic import ensure_default_dataset
     from ..evaluate import keras_predictor
     from ..models import load_model, model_image_size, model_scheme
-    from .benchmark import measure_latency
+    from .benchmark import PROCESS_NOTE, measure_latency
     from .flops import count_flops
     from .op_audit import audit, read_model
     from .tflite_export import convert
@@ -97,7 +97,9 @@ def run_export(args, modes, threads, silenced) -> dict:
     if "int8" in modes:
         calib_samples, _ = load_dataset(args.calibration_data or train_path, args.data_format, scheme.num_points,
                                         args.images_root)
-        calib_samples = calib_samples[: args.calibration_samples]
+        # Evenly spaced, not the first N: sorted folders put one person's (or one style's) faces together.
+        pick = np.unique(np.linspace(0, len(calib_samples) - 1, min(args.calibration_samples, len(calib_samples))).astype(int))
+        calib_samples = [calib_samples[i] for i in pick]
         calib_crops, calib_affines, calib_index = _crops(pipeline, calib_samples)
         representative = _representative(calib_crops)
         float_blocks, sensitivity = _choose_float_blocks(
@@ -108,7 +110,7 @@ def run_export(args, modes, threads, silenced) -> dict:
     report = {"model": args.model, "params": params, "image_size": size, "num_points": scheme.num_points,
               "scheme": scheme.name, "target_runtime": args.target_runtime, "eval_data": eval_path,
               "num_images": len(samples), "nme_keras": keras_metrics["nme"], "normalization": keras_metrics["normalization"],
-              "exports": {}, "compare": {}}
+              "latency_process": PROCESS_NOTE, "exports": {}, "compare": {}}
     for mode in modes:
         start = time.perf_counter()
         with silenced():
@@ -186,6 +188,7 @@ def markdown(report: dict, threads) -> str:
         lines.append(f"| {os.path.basename(name)} (compare) | - | {c['size_bytes'] / 1e6:.2f} | {c['flops'] / 1e9:.3f} | "
                      f"{c['min_runtime_version']} | - | - | {lat} |")
     lines += ["", "Latency: tflite_runtime with XNNPACK, batch 1, after 10 warm-up runs, measured on this machine in "
-              "this run. GFLOPs counted from the flatbuffer (2 x MACs of conv/FC/matmul, 1 per output element "
+              "this run, each in a separate process that imports only numpy and tflite_runtime (as on a device; a "
+              "TensorFlow process flushes denormal floats to zero and can hide slow float paths). GFLOPs counted from the flatbuffer (2 x MACs of conv/FC/matmul, 1 per output element "
               "otherwise).", ""]
     return "\n".join(lines)

@@ -62,7 +62,7 @@ def _integer_body_float_tail(converter, representative, int8_io: bool, float_blo
 
     from .tflite_runner import make_interpreter
 
-    names = [d["name"] for d in make_interpreter(converter.convert()).get_tensor_details()]
+    names = [d["name"] for d in make_interpreter(converter.convert(), allocate=False).get_tensor_details()]
     block = re.compile("|".join(rf"/{re.escape(b)}(_\d+)?/" for b in float_blocks)) if float_blocks else None
     keep_float = [n for n in names if any(f"/{layer}" in n for layer in FLOAT_TAIL) or (block and block.search(n))]
     converter.optimizations = [tf.lite.Optimize.DEFAULT]

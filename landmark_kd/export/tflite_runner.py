@@ -2,36 +2,77 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
 
 
-def make_interpreter(path_or_bytes, threads: int = 1):
-    """An allocated interpreter. The runtime logs "Created TensorFlow Lite XNNPACK delegate" straight to stderr
-    when it allocates; our CLIs' quiet mode (TF_CPP_MIN_LOG_LEVEL set, see quiet.py) hides it with
-    TensorFlow's own log lines."""
-    from ..quiet import silenced
+def make_interpreter(path_or_bytes, threads: int = 1, allocate: bool = True):
+    """An interpreter, allocated unless only its tensor details are wanted. The runtime logs "Created
+    TensorFlow Lite XNNPACK delegate" straight to stderr when it allocates; our CLIs' quiet mode hides it."""
+    from ..quiet import is_quiet, silenced
 
     try:
         from tflite_runtime.interpreter import Interpreter
     except ImportError:  # fall back to TensorFlow's copy of the same interpreter
         from tensorflow.lite.python.interpreter import Interpreter
-    with silenced(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") not in ("", "0")):
+    with silenced(is_quiet()):
         if isinstance(path_or_bytes, (bytes, bytearray)):
             interpreter = Interpreter(model_content=bytes(path_or_bytes), num_threads=threads)
         else:
             interpreter = Interpreter(model_path=path_or_bytes, num_threads=threads)
-        interpreter.allocate_tensors()
+        if allocate:
+            interpreter.allocate_tensors()
     return interpreter
+
+
+_CHILD_LOAD = """
+import sys
+try:
+    from tflite_runtime.interpreter import Interpreter
+except ImportError:
+    from tensorflow.lite.python.interpreter import Interpreter
+interpreter = Interpreter(model_path=sys.argv[1])
+interpreter.allocate_tensors()
+interpreter.invoke()  # some damage only shows when the graph runs
+"""
+
+
+def verify_tflite(path: str) -> None:
+    """Raise ValueError naming `path` unless it is a flatbuffer the runtime can load and allocate. The runtime
+    does not verify its input: a truncated or altered file can kill the process with SIGSEGV and no message,
+    so the first load (and one run) happens in a child process."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot read ({err.strerror})") from None
+    if len(head) < 8 or head[4:8] != b"TFL3":
+        raise ValueError(f"{path}: not a loadable .tflite model (no TFL3 flatbuffer identifier)")
+    try:
+        done = subprocess.run([sys.executable, "-c", _CHILD_LOAD, path], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    except subprocess.TimeoutExpired:
+        raise ValueError(f"{path}: the TFLite runtime hung loading it") from None
+    if done.returncode != 0:
+        if done.returncode < 0:
+            reason = f"the runtime crashed loading it (signal {-done.returncode}); the file is damaged"
+        else:
+            lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+            reason = lines[-1][:200] if lines else f"exit {done.returncode}"
+        raise ValueError(f"{path}: not a loadable .tflite model ({reason})")
 
 
 class TFLiteLandmarkModel:
     """`predict_landmarks(crops (B, S, S, 3) in [0, 1]) -> (B, N, 2)` input pixels, one crop per invoke."""
 
     def __init__(self, path_or_bytes, threads: int = 1, scheme=None):
-        if isinstance(path_or_bytes, str) and not os.path.isfile(path_or_bytes):
-            raise FileNotFoundError(f"{path_or_bytes}: TFLite model not found")
+        if isinstance(path_or_bytes, str):
+            if not os.path.isfile(path_or_bytes):
+                raise FileNotFoundError(f"{path_or_bytes}: TFLite model not found")
+            verify_tflite(path_or_bytes)
         try:
             start = time.perf_counter()
             self.interpreter = make_interpreter(path_or_bytes, threads)
@@ -41,7 +82,14 @@ class TFLiteLandmarkModel:
                              f"not a loadable .tflite model ({err})") from None
         self.input = self.interpreter.get_input_details()[0]
         outputs = self.interpreter.get_output_details()
-        self.output = next((o for o in outputs if len(o["shape"]) == 3 and o["shape"][-1] == 2), outputs[0])
+        landmark_outputs = [o for o in outputs if len(o["shape"]) == 3 and o["shape"][-1] == 2]
+        shape = tuple(int(v) for v in self.input["shape"])
+        if not landmark_outputs or len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:
+            name = path_or_bytes if isinstance(path_or_bytes, str) else "model"
+            raise ValueError(f"{name}: not a landmark model (needs a (1, S, S, 3) image input and a (1, N, 2) "
+                             f"landmark output; has input {shape} and outputs "
+                             f"{[tuple(int(v) for v in o['shape']) for o in outputs]})")
+        self.output = landmark_outputs[0]
         self.image_size = int(self.input["shape"][1])
         self.num_points = int(self.output["shape"][1])
         self._scheme = scheme

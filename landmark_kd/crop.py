@@ -1,0 +1,28 @@
+"""The one crop formula that training, evaluation and inference share: a square around the face box,
+side * (1 + margin), with optional augmentation. Written against an array module (numpy or TensorFlow), so
+inference on a device needs only numpy."""
+from __future__ import annotations
+
+import numpy as np
+
+CROP_MARGIN = 0.25  # the crop side grows by this fraction around the face box
+
+
+def crop_matrix(cx, cy, side, out_size, angle=0.0, scale=1.0, tx=0.0, ty=0.0, flip=False, xp=np):
+    """Forward 2x3 matrix mapping image pixels to crop pixels (augmentation parameters default to none).
+    `xp` is the array module: numpy, or tensorflow inside the tf.data pipeline."""
+    s = out_size / (side * scale)
+    cos, sin = xp.cos(angle) * s, xp.sin(angle) * s
+    fx = xp.where(flip, -1.0, 1.0)
+    centre = (out_size - 1) / 2.0
+    # p_out = F (R s (p - c)) + centre + t, F mirrors x about the crop centre.
+    a = xp.stack([fx * cos, fx * sin, -fx * (cos * cx + sin * cy) + centre + tx])
+    b = xp.stack([-sin, cos, sin * cx - cos * cy + centre + ty])
+    return xp.stack([a, b])
+
+
+def box_crop_matrix(box, size: int, margin: float = CROP_MARGIN) -> np.ndarray:
+    """The evaluation crop of a face box (x0, y0, x1, y1) as a float32 2x3 matrix."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    side = max(x1 - x0, y1 - y0) * (1 + margin)
+    return np.asarray(crop_matrix((x0 + x1) / 2, (y0 + y1) / 2, side, size), np.float32)

@@ -1,0 +1,59 @@
+"""Unlabelled face photos for distillation: L_KD needs only the teacher's heatmaps, not ground truth.
+
+Each photo gets a face box from the face detector (the face nearest the image centre, as in one-face
+collections such as LFW); photos that cannot be read or show no face are skipped and counted. Boxes are
+cached in a JSON file so a resumed run does not detect again.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from .records import DatasetError, LoadReport, Sample, check_image_file
+
+
+def load_unlabeled(root: str, num_points: int, cache: str | None = None) -> list[Sample]:
+    """Samples whose `bbox` is the detected face and whose landmarks are placeholders (the box centre)."""
+    import cv2
+
+    from ..inference import HaarFaceDetector
+    from ..pseudolabel import central_face, list_images
+
+    if not os.path.exists(root):
+        raise DatasetError(f"{root}: no such file or directory")
+    boxes: dict[str, list[float] | None] = {}
+    if cache and os.path.isfile(cache):
+        try:
+            with open(cache) as handle:
+                boxes = json.load(handle)
+        except (OSError, ValueError):
+            boxes = {}  # a damaged cache is only a lost speed-up
+    detector, report, samples = None, LoadReport(), []
+    for path in list_images(root):
+        if path not in boxes:
+            reason = check_image_file(path)
+            image = None if reason else cv2.imread(path, cv2.IMREAD_COLOR)
+            if image is None:
+                boxes[path] = None
+            else:
+                detector = detector or HaarFaceDetector()
+                box = central_face(detector(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)), image.shape)
+                boxes[path] = None if box is None else [float(v) for v in box]
+        box = boxes[path]
+        if box is None:
+            report.skip(path, "unreadable image or no face found")
+            continue
+        centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], np.float32)
+        samples.append(Sample(path, np.tile(centre, (num_points, 1)), np.asarray(box, np.float32), path))
+    report.loaded = len(samples)
+    if cache:
+        tmp = f"{cache}.{os.getpid()}.tmp"
+        with open(tmp, "w") as handle:
+            json.dump(boxes, handle)
+        os.replace(tmp, cache)
+    print(f"unlabeled {root}: {report.summary()}")
+    if not samples:
+        raise DatasetError(f"{root}: no usable unlabelled face photos ({len(report.skipped)} skipped)")
+    return samples

@@ -1,0 +1,75 @@
+"""The device path: a .tflite model runs with only numpy, OpenCV and tflite_runtime (TensorFlow and Keras
+cannot be imported), and latency is measured in a process that has only those."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from landmark_kd.export import convert
+from landmark_kd.export.benchmark import measure_latency
+from landmark_kd.models import build_landmark_model
+
+BLOCK_TF = textwrap.dedent("""
+    import importlib.abc, sys
+    class NoTensorFlow(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] in ("tensorflow", "keras"):
+                raise ImportError(f"{name} is not installed on this device")
+    sys.meta_path.insert(0, NoTensorFlow())
+""")
+
+
+@pytest.fixture(scope="module")
+def tflite_path(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    model = build_landmark_model("mobilevitv2_pico", "68", 64)
+    path = tmp_path_factory.mktemp("device") / "tiny_fp32.tflite"
+    path.write_bytes(convert(model, "fp32"))
+    return str(path)
+
+
+def _run_without_tensorflow(code: str, cwd) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    return subprocess.run([sys.executable, "-c", BLOCK_TF + textwrap.dedent(code)], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=120)
+
+
+def test_tflite_detector_and_predict_cli_run_without_tensorflow(tflite_path, tmp_path):
+    image = np.random.default_rng(0).integers(0, 255, (96, 80, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "face.png"), image)
+    done = _run_without_tensorflow(f"""
+        import numpy as np, cv2
+        from landmark_kd.inference import LandmarkDetector
+        from landmark_kd.predict import main
+        detector = LandmarkDetector({tflite_path!r}, detector="full")
+        faces = detector(cv2.imread("face.png")[..., ::-1].copy())
+        print("points", faces[0].landmarks.shape)
+        code = main(["face.png", "--model", {tflite_path!r}, "--detector", "full", "--out", "out"])
+        print("exit", code, "tensorflow loaded:", any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules))
+    """, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "points (68, 2)" in done.stdout and "exit 0 tensorflow loaded: False" in done.stdout
+    saved = json.load(open(tmp_path / "out" / "landmarks.json"))
+    assert len(saved["results"][str("face.png")]["faces"]) == 1
+
+
+def test_latency_is_measured_in_a_tflite_runtime_only_process(tflite_path):
+    isolated = measure_latency(tflite_path, threads=1, warmup=3, runs=10)
+    assert isolated["process"] == "tflite_runtime only" and isolated["tensorflow_imported"] is False
+    assert 0 < isolated["median"] <= isolated["p90"]
+    in_process = measure_latency(tflite_path, threads=1, warmup=3, runs=10, isolated=False)
+    assert in_process["process"] == "in-process" and in_process["median"] > 0
+
+
+def test_a_broken_model_fails_the_latency_process_with_its_name(tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"TFL3" + bytes(64))
+    with pytest.raises(RuntimeError, match="bad.tflite: latency process failed"):
+        measure_latency(str(bad), runs=1, warmup=0)

@@ -1,0 +1,30 @@
+import numpy as np
+import pytest
+
+from landmark_kd.evaluate import evaluate_predictions, nme_inner51
+from landmark_kd.data import Sample
+from landmark_kd.schemes import get_scheme
+
+
+def test_inner51_ignores_the_jaw_and_divides_by_the_outer_eye_corners():
+    gt = np.zeros((1, 68, 2))
+    gt[0, 36], gt[0, 45] = [0, 0], [50, 0]
+    pred = gt.copy()
+    pred[0, :17] += 100  # the jaw is not scored
+    pred[0, 17:] += [3, 4]  # 5 px off everywhere else
+    assert nme_inner51(pred, gt)[0] == pytest.approx(5 / 50)
+
+
+def test_68_point_metrics_report_the_inner51_figures_too():
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0, 100, (4, 68, 2))
+    gt[:, 36], gt[:, 45] = [10, 50], [70, 50]
+    samples = [Sample("x.png", g.astype(np.float32)) for g in gt]
+    pred = gt + rng.normal(0, 1, gt.shape)
+    pred[0, 17:] += 20  # one failure
+    metrics, errors = evaluate_predictions(pred, np.arange(4), samples, get_scheme("68"))
+    inner = nme_inner51(pred, gt)
+    assert metrics["nme_inner51"] == pytest.approx(inner.mean())
+    assert metrics["fr_inner51"] == 0.25 and metrics["median_nme_inner51"] == pytest.approx(np.median(inner))
+    assert "nme_inner51" not in evaluate_predictions(pred[:, 17:], np.arange(4),
+                                                     [Sample("x", g[17:].astype(np.float32)) for g in gt], get_scheme("51"))[0]

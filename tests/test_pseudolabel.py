@@ -1,0 +1,46 @@
+"""Pseudo-labelling unlabelled photos into a 300-W folder."""
+import json
+import os
+import shutil
+
+import numpy as np
+
+from conftest import realfaces
+from landmark_kd.data import load_dataset
+from landmark_kd.pseudolabel import central_face, main
+
+
+def test_central_face_is_the_one_nearest_the_centre():
+    faces = [(np.array([0, 0, 20, 20]), 0.9), (np.array([40, 40, 60, 60]), 0.5), (np.array([80, 0, 100, 20]), 0.7)]
+    assert np.allclose(central_face(faces, (100, 100, 3)), [40, 40, 60, 60])
+    assert central_face([], (100, 100, 3)) is None
+
+
+def test_mesh_pseudolabels_make_a_training_folder(tmp_path, capsys):
+    photos = tmp_path / "photos" / "someone"
+    photos.mkdir(parents=True)
+    lfw = realfaces("lfw_unlabeled")
+    people = sorted(os.listdir(lfw))[:3]
+    for person in people:
+        first = sorted(os.listdir(os.path.join(lfw, person)))[0]
+        shutil.copy(os.path.join(lfw, person, first), photos / f"{person}.jpg")
+    (photos / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "labelled"
+    code = main([str(tmp_path / "photos"), "--out", str(out), "--mesh-model", realfaces("labellers/face_landmark.tflite"),
+                 "--mesh-table", realfaces("labellers/mesh468_to_ibug68.json")])
+    assert code == 0
+    summary = json.load(open(out / "pseudolabel.json"))
+    assert summary["labelled"] == 3 and summary["skipped"] == 1
+    assert summary["skipped_files"][0]["reason"] == "cannot read image"
+    samples, report = load_dataset(str(out), num_points=68)
+    assert len(samples) == 3 and not report.skipped
+    for s in samples:  # LFW photos are 250x250 with the face in the middle
+        assert np.all(s.landmarks > 30) and np.all(s.landmarks < 220)
+        width = s.landmarks[:, 0].max() - s.landmarks[:, 0].min()
+        assert 50 < width < 180
+    assert "3 images labelled, 1 skipped" in capsys.readouterr().out
+
+
+def test_exactly_one_labeller_is_required(tmp_path, capsys):
+    assert main([str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "exactly one labeller" in capsys.readouterr().err
