@@ -124,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
             scheme, size, predict = model_scheme(model), model_image_size(model), keras_predictor(model)
         data = args.data or ensure_default_dataset()[1]
         samples, report = load_dataset(data, args.data_format, scheme.num_points, args.images_root)
+        from .metrics import drop_unnormalisable
+
+        samples = drop_unnormalisable(samples, scheme, args.normalization, report)
+        if not samples:
+            raise DatasetError(f"{data}: no face can be scored ({report.skipped[0][0]}: {report.skipped[0][1]})")
         out = prepare_output_dir(args.out or os.path.dirname(os.path.abspath(args.model)))
     except (DatasetError, ValueError, FileNotFoundError, PermissionError) as err:
         print(f"error: {err}", file=sys.stderr)

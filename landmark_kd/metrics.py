@@ -71,3 +71,21 @@ def summarize(errors: np.ndarray, normalization: str, num_points: int, threshold
         "num_images": int(errors.size),
         "num_points": int(num_points),
     }
+
+
+def drop_unnormalisable(samples: list, scheme: LandmarkScheme, normalization: str | None, report=None) -> list:
+    """Scoring divides by a per-face distance (eye corners, pupils or box); a face where it is zero cannot be
+    scored. Such faces are skipped and counted (named in `report`) when loaded, not found after an epoch."""
+    if not samples:
+        return samples
+    normalization = normalization or default_normalization(scheme)
+    dist = normalising_distance(np.stack([s.landmarks for s in samples]), scheme, normalization)
+    keep = []
+    for sample, d in zip(samples, dist):
+        if d > 0:
+            keep.append(sample)
+        elif report is not None:
+            report.skip(sample.source, f"{normalization} distance is zero: the face cannot be scored")
+    if report is not None:
+        report.loaded = len(keep)
+    return keep

@@ -230,6 +230,9 @@ def load_data(config: TrainConfig, scheme):
         samples, report = load_dataset(path, config.data_format, scheme.num_points, config.images_root)
         train += samples
         reports.append((path, report))
+    from .data import DatasetError, LoadReport
+    from .metrics import drop_unnormalisable
+
     if config.val_data:
         val, val_report = load_dataset(config.val_data, config.data_format, scheme.num_points, config.images_root)
     else:  # hold out 10% of the training set, deterministically
@@ -237,12 +240,32 @@ def load_data(config: TrainConfig, scheme):
         cut = max(1, len(train) // 10)
         val = [train[i] for i in order[:cut]]
         train = [train[i] for i in order[cut:]]
-        val_report = None
+        val_report = LoadReport()
+    val = drop_unnormalisable(val, scheme, config.normalization, val_report)
+    if not val:
+        raise DatasetError(f"{config.val_data or 'held-out validation faces'}: no face can be scored "
+                           f"({val_report.skipped[0][0]}: {val_report.skipped[0][1]})")
     for path, report in reports:
         print(f"train {path}: {report.summary()}")
-    if val_report is not None:
-        print(f"val   {config.val_data}: {val_report.summary()}")
+    if config.val_data or val_report.skipped:
+        print(f"val   {config.val_data or 'held out'}: {val_report.summary()}")
     return train, val
+
+
+def _check_decodable(pipeline, train_samples, val_samples, config: TrainConfig) -> None:
+    """Images can pass the load-time checks and still fail to decode; the pipeline drops those. If it would drop
+    them all, the repeated training set would spin forever and scoring would fail after an epoch: say so now."""
+    from .data import DatasetError
+
+    if next(iter(pipeline.dataset(train_samples, 1, training=False).take(1)), None) is None:
+        raise DatasetError(f"{config.train_data}: none of the {len(train_samples)} training images could be decoded")
+    decoded = sum(len(t["index"]) for _, t in pipeline.dataset(val_samples, config.batch_size, training=False))
+    if decoded == 0:
+        raise DatasetError(f"{config.val_data or 'validation faces'}: none of the {len(val_samples)} validation images "
+                           "could be decoded")
+    if decoded < len(val_samples):
+        print(f"warning: {len(val_samples) - decoded} validation image(s) passed the load checks but cannot be decoded; "
+              "they are left out of the scores")
 
 
 def pipeline_config(config: TrainConfig, synthetic: bool):
@@ -306,6 +329,7 @@ def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0 if warmup else config.learning_rate, max(1, total_steps - warmup), alpha=0.01,
         warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
+    _check_decodable(pipeline, train_samples, val_samples, config)
     train_ds = pipeline.dataset(train_samples, config.batch_size, training=True, seed=config.seed, repeat=True,
                                 augment=config.augment)
     if config.unlabeled:
@@ -433,7 +457,8 @@ def add_common_arguments(parser, defaults: TrainConfig) -> None:
 
 def config_from_args(args, defaults: TrainConfig) -> TrainConfig:
     return dataclasses.replace(
-        defaults, data_format=args.data_format, train_data=args.train_data, val_data=args.val_data,
+        defaults, data_format=args.data_format, val_data=args.val_data, augmentation=args.augmentation,
+        train_data=(args.train_data[0] if len(args.train_data) == 1 else args.train_data) if args.train_data else None,
         images_root=args.images_root, scheme=args.scheme, synthetic_train=args.synthetic_train, sigma=args.sigma,
         preset=args.preset, image_size=args.image_size, head_dim=args.head_dim, pretrained=args.pretrained,
         epochs=args.epochs, batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch, learning_rate=args.lr,

@@ -65,6 +65,19 @@ def _bad_inputs(tmp_path):
     five_points = [[10.0 + i, 20.0 + i] for i in range(5)]
     (tmp_path / "five.json").write_text(json.dumps([{"image": "face.png", "landmarks": five_points}] * 2))
     (tmp_path / "a_file").write_text("not a folder")
+    # PNGs that pass the cheap checks (signature, end chunk) but do not decode
+    junk = np.random.default_rng(1).integers(0, 256, 300, dtype=np.uint8).tobytes()
+    (tmp_path / "undecodable").mkdir()
+    points = np.random.default_rng(2).uniform(10, 50, (68, 2))
+    for i in range(3):
+        (tmp_path / "undecodable" / f"f{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + (64).to_bytes(4, "big") * 2
+                                                                   + junk + b"IEND\xaeB`\x82")
+        from landmark_kd.data.pts300w import write_pts
+
+        write_pts(str(tmp_path / "undecodable" / f"f{i}.pts"), points)
+    flat = points.copy()
+    flat[45] = flat[36]  # outer eye corners on one pixel: the inter-ocular distance is zero
+    (tmp_path / "flat.json").write_text(json.dumps({"samples": [{"image": "face.png", "landmarks": flat.tolist()}]}))
 
 
 CASES = {
@@ -86,6 +99,14 @@ CASES = {
                                  ["half.tflite", "not a loadable .tflite model"]),
     "half a tflite to evaluate": (["-m", "landmark_kd.evaluate", "--model", "{m}/half.tflite"],
                                   ["half.tflite", "not a loadable .tflite model"]),
+    "training images that do not decode": (["train.py", "--train-data", "{t}/undecodable", "--output", "{t}/out",
+                                             "--preset", "swinv2_pico", "--image-size", "64"],
+                                            ["undecodable", "none of the 2 training images could be decoded"]),
+    "validation face with zero eye distance": (["train.py", "--val-data", "{t}/flat.json", "--output", "{t}/out",
+                                                "--synthetic-train", "4", "--preset", "swinv2_pico"],
+                                               ["flat.json", "no face can be scored", "distance is zero"]),
+    "evaluate a face with zero eye distance": (["-m", "landmark_kd.evaluate", "--model", "{m}/good.tflite", "--data",
+                                                "{t}/flat.json"], ["flat.json", "distance is zero"]),
     "zero-area box": (["-m", "landmark_kd.predict", "{t}/face.png", "--model", "{m}/good.tflite", "--box", "10", "10",
                        "10", "10"], ["--box", "X1 > X0"]),
     "zero batch size": (["train.py", "--batch-size", "0"], ["--batch-size", "at least 1"]),

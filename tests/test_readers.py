@@ -274,3 +274,33 @@ def test_fuzzed_image_bytes_are_skipped_or_dropped_never_fatal(tmp_path):
         seen.extend(targets["index"].numpy().tolist())
     assert len(seen) <= len(samples) and len(set(seen)) == len(seen)
     assert len(seen) > 0
+
+
+def test_a_huge_image_is_skipped_before_decoding_and_a_pipe_never_blocks(tmp_path):
+    """A 20000 x 20000 PNG of a few hundred bytes would take gigabytes to decode; a .pts that is a named pipe
+    would block the reader forever. Both are skipped and counted, named."""
+    import os
+    import struct
+    import zlib
+
+    from landmark_kd.data.records import image_dimensions
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
+    (tmp_path / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    write_pts(str(tmp_path / "huge.pts"), _face_points())
+    _image(str(tmp_path / "good.png"))
+    write_pts(str(tmp_path / "good.pts"), _face_points())
+    _image(str(tmp_path / "piped.png"))
+    os.mkfifo(tmp_path / "piped.pts")
+    samples, report = load_dataset(str(tmp_path), num_points=68)
+    assert [os.path.basename(s.image_path) for s in samples] == ["good.png"]
+    reasons = dict(report.skipped)
+    assert "20000x20000 pixels" in reasons[str(tmp_path / "huge.pts")]
+    assert "not a regular file" in reasons[str(tmp_path / "piped.pts")]
+    for ext, size in ((".jpg", (40, 30)), (".png", (40, 30)), (".bmp", (40, 30))):
+        cv2.imwrite(str(tmp_path / f"small{ext}"), np.zeros((30, 40, 3), np.uint8))
+        with open(tmp_path / f"small{ext}", "rb") as handle:
+            assert image_dimensions(handle.read(32), handle) == size

@@ -16,6 +16,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 
 def read_pts(path: str) -> np.ndarray:
     """Parse one .pts file into (N, 2) float32 0-based pixel coordinates."""
+    if not os.path.isfile(path):  # a named pipe or device would block the reader
+        raise DatasetError(f"{path}: not a regular file")
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             lines = [line.strip() for line in handle]

@@ -51,6 +51,32 @@ class LoadReport:
         return text
 
 
+MAX_PIXELS = 50_000_000  # decoding more would take gigabytes (a 1 MB PNG can hold 20000 x 20000 pixels)
+
+
+def image_dimensions(head: bytes, handle) -> tuple[int, int] | None:
+    """(width, height) from a PNG/JPEG/BMP/GIF header without decoding the pixels; None if not found.
+    `head` is the file's first bytes, `handle` the open file (JPEG needs a scan for its frame header)."""
+    if head.startswith(_SIGNATURES[0]) and len(head) >= 24:
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head.startswith((b"GIF87a", b"GIF89a")) and len(head) >= 10:
+        return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    if head.startswith(b"BM") and len(head) >= 26:
+        return int.from_bytes(head[18:22], "little", signed=True), abs(int.from_bytes(head[22:26], "little", signed=True))
+    if head.startswith(_SIGNATURES[1]):
+        handle.seek(2)
+        for _ in range(10000):  # markers before the frame header; bounded, so a damaged file cannot spin
+            marker = handle.read(4)
+            if len(marker) < 4 or marker[0] != 0xFF:
+                return None
+            kind, length = marker[1], int.from_bytes(marker[2:4], "big")
+            if 0xC0 <= kind <= 0xCF and kind not in (0xC4, 0xC8, 0xCC):
+                frame = handle.read(5)
+                return (int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")) if len(frame) == 5 else None
+            handle.seek(length - 2, 1)
+    return None
+
+
 def check_image_file(path: str) -> str | None:
     """Cheap check that `path` is an image TensorFlow can decode: a known signature and, for PNG and JPEG,
     the end marker (a truncated download is the commonest corruption). Returns a reason or None."""
@@ -58,7 +84,8 @@ def check_image_file(path: str) -> str | None:
         return f"image not found: {path}"
     try:
         with open(path, "rb") as handle:
-            head = handle.read(16)
+            head = handle.read(32)
+            size = image_dimensions(head, handle)
             handle.seek(max(0, os.path.getsize(path) - _TAIL_BYTES))
             tail = handle.read()
     except OSError as err:
@@ -71,6 +98,8 @@ def check_image_file(path: str) -> str | None:
         return f"truncated PNG (no IEND chunk): {path}"
     if head.startswith(_SIGNATURES[1]) and b"\xff\xd9" not in tail:
         return f"truncated JPEG (no end-of-image marker): {path}"
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        return f"image too large to decode: {size[0]}x{size[1]} pixels (the limit is {MAX_PIXELS / 1e6:.0f} million): {path}"
     return None
 
 

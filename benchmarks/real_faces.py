@@ -1,0 +1,90 @@
+"""Landmark accuracy on real photographs, the way a user runs the models: the face box is the ground truth's
+68-point box, the crop and decoding are LandmarkDetector's. Scores our models (.keras or .tflite) and,
+side by side, MediaPipe's Face Mesh mapped to 68 points. Error: mean over the 51 inner points (no jaw line)
+divided by the outer-eye-corner distance (the ICME 2024 challenge's measure); FR = share of faces above 10%.
+
+    python benchmarks/real_faces.py --models landmark_kd/pretrained/real_student.keras \
+        --data ../shared/realfaces/ytf68/val ../shared/realfaces/dlib_faces/faces.json \
+        --mesh ../shared/realfaces/labellers/face_landmark.tflite ../shared/realfaces/labellers/mesh468_to_ibug68.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _load_images(samples):
+    import cv2
+
+    cache = {}
+    for s in samples:
+        if s.image_path not in cache:
+            cache[s.image_path] = cv2.cvtColor(cv2.imread(s.image_path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return cache
+
+
+def score(predict_one, samples, images) -> dict:
+    """predict_one(image, box) -> (68, 2); returns summary figures over the samples."""
+    from landmark_kd.evaluate import nme_inner51
+
+    pred, gt, start = [], [], time.perf_counter()
+    for s in samples:
+        lo, hi = s.landmarks.min(0), s.landmarks.max(0)
+        pred.append(predict_one(images[s.image_path], [lo[0], lo[1], hi[0], hi[1]]))
+        gt.append(s.landmarks)
+    seconds = time.perf_counter() - start
+    errors = nme_inner51(np.stack(pred), np.stack(gt))
+    return {"mean": float(errors.mean()), "median": float(np.median(errors)), "fr": float(np.mean(errors > 0.1)),
+            "faces": len(errors), "ms_per_face": 1e3 * seconds / len(errors)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="*", default=[], help=".keras or .tflite 68-point landmark models")
+    parser.add_argument("--data", nargs="+", required=True, help="68-point datasets (any format load_dataset reads)")
+    parser.add_argument("--mesh", nargs=2, metavar=("MODEL", "TABLE"), help="also score MediaPipe's Face Mesh")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    from landmark_kd.quiet import quiet_tensorflow
+
+    quiet_tensorflow()
+    from landmark_kd.data import load_dataset
+    from landmark_kd.inference import LandmarkDetector
+
+    predictors = {}
+    for path in args.models:
+        detector = LandmarkDetector(path, detector="full", threads=args.threads)
+        predictors[path] = lambda image, box, d=detector: d.landmarks_for_boxes(image, [box])[0]
+    if args.mesh:
+        from landmark_kd.mesh_labeller import MeshLabeller
+
+        mesh = MeshLabeller(*args.mesh, threads=args.threads, passes=1)
+        predictors["MediaPipe face_landmark (mesh -> 68)"] = lambda image, box: mesh.label(image, box)[0]
+    results = {}
+    for data in args.data:
+        samples, _ = load_dataset(data, num_points=68)
+        images = _load_images(samples)
+        for name, predict in predictors.items():
+            results.setdefault(name, {})[data] = score(predict, samples, images)
+    print("| model | " + " | ".join(f"{os.path.basename(os.path.normpath(d))}: mean / median NME, FR" for d in args.data) + " |")
+    print("|---|" + "---|" * len(args.data))
+    for name, row in results.items():
+        cells = [f"{r['mean'] * 100:.2f}% / {r['median'] * 100:.2f}%, {r['fr'] * 100:.1f}% ({r['faces']} faces)"
+                 for r in (row[d] for d in args.data)]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

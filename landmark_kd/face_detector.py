@@ -1,0 +1,285 @@
+"""BlazeFace face detection (MediaPipe's short- and full-range face detector .tflite models) on tflite_runtime.
+
+Why this module exists: OpenCV's Haar cascade misses tilted, dim and tightly cropped faces; MediaPipe's
+BlazeFace models are small (0.2 / 0.7 MB), fast on a phone-class CPU and find far more real faces. It imports
+only numpy, OpenCV and tflite_runtime (TensorFlow's copy of the interpreter only where tflite_runtime is not
+installed), so it runs on devices without TensorFlow. The models ship in `landmark_kd/assets/` (Apache-2.0,
+from the `mediapipe==0.10.21` wheel, see assets/README.md); nothing is downloaded.
+
+The pre/post-processing follows MediaPipe's graphs (`mediapipe/modules/face_detection/face_detection*.pbtxt`)
+and calculators, re-implemented here:
+- input: the whole image letterboxed (kept aspect, zero border, centred) to 128x128 (short) / 192x192 (full),
+  RGB float in [-1, 1] (`output_tensor_float_range {min: -1 max: 1}`, `border_mode: BORDER_ZERO`);
+- SSD anchors (`SsdAnchorsCalculator`): fixed anchor size (w = h = 1), offset 0.5; short range: strides
+  8, 16, 16, 16 with an interpolated anchor per layer (16*16*2 + 8*8*6 = 896); full range: stride 4, one
+  anchor per cell (48*48 = 2304). Consecutive layers of equal stride share one grid, anchors of a cell adjacent;
+- decoding (`TensorsToDetectionsCalculator`, XYWH order): 16 values = box centre x, y, width, height, then 6
+  keypoints (x, y), all in input pixels relative to the anchor centre (scale = input size);
+  score = sigmoid(clip(logit, -100, 100)), kept where >= 0.5 (short) / 0.6 (full);
+- weighted NMS (`NonMaxSuppressionCalculator`, WEIGHTED, IoU > 0.3): each kept detection is the score-weighted
+  mean of the boxes and keypoints that overlap the best remaining one, with the best one's score.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+
+# Keypoint order of the models' 6 keypoints (the subject's right/left, so "right eye" is on the image's left
+# in a frontal, unmirrored photo).
+KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ear_tragion", "left_ear_tragion")
+
+# Detector box -> estimated bounding box of the 68 iBUG landmarks (jaw, brows, chin), per model, in units of the
+# detector box: centre shift (dx, dy) and size ratios (sw, sh): landmark box = detector box moved by
+# (dx * w, dy * h), sized (sw * w, sh * h). Measured with `python benchmarks/face_detection.py --fit`: each
+# ytf68/train face's best-IoU detection (IoU >= 0.3), medians of the per-face ratios (IQR in brackets).
+#   short, 3,805 faces: dx -0.002 [-0.021, +0.016], dy +0.049 [+0.023, +0.073], sw 0.976 [0.922, 1.030],
+#          sh 0.942 [0.892, 0.992]. Mean IoU with the 68-point box, raw -> fitted: ytf68/val 0.831 -> 0.857
+#          (426 faces), dlib_faces 0.807 -> 0.815 (11 faces).
+#   full,  3,656 faces: dx +0.001 [-0.060, +0.070], dy +0.086 [+0.066, +0.107], sw 0.914 [0.862, 0.972],
+#          sh 0.881 [0.843, 0.924]. Mean IoU raw -> fitted: ytf68/val 0.702 -> 0.779 (410 faces),
+#          dlib_faces 0.670 -> 0.769 (42 faces).
+# So on these labels the detector box is about the 68-point box's size (the full-range box ~10% larger), and
+# the 68-point box sits lower (it reaches the chin; the detector box reaches up to the forehead).
+LANDMARK_BOX_FITS = {"short": (-0.002, 0.049, 0.976, 0.942), "full": (0.001, 0.086, 0.914, 0.881)}
+
+
+@dataclass(frozen=True)
+class _ModelSpec:
+    """What MediaPipe's graph configures for one detector model."""
+    name: str
+    file: str
+    input_size: int
+    strides: tuple[int, ...]
+    anchors_per_layer: int  # 2 where interpolated_scale_aspect_ratio > 0, else 1
+    min_score: float
+
+
+MODELS = {
+    "short": _ModelSpec("short", "face_detection_short_range.tflite", 128, (8, 16, 16, 16), 2, 0.5),
+    "full": _ModelSpec("full", "face_detection_full_range_sparse.tflite", 192, (4,), 1, 0.6),
+}
+
+
+def ssd_anchor_centres(input_size: int, strides: tuple[int, ...], anchors_per_layer: int) -> np.ndarray:
+    """(N, 2) anchor centres (x, y) in [0, 1] of the input, in the order the model emits its rows.
+
+    Why only centres: with MediaPipe's `fixed_anchor_size: true` every anchor is 1 x 1 (normalised), so the
+    centre is all the decoding needs. Layers that share a stride share one feature map; each of its cells
+    holds `anchors_per_layer` anchors per such layer, stored together (row-major over cells)."""
+    centres = []
+    start = 0
+    while start < len(strides):
+        stop = start
+        while stop < len(strides) and strides[stop] == strides[start]:
+            stop += 1
+        cells = math.ceil(input_size / strides[start])
+        per_cell = (stop - start) * anchors_per_layer
+        grid = (np.arange(cells, dtype=np.float32) + 0.5) / cells
+        ys, xs = np.meshgrid(grid, grid, indexing="ij")
+        xy = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        centres.append(np.repeat(xy, per_cell, axis=0))
+        start = stop
+    return np.concatenate(centres).astype(np.float32)
+
+
+def decode(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, input_size: int
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw model rows -> (boxes (N, 4) x0 y0 x1 y1, keypoints (N, 6, 2), scores (N,)), coordinates normalised to
+    the input square. Regressor values are input pixels relative to the anchor centre."""
+    raw = np.asarray(regressors, np.float32).reshape(len(anchors), -1) / float(input_size)
+    centre = raw[:, 0:2] + anchors
+    half = raw[:, 2:4] / 2.0
+    boxes = np.concatenate([centre - half, centre + half], axis=1)
+    keypoints = raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :]
+    clipped = np.clip(np.asarray(logits, np.float64).reshape(-1), -100.0, 100.0)  # float64: exp(100) fits
+    scores = (1.0 / (1.0 + np.exp(-clipped))).astype(np.float32)
+    return boxes, keypoints, scores
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one x0 y0 x1 y1 box against (N, 4) boxes."""
+    ix = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    iy = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = ix * iy
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = area + areas - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou: float = 0.3
+                 ) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """MediaPipe's "blending" NMS: [(box, keypoints, score)], best first. Why weighted: the many anchors that
+    fire on one face each carry a slightly different box; their score-weighted mean is steadier than the
+    single best one. A group is every remaining box with IoU > `iou` against the best remaining box."""
+    order = np.argsort(-scores, kind="stable")
+    out = []
+    while len(order):
+        best = order[0]
+        overlap = box_iou(boxes[best], boxes[order]) > iou
+        overlap[0] = True  # a degenerate best box still forms its own group
+        group = order[overlap]
+        weights = scores[group][:, None]
+        total = weights.sum()
+        box = (boxes[group] * weights).sum(0) / total
+        kps = (keypoints[group] * weights[:, :, None]).sum(0) / total
+        out.append((box.astype(np.float32), kps.astype(np.float32), float(scores[best])))
+        order = order[~overlap]
+    return out
+
+
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, float, float, float]:
+    """Image -> (size x size RGB uint8, scale_x, scale_y, pad_x, pad_y): aspect kept, centred, zero border,
+    as MediaPipe's ImageToTensorCalculator with keep_aspect_ratio. Tensor pixel corners map to image pixel
+    corners: u_tensor = x_corner * scale + pad."""
+    h, w = image.shape[:2]
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    # INTER_AREA when shrinking: plain bilinear (MediaPipe's warp) aliases on large photos.
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (nw, nh), interpolation=interpolation)
+    pad_x, pad_y = (size - nw) // 2, (size - nh) // 2
+    out = np.zeros((size, size, 3), np.uint8)
+    out[pad_y:pad_y + nh, pad_x:pad_x + nw] = resized
+    return out, nw / w, nh / h, float(pad_x), float(pad_y)
+
+
+def _as_rgb_uint8(image) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
+    if image.shape[2] == 4:
+        image = image[:, :, :3]
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image)
+
+
+@dataclass
+class Detection:
+    """One face: the detector's own box, its score and 6 keypoints (see KEYPOINT_NAMES), image pixels."""
+    box: np.ndarray  # (4,) x0, y0, x1, y1, the raw detector box
+    score: float
+    keypoints: np.ndarray  # (6, 2) x, y
+    model: str = "short"  # which BlazeFace model found it: "short" or "full" (their boxes differ in size)
+
+    def eye_angle(self) -> float:
+        """In-plane roll in radians: the angle of the line from the right eye to the left eye against the
+        image x axis (y down), 0 for a level face, positive when the face is turned clockwise on screen.
+        Why: a crop can be rotated upright before the landmark model sees it."""
+        (rx, ry), (lx, ly) = self.keypoints[0], self.keypoints[1]
+        return float(math.atan2(ly - ry, lx - rx))
+
+    def landmark_box(self, fit: tuple[float, float, float, float] | None = None) -> np.ndarray:
+        """Estimated bounding box of the 68 iBUG landmarks (x0, y0, x1, y1 float32). Why: the landmark model's
+        crop was trained around that box (chin and jaw included), and BlazeFace's box is a different box, of a
+        different size for each model. `fit` (centre shift dx, dy and size ratios sw, sh, in detector-box
+        units) defaults to the conversion measured for this detection's model (LANDMARK_BOX_FITS)."""
+        dx, dy, sw, sh = LANDMARK_BOX_FITS[self.model] if fit is None else fit
+        x0, y0, x1, y1 = (float(v) for v in self.box)
+        w, h = x1 - x0, y1 - y0
+        cx, cy = (x0 + x1) / 2 + dx * w, (y0 + y1) / 2 + dy * h
+        return np.array([cx - sw * w / 2, cy - sh * h / 2, cx + sw * w / 2, cy + sh * h / 2], np.float32)
+
+
+def _interpreter_class():
+    try:
+        from tflite_runtime.interpreter import Interpreter
+    except ImportError:  # TensorFlow's copy of the same interpreter
+        from tensorflow.lite.python.interpreter import Interpreter
+    return Interpreter
+
+
+class _BlazeFaceModel:
+    """One .tflite detector with its anchors and default threshold."""
+
+    def __init__(self, path: str, spec: _ModelSpec | None, threads: int):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: face detection model not found")
+        self.path = path
+        self.interpreter = _interpreter_class()(model_path=path, num_threads=threads)
+        self.interpreter.allocate_tensors()
+        inp = self.interpreter.get_input_details()[0]
+        self.input_index = inp["index"]
+        self.input_size = int(inp["shape"][1])
+        if spec is None:  # a model given by path: take MediaPipe's settings for its input size
+            spec = next((s for s in MODELS.values() if s.input_size == self.input_size), None)
+            if spec is None:
+                raise ValueError(f"{path}: input {self.input_size}x{self.input_size} is neither BlazeFace short "
+                                 "range (128) nor full range (192)")
+        if spec.input_size != self.input_size:
+            raise ValueError(f"{path}: input size {self.input_size}, expected {spec.input_size}")
+        self.spec = spec
+        self.anchors = ssd_anchor_centres(spec.input_size, spec.strides, spec.anchors_per_layer)
+        outputs = self.interpreter.get_output_details()
+        # Output names differ between the models ("regressors"/"classificators" vs "Identity"/"Identity_1"):
+        # tell them apart by their last dimension, 16 coordinates vs 1 score.
+        by_width = {int(o["shape"][-1]): o for o in outputs}
+        if set(by_width) != {16, 1} or any(int(o["shape"][1]) != len(self.anchors) for o in outputs):
+            raise ValueError(f"{path}: outputs {[tuple(o['shape']) for o in outputs]}, expected "
+                             f"(1, {len(self.anchors)}, 16) and (1, {len(self.anchors)}, 1)")
+        self.regressor_index, self.score_index = by_width[16]["index"], by_width[1]["index"]
+
+    def run(self, image: np.ndarray, min_score: float, iou: float) -> list[Detection]:
+        size = self.input_size
+        square, sx, sy, px, py = letterbox(image, size)
+        tensor = square.astype(np.float32)[None] / 127.5 - 1.0
+        self.interpreter.set_tensor(self.input_index, tensor)
+        self.interpreter.invoke()
+        regressors = self.interpreter.get_tensor(self.regressor_index)[0]
+        logits = self.interpreter.get_tensor(self.score_index)[0]
+        boxes, keypoints, scores = decode(regressors, logits, self.anchors, size)
+        keep = (scores >= min_score) & (boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])
+        faces = weighted_nms(boxes[keep], keypoints[keep], scores[keep], iou)
+        scale = np.array([sx, sy], np.float32)
+        pad = np.array([px, py], np.float32)
+
+        def to_image(points):  # normalised tensor -> 0-based image pixel centres
+            return (points * size - pad) / scale - 0.5
+
+        return [Detection(box=to_image(box.reshape(2, 2)).reshape(4).astype(np.float32), score=score,
+                          keypoints=to_image(kps).astype(np.float32), model=self.spec.name)
+                for box, kps, score in faces]
+
+
+class BlazeFaceDetector:
+    """MediaPipe BlazeFace on tflite_runtime. `model`: "short" (faces filling much of the picture, within about
+    2 m of a camera), "full" (small and distant faces too, slower), "auto" (short range first, full range
+    only when short range finds nothing) or a path to a BlazeFace .tflite. `min_score` defaults to MediaPipe's
+    threshold per model (0.5 short, 0.6 full); `iou` is the weighted-NMS grouping threshold."""
+
+    def __init__(self, model: str = "auto", min_score: float | None = None, iou: float = 0.3, threads: int = 1):
+        names = ("short", "full") if model == "auto" else (model,)
+        self.models = []
+        for name in names:
+            if name in MODELS:
+                self.models.append(_BlazeFaceModel(os.path.join(ASSETS_DIR, MODELS[name].file), MODELS[name], threads))
+            elif name.endswith(".tflite"):
+                self.models.append(_BlazeFaceModel(name, None, threads))
+            else:
+                raise ValueError(f"model {model!r}: expected 'short', 'full', 'auto' or a .tflite path")
+        self.model, self.min_score, self.iou = model, min_score, iou
+
+    def detect(self, image_rgb_uint8) -> list[Detection]:
+        """Faces in an RGB uint8 image (H, W, 3), best score first, coordinates in image pixels."""
+        image = _as_rgb_uint8(image_rgb_uint8)
+        faces: list[Detection] = []
+        for runner in self.models:
+            threshold = runner.spec.min_score if self.min_score is None else self.min_score
+            faces = runner.run(image, threshold, self.iou)
+            if faces:
+                break
+        return sorted(faces, key=lambda face: -face.score)
+
+    def __call__(self, image) -> list[tuple[np.ndarray, float]]:
+        """[(68-landmark box estimate x0 y0 x1 y1 float32, score)], best first: the interface of the Haar
+        detector callable that `LandmarkDetector` crops from, so this can replace it."""
+        return [(face.landmark_box(), face.score) for face in self.detect(image)]
