@@ -1,7 +1,8 @@
 """BlazeFace face detection (MediaPipe's short- and full-range face detector .tflite models) on tflite_runtime.
 
-Why this module exists: OpenCV's Haar cascade misses tilted, dim and tightly cropped faces; MediaPipe's
-BlazeFace models are small (0.2 / 0.7 MB), fast on a phone-class CPU and find far more real faces. It imports
+Why this module exists: OpenCV's Haar cascade misses tilted, dim and tightly cropped faces and is slow on large
+photos; MediaPipe's BlazeFace models are small (0.2 / 0.7 MB) and run in a few ms on one CPU thread (see
+benchmarks/face_detection.py for detection rates on real photos). It imports
 only numpy, OpenCV and tflite_runtime (TensorFlow's copy of the interpreter only where tflite_runtime is not
 installed), so it runs on devices without TensorFlow. The models ship in `landmark_kd/assets/` (Apache-2.0,
 from the `mediapipe==0.10.21` wheel, see assets/README.md); nothing is downloaded.
@@ -252,8 +253,8 @@ class _BlazeFaceModel:
 
 class BlazeFaceDetector:
     """MediaPipe BlazeFace on tflite_runtime. `model`: "short" (faces filling much of the picture, within about
-    2 m of a camera), "full" (small and distant faces too, slower), "auto" (short range first, full range
-    only when short range finds nothing) or a path to a BlazeFace .tflite. `min_score` defaults to MediaPipe's
+    2 m of a camera), "full" (small and distant faces too, slower), "auto" (both: short range's faces, plus
+    those only full range finds, such as small faces in a group photo) or a path to a BlazeFace .tflite. `min_score` defaults to MediaPipe's
     threshold per model (0.5 short, 0.6 full); `iou` is the weighted-NMS grouping threshold."""
 
     def __init__(self, model: str = "auto", min_score: float | None = None, iou: float = 0.3, threads: int = 1):
@@ -274,9 +275,11 @@ class BlazeFaceDetector:
         faces: list[Detection] = []
         for runner in self.models:
             threshold = runner.spec.min_score if self.min_score is None else self.min_score
-            faces = runner.run(image, threshold, self.iou)
-            if faces:
-                break
+            for face in runner.run(image, threshold, self.iou):
+                # auto: short range's faces first; full range adds the faces it alone sees (small, distant ones)
+                taken = np.stack([f.landmark_box() for f in faces]) if faces else np.zeros((0, 4), np.float32)
+                if not len(taken) or box_iou(face.landmark_box(), taken).max() < self.iou:
+                    faces.append(face)
         return sorted(faces, key=lambda face: -face.score)
 
     def __call__(self, image) -> list[tuple[np.ndarray, float]]:

@@ -1,8 +1,10 @@
 """Landmarks on whole images: face detection -> square crop -> landmark model -> image pixels.
 
-`LandmarkDetector` takes a `.keras` or `.tflite` landmark model. Faces come from OpenCV's Haar cascade
-(shipped inside opencv-python, no download), from boxes you pass, or from any callable
-`image -> [(box, score), ...]`; `detector="full"` treats the whole image as one face (pre-cropped input).
+`LandmarkDetector` takes a `.keras` or `.tflite` landmark model (by default the shipped real-face student).
+Faces come from MediaPipe's BlazeFace (`detector="blazeface"`, the default: short- and full-range models
+shipped in `landmark_kd/assets`, run by tflite_runtime), OpenCV's Haar cascade (`"haar"`, the fallback),
+boxes you pass, or any callable `image -> [(box, score), ...]`; `detector="full"` treats the whole image as
+one face (pre-cropped input).
 """
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ class LandmarkDetector:
     """Faces -> landmarks in image pixels. With no `model_path`, the shipped real-face student (full-int8
     .tflite), which needs only numpy, OpenCV and tflite_runtime."""
 
-    def __init__(self, model_path: str | None = None, detector: str | Callable = "haar", threads: int = 2,
+    def __init__(self, model_path: str | None = None, detector: str | Callable = "blazeface", threads: int = 2,
                  margin: float = CROP_MARGIN, scheme=None):
         model_path = model_path or default_model_path()
         self.model_path, self.margin = model_path, margin
@@ -84,14 +86,19 @@ class LandmarkDetector:
 
             model = load_model(model_path)
             self.image_size, self._predict, self.scheme = model_image_size(model), keras_predictor(model), model_scheme(model)
-        if detector == "haar":
+        if detector in ("blazeface", "auto", "short", "full_range"):
+            from .face_detector import BlazeFaceDetector
+
+            self.detector = BlazeFaceDetector({"blazeface": "auto", "full_range": "full"}.get(detector, detector), threads=1)
+        elif detector == "haar":
             self.detector = HaarFaceDetector()
         elif detector == "full":
             self.detector = lambda image: [(np.array([0, 0, image.shape[1] - 1, image.shape[0] - 1], np.float32), 1.0)]
         elif callable(detector):
             self.detector = detector
         else:
-            raise ValueError(f"detector must be 'haar', 'full' or a callable, got {detector!r}")
+            raise ValueError(f"detector must be 'blazeface', 'short', 'full_range', 'haar', 'full' or a callable, "
+                             f"got {detector!r}")
 
     def detect_faces(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         return self.detector(image)

@@ -105,41 +105,118 @@ def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None) -
     return {path: {"frames": frames, "fps": fps, "smoothed": smooth, "annotated": out_path}}
 
 
+def _image_paths(path: str) -> list[str]:
+    if os.path.isdir(path):
+        return sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTENSIONS))
+    return [path]
+
+
+def read_image_list(path: str) -> list[str]:
+    """Image paths, one per line (blank lines and # comments ignored); relative paths are taken from the list's
+    folder."""
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            lines = [line.strip() for line in handle]
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: cannot read the image list ({err})") from None
+    base = os.path.dirname(os.path.abspath(path))
+    paths = [line if os.path.isabs(line) else os.path.join(base, line) for line in lines if line and not line.startswith("#")]
+    if not paths:
+        raise ValueError(f"{path}: the image list names no images")
+    return paths
+
+
+def predict_pts(detector, paths: list[str], out_dir: str, inner51: bool) -> dict:
+    """The ICME 2024 challenge's batch format: one .pts per image holding every face (one `version/n_points/{}`
+    block each), faces ordered right to left; an image with no face (or unreadable) gets an empty file."""
+    from .data.pts300w import format_pts
+    from .schemes import convert_68_to_51
+
+    written, counts, start = {}, {"faces": 0, "no_face": 0, "unreadable": 0}, time.time()
+    for i, path in enumerate(paths, 1):
+        try:
+            faces = detector(_read_image(path))
+        except ValueError as err:
+            print(f"warning: {err}", file=sys.stderr)
+            faces, counts["unreadable"] = [], counts["unreadable"] + 1
+        else:
+            counts["no_face"] += not faces
+        faces = sorted(faces, key=lambda f: -(f.box[0] + f.box[2]))  # right to left
+        stem = os.path.splitext(os.path.basename(path))[0]
+        name, k = stem, 1
+        while name in written.values():  # two images with one name in different folders
+            name, k = f"{stem}_{k}", k + 1
+        text = "".join(format_pts(convert_68_to_51(f.landmarks) if inner51 else f.landmarks) for f in faces)
+        with open(os.path.join(out_dir, name + ".pts"), "w", encoding="utf-8") as handle:
+            handle.write(text)
+        written[path] = name
+        counts["faces"] += len(faces)
+        _progress(i, len(paths), start, "images")
+    return {"pts": {p: os.path.join(out_dir, n + ".pts") for p, n in written.items()}, **counts}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     quiet_unless_verbose(argv)
     from .cli import ArgumentParser, positive_int
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("input", help="an image, a folder of images, or a video")
+    parser.add_argument("input", nargs="?", help="an image, a folder of images, or a video")
+    parser.add_argument("--list", default=None, help="a text file of image paths, one per line (instead of input)")
+    parser.add_argument("--format", default="json", choices=("json", "pts"),
+                        help="json: landmarks.json + annotated images; pts: one .pts per image with every face, "
+                        "right to left (the ICME 2024 challenge's format; empty file when no face)")
+    parser.add_argument("--points", default="all", choices=("all", "51"),
+                        help="51: drop the 17 jaw points of a 68-point model (the challenge's 51-point layout)")
     parser.add_argument("--model", default=None, help=".keras or .tflite landmark model (default: the shipped "
                         "real-face student, landmark_kd/pretrained/real_student_int8.tflite)")
     parser.add_argument("--out", default=os.path.join("runs", "predict"), help="output folder")
-    parser.add_argument("--detector", default="haar", choices=("haar", "full"),
-                        help="haar: OpenCV's face detector; full: the whole image is one face (pre-cropped input)")
+    parser.add_argument("--detector", default="blazeface", choices=("blazeface", "short", "full_range", "haar", "full"),
+                        help="blazeface: MediaPipe's BlazeFace, short and full range together (default); short / "
+                        "full_range: one of them; haar: OpenCV's cascade; full: the whole image is one face "
+                        "(pre-cropped input)")
     parser.add_argument("--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="use this face box")
     parser.add_argument("--no-smooth", action="store_true", help="turn off One-Euro smoothing for video")
     parser.add_argument("--threads", type=positive_int, default=2, help="TFLite threads")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
+    if (args.input is None) == (args.list is None):
+        parser.error("give an input (image, folder or video) or --list FILE, not both")
     if args.box and not (args.box[2] > args.box[0] and args.box[3] > args.box[1]):
         parser.error(f"argument --box: X1 > X0 and Y1 > Y0 needed, got {' '.join(f'{v:g}' for v in args.box)}")
     from .cli import prepare_output_dir
     from .inference import LandmarkDetector
 
-    if not os.path.exists(args.input):
-        print(f"error: {args.input}: no such file or directory", file=sys.stderr)
+    source = args.input or args.list
+    if not os.path.exists(source):
+        print(f"error: {source}: no such file or directory", file=sys.stderr)
         return 2
     try:
+        paths = read_image_list(args.list) if args.list else None
         detector = LandmarkDetector(args.model, args.detector, args.threads)
+        if args.points == "51" and detector.scheme.num_points != 68:
+            raise ValueError(f"--points 51 needs a 68-point model; {detector.model_path} predicts "
+                             f"{detector.scheme.num_points}")
         prepare_output_dir(args.out)
     except (ValueError, FileNotFoundError, PermissionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     boxes = [args.box] if args.box else None
+    if args.format == "pts":
+        if paths is None:
+            paths = _image_paths(args.input)
+            if not paths:
+                print(f"error: {args.input}: no images found", file=sys.stderr)
+                return 2
+        result = predict_pts(lambda image: detector(image, boxes), paths, args.out, args.points == "51")
+        print(f"{len(paths)} image(s): {result['faces']} face(s) written as .pts to {args.out}; "
+              f"{result['no_face']} with no face, {result['unreadable']} unreadable (empty .pts files)")
+        return 0
     try:
-        if os.path.isdir(args.input):
-            paths = sorted(os.path.join(args.input, f) for f in os.listdir(args.input) if f.lower().endswith(IMAGE_EXTENSIONS))
+        if paths is not None:
+            results = predict_images(detector, paths, args.out, boxes)
+        elif os.path.isdir(args.input):
+            paths = _image_paths(args.input)
             if not paths:
                 raise ValueError(f"{args.input}: no images found")
             results = predict_images(detector, paths, args.out, boxes)

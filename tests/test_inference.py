@@ -101,3 +101,43 @@ def test_predict_cli_image_folder_and_video(model_path, tmp_path, capsys):
     assert os.path.getsize(tmp_path / "o3" / "clip_landmarks.mp4") > 0
     assert predict_main([str(tmp_path / "none.png"), "--model", model_path]) == 2
     assert predict_main([str(blank), "--model", str(tmp_path / "none.keras")]) == 2
+
+
+def test_batch_pts_format_one_file_per_image(model_path, tmp_path, capsys):
+    """--list ... --format pts: one .pts per image with every face; an unreadable image gets an empty file."""
+    from landmark_kd.data.pts300w import read_pts
+
+    for i in range(2):
+        image, _ = render_face(i, 96)
+        cv2.imwrite(str(tmp_path / f"face{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    (tmp_path / "list.txt").write_text("\ufeff# challenge list\nface0.png\n\nface1.png\nmissing.png\n")
+    out = tmp_path / "pts"
+    code = predict_main(["--list", str(tmp_path / "list.txt"), "--model", model_path, "--out", str(out),
+                         "--detector", "full", "--format", "pts", "--points", "51"])
+    assert code == 0
+    assert sorted(os.listdir(out)) == ["face0.pts", "face1.pts", "missing.pts"]
+    assert read_pts(str(out / "face0.pts")).shape == (51, 2)
+    assert (out / "missing.pts").read_text() == ""
+    printed = capsys.readouterr().out
+    assert "2 face(s) written" in printed and "1 unreadable" in printed
+
+
+def test_pts_faces_are_ordered_right_to_left(tmp_path):
+    from landmark_kd.inference import Face
+    from landmark_kd.predict import predict_pts
+
+    image, _ = render_face(0, 64)
+    cv2.imwrite(str(tmp_path / "two.png"), image)
+    left = Face(np.array([0, 0, 10, 10], np.float32), np.full((68, 2), 5.0, np.float32), 0.9)
+    right = Face(np.array([40, 0, 50, 10], np.float32), np.full((68, 2), 45.0, np.float32), 0.5)
+    result = predict_pts(lambda img: [left, right], [str(tmp_path / "two.png")], str(tmp_path), inner51=False)
+    text = open(result["pts"][str(tmp_path / "two.png")]).read()
+    blocks = text.split("version: 1")[1:]
+    assert len(blocks) == 2 and "46.000 46.000" in blocks[0] and "6.000 6.000" in blocks[1]
+    assert result["faces"] == 2 and result["no_face"] == 0
+
+
+def test_predict_needs_an_input_or_a_list(capsys):
+    with pytest.raises(SystemExit) as stop:
+        predict_main([])
+    assert stop.value.code == 2 and "--list" in capsys.readouterr().err

@@ -54,11 +54,16 @@ def read_pts(path: str) -> np.ndarray:
     return np.asarray(points, np.float32) - 1.0
 
 
-def write_pts(path: str, landmarks: np.ndarray) -> None:
+def format_pts(landmarks: np.ndarray) -> str:
+    """One face as .pts text (1-based coordinates)."""
     pts = np.asarray(landmarks, np.float64) + 1.0
     body = "\n".join(f"{x:.3f} {y:.3f}" for x, y in pts)
+    return f"version: 1\nn_points: {len(pts)}\n{{\n{body}\n}}\n"
+
+
+def write_pts(path: str, landmarks: np.ndarray) -> None:
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write(f"version: 1\nn_points: {len(pts)}\n{{\n{body}\n}}\n")
+        handle.write(format_pts(landmarks))
 
 
 def find_pairs(root: str) -> list[tuple[str, str]]:
