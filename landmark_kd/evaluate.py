@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
             model = load_model(args.model)
             scheme, size, predict = model_scheme(model), model_image_size(model), keras_predictor(model)
-        data = args.data or ensure_default_dataset()[1]
+        data = args.data or ensure_default_dataset(reuse_any=True)[1]
         samples, report = load_dataset(data, args.data_format, scheme.num_points, args.images_root)
         from .metrics import drop_unnormalisable
 

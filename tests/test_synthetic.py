@@ -36,3 +36,19 @@ def test_cli(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "cli"), "--num", "3", "--size", "64"]) == 0
     assert "Wrote 3 faces" in capsys.readouterr().out
     assert len([f for f in os.listdir(tmp_path / "cli") if f.endswith(".pts")]) == 3
+
+
+def test_scoring_reuses_a_set_made_with_another_seed(tmp_path):
+    """After `train.py --seed 1`, evaluate/convert (reuse_any) must score the faces that exist, not regenerate
+    the default seed's set over them."""
+    import json
+    import os
+
+    from landmark_kd.data.synthetic import ensure_default_dataset
+
+    root = str(tmp_path / "syn")
+    train, test = ensure_default_dataset(root, 3, 2, seed=1, size=64)
+    stamp = os.path.getmtime(os.path.join(test, "manifest.json"))
+    again = ensure_default_dataset(root, reuse_any=True)
+    assert again == (train, test) and os.path.getmtime(os.path.join(test, "manifest.json")) == stamp
+    assert json.load(open(os.path.join(test, "manifest.json")))["seed"] == 1 + 7919

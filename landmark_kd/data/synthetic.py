@@ -251,8 +251,10 @@ def generate(out_dir: str, num: int, seed: int = 0, size: int = 256, sheet: bool
 
 
 def ensure_default_dataset(root: str = "data/synthetic", num_train: int = 2000, num_test: int = 300,
-                           seed: int = 0, size: int = 256) -> tuple[str, str]:
-    """Generate (once) the default train/test sets; reused while their manifest matches."""
+                           seed: int = 0, size: int = 256, reuse_any: bool = False) -> tuple[str, str]:
+    """Generate (once) the default train/test sets; reused while their manifest matches. `reuse_any` (scoring
+    and export) takes whatever complete set is there, so a model trained with `--seed 1` is scored on its own
+    faces instead of the set being silently regenerated with the defaults."""
     paths = []
     for split, num, split_seed in (("train", num_train, seed), ("test", num_test, seed + 7919)):
         path = os.path.join(root, split)
@@ -262,6 +264,9 @@ def ensure_default_dataset(root: str = "data/synthetic", num_train: int = 2000, 
                 have = json.load(handle)
         except (OSError, ValueError):
             have = None
+        if reuse_any and isinstance(have, dict) and have.get("version") == VERSION:
+            paths.append(path)
+            continue
         if have != want:
             print(f"Generating {num} synthetic {split} faces in {path} ...", file=sys.stderr)
             generate(path, num, split_seed, size, progress=True)

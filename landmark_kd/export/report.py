@@ -80,7 +80,7 @@ def run_export(args, modes, threads, silenced) -> dict:
     prepare_output_dir(args.output)
     train_path, test_path = (None, None)
     if args.data is None or ("int8" in modes and args.calibration_data is None):
-        train_path, test_path = ensure_default_dataset()
+        train_path, test_path = ensure_default_dataset(reuse_any=True)
     eval_path = args.data or test_path
     samples, _ = load_dataset(eval_path, args.data_format, scheme.num_points, args.images_root)
     if args.max_eval:
