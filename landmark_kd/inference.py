@@ -25,10 +25,14 @@ class Face:
     box: np.ndarray  # (4,) x0, y0, x1, y1
     landmarks: np.ndarray  # (N, 2) image pixels
     score: float
+    track_id: int | None = None  # set by `tracking.FaceTracker`: the same face keeps its id across frames
 
     def to_dict(self) -> dict:
-        return {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4),
-                "landmarks": np.round(self.landmarks, 2).tolist()}
+        out = {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4),
+               "landmarks": np.round(self.landmarks, 2).tolist()}
+        if self.track_id is not None:
+            out["track_id"] = int(self.track_id)
+        return out
 
 
 class HaarFaceDetector:

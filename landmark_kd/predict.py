@@ -3,6 +3,10 @@
     python -m landmark_kd.predict photo.jpg                      # the shipped real-face student, no training
     python -m landmark_kd.predict photo.jpg --model runs/student/best.keras --out runs/predict
     python -m landmark_kd.predict clip.mp4 --model runs/export/student_best_int8.tflite --out runs/predict
+    python -m landmark_kd.predict --camera 0                     # live: a window, or an .mp4 without a display
+
+Video and camera frames are tracked (landmark_kd/tracking.py): each face is followed through its landmarks and the
+face detector runs every --redetect-every frames or when a face looks lost; --no-track runs it on every frame.
 """
 from __future__ import annotations
 
@@ -68,41 +72,186 @@ def predict_images(detector, paths: list[str], out_dir: str, boxes=None) -> dict
     return results
 
 
-def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None) -> dict:
+def _frame_step(detector, smooth: bool, track: bool, boxes, fps: float, redetect_every: int):
+    """frame -> faces, and the tracker (None without tracking). Tracking: `tracking.FaceTracker` follows each face
+    through its landmarks and runs the detector only every `redetect_every` frames (or when a face looks lost),
+    smoothing per track; a --box is what its detector returns. Without tracking: the detector (or the box) on
+    every frame, One-Euro smoothing per face slot in detection order."""
+    import numpy as np
+
+    from .inference import OneEuroFilter
+
+    if track:
+        from .tracking import FaceTracker
+
+        detect = (lambda image: [(np.asarray(b, np.float32), 1.0) for b in boxes]) if boxes else None
+        tracker = FaceTracker(detector, redetect_every=redetect_every, smooth=smooth, fps=fps, detect=detect)
+        return tracker.update, tracker
+    filters: dict[int, OneEuroFilter] = {}
+
+    def step(image, dt: float):
+        faces = detector(image, boxes)
+        if smooth:  # one filter per face slot, in detection order (largest-score first)
+            for k, face in enumerate(faces):
+                face.landmarks = filters.setdefault(k, OneEuroFilter())(face.landmarks, dt)
+        return faces
+
+    return step, None
+
+
+def _can_show_window() -> bool:
+    """Whether a window may be tried: on Linux only with an X or Wayland display (a GUI build of OpenCV aborts
+    the process, rather than raising, when it cannot reach one)."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def _run_frames(step, frames, fps: float, out_path: str, window: str | None, total: int | None) -> dict:
+    """Run `step` on (BGR frame, dt) pairs; show each annotated frame in `window` (when a display can show it)
+    or write it to `out_path`. Stops at the end, on 'q' / Esc in the window, a closed window, or Ctrl-C."""
     import cv2
 
-    from .inference import OneEuroFilter, draw_faces
+    from .inference import draw_faces
+
+    writer, records, start, stopped = None, [], time.time(), "end of input"
+    try:
+        for index, (frame, dt) in enumerate(frames):
+            image = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            faces = step(image, dt)
+            annotated = cv2.cvtColor(draw_faces(image, faces), cv2.COLOR_RGB2BGR)
+            records.append({"frame": index, "faces": [f.to_dict() for f in faces]})
+            if window is not None:
+                try:
+                    cv2.imshow(window, annotated)
+                    key = cv2.waitKey(1) & 0xFF
+                except cv2.error:  # OpenCV without GUI support (opencv-python-headless)
+                    print(f"note: cannot open a window (OpenCV has no GUI support here); writing {out_path}",
+                          file=sys.stderr)
+                    window = None
+                else:
+                    if key in (ord("q"), 27):
+                        stopped = "q pressed"
+                        break
+                    if cv2.getWindowProperty(window, cv2.WND_PROP_VISIBLE) < 1:
+                        stopped = "window closed"
+                        break
+            if window is None:
+                if writer is None:
+                    writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                             (image.shape[1], image.shape[0]))
+                writer.write(annotated)
+            _progress(index + 1, total, start, "frames")
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    finally:
+        if writer is not None:
+            writer.release()
+        if window is not None:
+            try:
+                cv2.destroyWindow(window)
+            except cv2.error:
+                pass
+    return {"frames": records, "annotated": out_path if writer is not None else None, "stopped": stopped}
+
+
+def _tracking_summary(tracker) -> dict | None:
+    if tracker is None:
+        return None
+    return {"redetect_every": tracker.redetect_every, "detector_runs": tracker.detector_runs,
+            "lost": tracker.lost, "tracks": tracker.tracks_started}
+
+
+def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None, track: bool = True,
+                  redetect_every: int = 15, max_frames: int | None = None) -> dict:
+    """Landmarks on every frame of a video file: annotated .mp4 plus per-frame faces (with track ids when
+    tracking)."""
+    import cv2
 
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
         raise ValueError(f"{path}: cannot open video")
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    if total and max_frames:
+        total = min(total, max_frames)
     out_path = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + "_landmarks.mp4")
-    writer = None
-    filters: dict[int, OneEuroFilter] = {}
-    frames, start, index = [], time.time(), 0
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        image = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        faces = detector(image, boxes)
-        if smooth:  # one filter per face slot, in detection order (largest-score first)
-            for k, face in enumerate(faces):
-                face.landmarks = filters.setdefault(k, OneEuroFilter())(face.landmarks, 1.0 / fps)
-        if writer is None:
-            writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (image.shape[1], image.shape[0]))
-        writer.write(cv2.cvtColor(draw_faces(image, faces), cv2.COLOR_RGB2BGR))
-        frames.append({"frame": index, "faces": [f.to_dict() for f in faces]})
-        index += 1
-        _progress(index, total, start, "frames")
-    capture.release()
-    if writer is not None:
-        writer.release()
-    if index == 0:
+    step, tracker = _frame_step(detector, smooth, track, boxes, fps, redetect_every)
+
+    def frames():
+        count = 0
+        while max_frames is None or count < max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            count += 1
+            yield frame, 1.0 / fps
+
+    try:
+        result = _run_frames(step, frames(), fps, out_path, None, total)
+    finally:
+        capture.release()
+    if not result["frames"]:
         raise ValueError(f"{path}: video has no readable frames")
-    return {path: {"frames": frames, "fps": fps, "smoothed": smooth, "annotated": out_path}}
+    return {path: {"frames": result["frames"], "fps": fps, "smoothed": smooth, "annotated": out_path,
+                   "tracking": _tracking_summary(tracker)}}
+
+
+def open_camera(index: int):
+    """cv2.VideoCapture of camera `index`, or ValueError. OpenCV's own log lines about a missing camera are
+    silenced: the caller reports one error."""
+    import cv2
+
+    level = cv2.getLogLevel() if hasattr(cv2, "getLogLevel") else None
+    if level is not None:
+        cv2.setLogLevel(0)  # silent
+    try:
+        capture = cv2.VideoCapture(index)
+        opened = capture.isOpened()
+    finally:
+        if level is not None:
+            cv2.setLogLevel(level)
+    if not opened:
+        capture.release()
+        raise ValueError(f"camera {index}: cannot open it (no such camera, no permission, or in use)")
+    return capture
+
+
+def predict_camera(detector, index: int, out_dir: str, smooth: bool, boxes=None, track: bool = True,
+                   redetect_every: int = 15, max_frames: int | None = None, show: bool = True) -> dict:
+    """Live landmarks from camera `index`: a window where a display exists (stop with 'q'), otherwise the
+    annotated frames go to an .mp4 in `out_dir`; Ctrl-C or `max_frames` also stop. Smoothing uses the real time
+    between frames."""
+    import cv2
+
+    capture = open_camera(index)
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    if not 1 <= fps <= 240:
+        fps = 30.0
+    out_path = os.path.join(out_dir, f"camera{index}_landmarks.mp4")
+    step, tracker = _frame_step(detector, smooth, track, boxes, fps, redetect_every)
+    window = f"landmarks: camera {index} (q to quit)" if show and _can_show_window() else None
+    if window is None:
+        print(f"no display: writing {out_path} (Ctrl-C to stop)", file=sys.stderr)
+
+    def frames():
+        count, last = 0, None
+        while max_frames is None or count < max_frames:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            now = time.monotonic()
+            dt = 1.0 / fps if last is None else max(now - last, 1e-3)
+            last, count = now, count + 1
+            yield frame, dt
+
+    try:
+        result = _run_frames(step, frames(), fps, out_path, window, max_frames)
+    finally:
+        capture.release()
+    if not result["frames"]:
+        raise ValueError(f"camera {index}: no frames could be read")
+    return {f"camera:{index}": {**result, "fps": fps, "smoothed": smooth, "tracking": _tracking_summary(tracker)}}
 
 
 def _image_paths(path: str) -> list[str]:
@@ -155,6 +304,19 @@ def predict_pts(detector, paths: list[str], out_dir: str, inner51: bool) -> dict
     return {"pts": {p: os.path.join(out_dir, n + ".pts") for p, n in written.items()}, **counts}
 
 
+def _camera_index(text: str) -> int:
+    """argparse type: a camera index, 0 or more."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a camera index (0, 1, ...), got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     quiet_unless_verbose(argv)
@@ -176,19 +338,31 @@ def main(argv: list[str] | None = None) -> int:
                         "full_range: one of them; haar: OpenCV's cascade; full: the whole image is one face "
                         "(pre-cropped input)")
     parser.add_argument("--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="use this face box")
+    parser.add_argument("--camera", type=_camera_index, default=None, metavar="INDEX",
+                        help="live input from this camera (instead of input): a window where a display exists "
+                        "('q' quits), otherwise an annotated .mp4 in --out; Ctrl-C or --max-frames stop it")
+    parser.add_argument("--max-frames", type=positive_int, default=None, help="stop a video or camera after N frames")
     parser.add_argument("--no-smooth", action="store_true", help="turn off One-Euro smoothing for video")
+    parser.add_argument("--no-track", action="store_true", help="video/camera: run the face detector on every "
+                        "frame instead of following faces through their landmarks")
+    parser.add_argument("--redetect-every", type=positive_int, default=15, metavar="N",
+                        help="video/camera tracking: run the face detector every N frames to find new faces and "
+                        "confirm followed ones (also whenever a followed face looks lost)")
+    parser.add_argument("--no-window", action="store_true", help="camera: write the .mp4 even where a display exists")
     parser.add_argument("--threads", type=positive_int, default=2, help="TFLite threads")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    if (args.input is None) == (args.list is None):
-        parser.error("give an input (image, folder or video) or --list FILE, not both")
+    if sum(source is not None for source in (args.input, args.list, args.camera)) != 1:
+        parser.error("give one of: an input (image, folder or video), --list FILE or --camera INDEX")
+    if args.camera is not None and args.format == "pts":
+        parser.error("--format pts is for images, not --camera")
     if args.box and not (args.box[2] > args.box[0] and args.box[3] > args.box[1]):
         parser.error(f"argument --box: X1 > X0 and Y1 > Y0 needed, got {' '.join(f'{v:g}' for v in args.box)}")
     from .cli import prepare_output_dir
     from .inference import LandmarkDetector
 
     source = args.input or args.list
-    if not os.path.exists(source):
+    if source is not None and not os.path.exists(source):
         print(f"error: {source}: no such file or directory", file=sys.stderr)
         return 2
     try:
@@ -212,8 +386,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(paths)} image(s): {result['faces']} face(s) written as .pts to {args.out}; "
               f"{result['no_face']} with no face, {result['unreadable']} unreadable (empty .pts files)")
         return 0
+    stream = {"smooth": not args.no_smooth, "boxes": boxes, "track": not args.no_track,
+              "redetect_every": args.redetect_every, "max_frames": args.max_frames}
     try:
-        if paths is not None:
+        if args.camera is not None:
+            results = predict_camera(detector, args.camera, args.out, show=not args.no_window, **stream)
+        elif paths is not None:
             results = predict_images(detector, paths, args.out, boxes)
         elif os.path.isdir(args.input):
             paths = _image_paths(args.input)
@@ -221,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(f"{args.input}: no images found")
             results = predict_images(detector, paths, args.out, boxes)
         elif args.input.lower().endswith(VIDEO_EXTENSIONS):
-            results = predict_video(detector, args.input, args.out, not args.no_smooth, boxes)
+            results = predict_video(detector, args.input, args.out, **stream)
         else:
             results = predict_images(detector, [args.input], args.out, boxes)
     except ValueError as err:

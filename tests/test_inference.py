@@ -141,3 +141,145 @@ def test_predict_needs_an_input_or_a_list(capsys):
     with pytest.raises(SystemExit) as stop:
         predict_main([])
     assert stop.value.code == 2 and "--list" in capsys.readouterr().err
+
+
+# --- video tracking (landmark_kd/tracking.py) ---------------------------------------------------------------------
+
+def _load_json(path) -> dict:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def _still_face_detector(model_path, detections):
+    """A LandmarkDetector whose face detector is `detections(call_number)` (calls counted) and whose model
+    answers a fixed face shape filling the central 1/1.25 of its crop: the landmarks' box is then the crop box,
+    so a still face stays put and the tracker's behaviour is deterministic."""
+    calls = []
+
+    def detect(image):
+        calls.append(len(calls))
+        return detections(len(calls))
+
+    detector = LandmarkDetector(model_path, detector=detect)
+    size = detector.image_size
+    grid = np.stack(np.meshgrid(np.linspace(-1, 1, 17), np.linspace(-1, 1, 4)), -1).reshape(-1, 2)[:68]
+    shape = (size - 1) / 2 + grid * size / 1.25 / 2
+    detector._predict = lambda crops: np.repeat(shape[None].astype(np.float32), len(crops), axis=0)
+    return detector, calls
+
+
+def test_tracker_detects_only_on_the_first_and_every_nth_frame(model_path):
+    from landmark_kd.tracking import FaceTracker
+
+    image, _ = render_face(5, 128)
+    box = np.array([30, 30, 90, 90], np.float32)
+    detector, calls = _still_face_detector(model_path, lambda n: [(box, 0.9)])
+    tracker = FaceTracker(detector, redetect_every=10, fps=25)
+    per_frame = [tracker.update(image) for _ in range(31)]
+    assert len(calls) == 4 and tracker.detector_runs == 4  # frames 0, 10, 20, 30
+    assert all(len(faces) == 1 and faces[0].track_id == 0 for faces in per_frame)
+    assert tracker.lost == 0 and tracker.tracks_started == 1
+    landmarks = per_frame[-1][0].landmarks
+    assert np.allclose(np.concatenate([landmarks.min(0), landmarks.max(0)]), box, atol=0.5)  # the box convention
+    assert per_frame[-1][0].to_dict()["track_id"] == 0
+
+
+def test_tracker_drops_an_unconfirmed_track_and_starts_new_ones(model_path):
+    from landmark_kd.tracking import FaceTracker
+
+    image, _ = render_face(5, 128)
+    here, there = np.array([10, 10, 60, 60], np.float32), np.array([70, 60, 120, 110], np.float32)
+    # calls 1-2: the face at `here`; call 3: only another face at `there`; then nothing at all
+    detector, _ = _still_face_detector(model_path, lambda n: [(here, 0.9)] if n <= 2 else
+                                           [(there, 0.8)] if n == 3 else [])
+    tracker = FaceTracker(detector, redetect_every=5, smooth=False)
+    per_frame = [tracker.update(image) for _ in range(12)]
+    assert [f[0].track_id for f in per_frame[:5]] == [0] * 5 and per_frame[5][0].track_id == 0  # confirmed
+    assert [f.track_id for f in per_frame[10]] == [1]  # `here` not confirmed: dropped; `there` is a new track
+    assert np.allclose(per_frame[10][0].box, there)
+    assert per_frame[11][0].track_id == 1  # followed without a detection
+    assert [len(tracker.update(image)) for _ in range(3)] == [1, 1, 1]  # frames 12-14
+    assert tracker.update(image) == [] and tracker.tracks == []  # frame 15: the detector sees nothing
+
+
+def test_tracker_redetects_at_once_when_a_face_looks_lost(model_path):
+    from landmark_kd.tracking import FaceTracker
+
+    image, _ = render_face(5, 128)
+    box = np.array([30, 30, 90, 90], np.float32)
+    detector, calls = _still_face_detector(model_path, lambda n: [(box, 0.9)])
+    good, crops_seen = detector._predict, []
+
+    def collapsing(crops):  # the 4th crop's landmarks shrink to a third: the crop lost the face
+        crops_seen.append(len(crops))
+        out = good(crops)
+        if len(crops_seen) == 4:
+            centre = (detector.image_size - 1) / 2
+            out = centre + (out - centre) / 3
+        return out
+
+    detector._predict = collapsing
+    tracker = FaceTracker(detector, redetect_every=100)
+    faces = [tracker.update(image) for _ in range(5)]
+    assert len(calls) == 2 and tracker.lost == 1  # frame 0, then frame 3 at once
+    points = faces[2][0].landmarks
+    assert "changed" in tracker.loss_reason(box, points.mean(0) + (points - points.mean(0)) / 3, image.shape)
+    assert "moved" in tracker.loss_reason(box, points + 40, (400, 400, 3))
+    assert tracker.loss_reason(box, points + 2, image.shape) is None
+    assert [f[0].track_id for f in faces] == [0] * 5  # the detection matched the lost track: same id
+    assert np.allclose(faces[3][0].box, box)  # frame 3's landmarks come from the detection's crop
+    outside = np.array([[200.0, 200.0], [260.0, 260.0]])
+    assert "leaving the image" in tracker.loss_reason(np.array([190, 190, 250, 250]), outside, image.shape)
+
+
+def test_predict_video_tracks_every_frame_and_no_track_runs_the_detector(model_path, tmp_path):
+    video = str(tmp_path / "still.avi")
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 10, (128, 128))
+    frame, _ = render_face(2, 128)
+    for _ in range(8):
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    out = tmp_path / "tracked"
+    assert predict_main([video, "--model", model_path, "--out", str(out), "--detector", "full",
+                         "--redetect-every", "3"]) == 0
+    result = _load_json(out / "landmarks.json")["results"][video]
+    assert len(result["frames"]) == 8
+    assert all(len(f["faces"]) == 1 and np.array(f["faces"][0]["landmarks"]).shape == (68, 2)
+               and "track_id" in f["faces"][0] for f in result["frames"])
+    assert result["tracking"]["redetect_every"] == 3 and 3 <= result["tracking"]["detector_runs"] <= 8
+    out = tmp_path / "untracked"
+    assert predict_main([video, "--model", model_path, "--out", str(out), "--detector", "full", "--no-track",
+                         "--max-frames", "5"]) == 0
+    result = _load_json(out / "landmarks.json")["results"][video]
+    assert len(result["frames"]) == 5 and result["tracking"] is None
+    assert "track_id" not in result["frames"][0]["faces"][0]
+
+
+def test_camera_missing_is_one_error_line_and_headless_camera_writes_mp4(model_path, tmp_path, capsys, monkeypatch):
+    from landmark_kd import predict
+
+    assert predict_main(["--camera", "99", "--model", model_path, "--detector", "full",
+                         "--out", str(tmp_path / "cam99")]) == 2
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [
+        "error: camera 99: cannot open it (no such camera, no permission, or in use)"]
+    assert "Traceback" not in err
+    with pytest.raises(SystemExit) as stop:
+        predict_main(["--camera", "0", "photo.jpg"])
+    assert stop.value.code == 2
+    # a camera stand-in (a video file); no display: the annotated frames go to an .mp4; --max-frames stops it
+    video = str(tmp_path / "cam.avi")
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 96))
+    frame, _ = render_face(1, 96)
+    for _ in range(6):
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    monkeypatch.setattr(predict, "open_camera", lambda index: cv2.VideoCapture(video))
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    out = tmp_path / "cam"
+    assert predict_main(["--camera", "0", "--model", model_path, "--detector", "full", "--out", str(out),
+                         "--max-frames", "4"]) == 0
+    result = _load_json(out / "landmarks.json")["results"]["camera:0"]
+    assert len(result["frames"]) == 4 and result["annotated"] == str(out / "camera0_landmarks.mp4")
+    assert os.path.getsize(out / "camera0_landmarks.mp4") > 0

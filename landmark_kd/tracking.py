@@ -1,0 +1,221 @@
+"""Face tracking for video: each face is followed from frame to frame through its own landmarks, so the face
+detector runs only now and then.
+
+Why: running the detector on every frame costs a detection per frame, and its box wobbles from frame to frame
+on a noisy picture; the landmark crop, and so the landmarks, inherit that wobble. The landmark model itself
+says where the face is: the bounding box of a frame's landmarks is the box the model's crop was trained around
+(what `LandmarkDetector` crops from, and what `BlazeFaceDetector` estimates from its own box), so it is the
+next frame's box. The box is held still while the landmark box overlaps it by IoU >= `hold_iou` (0.9: within
+about 5% of the face size): moving it on every frame's noisy landmarks feeds the landmark noise back into the
+crop and adds jitter (benchmarks/video_tracking.py's still astronaut clip, a partly trained 68-point teacher,
+no smoothing: 0.50 px when the box follows every frame, 0.22 px held, 0.36 px with a detection every frame).
+The detector runs only
+- when there are no tracks (the first frame, or once every face is gone);
+- every `redetect_every` frames, to pick up new faces and confirm the followed ones: detections are matched to
+  tracks by IoU; a track no detection overlaps is dropped (it may have drifted onto background), a track whose
+  landmark box disagrees with its detection is re-cropped from the detection box (drift correction) and keeps
+  its id, and a detection no track claims starts a new track;
+- at once when a track looks lost: compared with the previous frame's, its landmark box (the model's own idea
+  of where the face is) changed width or height by more than `max_scale_change`, or its centre moved by more
+  than `max_shift` of its size; or it shrank below `min_size` pixels; or less than `min_inside` of it is still
+  inside the image (the face is leaving the picture). Landmarks of a lost track are never output: the detection
+  on that frame re-crops the face (same id when a detection overlaps the track) or the track is dropped.
+
+Only numpy here (and `inference`, which needs OpenCV): it runs on devices with tflite_runtime and no TensorFlow.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from .inference import Face, OneEuroFilter
+
+Detections = Sequence[tuple[np.ndarray, float]]  # [(box x0 y0 x1 y1, score), ...], as detectors return them
+
+
+class Landmarker(Protocol):
+    """What the tracker needs of `inference.LandmarkDetector`."""
+
+    def detect_faces(self, image: np.ndarray) -> Detections: ...
+
+    def landmarks_for_boxes(self, image: np.ndarray, boxes: Sequence) -> np.ndarray: ...
+
+
+def landmark_box(points: np.ndarray) -> np.ndarray:
+    """x0 y0 x1 y1 (float32) bounding box of (N, 2) points: the box a landmark crop is made around."""
+    points = np.asarray(points, np.float32)
+    return np.concatenate([points.min(0), points.max(0)])
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(K, M) IoU of K boxes against M boxes (x0 y0 x1 y1)."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = ix * iy
+
+    def area(boxes: np.ndarray) -> np.ndarray:
+        return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+
+    union = area(a)[:, None] + area(b)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+@dataclass
+class Track:
+    """One followed face."""
+    track_id: int
+    landmarks: np.ndarray  # (N, 2) the model's latest landmarks, unsmoothed: the next crop box comes from them
+    crop_box: np.ndarray  # the box this frame's landmarks were cropped from
+    score: float  # the score of the detection that last confirmed it
+    filter: OneEuroFilter | None  # per track, so smoothing never mixes two faces
+    age: int = 0  # frames since the track started
+
+    @property
+    def box(self) -> np.ndarray:
+        """Where the face is now: its landmarks' bounding box."""
+        return landmark_box(self.landmarks)
+
+
+class FaceTracker:
+    """Landmarks of every face in a video, frame after frame, with stable track ids (see the module docstring).
+
+    `landmarker` is an `inference.LandmarkDetector` (or anything with its `detect_faces` and
+    `landmarks_for_boxes`); `detect` replaces its detector (e.g. a fixed box). `fps` gives the One-Euro time
+    step when `update` gets no `dt`."""
+
+    def __init__(self, landmarker: Landmarker, redetect_every: int = 15, smooth: bool = True, fps: float = 30.0,
+                 detect: Callable[[np.ndarray], Detections] | None = None, match_iou: float = 0.3,
+                 confirm_iou: float = 0.5, hold_iou: float = 0.9, max_scale_change: float = 0.3,
+                 max_shift: float = 0.5, min_size: float = 8.0, min_inside: float = 0.5,
+                 filter_factory: Callable[[], OneEuroFilter] = OneEuroFilter):
+        if int(redetect_every) < 1:
+            raise ValueError(f"redetect_every must be at least 1, got {redetect_every}")
+        if not fps > 0:
+            raise ValueError(f"fps must be above 0, got {fps}")
+        if not 0 < match_iou <= confirm_iou <= 1:
+            raise ValueError(f"need 0 < match_iou <= confirm_iou <= 1, got {match_iou}, {confirm_iou}")
+        self.landmarker, self.detect = landmarker, detect or landmarker.detect_faces
+        self.redetect_every, self.smooth, self.fps = int(redetect_every), smooth, float(fps)
+        self.match_iou, self.confirm_iou, self.hold_iou = match_iou, confirm_iou, hold_iou
+        self.max_scale_change, self.max_shift = max_scale_change, max_shift
+        self.min_size, self.min_inside, self.filter_factory = min_size, min_inside, filter_factory
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track (a new video)."""
+        self.tracks: list[Track] = []
+        self.frame_index = -1
+        self.detector_runs = 0  # how often the detector ran
+        self.lost = 0  # how often a followed face looked lost (each forced a detection)
+        self._next_detection = 0
+        self._next_id = 0
+
+    @property
+    def tracks_started(self) -> int:
+        """How many tracks (distinct ids) there have been since the last reset."""
+        return self._next_id
+
+    def crop_box(self, track: Track) -> np.ndarray:
+        """The next frame's crop box for a track: its landmark box, or the current crop box while the two
+        overlap by IoU >= hold_iou (see the module docstring: why the box is held)."""
+        box = track.box
+        if iou_matrix(box, track.crop_box)[0, 0] >= self.hold_iou:
+            return track.crop_box
+        return box
+
+    def loss_reason(self, previous_box: np.ndarray, landmarks: np.ndarray, image_shape: tuple) -> str | None:
+        """Why a track's new landmarks do not look like the same face as its previous landmark box, one frame
+        earlier (None: they do). A face moves and changes size only a little between frames; a crop that no
+        longer holds it gives landmarks that jump, collapse or wander off the picture."""
+        if not np.all(np.isfinite(landmarks)):
+            return "landmarks are not finite"
+        x0, y0, x1, y1 = (float(v) for v in landmark_box(landmarks))
+        w, h = x1 - x0, y1 - y0
+        px0, py0, px1, py1 = (float(v) for v in previous_box)
+        pw, ph = max(px1 - px0, 1e-6), max(py1 - py0, 1e-6)
+        if min(w, h) < self.min_size:
+            return f"box {w:.0f}x{h:.0f} px is smaller than {self.min_size:g} px"
+        limit = 1.0 + self.max_scale_change
+        if not (1 / limit <= w / pw <= limit and 1 / limit <= h / ph <= limit):
+            return f"box changed from {pw:.0f}x{ph:.0f} to {w:.0f}x{h:.0f} px in one frame"
+        shift = np.hypot((x0 + x1 - px0 - px1) / 2, (y0 + y1 - py0 - py1) / 2)
+        if shift > self.max_shift * max(pw, ph):
+            return f"box moved {shift:.0f} px in one frame"
+        height, width = image_shape[:2]
+        inside = max(0.0, min(x1, width) - max(x0, 0.0)) * max(0.0, min(y1, height) - max(y0, 0.0))
+        if inside < self.min_inside * w * h:
+            return "box is leaving the image"
+        return None
+
+    def update(self, image: np.ndarray, dt: float | None = None) -> list[Face]:
+        """The faces in the next frame (RGB uint8 (H, W, 3)), each with its track id; `dt` is the seconds since
+        the previous frame (default 1 / fps), for the One-Euro filters."""
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
+        self.frame_index += 1
+        dt = 1.0 / self.fps if dt is None else float(dt)
+        crops = [self.crop_box(track) for track in self.tracks]
+        followed = self.landmarker.landmarks_for_boxes(image, crops) if self.tracks else []
+        lost = [self.loss_reason(track.box, points, image.shape) is not None
+                for track, points in zip(self.tracks, followed)]
+        self.lost += sum(lost)
+        if not self.tracks or any(lost) or self.frame_index >= self._next_detection:
+            self._detect(image, crops, followed, lost)
+        else:
+            for track, box, points in zip(self.tracks, crops, followed):
+                track.landmarks, track.crop_box, track.age = points, box, track.age + 1
+        faces = []
+        for track in self.tracks:
+            points = track.filter(track.landmarks, dt) if track.filter is not None else track.landmarks
+            faces.append(Face(track.crop_box, np.asarray(points, np.float32), track.score, track.track_id))
+        return faces
+
+    def _detect(self, image: np.ndarray, crops: list, followed, lost: list[bool]) -> None:
+        """Run the detector and match its faces to the tracks (see the module docstring)."""
+        self.detector_runs += 1
+        self._next_detection = self.frame_index + self.redetect_every
+        found = list(self.detect(image))
+        boxes = np.array([np.asarray(b, np.float32).reshape(4) for b, _ in found], np.float32).reshape(-1, 4)
+        # where each track's face is now: its new landmarks' box; when it looked lost, its previous landmark box or
+        # the box those were cropped from, whichever overlaps a detection more
+        now = [track.box if gone else landmark_box(points) for track, points, gone in zip(self.tracks, followed, lost)]
+        iou = iou_matrix(np.array(now, np.float32).reshape(-1, 4), boxes)
+        for t, gone in enumerate(lost):
+            if gone:
+                iou[t] = np.maximum(iou[t], iou_matrix(self.tracks[t].crop_box, boxes)[0])
+        pairs, used_tracks, used_boxes = [], set(), set()
+        for flat in np.argsort(-iou, axis=None, kind="stable"):  # greedy, best overlap first
+            t, d = (int(i) for i in np.unravel_index(flat, iou.shape))
+            if iou[t, d] < self.match_iou:
+                break
+            if t not in used_tracks and d not in used_boxes:
+                pairs.append((t, d))
+                used_tracks.add(t)
+                used_boxes.add(d)
+        kept, recrop = [], []
+        for t, d in pairs:
+            track = self.tracks[t]
+            track.score = float(found[d][1])
+            if not lost[t] and iou[t, d] >= self.confirm_iou:  # confirmed: keep following it
+                track.landmarks, track.crop_box, track.age = followed[t], crops[t], track.age + 1
+                kept.append(track)
+            else:  # drifted or lost, but the detector still sees the face: re-crop from the detection
+                recrop.append((track, d))
+        recrop += [(None, d) for d in range(len(found)) if d not in used_boxes]
+        if recrop:
+            points = self.landmarker.landmarks_for_boxes(image, [boxes[d] for _, d in recrop])
+            for (track, d), face_points in zip(recrop, points):
+                if track is None:
+                    track = Track(self._next_id, face_points, boxes[d], float(found[d][1]),
+                                  self.filter_factory() if self.smooth else None)
+                    self._next_id += 1
+                else:
+                    track.age += 1
+                track.landmarks, track.crop_box = face_points, boxes[d]
+                kept.append(track)
+        self.tracks = sorted(kept, key=lambda track: track.track_id)  # unmatched tracks are dropped
