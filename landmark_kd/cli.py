@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import tempfile
@@ -88,3 +89,43 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+@contextlib.contextmanager
+def output_lock(path: str):
+    """Hold `path/.lock` (holding our pid) while a run writes there: a second run on the same folder is refused
+    with one line instead of both writing the same checkpoints. A lock left by a dead process is taken over."""
+    lock = os.path.join(path, ".lock")
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                with open(lock) as handle:
+                    pid = int(handle.read().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            alive = pid > 0 and pid != os.getpid()
+            if alive:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    alive = False
+                except PermissionError:
+                    pass
+            if alive:
+                raise PermissionError(f"{path}: another run (process {pid}) is writing here; wait for it or choose "
+                                      "another --output") from None
+            os.remove(lock)  # stale: its process is gone
+    else:
+        raise PermissionError(f"{path}: cannot take the run lock {lock}")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        try:
+            os.remove(lock)
+        except OSError:
+            pass

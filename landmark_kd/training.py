@@ -281,7 +281,15 @@ def pipeline_config(config: TrainConfig, synthetic: bool):
 
 
 def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
-    """Train (or distil into) a landmark model; returns the final metrics dict. Writes to `config.output`."""
+    """Train (or distil into) a landmark model; returns the final metrics dict. Writes to `config.output`,
+    which it holds locked for the run (a second run on the same folder is refused)."""
+    from .cli import output_lock, prepare_output_dir
+
+    with output_lock(prepare_output_dir(config.output)):
+        return _run_training(config, teacher_path)
+
+
+def _run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
     import keras
     import tensorflow as tf
 

@@ -138,3 +138,33 @@ def test_bad_input_gives_one_clear_line(tmp_path, tflites, case):
     assert len(errors) == 1, result.stderr[-2000:]
     for needle in needles:
         assert needle in errors[0], (case, errors[0])
+
+
+def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(tmp_path):
+    from landmark_kd.cli import output_lock
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / ".lock").write_text(str(other.pid))  # a live run holds the folder
+        with pytest.raises(PermissionError, match=f"another run \\(process {other.pid}\\) is writing here"):
+            with output_lock(str(tmp_path)):
+                pass
+    finally:
+        other.kill()
+        other.wait()
+    with output_lock(str(tmp_path)):  # its process is gone: the lock is stale and taken over
+        assert (tmp_path / ".lock").read_text() == str(os.getpid())
+    assert not (tmp_path / ".lock").exists()
+
+
+def test_train_on_a_locked_folder_gives_one_line(tmp_path):
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / ".lock").write_text(str(other.pid))
+        result = _run(os.path.join(ROOT, "train.py"), "--output", str(tmp_path / "run"), "--synthetic-train", "4")
+    finally:
+        other.kill()
+        other.wait()
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "another run" in result.stderr and str(tmp_path / "run") in result.stderr

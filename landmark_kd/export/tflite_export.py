@@ -16,18 +16,109 @@ MODES = ("fp32", "fp16", "dynamic_int8", "int8")
 # an int8 divisor can round to zero. Names of the head layers whose ops are kept in float.
 FLOAT_TAIL = ("head_heatmaps", "point_maps", "edge_maps", "edge_to_heatmap", "heatmaps", "landmarks")
 
+# The exported decode tail is rebuilt from the model's head outputs (same maths as the Keras layers) so that a
+# stock tflite_runtime 2.11-2.14 runs all of it inside XNNPACK (whose 2.14 delegate takes neither SUM nor
+# BATCH_MATMUL) and so that it never computes on denormal floats: a process without TensorFlow does not flush
+# them to zero, and on CPUs with slow denormal arithmetic they cost ~100 cycles each.
+SOFTMAX_FLOOR = -60.0  # logits further than this below their map's peak are raised to it: exp(-60)/(H*W) is normal
+HEAT_FLUSH = 1e-15  # softmax probabilities below this become exactly 0 (their pull on the mean is < 1e-10 px)
+PRODUCT_FLUSH = 1e-20  # point * edge attention below this becomes exactly 0, so heat * it is 0 or >= 1e-35
+# dynamic_int8 stores these ops' float weights as per-channel int8 + DEQUANTIZE (runtime 2.7+); see _weight_only_int8.
+WEIGHT_OPS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0, "TRANSPOSE_CONV": 0}
+WEIGHT_MIN_ELEMENTS = 1024  # as the converter's dynamic-range quantizer: smaller tensors stay float
+
 
 def export_graph(model, with_heatmaps: bool = False):
-    """A batch-1 functional view of `model` with only the outputs a device needs."""
+    """A batch-1 functional view of `model` with only the outputs a device needs. A landmark_kd model's decode
+    tail (heatmap softmax, AAM product, soft-argmax) is rebuilt from its head outputs with ops that XNNPACK
+    delegates and that flush tiny values (see SOFTMAX_FLOOR); the model itself is not changed."""
     import keras
 
     size = int(model.input_shape[1])
     image = keras.Input((size, size, 3), batch_size=1, name="image")
-    out = model(image, training=False)
-    outputs = {"landmarks": out["landmarks"]}
+    tail = _decode_tail(model)
+    if tail is None:  # not the standard AAM decode: export it as it is
+        out = model(image, training=False)
+        heatmaps, landmarks = out.get("heatmaps"), out["landmarks"]
+    else:
+        logits, points, attention, stride = tail
+        trunk = keras.Model(model.inputs, [logits, points, attention], name=model.name)
+        logits, points, attention = trunk(image, training=False)
+        layers = _tail_layers()
+        heat = layers["softmax"](dtype="float32", name="head_heatmaps_softmax")(logits)
+        heatmaps = layers["product"](dtype="float32", name="heatmaps")([heat, points, attention])
+        landmarks = layers["soft_argmax"](stride, dtype="float32", name="landmarks")(heatmaps)
+    outputs = {"landmarks": landmarks}
     if with_heatmaps:
-        outputs["heatmaps"] = out["heatmaps"]
+        outputs["heatmaps"] = heatmaps
     return keras.Model(image, outputs, name=f"{model.name}_export")
+
+
+def _decode_tail(model):
+    """(logits, point maps, edge attention, stride) tensors when `model` ends in the AAM head's decode
+    (heatmaps = SpatialSoftmax(head_heatmaps) * point_maps * edge_to_heatmap, landmarks = SoftArgmax(heatmaps)),
+    else None."""
+    try:
+        logits, softmax = model.get_layer("head_heatmaps"), model.get_layer("head_heatmaps_softmax")
+        points, attention = model.get_layer("point_maps"), model.get_layer("edge_to_heatmap")
+        product, decode = model.get_layer("heatmaps"), model.get_layer("landmarks")
+    except ValueError:
+        return None
+    try:
+        wired = (type(softmax).__name__ == "SpatialSoftmax" and type(decode).__name__ == "SoftArgmax"
+                 and type(product).__name__ == "Multiply" and softmax.input is logits.output
+                 and decode.input is product.output
+                 and [id(t) for t in product.input] == [id(softmax.output), id(points.output), id(attention.output)])
+    except (AttributeError, ValueError, TypeError):  # a layer used more than once, or never
+        return None
+    return (logits.output, points.output, attention.output, int(decode.stride)) if wired else None
+
+
+def _tail_layers() -> dict:
+    """The export-only decode layers (never saved, so not registered)."""
+    import keras
+    import tensorflow as tf
+
+    class FlushedSpatialSoftmax(keras.layers.Layer):
+        """SpatialSoftmax whose logits are first raised to (peak + SOFTMAX_FLOOR): no exp underflows to a
+        denormal. The peak is a full-map MAX_POOL_2D (XNNPACK has no REDUCE_MAX in 2.14). Probabilities below
+        HEAT_FLUSH then become exactly 0."""
+
+        def call(self, logits):
+            logits = tf.cast(logits, tf.float32)
+            h, w, n = logits.shape[1], logits.shape[2], logits.shape[3]
+            peak = tf.nn.max_pool2d(logits, [h, w], [h, w], "VALID")
+            logits = tf.maximum(logits, peak + SOFTMAX_FLOOR)
+            flat = tf.nn.softmax(tf.reshape(logits, [-1, h * w, n]), axis=1)
+            return tf.nn.relu(tf.reshape(flat, [-1, h, w, n]) - HEAT_FLUSH)
+
+    class FlushedProduct(keras.layers.Layer):
+        """heat * points * attention, with points * attention below PRODUCT_FLUSH set to 0 first: both factors
+        of the last product are then 0 or normal and >= 1e-35 apart from 0, so no denormal is made."""
+
+        def call(self, inputs):
+            heat, points, attention = (tf.cast(t, tf.float32) for t in inputs)
+            return heat * tf.nn.relu(points * attention - PRODUCT_FLUSH)
+
+    class ConvSoftArgmax(keras.layers.Layer):
+        """SoftArgmax (normalised weighted mean, to input pixels) with the spatial sums as one 1x1 CONV_2D over
+        the (N, H*W) transposed maps instead of SUM reductions, which tflite_runtime 2.14 runs outside XNNPACK."""
+
+        def __init__(self, stride: int = 4, **kwargs):
+            super().__init__(**kwargs)
+            self.stride = int(stride)
+
+        def call(self, heatmaps):
+            h, w, n = heatmaps.shape[1], heatmaps.shape[2], heatmaps.shape[3]
+            ys, xs = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+            kernel = np.stack([np.ones(h * w, np.float32), xs.reshape(-1), ys.reshape(-1)], -1)[None, None]
+            maps = tf.reshape(tf.transpose(tf.reshape(heatmaps, [-1, h * w, n]), [0, 2, 1]), [-1, 1, n, h * w])
+            sums = tf.nn.conv2d(maps, tf.constant(kernel), 1, "VALID")  # (B, 1, N, 3): total, sum x, sum y
+            total = tf.maximum(sums[..., :1], 1e-12)
+            points = sums[..., 1:] / total * float(self.stride) + (self.stride - 1) / 2.0
+            return tf.reshape(points, [-1, n, 2])
+
+    return {"softmax": FlushedSpatialSoftmax, "product": FlushedProduct, "soft_argmax": ConvSoftArgmax}
 
 
 def convert(model, mode: str = "fp32", representative: Callable[[], Iterable[list[np.ndarray]]] | None = None,
@@ -47,8 +138,11 @@ def convert(model, mode: str = "fp32", representative: Callable[[], Iterable[lis
         # Per-channel dense quantization emits FULLY_CONNECTED v12 (runtime 2.17); per-tensor keeps v9 (2.3).
         converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     if mode == "dynamic_int8":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif mode == "int8":
+        # Not the converter's hybrid kernels: tflite_runtime <= 2.14's XNNPACK delegates none of them, so they
+        # ran on builtin kernels (4-8x slower than fp32 at 1 thread; much slower again at 2 threads, where the
+        # builtin and XNNPACK thread pools alternate ~70 times per run). Same int8 weights, float maths in XNNPACK.
+        return _weight_only_int8(converter.convert())
+    if mode == "int8":
         if representative is None:
             raise ValueError("full-integer int8 needs representative data")
         return _integer_body_float_tail(converter, representative, int8_io, float_blocks)
@@ -65,6 +159,10 @@ def _integer_body_float_tail(converter, representative, int8_io: bool, float_blo
     names = [d["name"] for d in make_interpreter(converter.convert(), allocate=False).get_tensor_details()]
     block = re.compile("|".join(rf"/{re.escape(b)}(_\d+)?/" for b in float_blocks)) if float_blocks else None
     keep_float = [n for n in names if any(f"/{layer}" in n for layer in FLOAT_TAIL) or (block and block.search(n))]
+    # The ops that make the graph outputs (the landmark offset, the heatmap product) are named by the traced
+    # signature call (StatefulPartitionedCall[_k]:i) in the quantizer, not by their layer: keep those float too,
+    # else the coordinates came out in int8 steps (range/255, about 0.5 px at 128 px).
+    keep_float += [f"StatefulPartitionedCall{suffix}:{i}" for suffix in ("", "_1", "_2", "_3") for i in range(2)]
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -75,3 +173,70 @@ def _integer_body_float_tail(converter, representative, int8_io: bool, float_blo
     debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=representative,
                                                          debug_options=options)
     return debugger.get_nondebug_quantized_model()
+
+
+def _weight_only_int8(buffer: bytes) -> bytes:
+    """Store the float weights of WEIGHT_OPS (>= WEIGHT_MIN_ELEMENTS) as symmetric per-channel int8 behind a
+    constant DEQUANTIZE (v5, runtime 2.7): XNNPACK (and the builtin DEQUANTIZE, once) expands them to float at
+    load, so the model runs at fp32 speed with about a quarter of the weight bytes."""
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytearray(buffer), 0))
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+
+    def opcode_name(index):
+        code = model.operatorCodes[index]
+        return names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "")
+
+    dequantize = schema.OperatorCodeT()
+    dequantize.builtinCode = dequantize.deprecatedBuiltinCode = schema.BuiltinOperator.DEQUANTIZE
+    dequantize.version = 5
+    model.operatorCodes.append(dequantize)
+    dequantize_index = len(model.operatorCodes) - 1
+    users = {}
+    for graph in model.subgraphs:
+        for tensor in graph.tensors:
+            users[tensor.buffer] = users.get(tensor.buffer, 0) + 1
+    for graph in model.subgraphs:
+        operators, done = [], set()
+        for op in graph.operators:
+            axis = WEIGHT_OPS.get(opcode_name(op.opcodeIndex))
+            weight = op.inputs[1] if axis is not None and len(op.inputs) > 1 else -1
+            tensor = graph.tensors[weight] if weight >= 0 else None
+            data = model.buffers[tensor.buffer].data if tensor is not None else None
+            if (tensor is not None and weight not in done and tensor.type == schema.TensorType.FLOAT32
+                    and data is not None and len(data) >= 4 * WEIGHT_MIN_ELEMENTS and users.get(tensor.buffer) == 1):
+                values = np.frombuffer(np.asarray(data, np.uint8).tobytes(), np.float32).reshape(tensor.shape)
+                others = tuple(i for i in range(values.ndim) if i != axis)
+                scale = (np.maximum(np.abs(values).max(axis=others), 1e-30) / 127.0).astype(np.float32)
+                shape = [1] * values.ndim
+                shape[axis] = -1
+                q = np.clip(np.round(values / scale.reshape(shape)), -127, 127).astype(np.int8)
+                stored = schema.BufferT()
+                stored.data = np.frombuffer(q.tobytes(), np.uint8)
+                model.buffers.append(stored)
+                quant = schema.QuantizationParametersT()
+                quant.scale, quant.zeroPoint, quant.quantizedDimension = scale.tolist(), [0] * len(scale), axis
+                packed = schema.TensorT()
+                packed.shape, packed.type = list(tensor.shape), schema.TensorType.INT8
+                packed.buffer = len(model.buffers) - 1
+                packed.name, packed.quantization = (tensor.name or b"weight") + b"/int8", quant
+                graph.tensors.append(packed)
+                model.buffers[tensor.buffer].data = None  # the float tensor is now DEQUANTIZE's output
+                tensor.buffer = 0
+                expand = schema.OperatorT()
+                expand.opcodeIndex, expand.inputs, expand.outputs = dequantize_index, [len(graph.tensors) - 1], [weight]
+                operators.append(expand)
+                done.add(weight)
+            operators.append(op)
+        graph.operators = operators
+    for meta in model.metadata or []:
+        if meta.name == b"min_runtime_version":  # DEQUANTIZE v5 (per-channel int8) needs 2.7.0
+            raw = model.buffers[meta.buffer].data
+            old = bytes(np.asarray(raw, np.uint8)).split(b"\0", 1)[0].decode() if raw is not None else ""
+            if tuple(int(p) for p in old.split(".") if p.isdigit()) < (2, 7, 0):
+                model.buffers[meta.buffer].data = np.frombuffer(b"2.7.0".ljust(16, b"\0"), np.uint8)
+    builder = flatbuffers.Builder(max(1024, len(buffer) // 2))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
