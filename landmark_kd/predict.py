@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--points", default="all", choices=("all", "51"),
                         help="51: drop the 17 jaw points of a 68-point model (the challenge's 51-point layout)")
     parser.add_argument("--model", default=None, help=".keras or .tflite landmark model (default: the shipped "
-                        "real-face student, landmark_kd/pretrained/real_student_int8.tflite)")
+                        "real-face student, landmark_kd/pretrained/real_student_fp16.tflite)")
     parser.add_argument("--out", default=os.path.join("runs", "predict"), help="output folder")
     parser.add_argument("--detector", default="blazeface", choices=("blazeface", "short", "full_range", "haar", "full"),
                         help="blazeface: MediaPipe's BlazeFace, short and full range together (default); short / "

@@ -73,3 +73,25 @@ def test_a_broken_model_fails_the_latency_process_with_its_name(tmp_path):
     bad.write_bytes(b"TFL3" + bytes(64))
     with pytest.raises(RuntimeError, match="bad.tflite: latency process failed"):
         measure_latency(str(bad), runs=1, warmup=0)
+
+
+def test_the_shipped_student_finds_landmarks_on_a_real_photo_without_tensorflow(tmp_path):
+    """A new user's first call: no model, no training, no TensorFlow; the astronaut photograph's face."""
+    from skimage.data import astronaut
+
+    cv2.imwrite(str(tmp_path / "astronaut.jpg"), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    done = _run_without_tensorflow("""
+        import cv2, json
+        from landmark_kd.inference import LandmarkDetector, default_model_path
+        faces = LandmarkDetector()(cv2.imread("astronaut.jpg")[..., ::-1].copy())
+        print(json.dumps({"model": default_model_path(), "faces": [f.to_dict() for f in faces]}))
+    """, tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["model"].endswith(".tflite") and len(result["faces"]) == 1
+    points = np.array(result["faces"][0]["landmarks"])
+    assert points.shape == (68, 2)
+    # on the face (about x 175-275, y 65-175 in the 512 x 512 photo), eyes above the mouth, left eye left
+    assert np.all((points[:, 0] > 150) & (points[:, 0] < 300) & (points[:, 1] > 50) & (points[:, 1] < 220))
+    eyes_y, mouth_y = points[36:48, 1].mean(), points[48:68, 1].mean()
+    assert eyes_y < points[30, 1] < mouth_y and points[36, 0] < points[45, 0]

@@ -1,9 +1,11 @@
 """Latency of a .tflite with tflite_runtime (XNNPACK): init time, then median and p90 after warm-up.
 
-Measured by default in a separate process that imports only numpy and tflite_runtime, as on a device:
-importing TensorFlow switches the CPU to flush denormal floats to zero, which hides slow float paths, so a
-figure taken inside a TensorFlow process is not the one a device sees. This file runs as a script for that
-(`python benchmark.py MODEL --threads 1 --runs 50`, one JSON line) and imports nothing from the package.
+Measured by default in a separate process that imports only numpy and tflite_runtime, as on a device. Inside
+a process that has imported TensorFlow, tflite_runtime's interpreter binds TensorFlow's own (newer) XNNPACK
+delegate, which also runs int8 and dynamic-range kernels that tflite_runtime 2.14's XNNPACK leaves to slow
+builtin kernels; a figure taken there is not the one a device sees (full int8: about 9x apart on x86).
+This file runs as a script for that (`python benchmark.py MODEL --threads 1 --runs 50`, one JSON line)
+and imports nothing from the package.
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ def _time_interpreter(interpreter_class, path: str, threads: int, warmup: int, r
 def measure_latency(path_or_bytes, threads: int = 1, warmup: int = 10, runs: int = 50, seed: int = 0,
                     isolated: bool = True) -> dict:
     """Latency in ms. `isolated` (the default) measures in a fresh tflite_runtime-only process; otherwise in
-    this process (kept for comparison: the gap is the denormal effect)."""
+    this process (kept for comparison: with TensorFlow imported the interpreter uses TensorFlow's XNNPACK)."""
     if isinstance(path_or_bytes, (bytes, bytearray)):
         with tempfile.NamedTemporaryFile(suffix=".tflite", delete=False) as handle:
             handle.write(path_or_bytes)
