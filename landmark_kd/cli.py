@@ -31,37 +31,35 @@ def prepare_output_dir(path: str) -> str:
     return path
 
 
+def _checked(text: str, convert, expected: str, ok, requirement: str):
+    """argparse type body: convert `text`, then refuse values that fail `ok`, naming what was wanted."""
+    try:
+        value = convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
+    return value
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (so 0 or -1 is refused before any work, not after it)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+    return _checked(text, int, "a whole number", lambda v: v >= 1, "at least 1")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (a camera index, say)."""
+    return _checked(text, int, "a whole number", lambda v: v >= 0, "0 or more")
 
 
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0 (nan, inf and 0 are refused)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
-    return value
+    return _checked(text, float, "a number", lambda v: math.isfinite(v) and v > 0, "a finite number above 0")
 
 
 def non_negative_float(text: str) -> float:
     """argparse type: a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {text}")
-    return value
+    return _checked(text, float, "a number", lambda v: math.isfinite(v) and v >= 0, "a finite number of at least 0")
 
 
 def positive_int_list(text: str) -> list[int]:

@@ -304,23 +304,10 @@ def predict_pts(detector, paths: list[str], out_dir: str, inner51: bool) -> dict
     return {"pts": {p: os.path.join(out_dir, n + ".pts") for p, n in written.items()}, **counts}
 
 
-def _camera_index(text: str) -> int:
-    """argparse type: a camera index, 0 or more."""
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a camera index (0, 1, ...), got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     quiet_unless_verbose(argv)
-    from .cli import ArgumentParser, positive_int
+    from .cli import ArgumentParser, non_negative_int, positive_int
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("input", nargs="?", help="an image, a folder of images, or a video")
@@ -338,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                         "full_range: one of them; haar: OpenCV's cascade; full: the whole image is one face "
                         "(pre-cropped input)")
     parser.add_argument("--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="use this face box")
-    parser.add_argument("--camera", type=_camera_index, default=None, metavar="INDEX",
+    parser.add_argument("--camera", type=non_negative_int, default=None, metavar="INDEX",
                         help="live input from this camera (instead of input): a window where a display exists "
                         "('q' quits), otherwise an annotated .mp4 in --out; Ctrl-C or --max-frames stop it")
     parser.add_argument("--max-frames", type=positive_int, default=None, help="stop a video or camera after N frames")

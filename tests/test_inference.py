@@ -232,13 +232,18 @@ def test_tracker_redetects_at_once_when_a_face_looks_lost(model_path):
     assert "leaving the image" in tracker.loss_reason(np.array([190, 190, 250, 250]), outside, image.shape)
 
 
-def test_predict_video_tracks_every_frame_and_no_track_runs_the_detector(model_path, tmp_path):
-    video = str(tmp_path / "still.avi")
-    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 10, (128, 128))
-    frame, _ = render_face(2, 128)
-    for _ in range(8):
+def _still_video(path: str, size: int, seed: int, frames: int) -> str:
+    """An MJPG video of one drawn face standing still."""
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, (size, size))
+    frame, _ = render_face(seed, size)
+    for _ in range(frames):
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
+    return path
+
+
+def test_predict_video_tracks_every_frame_and_no_track_runs_the_detector(model_path, tmp_path):
+    video = _still_video(str(tmp_path / "still.avi"), 128, seed=2, frames=8)
     out = tmp_path / "tracked"
     assert predict_main([video, "--model", model_path, "--out", str(out), "--detector", "full",
                          "--redetect-every", "3"]) == 0
@@ -268,12 +273,7 @@ def test_camera_missing_is_one_error_line_and_headless_camera_writes_mp4(model_p
         predict_main(["--camera", "0", "photo.jpg"])
     assert stop.value.code == 2
     # a camera stand-in (a video file); no display: the annotated frames go to an .mp4; --max-frames stops it
-    video = str(tmp_path / "cam.avi")
-    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 96))
-    frame, _ = render_face(1, 96)
-    for _ in range(6):
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+    video = _still_video(str(tmp_path / "cam.avi"), 96, seed=1, frames=6)
     monkeypatch.setattr(predict, "open_camera", lambda index: cv2.VideoCapture(video))
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
