@@ -108,6 +108,11 @@ def test_custom_json_and_csv(tmp_path):
     assert len(samples) == 1 and samples[0].bbox is None
     assert np.allclose(samples[0].landmarks, pts, atol=0.05)
     assert report.skipped[0][0].endswith("ann.csv:3")
+    (tmp_path / "bom.csv").write_text("\ufeff" + "\n".join([header, row]) + "\n", encoding="utf-8")  # Excel's CSV
+    samples, report = load_dataset(str(tmp_path / "bom.csv"), num_points=5)
+    assert len(samples) == 1 and not report.skipped
+    (tmp_path / "bom.json").write_text("\ufeff" + json.dumps(data), encoding="utf-8")
+    assert len(load_dataset(str(tmp_path / "bom.json"), num_points=5)[0]) == 1
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(DatasetError, match="broken.json:1: invalid JSON"):
         load_dataset(str(tmp_path / "broken.json"))

@@ -45,7 +45,7 @@ def load_custom(path: str, num_points: int | None = None, strict: bool = False) 
     samples = []
     if path.lower().endswith(".json"):
         try:
-            with open(path, encoding="utf-8") as handle:
+            with open(path, encoding="utf-8-sig") as handle:  # a byte-order mark is not data
                 data = json.load(handle)
         except json.JSONDecodeError as err:
             raise DatasetError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
@@ -66,7 +66,7 @@ def load_custom(path: str, num_points: int | None = None, strict: bool = False) 
                 report.skip(source, str(err).split(": ", 1)[-1])
     elif path.lower().endswith(".csv"):
         try:
-            with open(path, encoding="utf-8", newline="") as handle:
+            with open(path, encoding="utf-8-sig", newline="") as handle:
                 rows = list(csv.reader(handle))
         except UnicodeDecodeError as err:
             raise DatasetError(f"{path}: not UTF-8 text (byte {err.start})") from None

@@ -48,7 +48,7 @@ def load_wflw(annotation_file: str, images_root: str | None = None, strict: bool
         images_root = next((c for c in candidates if os.path.isdir(c)), here)
     report = LoadReport()
     samples = []
-    with open(annotation_file, encoding="utf-8", errors="replace") as handle:
+    with open(annotation_file, encoding="utf-8-sig", errors="replace") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
