@@ -74,8 +74,14 @@ def _atomic_save(model, path: str) -> None:
     """Write to a temporary name then rename, so a kill never leaves a corrupt checkpoint behind (the name is
     unique per process, so two writers never share one temporary file)."""
     tmp = f"{path}.{os.getpid()}.tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, path)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except OSError as err:  # a full disk, say: one clear line, no temporary file left, the old checkpoint kept
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise PermissionError(f"{path}: cannot save the checkpoint ({err.strerror or err}); the previous one is "
+                              "kept") from None
 
 
 def make_trainer(model, config: TrainConfig, teacher=None):

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from landmark_kd.data.synthetic import generate
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,3 +39,21 @@ def test_killed_run_resumes_to_the_same_step_count(tmp_path):
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["steps"] == 16  # 4 epochs x 4 steps, as if never interrupted
     assert not os.path.exists(os.path.join(out, "backup"))
+
+
+def test_a_full_disk_keeps_the_old_checkpoint_and_leaves_no_temporary_file(tmp_path):
+    import errno
+
+    from landmark_kd.training import _atomic_save
+
+    class FullDisk:
+        def save(self, path):
+            with open(path, "wb") as handle:
+                handle.write(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    (tmp_path / "best.keras").write_bytes(b"the previous checkpoint")
+    with pytest.raises(PermissionError, match="best.keras: cannot save the checkpoint \\(No space left on device\\)"):
+        _atomic_save(FullDisk(), str(tmp_path / "best.keras"))
+    assert (tmp_path / "best.keras").read_bytes() == b"the previous checkpoint"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras"]
