@@ -21,8 +21,9 @@ def crop_matrix(cx, cy, side, out_size, angle=0.0, scale=1.0, tx=0.0, ty=0.0, fl
     return xp.stack([a, b])
 
 
-def box_crop_matrix(box, size: int, margin: float = CROP_MARGIN) -> np.ndarray:
-    """The evaluation crop of a face box (x0, y0, x1, y1) as a float32 2x3 matrix."""
+def box_crop_matrix(box, size: int, margin: float = CROP_MARGIN, roll: float = 0.0) -> np.ndarray:
+    """The evaluation crop of a face box (x0, y0, x1, y1) as a float32 2x3 matrix; `roll` (radians, the eye
+    line's angle in the image) turns the crop so that the face comes out upright."""
     x0, y0, x1, y1 = (float(v) for v in box)
     side = max(x1 - x0, y1 - y0) * (1 + margin)
-    return np.asarray(crop_matrix((x0 + x1) / 2, (y0 + y1) / 2, side, size), np.float32)
+    return np.asarray(crop_matrix((x0 + x1) / 2, (y0 + y1) / 2, side, size, angle=roll), np.float32)

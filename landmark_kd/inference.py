@@ -75,9 +75,10 @@ class LandmarkDetector:
     which needs only numpy, OpenCV and tflite_runtime."""
 
     def __init__(self, model_path: str | None = None, detector: str | Callable = "blazeface", threads: int = 2,
-                 margin: float = CROP_MARGIN, scheme=None):
+                 margin: float = CROP_MARGIN, scheme=None, align: bool = True):
+        """`align`: turn each crop upright by the detector's eye-keypoint roll (BlazeFace only)."""
         model_path = model_path or default_model_path()
-        self.model_path, self.margin = model_path, margin
+        self.model_path, self.margin, self.align = model_path, margin, align
         if model_path.endswith(".tflite"):
             from .export.tflite_runner import TFLiteLandmarkModel
 
@@ -107,11 +108,14 @@ class LandmarkDetector:
     def detect_faces(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         return self.detector(image)
 
-    def landmarks_for_boxes(self, image: np.ndarray, boxes: Sequence[Box]) -> np.ndarray:
-        """(K, N, 2) image-pixel landmarks for K boxes in one RGB uint8 image."""
+    def landmarks_for_boxes(self, image: np.ndarray, boxes: Sequence[Box], rolls: Sequence[float] | None = None
+                            ) -> np.ndarray:
+        """(K, N, 2) image-pixel landmarks for K boxes in one RGB uint8 image; `rolls` (radians per box) turn
+        each crop upright first."""
         if len(boxes) == 0:
             return np.zeros((0, self.scheme.num_points, 2), np.float32)
-        affines = np.stack([crop_affine(b, self.image_size, self.margin) for b in boxes])
+        rolls = [0.0] * len(boxes) if rolls is None else rolls
+        affines = np.stack([crop_affine(b, self.image_size, self.margin, r) for b, r in zip(boxes, rolls)])
         crops = np.stack([cv2.warpAffine(image, m, (self.image_size, self.image_size), flags=cv2.INTER_LINEAR,
                                          borderMode=cv2.BORDER_CONSTANT) for m in affines]).astype(np.float32) / 255.0
         pred = self._predict(crops)
@@ -124,8 +128,16 @@ class LandmarkDetector:
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
-        found = [(np.asarray(b, np.float32), 1.0) for b in boxes] if boxes is not None else self.detect_faces(image)
-        landmarks = self.landmarks_for_boxes(image, [b for b, _ in found])
+        rolls = None
+        if boxes is not None:
+            found = [(np.asarray(b, np.float32), 1.0) for b in boxes]
+        elif self.align and hasattr(self.detector, "detect"):  # BlazeFace: its eye keypoints give the roll
+            detections = self.detector.detect(image)
+            found = [(d.landmark_box(), d.score) for d in detections]
+            rolls = [d.eye_angle() for d in detections]
+        else:
+            found = self.detect_faces(image)
+        landmarks = self.landmarks_for_boxes(image, [b for b, _ in found], rolls)
         return [Face(b, lm, s) for (b, s), lm in zip(found, landmarks)]
 
     def predict_batch(self, images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]] | None = None) -> list[list[Face]]:

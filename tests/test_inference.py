@@ -283,3 +283,38 @@ def test_camera_missing_is_one_error_line_and_headless_camera_writes_mp4(model_p
     result = _load_json(out / "landmarks.json")["results"]["camera:0"]
     assert len(result["frames"]) == 4 and result["annotated"] == str(out / "camera0_landmarks.mp4")
     assert os.path.getsize(out / "camera0_landmarks.mp4") > 0
+
+
+def test_tilted_face_is_turned_upright_before_the_crop():
+    """BlazeFace's eye keypoints give the roll and the crop is turned upright, so the shipped student's eye line
+    follows a 60-degree tilt; without alignment it sees a face tilted further than it was trained on."""
+    from skimage.data import astronaut
+
+    from landmark_kd.inference import default_model_path
+
+    try:
+        model = default_model_path()
+    except FileNotFoundError:
+        pytest.skip("no shipped model in this installation")
+    turned = cv2.warpAffine(astronaut(), cv2.getRotationMatrix2D((225.0, 120.0), -60, 1.0), (512, 512))
+
+    def eye_line_degrees(align):
+        faces = LandmarkDetector(model, threads=1, align=align)(turned)
+        assert len(faces) == 1
+        line = faces[0].landmarks[45] - faces[0].landmarks[36]
+        return np.degrees(np.arctan2(line[1], line[0]))
+
+    assert abs(eye_line_degrees(True) - 60) < 8
+    assert abs(eye_line_degrees(False) - 60) > 10
+
+
+def test_rolls_turn_each_crop(model_path):
+    """landmarks_for_boxes with a roll maps crop points back through the turned crop."""
+    detector = LandmarkDetector(model_path, detector="full")
+    level = np.stack([np.linspace(10, 50, 68), np.full(68, 32.0)], -1).astype(np.float32)
+    detector._predict = lambda crops: np.repeat(level[None], len(crops), 0)
+    image = np.zeros((100, 100, 3), np.uint8)
+    for roll in (0.0, 0.5, -0.3):
+        points = detector.landmarks_for_boxes(image, [[20, 20, 80, 80]], [roll])[0]
+        line = points[-1] - points[0]
+        assert np.isclose(np.arctan2(line[1], line[0]), roll, atol=1e-4)

@@ -1,0 +1,63 @@
+"""Does turning the crop upright by BlazeFace's eye keypoints help on tilted faces? ytf68/val faces rolled by
++-D degrees (alternating signs, about the face centre), found by the detector, scored with and without
+`LandmarkDetector(align=...)`: inner-51 NME over the outer-eye-corner distance, FR = share above 10%.
+
+    python benchmarks/rotation_alignment.py --data ../shared/realfaces/ytf68/val --every 3 --degrees 0 20 40
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def rolled(image: np.ndarray, points: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """The image padded by half its size and turned by `degrees` about the face centre, with its points."""
+    pad = max(image.shape[:2]) // 2
+    image = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT)
+    centre = points.mean(0) + pad
+    matrix = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), degrees, 1.0)
+    out = cv2.warpAffine(image, matrix, (image.shape[1], image.shape[0]))
+    return out, (points + pad) @ matrix[:, :2].T + matrix[:, 2]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="landmark model (default: the shipped student)")
+    parser.add_argument("--data", required=True, help="a 68-point dataset")
+    parser.add_argument("--every", type=int, default=1, help="use every N-th face")
+    parser.add_argument("--degrees", type=float, nargs="+", default=[0, 20, 40])
+    args = parser.parse_args(argv)
+    from landmark_kd.data import load_dataset
+    from landmark_kd.evaluate import nme_inner51
+    from landmark_kd.inference import LandmarkDetector
+
+    samples = load_dataset(args.data, num_points=68)[0][:: args.every]
+    detectors = {align: LandmarkDetector(args.model, threads=1, align=align) for align in (False, True)}
+    print("| roll | align | mean NME | median NME | FR | faces not found |\n|---|---|---|---|---|---|")
+    for degrees in args.degrees:
+        errors, missed = {False: [], True: []}, {False: 0, True: 0}
+        for k, sample in enumerate(samples):
+            image = cv2.cvtColor(cv2.imread(sample.image_path), cv2.COLOR_BGR2RGB)
+            image, gt = rolled(image, sample.landmarks, degrees if k % 2 else -degrees)
+            for align, detector in detectors.items():
+                faces = detector(image)
+                if not faces:
+                    missed[align] += 1
+                    continue
+                face = min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - gt.mean(0)))
+                errors[align].append(nme_inner51(face.landmarks[None], gt[None])[0])
+        for align in (False, True):
+            e = np.asarray(errors[align])
+            print(f"| ±{degrees:g}° | {'on' if align else 'off'} | {e.mean() * 100:.2f}% | {np.median(e) * 100:.2f}% | "
+                  f"{np.mean(e > 0.1) * 100:.1f}% | {missed[align]} of {len(samples)} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
