@@ -95,3 +95,22 @@ def test_the_shipped_student_finds_landmarks_on_a_real_photo_without_tensorflow(
     assert np.all((points[:, 0] > 150) & (points[:, 0] < 300) & (points[:, 1] > 50) & (points[:, 1] < 220))
     eyes_y, mouth_y = points[36:48, 1].mean(), points[48:68, 1].mean()
     assert eyes_y < points[30, 1] < mouth_y and points[36, 0] < points[45, 0]
+
+
+def test_batch_pts_with_blazeface_runs_without_tensorflow(tflite_path, tmp_path):
+    """The challenge's batch interface on a device: --list, BlazeFace, .pts out, no TensorFlow."""
+    from skimage.data import astronaut
+
+    cv2.imwrite(str(tmp_path / "astronaut.jpg"), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(tmp_path / "grey.png"), np.full((64, 64, 3), 128, np.uint8))
+    (tmp_path / "list.txt").write_text("astronaut.jpg\ngrey.png\n")
+    done = _run_without_tensorflow(f"""
+        from landmark_kd.predict import main
+        code = main(["--list", "list.txt", "--model", {tflite_path!r}, "--out", "pts", "--format", "pts",
+                     "--points", "51"])
+        print("exit", code, "tensorflow loaded:", any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules))
+    """, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "exit 0 tensorflow loaded: False" in done.stdout and "1 with no face" in done.stdout
+    text = (tmp_path / "pts" / "astronaut.pts").read_text()
+    assert text.count("n_points: 51") == 1 and (tmp_path / "pts" / "grey.pts").read_text() == ""
