@@ -155,6 +155,20 @@ def _run_frames(step, frames, fps: float, out_path: str, window: str | None, tot
     return {"frames": records, "annotated": out_path if writer is not None else None, "stopped": stopped}
 
 
+def _capture_frames(capture, fps: float, max_frames: int | None, real_time: bool):
+    """(BGR frame, seconds since the previous one) from a cv2.VideoCapture until it ends or `max_frames`. A file
+    advances by 1/fps a frame; a live camera (`real_time`) by the time that really passed."""
+    count, last = 0, None
+    while max_frames is None or count < max_frames:
+        ok, frame = capture.read()
+        if not ok:
+            return
+        now = time.monotonic()
+        dt = 1.0 / fps if last is None or not real_time else max(now - last, 1e-3)
+        last, count = now, count + 1
+        yield frame, dt
+
+
 def _tracking_summary(tracker) -> dict | None:
     if tracker is None:
         return None
@@ -178,17 +192,9 @@ def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None, t
     out_path = os.path.join(out_dir, os.path.splitext(os.path.basename(path))[0] + "_landmarks.mp4")
     step, tracker = _frame_step(detector, smooth, track, boxes, fps, redetect_every)
 
-    def frames():
-        count = 0
-        while max_frames is None or count < max_frames:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            count += 1
-            yield frame, 1.0 / fps
-
     try:
-        result = _run_frames(step, frames(), fps, out_path, None, total)
+        result = _run_frames(step, _capture_frames(capture, fps, max_frames, real_time=False), fps, out_path, None,
+                             total)
     finally:
         capture.release()
     if not result["frames"]:
@@ -234,19 +240,9 @@ def predict_camera(detector, index: int, out_dir: str, smooth: bool, boxes=None,
     if window is None:
         print(f"no display: writing {out_path} (Ctrl-C to stop)", file=sys.stderr)
 
-    def frames():
-        count, last = 0, None
-        while max_frames is None or count < max_frames:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            now = time.monotonic()
-            dt = 1.0 / fps if last is None else max(now - last, 1e-3)
-            last, count = now, count + 1
-            yield frame, dt
-
     try:
-        result = _run_frames(step, frames(), fps, out_path, window, max_frames)
+        result = _run_frames(step, _capture_frames(capture, fps, max_frames, real_time=True), fps, out_path, window,
+                             max_frames)
     finally:
         capture.release()
     if not result["frames"]:
