@@ -32,15 +32,14 @@ def _progress(done: int, total: int | None, start: float, what: str) -> None:
 def _read_image(path: str):
     import cv2
 
-    from .data.records import MAX_PIXELS, image_dimensions
+    from .data.records import image_dimensions, too_many_pixels
 
     if not os.path.isfile(path):  # also refuses a named pipe, which would block the reader
         raise ValueError(f"{path}: not a regular file")
     with open(path, "rb") as handle:
-        size = image_dimensions(handle.read(32), handle)
-    if size is not None and size[0] * size[1] > MAX_PIXELS:
-        raise ValueError(f"{path}: image too large to decode ({size[0]}x{size[1]} pixels; the limit is "
-                         f"{MAX_PIXELS / 1e6:.0f} million)")
+        reason = too_many_pixels(image_dimensions(handle.read(32), handle))
+    if reason:
+        raise ValueError(f"{path}: {reason}")
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError(f"{path}: cannot read image (missing, unreadable or not an image)")

@@ -21,7 +21,7 @@ The detector runs only
   inside the image (the face is leaving the picture). Landmarks of a lost track are never output: the detection
   on that frame re-crops the face (same id when a detection overlaps the track) or the track is dropped.
 
-Only numpy here (and `inference`, which needs OpenCV): it runs on devices with tflite_runtime and no TensorFlow.
+Only numpy here (and `inference` / `face_detector`, which need OpenCV): it runs on devices with tflite_runtime and no TensorFlow.
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .face_detector import iou_matrix
 from .inference import Face, OneEuroFilter
 
 Detections = Sequence[tuple[np.ndarray, float]]  # [(box x0 y0 x1 y1, score), ...], as detectors return them
@@ -48,20 +49,6 @@ def landmark_box(points: np.ndarray) -> np.ndarray:
     """x0 y0 x1 y1 (float32) bounding box of (N, 2) points: the box a landmark crop is made around."""
     points = np.asarray(points, np.float32)
     return np.concatenate([points.min(0), points.max(0)])
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(K, M) IoU of K boxes against M boxes (x0 y0 x1 y1)."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
-
-    def area(boxes: np.ndarray) -> np.ndarray:
-        return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
-
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 @dataclass

@@ -291,11 +291,12 @@ def run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
     which it holds locked for the run (a second run on the same folder is refused)."""
     from .cli import output_lock, prepare_output_dir
 
-    with output_lock(prepare_output_dir(config.output)):
-        return _run_training(config, teacher_path)
+    out = prepare_output_dir(config.output)
+    with output_lock(out):
+        return _run_training(config, teacher_path, out)
 
 
-def _run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
+def _run_training(config: TrainConfig, teacher_path: str | None, out: str) -> dict:
     import keras
     import tensorflow as tf
 
@@ -304,9 +305,6 @@ def _run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
     from .models import HeadConfig, build_landmark_model, load_model, model_scheme
     from .schemes import get_scheme
 
-    from .cli import prepare_output_dir
-
-    out = prepare_output_dir(config.output)
     backup_dir = os.path.join(out, "backup")
     if config.restart and os.path.isdir(backup_dir):
         import shutil
@@ -353,7 +351,7 @@ def _run_training(config: TrainConfig, teacher_path: str | None = None) -> dict:
 
         unlabeled = load_unlabeled(config.unlabeled, scheme.num_points, os.path.join(out, "unlabeled_boxes.json"))
         unlabeled_ds = pipeline.dataset(unlabeled, config.batch_size, training=True, seed=config.seed + 1,
-                                        repeat=True, augment=config.augment).map(lambda x, t: x)
+                                        repeat=True, augment=config.augment, images_only=True)
         train_ds = tf.data.Dataset.zip((train_ds, unlabeled_ds)).prefetch(tf.data.AUTOTUNE)
     val_ds = pipeline.dataset(val_samples, config.batch_size, training=False)
     # Layers take their dtype policy when built, so the policy is only set while building, then restored.

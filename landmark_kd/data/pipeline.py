@@ -139,7 +139,7 @@ class LandmarkPipeline:
         image = tf.io.decode_image(data, channels=3, expand_animations=False)
         return tf.cast(image, tf.float32) / 255.0
 
-    def _example(self, index, path, points, box, seed, augment: bool):
+    def _example(self, index, path, points, box, seed, augment: bool, images_only: bool = False):
         cfg = self.config
         image = self._load(path)
         side = box[2] * (1 + cfg.crop_margin)
@@ -164,6 +164,9 @@ class LandmarkPipeline:
             crop = _photometric(crop, seeds[1:6], cfg)
             crop = _erase(crop, seeds[6], cfg)
             crop = tf.clip_by_value(crop, 0.0, 1.0)
+        crop.set_shape([cfg.image_size, cfg.image_size, 3])
+        if images_only:
+            return crop
         hm_pts = pixels_to_heatmap(pts, cfg.heatmap_stride)
         size = cfg.heatmap_size
         targets = {
@@ -173,12 +176,13 @@ class LandmarkPipeline:
             "affine": matrix,
             "index": index,
         }
-        crop.set_shape([cfg.image_size, cfg.image_size, 3])
         return crop, targets
 
     def dataset(self, samples: list[Sample], batch_size: int, training: bool, seed: int = 0,
-                repeat: bool = False, drop_remainder: bool | None = None, augment: bool | None = None) -> tf.data.Dataset:
-        """`training` shuffles and (unless `augment=False`) augments; evaluation keeps order."""
+                repeat: bool = False, drop_remainder: bool | None = None, augment: bool | None = None,
+                images_only: bool = False) -> tf.data.Dataset:
+        """`training` shuffles and (unless `augment=False`) augments; evaluation keeps order. `images_only`
+        yields the crops alone, without building targets (unlabelled photos for L_KD)."""
         augment = training if augment is None else augment
         if not samples:
             raise ValueError("no samples to build a dataset from")
@@ -197,7 +201,7 @@ class LandmarkPipeline:
 
         def fn(i, s):
             return self._example(tf.cast(i, tf.int32), tf.gather(paths, i), tf.gather(points, i),
-                                 tf.gather(boxes, i), s, augment)
+                                 tf.gather(boxes, i), s, augment, images_only)
 
         ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.ignore_errors()  # last line of defence: a file that broke after validation is dropped, not fatal

@@ -77,6 +77,13 @@ def image_dimensions(head: bytes, handle) -> tuple[int, int] | None:
     return None
 
 
+def too_many_pixels(size: tuple[int, int] | None) -> str | None:
+    """The reason to refuse an image of `size` (width, height) before decoding it, or None."""
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        return f"image too large to decode: {size[0]}x{size[1]} pixels (the limit is {MAX_PIXELS / 1e6:.0f} million)"
+    return None
+
+
 def check_image_file(path: str) -> str | None:
     """Cheap check that `path` is an image TensorFlow can decode: a known signature and, for PNG and JPEG,
     the end marker (a truncated download is the commonest corruption). Returns a reason or None."""
@@ -98,9 +105,8 @@ def check_image_file(path: str) -> str | None:
         return f"truncated PNG (no IEND chunk): {path}"
     if head.startswith(_SIGNATURES[1]) and b"\xff\xd9" not in tail:
         return f"truncated JPEG (no end-of-image marker): {path}"
-    if size is not None and size[0] * size[1] > MAX_PIXELS:
-        return f"image too large to decode: {size[0]}x{size[1]} pixels (the limit is {MAX_PIXELS / 1e6:.0f} million): {path}"
-    return None
+    reason = too_many_pixels(size)
+    return f"{reason}: {path}" if reason else None
 
 
 def check_sample(sample: Sample, num_points: int | None, check_image: bool = True) -> str | None:
