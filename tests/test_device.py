@@ -114,3 +114,24 @@ def test_batch_pts_with_blazeface_runs_without_tensorflow(tflite_path, tmp_path)
     assert "exit 0 tensorflow loaded: False" in done.stdout and "1 with no face" in done.stdout
     text = (tmp_path / "pts" / "astronaut.pts").read_text()
     assert text.count("n_points: 51") == 1 and (tmp_path / "pts" / "grey.pts").read_text() == ""
+
+
+def test_video_tracking_runs_without_tensorflow(tmp_path):
+    """Video with the tracker, BlazeFace and the shipped student, on a device without TensorFlow."""
+    from skimage.data import astronaut
+
+    writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (256, 256))
+    frame = cv2.cvtColor(cv2.resize(astronaut(), (256, 256)), cv2.COLOR_RGB2BGR)
+    for _ in range(5):
+        writer.write(frame)
+    writer.release()
+    done = _run_without_tensorflow("""
+        from landmark_kd.predict import main
+        code = main(["clip.avi", "--out", "out", "--redetect-every", "3"])
+        print("exit", code, "tensorflow loaded:", any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules))
+    """, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "exit 0 tensorflow loaded: False" in done.stdout
+    result = json.load(open(tmp_path / "out" / "landmarks.json"))["results"]["clip.avi"]
+    assert len(result["frames"]) == 5 and result["tracking"]["detector_runs"] < 5
+    assert all(len(f["faces"]) == 1 for f in result["frames"])
