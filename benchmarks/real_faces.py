@@ -32,7 +32,7 @@ def _load_images(samples):
 
 def score(predict_one, samples, images) -> dict:
     """predict_one(image, box) -> (68, 2); returns summary figures over the samples."""
-    from landmark_kd.evaluate import nme_inner51
+    from landmark_kd.metrics import nme_inner51
 
     pred, gt, start = [], [], time.perf_counter()
     for s in samples:

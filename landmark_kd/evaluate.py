@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from .metrics import nme_inner51
 from .quiet import quiet_tensorflow
 
 
@@ -45,14 +46,6 @@ def evaluate_predictions(pred: np.ndarray, index: np.ndarray, samples, scheme, n
         metrics.update({"nme_inner51": float(inner.mean()), "fr_inner51": float(np.mean(inner > threshold)),
                         "median_nme_inner51": float(np.median(inner))})
     return metrics, errors
-
-
-def nme_inner51(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """Per-image NME of 68-point predictions over the 51 inner points, divided by the outer-eye-corner
-    distance of the full 68-point ground truth."""
-    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
-    norm = np.linalg.norm(gt[:, 36] - gt[:, 45], axis=-1)
-    return np.linalg.norm(pred[:, 17:] - gt[:, 17:], axis=-1).mean(-1) / norm
 
 
 def write_report(out_dir: str, metrics: dict, errors: np.ndarray, crops, samples, index, stem: str = "",

@@ -42,6 +42,14 @@ def nme_per_image(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme, norm
     return np.linalg.norm(pred - gt, axis=-1).mean(-1) / norm
 
 
+def nme_inner51(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Per-image NME of 68-point predictions over the 51 inner points, divided by the outer-eye-corner
+    distance of the full 68-point ground truth."""
+    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    norm = np.linalg.norm(gt[:, 36] - gt[:, 45], axis=-1)
+    return np.linalg.norm(pred[:, 17:] - gt[:, 17:], axis=-1).mean(-1) / norm
+
+
 def ced(errors: np.ndarray, threshold: float = 0.1, steps: int = 1001) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative error distribution: x in [0, threshold], fraction of images with NME <= x."""
     xs = np.linspace(0, threshold, steps)

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import realfaces
 from landmark_kd.data import load_dataset
-from landmark_kd.evaluate import nme_inner51
+from landmark_kd.metrics import nme_inner51
 from landmark_kd.mesh_labeller import MeshLabeller
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from landmark_kd.decode import argmax_subpixel, crop_to_image, normalised_to_pixels, soft_argmax
-from landmark_kd.metrics import auc, ced, failure_rate, nme_per_image, normalising_distance, summarize
+from landmark_kd.metrics import auc, ced, failure_rate, nme_inner51, nme_per_image, normalising_distance, summarize
 from landmark_kd.schemes import custom_scheme, get_scheme
 
 
@@ -56,3 +56,12 @@ def test_coordinate_mapping_inverts_crop():
     image_pts = np.array([[[10.0, 20.0]]])
     crop = np.einsum("bij,bnj->bni", affine[:, :, :2], image_pts) + affine[:, None, :, 2]
     assert np.allclose(crop_to_image(crop, affine), image_pts)
+
+
+def test_inner51_ignores_the_jaw_and_divides_by_the_outer_eye_corners():
+    gt = np.zeros((1, 68, 2))
+    gt[0, 36], gt[0, 45] = [0, 0], [50, 0]
+    pred = gt.copy()
+    pred[0, :17] += 100  # the jaw is not scored
+    pred[0, 17:] += [3, 4]  # 5 px off everywhere else
+    assert nme_inner51(pred, gt)[0] == pytest.approx(5 / 50)
