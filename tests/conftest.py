@@ -1,12 +1,10 @@
 import os
-import sys
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 SHARED = os.path.join(os.path.dirname(ROOT), "shared", "reference")
 REALFACES = os.path.join(os.path.dirname(ROOT), "shared", "realfaces")
 
@@ -39,6 +37,22 @@ def assert_backbone_matches_reference(stem: str, limits: dict | None = None, def
         expected = ref[f"hidden_{i}_nhwc"]
         assert out.shape == expected.shape
         assert np.abs(out.numpy() - expected).max() <= (limits or {}).get(i, default_limit), f"hidden_{i}"
+
+
+def assert_import_names_missing_key(stem: str, dropped_prefix: str, match: str, tmp_path) -> dict:
+    """The importer fills the blocks its config describes, so a checkpoint lacking `dropped_prefix.*` fails on
+    that key (`match`). Returns the full state dict for further checks."""
+    from safetensors.numpy import save_file
+
+    from landmark_kd.models import backbone_from_transformers
+    from landmark_kd.models.transformers_import import WeightImportError, load_state_dict
+
+    state = load_state_dict(reference(f"{stem}.safetensors"))
+    path = str(tmp_path / "short.safetensors")
+    save_file({k: v for k, v in state.items() if not k.startswith(dropped_prefix)}, path)
+    with pytest.raises(WeightImportError, match=match):
+        backbone_from_transformers(reference(f"{stem}.config.json"), path)
+    return state
 
 
 @pytest.fixture

@@ -24,6 +24,33 @@ def test_outputs_and_keras_round_trip(preset, tmp_path):
     assert np.array_equal(again["landmarks"].numpy(), out["landmarks"].numpy())
     assert model_scheme(loaded).name == "68" and model_image_size(loaded) == 64
     assert not any(type(layer).__name__ == "Lambda" for layer in loaded._flatten_layers())
+    backbone = preset.split("_")[0]  # the backbone layer's name; reloaded as its own class
+    assert type(loaded.get_layer(backbone)) is type(model.get_layer(backbone))
+
+
+@pytest.mark.parametrize("preset", ["swinv2_pico", "mobilevitv2_pico"])
+def test_backbone_config_round_trip_and_safe_mode_reload(preset, tmp_path):
+    """A backbone's config is its constructor arguments: from_config rebuilds the same architecture, and a
+    .keras file reloads (safe_mode) as the same class with the same outputs."""
+    import keras
+
+    from landmark_kd.models.landmark_model import build_backbone
+    from landmark_kd.models.mobilevitv2.mobilevitv2_backbone import MobileViTV2Backbone
+    from landmark_kd.models.swinv2.swinv2_backbone import SwinV2Backbone
+
+    backbone = build_backbone(preset, 64)[0]
+    cls = SwinV2Backbone if preset.startswith("swinv2") else MobileViTV2Backbone
+    assert isinstance(backbone, cls)
+    again = cls.from_config(backbone.get_config())
+    assert again.get_config() == backbone.get_config() and again.count_params() == backbone.count_params()
+    assert [(w.path, w.shape) for w in again.weights] == [(w.path, w.shape) for w in backbone.weights]
+    path = str(tmp_path / "backbone.keras")
+    backbone.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True, compile=False)
+    assert type(loaded) is cls and loaded.get_config() == backbone.get_config()
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    for a, b in zip(backbone(x, training=False), loaded(x, training=False)):
+        assert np.array_equal(a.numpy(), b.numpy())
 
 
 def test_fused_heatmap_is_product_with_edge_attention():
@@ -67,3 +94,5 @@ def test_mixed_precision_decodes_in_float32():
         keras.mixed_precision.set_global_policy("float32")
     out = model(np.random.default_rng(0).uniform(0, 1, (1, 64, 64, 3)).astype(np.float32))
     assert out["landmarks"].dtype == "float32" and out["heatmaps"].dtype == "float32"
+    backbone = model.get_layer("mobilevitv2")  # its policy is saved with it: rebuilt in float32, still bfloat16
+    assert type(backbone).from_config(backbone.get_config()).get_layer("conv_stem").compute_dtype == "bfloat16"

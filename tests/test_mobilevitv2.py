@@ -1,6 +1,6 @@
 import pytest
 
-from conftest import assert_backbone_matches_reference
+from conftest import assert_backbone_matches_reference, assert_import_names_missing_key
 from landmark_kd.models.mobilevitv2.mobilevitv2_backbone import MobileViTV2Config
 from landmark_kd.models.mobilevitv2.mobilevitv2_presets import mobilevitv2_config
 
@@ -20,3 +20,9 @@ def test_presets():
     assert mobilevitv2_config("mobilevitv2_200").width_multiplier == 2.0
     with pytest.raises(ValueError, match="unknown MobileViT-v2 preset"):
         mobilevitv2_config("mobilevitv2_300")
+
+
+def test_importer_names_a_missing_key(tmp_path):
+    """layer1's second inverted residual is part of the architecture: a checkpoint without it fails on its key."""
+    assert_import_names_missing_key("mobilevitv2_05", "encoder.layer.1.layer.1.",
+                                    r"missing parameter 'encoder\.layer\.1\.layer\.1\.expand_1x1", tmp_path)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import assert_backbone_matches_reference, reference
+from conftest import assert_backbone_matches_reference, assert_import_names_missing_key, reference
 from landmark_kd.models import backbone_from_transformers
 from landmark_kd.models.swinv2.swinv2_block import shifted_window_mask, window_partition, window_reverse
 from landmark_kd.models.swinv2.swinv2_presets import swinv2_config
@@ -71,3 +71,9 @@ def test_importer_accepts_published_checkpoint_layout(tmp_path):
     save_file(state, path)
     with pytest.raises(WeightImportError, match="were not used"):
         backbone_from_transformers(reference("swinv2_mini_w8.config.json"), path)
+
+
+def test_importer_names_a_missing_key(tmp_path):
+    """The blocks to fill come from the config, so a checkpoint lacking one fails on its first key."""
+    assert_import_names_missing_key("swinv2_mini_w8", "encoder.layers.3.blocks.1.",
+                                    r"missing parameter 'encoder\.layers\.3\.blocks\.1\.attention", tmp_path)

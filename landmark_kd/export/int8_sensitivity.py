@@ -42,11 +42,19 @@ def quantizable_blocks(model, skip: Sequence[str] = ()) -> dict:
     for layer in model.layers:
         if type(layer).__name__ in _SKIP_TYPES or layer.name.startswith(tuple(skip)):
             continue
-        if type(layer).__name__ == "Functional":
+        if _is_nested_model(layer):
             blocks.update({inner.name: inner for inner in layer.layers if type(inner).__name__ not in _SKIP_TYPES})
         else:
             blocks[layer.name] = layer
     return blocks
+
+
+def _is_nested_model(layer) -> bool:
+    """A functional sub-model (plain or a keras.Model subclass built from inputs/outputs, like the backbones)."""
+    import keras
+
+    return type(layer).__name__ == "Functional" or (isinstance(layer, keras.Model) and bool(getattr(layer, "layers", None))
+                                                    and hasattr(layer, "_operations"))
 
 
 def _leaves(layer) -> list:

@@ -1,5 +1,7 @@
-"""Small layers shared by both backbones and the head."""
+"""Small layers shared by both backbones and the head, and the backbone base class."""
 from __future__ import annotations
+
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -25,6 +27,25 @@ class ImagePreprocessing(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mean": self.mean, "std": self.std, "flip_channels": self.flip_channels}
+
+
+class Backbone(keras.Model):
+    """A functional model built in a subclass's `__init__` from an architecture dataclass (keras-hub style).
+
+    `get_config()` returns the constructor arguments, so a `.keras` file rebuilds the backbone by its class
+    (with `safe_mode=True`, and saying what it is) instead of as an anonymous graph, and code that needs the
+    architecture (the weight importer) reads `self.config` instead of probing layer names.
+    """
+
+    def __init__(self, inputs, outputs, config: Any, dtype: str | keras.DTypePolicy | None = None, **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.config = config
+        if dtype is not None:  # the layers got it already; kept so get_config() round-trips it
+            self.dtype_policy = keras.dtype_policies.get(dtype)
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "trainable": self.trainable,
+                "dtype": keras.dtype_policies.serialize(self.dtype_policy), **self.config.to_dict()}
 
 
 def roll_2d(x: tf.Tensor, shift: int) -> tf.Tensor:

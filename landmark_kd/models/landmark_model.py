@@ -12,35 +12,36 @@ import keras
 from ..schemes import LandmarkScheme, get_scheme
 from .aam_head import EdgeToHeatmap, HeadConfig, aam_head
 from .common import ImagePreprocessing
-from .mobilevitv2.mobilevitv2_backbone import mobilevitv2_backbone
+from .mobilevitv2.mobilevitv2_backbone import MobileViTV2Backbone
 from .mobilevitv2.mobilevitv2_presets import MOBILEVITV2_PRESETS, mobilevitv2_config
-from .swinv2.swinv2_backbone import swinv2_backbone
+from .swinv2.swinv2_backbone import SwinV2Backbone
 from .swinv2.swinv2_presets import SWINV2_PRESETS, swinv2_config
+from ..errors import ConfigError, MissingFileError, ModelFileError
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 BACKBONES = sorted(SWINV2_PRESETS) + sorted(MOBILEVITV2_PRESETS)
 
 
-def build_backbone(preset: str, image_size: int, pretrained: str | None = None):
+def build_backbone(preset: str, image_size: int, pretrained: str | None = None) -> tuple[keras.Model, ImagePreprocessing, slice]:
     """(backbone model, preprocessing layer, features to use from stride 4). With `pretrained`, the
     architecture comes from the checkpoint's own transformers config."""
     if preset in SWINV2_PRESETS:
-        build = lambda: swinv2_backbone(swinv2_config(preset, image_size))  # noqa: E731
+        cls, config = SwinV2Backbone, swinv2_config(preset, image_size)
         preprocess = ImagePreprocessing(IMAGENET_MEAN, IMAGENET_STD, name="preprocess")
     elif preset in MOBILEVITV2_PRESETS:
-        build = lambda: mobilevitv2_backbone(mobilevitv2_config(preset, image_size))  # noqa: E731
+        cls, config = MobileViTV2Backbone, mobilevitv2_config(preset, image_size)
         # The apple/mobilevitv2 processors feed BGR in [0, 1].
         preprocess = ImagePreprocessing(flip_channels=True, name="preprocess")
     else:
-        raise ValueError(f"unknown backbone preset {preset!r}; known: {BACKBONES}")
+        raise ConfigError(f"unknown backbone preset {preset!r}; known: {BACKBONES}")
     if pretrained:
         from .transformers_import import backbone_from_transformers, resolve_checkpoint
 
         backbone = backbone_from_transformers(*resolve_checkpoint(pretrained), image_size=image_size)
-        if (backbone.name == "swinv2") != (preset in SWINV2_PRESETS):
-            raise ValueError(f"{pretrained}: a {backbone.name} checkpoint does not fit preset {preset!r}")
+        if not isinstance(backbone, cls):
+            raise ModelFileError(f"{pretrained}: a {backbone.name} checkpoint does not fit preset {preset!r}")
     else:
-        backbone = build()
+        backbone = cls(**config.to_dict())
     return backbone, preprocess, slice(1, 5)
 
 
@@ -60,7 +61,7 @@ def model_scheme(model: keras.Model) -> LandmarkScheme:
     try:
         return model.get_layer("edge_to_heatmap").scheme
     except ValueError:
-        raise ValueError(f"model {model.name!r} is not a landmark_kd model (no edge_to_heatmap layer)") from None
+        raise ModelFileError(f"model {model.name!r} is not a landmark_kd model (no edge_to_heatmap layer)") from None
 
 
 def model_image_size(model: keras.Model) -> int:
@@ -70,11 +71,11 @@ def model_image_size(model: keras.Model) -> int:
 def load_model(path: str) -> keras.Model:
     """Load a `.keras` landmark model with safe_mode on; clear errors for missing or corrupt files."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: model file not found")
+        raise MissingFileError(f"{path}: model file not found")
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as err:  # keras raises many types for a bad archive
-        raise ValueError(f"{path}: not a loadable .keras model ({type(err).__name__}: {str(err)[:200]})") from None
+        raise ModelFileError(f"{path}: not a loadable .keras model ({type(err).__name__}: {str(err)[:200]})") from None
 
 
 __all__ = ["build_landmark_model", "model_scheme", "model_image_size", "load_model", "HeadConfig", "EdgeToHeatmap", "BACKBONES"]

@@ -1,7 +1,9 @@
 """Weights from Hugging Face `transformers` checkpoints (SwinV2, MobileViT-v2), with numpy only.
 
 The one place that knows the reference parameter names and layouts (OIHW convs, (out, in) linears,
-patch-merging channel order) and maps them onto our layers, as timm's `checkpoint_filter_fn` does.
+patch-merging channel order) and maps them onto our layers, as timm's `checkpoint_filter_fn` does. Which
+layers exist comes from the backbone's config (stages, depths, blocks), so a missing or extra reference
+parameter is an error naming its key rather than a silent stop.
 """
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ import os
 
 import keras
 import numpy as np
+
+from .mobilevitv2.mobilevitv2_backbone import IR_STRIDES, MobileViTV2Backbone, MobileViTV2Config
+from .swinv2.swinv2_backbone import SwinV2Backbone, SwinV2Config
 
 PREFIXES = ("swinv2.", "mobilevitv2.", "model.", "backbone.")
 
@@ -111,9 +116,7 @@ class _Assigner:
             raise WeightImportError(f"{self.source}: {len(left)} parameters were not used, e.g. {left[:3]}")
 
 
-def swinv2_config_from_transformers(cfg: dict, image_size: int | None = None):
-    from .swinv2.swinv2_backbone import SwinV2Config
-
+def swinv2_config_from_transformers(cfg: dict, image_size: int | None = None) -> SwinV2Config:
     return SwinV2Config(
         image_size=image_size or int(cfg.get("image_size", 256)), patch_size=int(cfg["patch_size"]),
         embed_dim=int(cfg["embed_dim"]), depths=list(cfg["depths"]), num_heads=list(cfg["num_heads"]),
@@ -122,9 +125,7 @@ def swinv2_config_from_transformers(cfg: dict, image_size: int | None = None):
         layer_norm_eps=float(cfg.get("layer_norm_eps", 1e-5)), drop_path_rate=float(cfg.get("drop_path_rate", 0.1)))
 
 
-def mobilevitv2_config_from_transformers(cfg: dict, image_size: int | None = None):
-    from .mobilevitv2.mobilevitv2_backbone import MobileViTV2Config
-
+def mobilevitv2_config_from_transformers(cfg: dict, image_size: int | None = None) -> MobileViTV2Config:
     return MobileViTV2Config(
         image_size=image_size or int(cfg.get("image_size", 256)), width_multiplier=float(cfg["width_multiplier"]),
         expand_ratio=float(cfg.get("expand_ratio", 2.0)), ffn_multiplier=float(cfg.get("ffn_multiplier", 2)),
@@ -133,23 +134,15 @@ def mobilevitv2_config_from_transformers(cfg: dict, image_size: int | None = Non
         layer_norm_eps=float(cfg.get("layer_norm_eps", 1e-5)))
 
 
-def assign_swinv2(backbone: keras.Model, state: dict[str, np.ndarray], source: str = "checkpoint") -> None:
+def assign_swinv2(backbone: SwinV2Backbone, state: dict[str, np.ndarray], source: str = "checkpoint") -> None:
     a = _Assigner(state, source)
     emb = backbone.get_layer("embeddings")
     a.conv(emb.projection, "embeddings.patch_embeddings.projection")
     a.norm(emb.norm, "embeddings.norm")
-    stage = 0
-    while True:
-        try:
-            backbone.get_layer(f"stage{stage}_block0")
-        except ValueError:
-            break
-        block = 0
-        while True:
-            try:
-                layer = backbone.get_layer(f"stage{stage}_block{block}")
-            except ValueError:
-                break
+    depths = backbone.config.depths
+    for stage, depth in enumerate(depths):
+        for block in range(depth):
+            layer = backbone.get_layer(f"stage{stage}_block{block}")
             key = f"encoder.layers.{stage}.blocks.{block}"
             att = layer.attention
             a.dense(att.query, f"{key}.attention.self.query")
@@ -163,19 +156,14 @@ def assign_swinv2(backbone: keras.Model, state: dict[str, np.ndarray], source: s
             a.dense(layer.intermediate, f"{key}.intermediate.dense")
             a.dense(layer.output_dense, f"{key}.output.dense")
             a.norm(layer.layernorm_after, f"{key}.layernorm_after")
-            block += 1
-        try:
+        if stage < len(depths) - 1:  # the last stage has no patch merging
             merge = backbone.get_layer(f"stage{stage}_downsample")
-        except ValueError:
-            merge = None
-        if merge is not None:
             key = f"encoder.layers.{stage}.downsample"
             weight = a.take(f"{key}.reduction.weight")  # (2C, 4C), input blocks (y0x0, y1x0, y0x1, y1x1)
             out, four_c = weight.shape
             weight = weight.reshape(out, 4, four_c // 4)[:, [0, 2, 1, 3]].reshape(out, four_c)
             a.set(merge.reduction.kernel, weight.T, f"{key}.reduction.weight")
             a.norm(merge.norm, f"{key}.norm")
-        stage += 1
     # Buffers and parts we do not use: the final LayerNorm/pooler and classifier heads.
     a.finish(ignore=("layernorm.", "pooler.", "classifier.", "head.", "embeddings.mask_token"))
 
@@ -191,19 +179,13 @@ def _assign_inverted_residual(a: _Assigner, block, key: str) -> None:
         _assign_conv_layer(a, getattr(block, name), f"{key}.{name}")
 
 
-def assign_mobilevitv2(backbone: keras.Model, state: dict[str, np.ndarray], source: str = "checkpoint") -> None:
+def assign_mobilevitv2(backbone: MobileViTV2Backbone, state: dict[str, np.ndarray], source: str = "checkpoint") -> None:
     a = _Assigner(state, source)
     _assign_conv_layer(a, backbone.get_layer("conv_stem"), "conv_stem")
-    for i in range(2):
-        j = 0
-        while True:
-            try:
-                block = backbone.get_layer(f"layer{i}_ir{j}")
-            except ValueError:
-                break
-            _assign_inverted_residual(a, block, f"encoder.layer.{i}.layer.{j}")
-            j += 1
-    for i in range(2, 5):
+    for i, strides in enumerate(IR_STRIDES):
+        for j in range(len(strides)):
+            _assign_inverted_residual(a, backbone.get_layer(f"layer{i}_ir{j}"), f"encoder.layer.{i}.layer.{j}")
+    for i in range(len(IR_STRIDES), len(IR_STRIDES) + len(backbone.config.n_attn_blocks)):
         block = backbone.get_layer(f"layer{i}")
         key = f"encoder.layer.{i}"
         _assign_inverted_residual(a, block.downsample, f"{key}.downsampling_layer")
@@ -222,7 +204,8 @@ def assign_mobilevitv2(backbone: keras.Model, state: dict[str, np.ndarray], sour
     a.finish(ignore=("classifier.", "segmentation_head.", "pooler."))
 
 
-def backbone_from_transformers(config_path: str, weights_path: str | None = None, image_size: int | None = None) -> keras.Model:
+def backbone_from_transformers(config_path: str, weights_path: str | None = None,
+                               image_size: int | None = None) -> SwinV2Backbone | MobileViTV2Backbone:
     """Build our Keras backbone from a `transformers` config JSON and (optionally) load its safetensors.
 
     Returns a model mapping NHWC images to the list of feature maps matching the reference hidden states.
@@ -230,14 +213,10 @@ def backbone_from_transformers(config_path: str, weights_path: str | None = None
     cfg = read_config(config_path)
     kind = cfg.get("model_type")
     if kind == "swinv2":
-        from .swinv2.swinv2_backbone import swinv2_backbone
-
-        model = swinv2_backbone(swinv2_config_from_transformers(cfg, image_size))
+        model = SwinV2Backbone(**swinv2_config_from_transformers(cfg, image_size).to_dict())
         assign = assign_swinv2
     elif kind == "mobilevitv2":
-        from .mobilevitv2.mobilevitv2_backbone import mobilevitv2_backbone
-
-        model = mobilevitv2_backbone(mobilevitv2_config_from_transformers(cfg, image_size))
+        model = MobileViTV2Backbone(**mobilevitv2_config_from_transformers(cfg, image_size).to_dict())
         assign = assign_mobilevitv2
     else:
         raise WeightImportError(f"{config_path}: model_type {kind!r} is not supported (swinv2, mobilevitv2)")

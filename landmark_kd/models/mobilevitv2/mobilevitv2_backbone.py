@@ -1,4 +1,4 @@
-"""MobileViT-v2 backbone as a functional Keras model; outputs the five stage maps (strides 2..32), like
+"""MobileViT-v2 backbone as a serializable functional Keras model; outputs the five stage maps (strides 2..32), like
 the `transformers` hidden states."""
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ from dataclasses import asdict, dataclass, field
 
 import keras
 
+from ..common import Backbone, register
 from .mobilevitv2_layers import ConvNormAct, InvertedResidual, MobileViTV2Block, make_divisible
+
+# The inverted residuals of layer0 and layer1 (fixed by the architecture, as in transformers): one stride each.
+IR_STRIDES = ((1,), (2, 1))
 
 
 @dataclass
@@ -29,19 +33,26 @@ class MobileViTV2Config:
                 make_divisible(256 * w, 8), make_divisible(384 * w, 8), make_divisible(512 * w, 8)]
 
 
-def mobilevitv2_backbone(config: MobileViTV2Config, name: str = "mobilevitv2") -> keras.Model:
-    c = config.channels()
-    size = config.image_size
-    inputs = keras.Input((size, size, 3), name="pixels")
-    x = ConvNormAct(c[0], 3, 2, name="conv_stem")(inputs)
-    x = InvertedResidual(c[0], c[1], 1, config.expand_ratio, name="layer0_ir0")(x)
-    outputs = [x]
-    x = InvertedResidual(c[1], c[2], 2, config.expand_ratio, name="layer1_ir0")(x)
-    x = InvertedResidual(c[2], c[2], 1, config.expand_ratio, name="layer1_ir1")(x)
-    outputs.append(x)
-    for i in range(3):
-        attn = make_divisible(config.base_attn_unit_dims[i] * config.width_multiplier, 8)
-        x = MobileViTV2Block(c[2 + i], c[3 + i], attn, config.n_attn_blocks[i], config.ffn_multiplier,
-                             config.expand_ratio, config.patch_size, config.layer_norm_eps, name=f"layer{2 + i}")(x)
-        outputs.append(x)
-    return keras.Model(inputs, outputs, name=name)
+@register
+class MobileViTV2Backbone(Backbone):
+    """MobileViT-v2 feature extractor; its constructor arguments are the `MobileViTV2Config` fields (saved with it)."""
+
+    def __init__(self, image_size: int, width_multiplier: float, expand_ratio: float, ffn_multiplier: float,
+                 base_attn_unit_dims: list[int], n_attn_blocks: list[int], patch_size: int, layer_norm_eps: float,
+                 name: str = "mobilevitv2", dtype: str | keras.DTypePolicy | None = None, **kwargs):
+        config = MobileViTV2Config(image_size, width_multiplier, expand_ratio, ffn_multiplier, list(base_attn_unit_dims),
+                                   list(n_attn_blocks), patch_size, layer_norm_eps)
+        c = config.channels()
+        inputs = keras.Input((image_size, image_size, 3), name="pixels")
+        x = ConvNormAct(c[0], 3, 2, dtype=dtype, name="conv_stem")(inputs)
+        outputs = []
+        for i, strides in enumerate(IR_STRIDES):
+            for j, stride in enumerate(strides):
+                x = InvertedResidual(x.shape[-1], c[1 + i], stride, expand_ratio, dtype=dtype, name=f"layer{i}_ir{j}")(x)
+            outputs.append(x)
+        for i, (blocks, units) in enumerate(zip(n_attn_blocks, base_attn_unit_dims), start=len(IR_STRIDES)):
+            attn = make_divisible(units * width_multiplier, 8)
+            x = MobileViTV2Block(c[i], c[i + 1], attn, blocks, ffn_multiplier, expand_ratio, patch_size,
+                                 layer_norm_eps, dtype=dtype, name=f"layer{i}")(x)
+            outputs.append(x)
+        super().__init__(inputs, outputs, config, dtype=dtype, name=name, **kwargs)

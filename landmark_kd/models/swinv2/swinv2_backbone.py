@@ -1,4 +1,4 @@
-"""SwinV2 backbone (Liu et al., CVPR 2022) as a functional Keras model of registered layers.
+"""SwinV2 backbone (Liu et al., CVPR 2022): a serializable functional Keras model of registered layers.
 
 Outputs, like the `transformers` hidden states with `output_hidden_states_before_downsampling`:
 [patch embedding, stage 1, ..., stage 4] feature maps (B, H, W, C), strides 4, 4, 8, 16, 32.
@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import keras
 
+from ..common import Backbone, register
 from .swinv2_block import SwinV2Block
 from .swinv2_patch_layers import SwinV2PatchEmbedding, SwinV2PatchMerging
 
@@ -31,25 +32,32 @@ class SwinV2Config:
         return asdict(self)
 
 
-def swinv2_backbone(config: SwinV2Config, name: str = "swinv2") -> keras.Model:
-    size = config.image_size
-    inputs = keras.Input((size, size, 3), name="pixels")
-    x = SwinV2PatchEmbedding(config.embed_dim, config.patch_size, config.layer_norm_eps, name="embeddings")(inputs)
-    outputs = [x]
-    resolution = size // config.patch_size
-    total = sum(config.depths)
-    block_index = 0
-    for stage, (depth, heads) in enumerate(zip(config.depths, config.num_heads)):
-        dim = config.embed_dim * 2 ** stage
-        for block in range(depth):
-            drop = config.drop_path_rate * block_index / max(total - 1, 1)
-            x = SwinV2Block(dim, heads, (resolution, resolution), config.window_size,
-                            config.window_size // 2 if block % 2 else 0, config.mlp_ratio,
-                            config.pretrained_window_sizes[stage], config.qkv_bias, config.layer_norm_eps, drop,
-                            name=f"stage{stage}_block{block}")(x)
-            block_index += 1
-        outputs.append(x)
-        if stage < len(config.depths) - 1:
-            x = SwinV2PatchMerging(dim, config.layer_norm_eps, name=f"stage{stage}_downsample")(x)
-            resolution //= 2
-    return keras.Model(inputs, outputs, name=name)
+@register
+class SwinV2Backbone(Backbone):
+    """SwinV2 feature extractor; its constructor arguments are the `SwinV2Config` fields (saved with it)."""
+
+    def __init__(self, image_size: int, patch_size: int, embed_dim: int, depths: list[int], num_heads: list[int],
+                 window_size: int, pretrained_window_sizes: list[int], mlp_ratio: float, qkv_bias: bool,
+                 layer_norm_eps: float, drop_path_rate: float, name: str = "swinv2",
+                 dtype: str | keras.DTypePolicy | None = None, **kwargs):
+        config = SwinV2Config(image_size, patch_size, embed_dim, list(depths), list(num_heads), window_size,
+                              list(pretrained_window_sizes), mlp_ratio, qkv_bias, layer_norm_eps, drop_path_rate)
+        inputs = keras.Input((image_size, image_size, 3), name="pixels")
+        x = SwinV2PatchEmbedding(embed_dim, patch_size, layer_norm_eps, dtype=dtype, name="embeddings")(inputs)
+        outputs = [x]
+        resolution = image_size // patch_size
+        total = sum(depths)
+        block_index = 0
+        for stage, (depth, heads) in enumerate(zip(depths, num_heads)):
+            dim = embed_dim * 2 ** stage
+            for block in range(depth):
+                drop = drop_path_rate * block_index / max(total - 1, 1)
+                x = SwinV2Block(dim, heads, (resolution, resolution), window_size, window_size // 2 if block % 2 else 0,
+                                mlp_ratio, pretrained_window_sizes[stage], qkv_bias, layer_norm_eps, drop,
+                                dtype=dtype, name=f"stage{stage}_block{block}")(x)
+                block_index += 1
+            outputs.append(x)
+            if stage < len(depths) - 1:
+                x = SwinV2PatchMerging(dim, layer_norm_eps, dtype=dtype, name=f"stage{stage}_downsample")(x)
+                resolution //= 2
+        super().__init__(inputs, outputs, config, dtype=dtype, name=name, **kwargs)
