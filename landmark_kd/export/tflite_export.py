@@ -11,6 +11,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..errors import ConfigError
+
 MODES = ("fp32", "fp16", "dynamic_int8", "int8")
 # The decode tail stays float in `int8` mode: heatmap mass below 1/256 of the peak vanishes in int8, and
 # an int8 divisor can round to zero. Names of the head layers whose ops are kept in float.
@@ -145,14 +147,21 @@ def convert(model, mode: str = "fp32", representative: Callable[[], Iterable[lis
         return _weight_only_int8(converter.convert())
     if mode == "int8":
         if representative is None:
-            raise ValueError("full-integer int8 needs representative data")
+            raise ConfigError("full-integer int8 needs representative data")
         return _integer_body_float_tail(converter, representative, int8_io, float_blocks)
     return converter.convert()
 
 
 def _integer_body_float_tail(converter, representative, int8_io: bool, float_blocks: Sequence[str]) -> bytes:
     """Backbone and head trunk in int8; the FLOAT_TAIL layers' and `float_blocks`' ops in float (TF's selective
-    quantization denylists them by output tensor name, which carries the Keras layer path)."""
+    quantization denylists them by output tensor name, which carries the Keras layer path).
+
+    Latency (benchmarks/int8_latency.py, per op, tflite_runtime 2.14 x86 wheel, 1 thread): its XNNPACK takes no
+    int8 op (QS8 is a build-time switch there, nothing a model can ask for), and its builtin int8 kernels run at
+    reference-kernel speed except CONV_2D / FULLY_CONNECTED (ruy). Every int8 op type of the student is then
+    slower than its XNNPACK float twin (DEPTHWISE_CONV_2D 11.5 ms vs 0.27, MUL 7.1 vs 0.29, ADD 4.5 vs 0.10, even
+    CONV_2D 3.5 vs 2.6), so no int8 formulation or float-block choice brings this mode to fp32 speed on such a
+    runtime: use fp16 / dynamic_int8 there; this mode is for runtimes with integer kernels (ARM, NPUs)."""
     import tensorflow as tf
 
     from .tflite_runner import make_interpreter
