@@ -13,15 +13,16 @@ import sys
 from landmark_kd.quiet import quiet_unless_verbose
 
 quiet_unless_verbose(sys.argv)
-from landmark_kd.cli import ArgumentParser, HelpFormatter, non_negative_float, positive_int, positive_int_list, runtime_version  # noqa: E402
+from landmark_kd.cli import (ArgumentParser, non_negative_float, positive_int, positive_int_list,  # noqa: E402
+                             run, runtime_version)
+from landmark_kd.errors import ConfigError, MissingFileError  # noqa: E402
 from landmark_kd.quiet import silenced  # noqa: E402
 
 DEFAULT_MODEL = os.path.join("runs", "student", "best.keras")
 
 
 def parse_args(argv):
-    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=HelpFormatter)
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, help="Keras landmark model (.keras)")
     parser.add_argument("--modes", default="fp32,fp16,dynamic_int8,int8",
                         help="comma-separated subset of fp32, fp16, dynamic_int8, int8 (full integer)")
@@ -50,38 +51,31 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None) -> int:
     args = parse_args(argv)
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    threads = args.threads
     if not os.path.isfile(args.model):
         hint = " Train and distil one first: `python train.py` then `python distill.py`." if args.model == DEFAULT_MODEL else ""
-        print(f"error: no model at {args.model}.{hint}", file=sys.stderr)
-        return 2
+        raise MissingFileError(f"no model at {args.model}.{hint}")
     missing = [path for path in args.compare + ([args.data] if args.data else []) + ([args.calibration_data] if
                args.calibration_data else []) if not os.path.exists(path)]
     if missing:  # before the export, not after it
-        print(f"error: {missing[0]}: no such file or directory", file=sys.stderr)
-        return 2
+        raise MissingFileError(f"{missing[0]}: no such file or directory")
     from landmark_kd.export import MODES
+    from landmark_kd.export.report import ExportConfig, run_export
+
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     bad = [m for m in modes if m not in MODES]
     if bad:
-        print(f"error: unknown mode(s) {bad}; choose from {', '.join(MODES)}", file=sys.stderr)
-        return 2
-    from landmark_kd.export.report import run_export
-
-    try:
-        report = run_export(args, modes, threads, silenced=lambda: silenced(not args.verbose))
-    except Exception as err:
-        from landmark_kd.data import DatasetError
-        from landmark_kd.export import RuntimeCompatibilityError
-
-        if isinstance(err, (RuntimeCompatibilityError, DatasetError, ValueError, FileNotFoundError, PermissionError)):
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        raise
+        raise ConfigError(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
+    fields = {k: v for k, v in vars(args).items() if k in ExportConfig.__dataclass_fields__}
+    config = ExportConfig(**{**fields, "modes": modes, "threads": tuple(args.threads)})
+    report = run_export(config, silenced=lambda: silenced(not args.verbose))
     print(f"\nreport: {report['paths']['json']} and {report['paths']['markdown']}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(_main, argv)
 
 
 if __name__ == "__main__":

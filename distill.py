@@ -13,17 +13,18 @@ import sys
 from landmark_kd.quiet import quiet_unless_verbose
 
 quiet_unless_verbose(sys.argv)
-from landmark_kd.cli import ArgumentParser, HelpFormatter, non_negative_float  # noqa: E402
-from landmark_kd.training import TrainConfig, add_common_arguments, config_from_args  # noqa: E402
+from landmark_kd.cli import (ArgumentParser, add_training_arguments, non_negative_float, run,  # noqa: E402
+                             training_config_from_args)
+from landmark_kd.errors import MissingFileError  # noqa: E402
+from landmark_kd.training import TrainConfig  # noqa: E402
 
 DEFAULTS = TrainConfig(preset="mobilevitv2_050", output="runs/student", head_dim=64, learning_rate=2e-3, alpha=1.0)
 DEFAULT_TEACHER = os.path.join("runs", "teacher", "best.keras")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=HelpFormatter)
-    add_common_arguments(parser, DEFAULTS)
+def _main(argv: list[str] | None) -> int:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_training_arguments(parser, DEFAULTS)
     g = parser.add_argument_group("distillation")
     g.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher .keras model (from train.py)")
     g.add_argument("--alpha", type=non_negative_float, default=DEFAULTS.alpha, help="weight of L_KD; 0 trains without the teacher")
@@ -34,27 +35,24 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--unlabeled", default=None, help="folder of unlabelled face photos: each step also distils the "
                    "teacher's heatmaps on a batch of them (L_KD needs no ground truth; faces found by the detector)")
     args = parser.parse_args(argv)
-    from landmark_kd.data import DatasetError
     from landmark_kd.training import print_summary, run_training
 
     alpha = 0.0 if args.no_kd else args.alpha
-    config = dataclasses.replace(config_from_args(args, DEFAULTS), alpha=alpha, kd_mode=args.kd_mode,
+    config = dataclasses.replace(training_config_from_args(args, DEFAULTS), alpha=alpha, kd_mode=args.kd_mode,
                                  kd_normalize=not args.kd_raw, teacher=args.teacher if alpha > 0 else None,
                                  unlabeled=args.unlabeled)
     if alpha > 0 and not os.path.isfile(args.teacher):
-        print(f"error: no teacher at {args.teacher}. Train one first with `python train.py` (it writes "
-              f"runs/teacher/best.keras), pass --teacher PATH, or run the no-teacher ablation with --no-kd.",
-              file=sys.stderr)
-        return 2
-    try:
-        metrics = run_training(config, teacher_path=config.teacher)
-    except (DatasetError, ValueError, FileNotFoundError, PermissionError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        raise MissingFileError(f"no teacher at {args.teacher}. Train one first with `python train.py` (it writes "
+                               "runs/teacher/best.keras), pass --teacher PATH, or run the no-teacher ablation with --no-kd.")
+    metrics = run_training(config)
     print_summary(metrics)
     if alpha > 0:
         print(f"  distilled from {config.teacher} with alpha={alpha:g} ({config.kd_mode})")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(_main, argv)
 
 
 if __name__ == "__main__":

@@ -11,27 +11,24 @@ import sys
 from landmark_kd.quiet import quiet_unless_verbose
 
 quiet_unless_verbose(sys.argv)
-from landmark_kd.cli import ArgumentParser, HelpFormatter  # noqa: E402
-from landmark_kd.training import TrainConfig, add_common_arguments, config_from_args  # noqa: E402
+from landmark_kd.cli import ArgumentParser, add_training_arguments, run, training_config_from_args  # noqa: E402
+from landmark_kd.training import TrainConfig  # noqa: E402
 
 DEFAULTS = TrainConfig()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=HelpFormatter)
-    add_common_arguments(parser, DEFAULTS)
+def _main(argv: list[str] | None) -> int:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_training_arguments(parser, DEFAULTS)
     args = parser.parse_args(argv)
-    from landmark_kd.data import DatasetError
     from landmark_kd.training import print_summary, run_training
 
-    try:
-        metrics = run_training(config_from_args(args, DEFAULTS))
-    except (DatasetError, ValueError, FileNotFoundError, PermissionError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print_summary(metrics)
+    print_summary(run_training(training_config_from_args(args, DEFAULTS)))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(_main, argv)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     parser.add_argument("--degrees", type=float, nargs="+", default=[0, 20, 40])
     args = parser.parse_args(argv)
     from landmark_kd.data import load_dataset
-    from landmark_kd.evaluate import nme_inner51
+    from landmark_kd.metrics import nme_inner51
     from landmark_kd.inference import LandmarkDetector
 
     samples = load_dataset(args.data, num_points=68)[0][:: args.every]

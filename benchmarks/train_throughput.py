@@ -57,7 +57,8 @@ def keras_trainer(args, data: str = "memory"):
 
     from landmark_kd.models import HeadConfig, build_landmark_model
     from landmark_kd.schemes import get_scheme
-    from landmark_kd.training import TrainConfig, make_trainer
+    from landmark_kd.trainer import LandmarkTrainer
+    from landmark_kd.training import TrainConfig
 
     _, dim, light = MODELS[args.model]
     preset = getattr(args, MODELS[args.model][0])
@@ -65,7 +66,7 @@ def keras_trainer(args, data: str = "memory"):
     config = TrainConfig(preset=preset, image_size=args.image_size, head_dim=dim, batch_size=args.batch_size, xla=args.xla)
     keras.utils.set_random_seed(0)
     model = build_landmark_model(preset, scheme, args.image_size, HeadConfig(dim, config.head_convs, light))
-    trainer = make_trainer(model, config)
+    trainer = LandmarkTrainer(model, config)
     trainer.compile(optimizer=keras.optimizers.AdamW(config.learning_rate, weight_decay=config.weight_decay,
                                                      clipnorm=config.clipnorm), jit_compile=args.xla)
     if data == "pipeline":  # the real augmented input pipeline feeding the step, as train.py runs it

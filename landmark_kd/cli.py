@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
 import math
-import os
-import tempfile
+import sys
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -16,19 +15,6 @@ class HelpFormatter(argparse.HelpFormatter):
         if "default" in text or action.default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
             return text
         return text + " (default: %(default)s)"
-
-
-def prepare_output_dir(path: str) -> str:
-    """Create `path` and prove it is writable by writing a probe file, before any long work starts, so a run
-    never finishes only to fail on saving. (`os.access` is not enough: root passes it on read-only mounts.)"""
-    try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write_probe"):
-            pass
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
-        raise PermissionError(f"{path}: output directory is not writable ({reason})") from None
-    return path
 
 
 def _checked(text: str, convert, expected: str, ok, requirement: str):
@@ -89,41 +75,97 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-@contextlib.contextmanager
-def output_lock(path: str):
-    """Hold `path/.lock` (holding our pid) while a run writes there: a second run on the same folder is refused
-    with one line instead of both writing the same checkpoints. A lock left by a dead process is taken over."""
-    lock = os.path.join(path, ".lock")
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            try:
-                with open(lock) as handle:
-                    pid = int(handle.read().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            alive = pid > 0 and pid != os.getpid()
-            if alive:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    alive = False
-                except PermissionError:
-                    pass
-            if alive:
-                raise PermissionError(f"{path}: another run (process {pid}) is writing here; wait for it or choose "
-                                      "another --output") from None
-            os.remove(lock)  # stale: its process is gone
-    else:
-        raise PermissionError(f"{path}: cannot take the run lock {lock}")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(str(os.getpid()))
+def add_training_arguments(parser, defaults) -> None:
+    """The flags train.py and distill.py share; each maps onto a TrainConfig field."""
+    from .data import FORMATS
+    from .models import BACKBONES
+    from .schemes import SCHEMES
+
+    g = parser.add_argument_group("data")
+    g.add_argument("--data-format", default=defaults.data_format, choices=("auto",) + FORMATS,
+                   help="dataset format (default: detect from the path)")
+    g.add_argument("--train-data", default=None, nargs="+", help="training set(s): 300W folder, WFLW list .txt, COFW "
+                   ".mat or custom .json/.csv; several are pooled (default: generated synthetic faces)")
+    g.add_argument("--augmentation", default="auto", choices=("auto", "real", "synthetic"),
+                   help="real: the paper's real-photo recipe (Gaussian rotation, scale, grey, gamma, blur, occlusion); "
+                   "auto: real unless training on the synthetic faces")
+    g.add_argument("--val-data", default=None, help="validation set, same formats (default: synthetic test set, "
+                   "or 10%% held out of --train-data)")
+    g.add_argument("--images-root", default=None, help="image folder for WFLW lists")
+    g.add_argument("--scheme", default=defaults.scheme, help=f"landmark scheme: {', '.join(sorted(SCHEMES))} "
+                   "(or 300w, wflw, cofw), or a .json layout of your own (see landmark_kd.schemes.scheme_from_json)")
+    g.add_argument("--synthetic-train", type=positive_int, default=defaults.synthetic_train, help="synthetic training faces")
+    g.add_argument("--synthetic-test", type=positive_int, default=defaults.synthetic_test, help="synthetic test faces")
+    g.add_argument("--synthetic-root", default=defaults.synthetic_root, help="where the synthetic faces are generated")
+    g.add_argument("--no-augment", action="store_true", help="train on the plain crops (no augmentation)")
+    g.add_argument("--normalization", default=None, choices=("inter_ocular", "inter_pupil", "bbox"),
+                   help="NME normaliser for validation (default: inter-ocular where the scheme has eye corners)")
+    g.add_argument("--threshold", type=positive_float, default=defaults.threshold, help="failure threshold for FR/AUC")
+    g.add_argument("--sigma", type=positive_float, default=defaults.sigma, help="heatmap Gaussian sigma in heatmap pixels")
+    g = parser.add_argument_group("model")
+    g.add_argument("--preset", default=defaults.preset, choices=BACKBONES, help="backbone")
+    g.add_argument("--image-size", type=positive_int, default=defaults.image_size, help="input size in pixels")
+    g.add_argument("--head-dim", type=positive_int, default=defaults.head_dim, help="head channels")
+    g.add_argument("--head-convs", type=positive_int, default=defaults.head_convs, help="convolutions per head branch")
+    g.add_argument("--head", default="auto", choices=("auto", "light", "full"),
+                   help="light: the student's depthwise head; auto: light for MobileViT-v2, full for SwinV2")
+    g.add_argument("--pretrained", default=None, help="Hugging Face checkpoint folder (config.json + model.safetensors) "
+                   "or .safetensors to start the backbone from")
+    g = parser.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=positive_int, default=defaults.epochs)
+    g.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    g.add_argument("--steps-per-epoch", type=positive_int, default=None, help="default: one pass over the training set")
+    g.add_argument("--lr", type=positive_float, default=defaults.learning_rate, help="AdamW peak learning rate")
+    g.add_argument("--weight-decay", type=non_negative_float, default=defaults.weight_decay)
+    g.add_argument("--clipnorm", type=non_negative_float, default=defaults.clipnorm, help="per-variable gradient-norm clip; 0 turns "
+                   "it off (with several replicas Keras clips before the all-reduce)")
+    g.add_argument("--warmup-epochs", type=non_negative_float, default=defaults.warmup_epochs, help="linear warm-up, then cosine")
+    g.add_argument("--star-weight", type=non_negative_float, default=defaults.star_weight, help="weight of L_STAR")
+    g.add_argument("--point-weight", type=non_negative_float, default=defaults.point_weight, help="weight of AWing on point maps")
+    g.add_argument("--edge-weight", type=non_negative_float, default=defaults.edge_weight, help="weight of AWing on edge maps")
+    g.add_argument("--star-w", type=positive_float, default=defaults.star_w, help="STAR loss balance w")
+    g.add_argument("--star-dist", default=defaults.star_dist, choices=("smoothl1", "l1", "l2"),
+                   help="STAR loss distance")
+    g.add_argument("--mixed-precision", default="no", choices=("no", "mixed_float16", "mixed_bfloat16"))
+    g.add_argument("--xla", action="store_true", help="compile the train step with XLA")
+    g.add_argument("--strategy", default="auto", choices=("auto", "one_device", "mirrored", "multiworker"),
+                   help="tf.distribute strategy; auto = mirrored over all local GPUs when there are several. "
+                        "--batch-size is the global batch")
+    g.add_argument("--seed", type=int, default=defaults.seed)
+    g = parser.add_argument_group("output")
+    g.add_argument("--output", default=defaults.output, help="output folder")
+    g.add_argument("--resume", action="store_true", help="require and continue an interrupted run in --output "
+                   "(an interrupted run is continued automatically anyway)")
+    g.add_argument("--restart", action="store_true", help="discard an interrupted run's backup and start over")
+    g.add_argument("--verbose", action="store_true", help="show TensorFlow's log output")
+
+
+def training_config_from_args(args, defaults):
+    """The TrainConfig the flags of `add_training_arguments` describe, on top of `defaults`."""
+    return dataclasses.replace(
+        defaults, data_format=args.data_format, val_data=args.val_data, augmentation=args.augmentation,
+        train_data=(args.train_data[0] if len(args.train_data) == 1 else args.train_data) if args.train_data else None,
+        images_root=args.images_root, scheme=args.scheme, synthetic_train=args.synthetic_train, sigma=args.sigma,
+        preset=args.preset, image_size=args.image_size, head_dim=args.head_dim, pretrained=args.pretrained,
+        epochs=args.epochs, batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch, learning_rate=args.lr,
+        weight_decay=args.weight_decay, clipnorm=args.clipnorm or None, warmup_epochs=args.warmup_epochs, star_weight=args.star_weight,
+        point_weight=args.point_weight, edge_weight=args.edge_weight, mixed_precision=args.mixed_precision,
+        xla=args.xla, strategy=args.strategy, seed=args.seed, output=args.output, resume=args.resume, restart=args.restart,
+        synthetic_test=args.synthetic_test, synthetic_root=args.synthetic_root, augment=not args.no_augment,
+        normalization=args.normalization, threshold=args.threshold, head_convs=args.head_convs,
+        light_head=None if args.head == "auto" else args.head == "light", star_w=args.star_w, star_dist=args.star_dist)
+
+
+def run(main, argv: list[str] | None = None) -> int:
+    """Run a CLI's `main(argv)`: a `UserError` (bad data, flag, file or output folder) becomes one `error:` line
+    and exit 2; any other exception is a bug and keeps its traceback."""
+    from .errors import UserError
+
     try:
-        yield
-    finally:
-        try:
-            os.remove(lock)
-        except OSError:
-            pass
+        return main(argv)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -16,31 +16,13 @@ def soft_argmax(heatmaps: np.ndarray) -> np.ndarray:
     return np.stack([x, y], -1).astype(np.float32)
 
 
-def argmax_subpixel(heatmaps: np.ndarray) -> np.ndarray:
-    """(B, H, W, N) -> (B, N, 2): the peak, moved a quarter pixel toward the larger neighbour per axis."""
-    hm = np.asarray(heatmaps, np.float32)
-    b, h, w, n = hm.shape
-    flat = hm.transpose(0, 3, 1, 2).reshape(b, n, h * w)
-    idx = flat.argmax(-1)
-    y, x = np.divmod(idx, w)
-    out = np.stack([x, y], -1).astype(np.float32)
-    maps = hm.transpose(0, 3, 1, 2)
-    bi, ni = np.meshgrid(np.arange(b), np.arange(n), indexing="ij")
-    xr, xl = np.minimum(x + 1, w - 1), np.maximum(x - 1, 0)
-    yd, yu = np.minimum(y + 1, h - 1), np.maximum(y - 1, 0)
-    dx = maps[bi, ni, y, xr] - maps[bi, ni, y, xl]
-    dy = maps[bi, ni, yd, x] - maps[bi, ni, yu, x]
-    out[..., 0] += 0.25 * np.sign(dx)
-    out[..., 1] += 0.25 * np.sign(dy)
-    return out
-
-
 def heatmap_to_pixels(points: np.ndarray, stride: int) -> np.ndarray:
     """Heatmap-grid coordinates -> model-input pixels (inverse of data.targets.pixels_to_heatmap)."""
     return np.asarray(points) * stride + (stride - 1) / 2.0
 
 
 def normalised_to_pixels(points: np.ndarray, heatmap_size: int, stride: int) -> np.ndarray:
+    """[-1, 1] heatmap coordinates -> model-input pixels (inverse of the training targets)."""
     return heatmap_to_pixels((np.asarray(points) + 1.0) / 2.0 * (heatmap_size - 1), stride)
 
 

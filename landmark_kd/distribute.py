@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 
+from .errors import ConfigError
+
 STRATEGIES = ("auto", "one_device", "mirrored", "multiworker")
 
 
 def make_strategy(name: str = "auto"):
+    """The tf.distribute strategy `name` (auto, one_device, mirrored, multiworker) for this machine."""
     import tensorflow as tf
 
     if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; choose from {STRATEGIES}")
+        raise ConfigError(f"unknown strategy {name!r}; choose from {STRATEGIES}")
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         if len(gpus) <= 1:
@@ -30,7 +33,7 @@ def make_strategy(name: str = "auto"):
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=cpus)  # e.g. logical CPUs in tests
     if "TF_CONFIG" not in os.environ:
-        raise ValueError("--strategy multiworker needs TF_CONFIG describing the cluster (see README)")
+        raise ConfigError("--strategy multiworker needs TF_CONFIG describing the cluster (see README)")
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 

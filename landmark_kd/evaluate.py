@@ -4,36 +4,24 @@
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from .metrics import nme_inner51
+from .outputs import atomic_json
+from .predictor import DatasetPrediction
 from .quiet import quiet_tensorflow
-
-
-def predict_dataset(predict: Callable[[np.ndarray], np.ndarray], dataset) -> dict:
-    """Run `predict` (crops -> (B, N, 2) crop pixels) over an evaluation dataset; map back to image pixels."""
-    from .decode import crop_to_image
-
-    preds, indices, affines, crops = [], [], [], []
-    for images, targets in dataset:
-        images, affine = images.numpy(), targets["affine"].numpy()
-        crop_pred = predict(images)
-        preds.append(crop_to_image(crop_pred, affine))
-        indices.append(targets["index"].numpy())
-        affines.append(affine)
-        if sum(len(c) for c in crops) < 16:
-            crops.append((images, crop_pred, affine))
-    return {"pred": np.concatenate(preds), "index": np.concatenate(indices), "affine": np.concatenate(affines),
-            "crops": crops}
 
 
 def evaluate_predictions(pred: np.ndarray, index: np.ndarray, samples, scheme, normalization: str | None = None,
                          threshold: float = 0.1) -> tuple[dict, np.ndarray]:
+    """(metrics, per-face NME) of `pred` (M, N, 2) image pixels against `samples[index]`.
+
+    `normalization` defaults to the scheme's (inter-ocular where it has eye corners); FR and AUC are at
+    `threshold`. 68-point inter-ocular scores also get the challenge's inner-51 NME."""
     from .metrics import default_normalization, nme_per_image, summarize
 
     normalization = normalization or default_normalization(scheme)
@@ -48,41 +36,79 @@ def evaluate_predictions(pred: np.ndarray, index: np.ndarray, samples, scheme, n
     return metrics, errors
 
 
-def write_report(out_dir: str, metrics: dict, errors: np.ndarray, crops, samples, index, stem: str = "",
-                 extra_curves: dict | None = None) -> dict:
+def write_report(out_dir: str, metrics: dict, errors: np.ndarray, prediction: DatasetPrediction, samples,
+                 stem: str = "", extra_curves: dict | None = None) -> dict:
     """metrics.json, ced.png and predictions.png (prediction red over ground truth green) in `out_dir`."""
     from .plots import overlay_grid, plot_ced
 
     os.makedirs(out_dir, exist_ok=True)
     paths = {"metrics": os.path.join(out_dir, f"{stem}metrics.json"), "ced": os.path.join(out_dir, f"{stem}ced.png"),
              "predictions": os.path.join(out_dir, f"{stem}predictions.png")}
-    tmp = paths["metrics"] + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(metrics, handle, indent=2)
-    os.replace(tmp, paths["metrics"])
+    atomic_json(paths["metrics"], metrics)
     curves = {"model": errors, **(extra_curves or {})}
     plot_ced(curves, paths["ced"], metrics.get("threshold", 0.1), f"CED ({metrics['normalization']})")
-    if crops:
-        images = np.concatenate([c[0] for c in crops])[:16]
-        pred = np.concatenate([c[1] for c in crops])[:16]
-        affine = np.concatenate([c[2] for c in crops])[:16]
-        gt_img = np.stack([samples[i].landmarks for i in index[:16]])
+    shown = len(prediction.overlay_crops)
+    if shown:
+        affine = prediction.affine[:shown]
+        gt_img = np.stack([samples[i].landmarks for i in prediction.index[:shown]])
         gt = np.einsum("bij,bnj->bni", affine[:, :, :2], gt_img) + affine[:, None, :, 2]
-        overlay_grid(images, pred, gt, paths["predictions"])
+        overlay_grid(prediction.overlay_crops, prediction.overlay_landmarks, gt, paths["predictions"])
     return paths
 
 
-def keras_predictor(model) -> Callable[[np.ndarray], np.ndarray]:
-    import tensorflow as tf
+@dataclass
+class EvalConfig:
+    """What `run_evaluation` scores; `python -m landmark_kd.evaluate` fills it from its flags."""
 
-    @tf.function(reduce_retracing=True)
-    def run(x):
-        return model(x, training=False)["landmarks"]
+    model: str  # .keras or .tflite
+    data: str | None = None  # None: the synthetic test faces
+    data_format: str = "auto"
+    images_root: str | None = None
+    normalization: str | None = None  # None: inter-ocular where the scheme has eye corners, else bbox
+    threshold: float = 0.1  # FR / AUC threshold
+    batch_size: int = 32
+    out: str | None = None  # None: beside the model
 
-    return lambda images: np.asarray(run(images), np.float32)
+
+def run_evaluation(config: EvalConfig) -> dict:
+    """Score `config.model` on `config.data`: writes eval_metrics.json, eval_ced.png and eval_predictions.png
+    and returns the metrics (with `paths`). Bad samples are skipped and counted; none left is a DataError."""
+    from .data import DatasetError, load_dataset
+    from .data.pipeline import LandmarkPipeline, PipelineConfig
+    from .data.synthetic import ensure_default_dataset
+    from .metrics import drop_unnormalisable
+    from .outputs import prepare_output_dir
+    from .predictor import Predictor
+
+    predictor = Predictor.from_path(config.model)
+    scheme = predictor.scheme
+    data = config.data or ensure_default_dataset(reuse_any=True)[1]
+    samples, report = load_dataset(data, config.data_format, scheme.num_points, config.images_root)
+    samples = drop_unnormalisable(samples, scheme, config.normalization, report)
+    if not samples:
+        raise DatasetError(f"{data}: no face can be scored ({report.skipped[0][0]}: {report.skipped[0][1]})")
+    out = prepare_output_dir(config.out or os.path.dirname(os.path.abspath(config.model)))
+    print(f"{data}: {report.summary()}")
+    pipeline = LandmarkPipeline(scheme, PipelineConfig(image_size=predictor.image_size))
+    result = predictor.predict_dataset(pipeline.dataset(samples, config.batch_size, training=False))
+    metrics, errors = evaluate_predictions(result.landmarks, result.index, samples, scheme, config.normalization,
+                                           config.threshold)
+    undecodable = len(samples) - len(result.index)
+    metrics.update({"model": config.model, "data": data, "skipped": len(report.skipped), "undecodable": undecodable})
+    if undecodable:
+        print(f"{undecodable} image(s) passed the load-time checks but could not be decoded; they were left out")
+    metrics["paths"] = write_report(out, metrics, errors, result, samples, stem="eval_")
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m landmark_kd.evaluate`: scores, CED plot and overlays; exit 2 with one line for a user error."""
+    from .cli import run
+
+    return run(_main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
     from .cli import ArgumentParser, positive_float, positive_int
 
     parser = ArgumentParser(description="Evaluate a landmark model (.keras or .tflite) on a dataset.")
@@ -99,45 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.verbose:
         quiet_tensorflow()
-    from .cli import prepare_output_dir
-    from .data import DatasetError, load_dataset
-    from .data.pipeline import LandmarkPipeline, PipelineConfig
-    from .data.synthetic import ensure_default_dataset
-
-    try:
-        if args.model.endswith(".tflite"):
-            from .export.tflite_runner import TFLiteLandmarkModel
-
-            runner = TFLiteLandmarkModel(args.model)
-            scheme, size, predict = runner.scheme, runner.image_size, runner.predict_landmarks
-        else:
-            from .models import load_model, model_image_size, model_scheme
-
-            model = load_model(args.model)
-            scheme, size, predict = model_scheme(model), model_image_size(model), keras_predictor(model)
-        data = args.data or ensure_default_dataset(reuse_any=True)[1]
-        samples, report = load_dataset(data, args.data_format, scheme.num_points, args.images_root)
-        from .metrics import drop_unnormalisable
-
-        samples = drop_unnormalisable(samples, scheme, args.normalization, report)
-        if not samples:
-            raise DatasetError(f"{data}: no face can be scored ({report.skipped[0][0]}: {report.skipped[0][1]})")
-        out = prepare_output_dir(args.out or os.path.dirname(os.path.abspath(args.model)))
-    except (DatasetError, ValueError, FileNotFoundError, PermissionError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"{data}: {report.summary()}")
-    pipeline = LandmarkPipeline(scheme, PipelineConfig(image_size=size))
-    result = predict_dataset(predict, pipeline.dataset(samples, args.batch_size, training=False))
-    metrics, errors = evaluate_predictions(result["pred"], result["index"], samples, scheme, args.normalization, args.threshold)
-    undecodable = len(samples) - len(result["index"])
-    metrics.update({"model": args.model, "data": data, "skipped": len(report.skipped), "undecodable": undecodable})
-    if undecodable:
-        print(f"{undecodable} image(s) passed the load-time checks but could not be decoded; they were left out")
-    paths = write_report(out, metrics, errors, result["crops"], samples, result["index"], stem="eval_")
-    print(f"NME {metrics['nme']:.4f} ({metrics['normalization']}), FR@{args.threshold:g} {metrics['fr']:.4f}, "
-          f"AUC@{args.threshold:g} {metrics['auc']:.4f} on {metrics['num_images']} images")
-    print("wrote " + ", ".join(paths.values()))
+    config = EvalConfig(**{k: v for k, v in vars(args).items() if k != "verbose"})
+    metrics = run_evaluation(config)
+    print(f"NME {metrics['nme']:.4f} ({metrics['normalization']}), FR@{config.threshold:g} {metrics['fr']:.4f}, "
+          f"AUC@{config.threshold:g} {metrics['auc']:.4f} on {metrics['num_images']} images")
+    print("wrote " + ", ".join(metrics["paths"].values()))
     return 0
 
 

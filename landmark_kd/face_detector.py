@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .errors import ConfigError, MissingFileError, ModelFileError
+
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 
 # Keypoint order of the models' 6 keypoints (the subject's right/left, so "right eye" is on the image's left
@@ -212,7 +214,7 @@ class _BlazeFaceModel:
 
     def __init__(self, path: str, spec: _ModelSpec | None, threads: int):
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: face detection model not found")
+            raise MissingFileError(f"{path}: face detection model not found")
         self.path = path
         self.interpreter = _interpreter_class()(model_path=path, num_threads=threads)
         self.interpreter.allocate_tensors()
@@ -222,10 +224,10 @@ class _BlazeFaceModel:
         if spec is None:  # a model given by path: take MediaPipe's settings for its input size
             spec = next((s for s in MODELS.values() if s.input_size == self.input_size), None)
             if spec is None:
-                raise ValueError(f"{path}: input {self.input_size}x{self.input_size} is neither BlazeFace short "
+                raise ModelFileError(f"{path}: input {self.input_size}x{self.input_size} is neither BlazeFace short "
                                  "range (128) nor full range (192)")
         if spec.input_size != self.input_size:
-            raise ValueError(f"{path}: input size {self.input_size}, expected {spec.input_size}")
+            raise ModelFileError(f"{path}: input size {self.input_size}, expected {spec.input_size}")
         self.spec = spec
         self.anchors = ssd_anchor_centres(spec.input_size, spec.strides, spec.anchors_per_layer)
         outputs = self.interpreter.get_output_details()
@@ -233,7 +235,7 @@ class _BlazeFaceModel:
         # tell them apart by their last dimension, 16 coordinates vs 1 score.
         by_width = {int(o["shape"][-1]): o for o in outputs}
         if set(by_width) != {16, 1} or any(int(o["shape"][1]) != len(self.anchors) for o in outputs):
-            raise ValueError(f"{path}: outputs {[tuple(o['shape']) for o in outputs]}, expected "
+            raise ModelFileError(f"{path}: outputs {[tuple(o['shape']) for o in outputs]}, expected "
                              f"(1, {len(self.anchors)}, 16) and (1, {len(self.anchors)}, 1)")
         self.regressor_index, self.score_index = by_width[16]["index"], by_width[1]["index"]
 
@@ -274,7 +276,7 @@ class BlazeFaceDetector:
             elif name.endswith(".tflite"):
                 self.models.append(_BlazeFaceModel(name, None, threads))
             else:
-                raise ValueError(f"model {model!r}: expected 'short', 'full', 'auto' or a .tflite path")
+                raise ConfigError(f"model {model!r}: expected 'short', 'full', 'auto' or a .tflite path")
         self.model, self.min_score, self.iou = model, min_score, iou
 
     def detect(self, image_rgb_uint8) -> list[Detection]:

@@ -16,12 +16,14 @@ import cv2
 import numpy as np
 
 from .crop import CROP_MARGIN, box_crop_matrix
+from .errors import ConfigError, MissingFileError
 
 Box = Sequence[float]  # x0, y0, x1, y1 in image pixels
 
 
 @dataclass
 class Face:
+    """One detected face: its box, its landmarks in image pixels, the detector score and its track id."""
     box: np.ndarray  # (4,) x0, y0, x1, y1
     landmarks: np.ndarray  # (N, 2) image pixels
     score: float
@@ -66,7 +68,7 @@ def default_model_path() -> str:
     """The shipped real-face student (see landmark_kd/pretrained/README.md): what runs when no model is given."""
     path = os.path.join(PRETRAINED_DIR, DEFAULT_MODEL_NAME)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: the shipped model is missing from this installation; pass a model path")
+        raise MissingFileError(f"{path}: the shipped model is missing from this installation; pass a model path")
     return path
 
 
@@ -79,18 +81,10 @@ class LandmarkDetector:
         """`align`: turn each crop upright by the detector's eye-keypoint roll (BlazeFace only)."""
         model_path = model_path or default_model_path()
         self.model_path, self.margin, self.align = model_path, margin, align
-        if model_path.endswith(".tflite"):
-            from .export.tflite_runner import TFLiteLandmarkModel
+        from .predictor import Predictor
 
-            runner = TFLiteLandmarkModel(model_path, threads=threads, scheme=scheme)
-            self.image_size, self._predict = runner.image_size, runner.predict_landmarks
-            self.scheme = runner.scheme
-        else:
-            from .evaluate import keras_predictor
-            from .models import load_model, model_image_size, model_scheme
-
-            model = load_model(model_path)
-            self.image_size, self._predict, self.scheme = model_image_size(model), keras_predictor(model), model_scheme(model)
+        self.predictor = Predictor.from_path(model_path, threads=threads, scheme=scheme)
+        self.image_size, self.scheme = self.predictor.image_size, self.predictor.scheme
         if detector in ("blazeface", "auto", "short", "full_range"):
             from .face_detector import BlazeFaceDetector
 
@@ -102,7 +96,7 @@ class LandmarkDetector:
         elif callable(detector):
             self.detector = detector
         else:
-            raise ValueError(f"detector must be 'blazeface', 'short', 'full_range', 'haar', 'full' or a callable, "
+            raise ConfigError(f"detector must be 'blazeface', 'short', 'full_range', 'haar', 'full' or a callable, "
                              f"got {detector!r}")
 
     def detect_faces(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
@@ -118,7 +112,7 @@ class LandmarkDetector:
         affines = np.stack([crop_affine(b, self.image_size, self.margin, r) for b, r in zip(boxes, rolls)])
         crops = np.stack([cv2.warpAffine(image, m, (self.image_size, self.image_size), flags=cv2.INTER_LINEAR,
                                          borderMode=cv2.BORDER_CONSTANT) for m in affines]).astype(np.float32) / 255.0
-        pred = self._predict(crops)
+        pred = self.predictor(crops)
         from .decode import crop_to_image
 
         return crop_to_image(pred, affines)
@@ -171,6 +165,7 @@ class OneEuroFilter:
 
 
 def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
+    """A copy of RGB `image` with each face box and its landmarks drawn."""
     out = image.copy()
     radius = max(1, int(round(max(image.shape[:2]) / 300)))
     for face in faces:

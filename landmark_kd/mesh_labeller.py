@@ -14,6 +14,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from .errors import DataError, MissingFileError
+
 
 class MeshLabeller:
     """`label(image RGB uint8, box x0 y0 x1 y1) -> (68, 2)` image pixels, with the mesh's face-presence score."""
@@ -23,11 +25,11 @@ class MeshLabeller:
 
         for path in (model_path, table_path):
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"{path}: labeller file not found")
+                raise MissingFileError(f"{path}: labeller file not found")
         with open(table_path) as handle:
             rows = json.load(handle)["ibug68_from_mesh468"]
         if len(rows) != 68:
-            raise ValueError(f"{table_path}: expected 68 rows, got {len(rows)}")
+            raise DataError(f"{table_path}: expected 68 rows, got {len(rows)}")
         self.rows = [list(map(int, r)) for r in rows]
         self.interpreter = make_interpreter(model_path, threads)
         self.input = self.interpreter.get_input_details()[0]

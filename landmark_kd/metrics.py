@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import ConfigError, DataError
 from .schemes import LandmarkScheme
 
 NORMALIZATIONS = ("inter_ocular", "inter_pupil", "bbox")
@@ -13,32 +14,34 @@ def normalising_distance(gt: np.ndarray, scheme: LandmarkScheme, normalization: 
     gt = np.asarray(gt, np.float64)
     if normalization == "inter_ocular":
         if scheme.outer_eye_corners is None:
-            raise ValueError(f"scheme {scheme.name!r} has no eye corners; use normalization='bbox'")
+            raise ConfigError(f"scheme {scheme.name!r} has no eye corners; use normalization='bbox'")
         a, b = scheme.outer_eye_corners
         return np.linalg.norm(gt[:, a] - gt[:, b], axis=-1)
     if normalization == "inter_pupil":
         if scheme.pupils is None:
-            raise ValueError(f"scheme {scheme.name!r} has no pupils; use normalization='bbox'")
+            raise ConfigError(f"scheme {scheme.name!r} has no pupils; use normalization='bbox'")
         left = gt[:, list(scheme.pupils[0])].mean(1)
         right = gt[:, list(scheme.pupils[1])].mean(1)
         return np.linalg.norm(left - right, axis=-1)
     if normalization == "bbox":
         size = gt.max(1) - gt.min(1)
         return np.sqrt(size[:, 0] * size[:, 1])
-    raise ValueError(f"unknown normalization {normalization!r}; choose from {NORMALIZATIONS}")
+    raise ConfigError(f"unknown normalization {normalization!r}; choose from {NORMALIZATIONS}")
 
 
 def default_normalization(scheme: LandmarkScheme) -> str:
+    """inter_ocular where the scheme knows the outer eye corners, else bbox."""
     return "inter_ocular" if scheme.outer_eye_corners is not None else "bbox"
 
 
 def nme_per_image(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme, normalization: str = "inter_ocular") -> np.ndarray:
+    """Mean point-to-point error of each face divided by its `normalization` distance: (M,)."""
     pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
     if pred.shape != gt.shape:
         raise ValueError(f"prediction shape {pred.shape} != ground truth shape {gt.shape}")
     norm = normalising_distance(gt, scheme, normalization)
     if np.any(norm <= 0):
-        raise ValueError(f"normalising distance is zero for image(s) {np.flatnonzero(norm <= 0).tolist()}")
+        raise DataError(f"normalising distance is zero for image(s) {np.flatnonzero(norm <= 0).tolist()}")
     return np.linalg.norm(pred - gt, axis=-1).mean(-1) / norm
 
 
@@ -59,6 +62,7 @@ def ced(errors: np.ndarray, threshold: float = 0.1, steps: int = 1001) -> tuple[
 
 
 def failure_rate(errors: np.ndarray, threshold: float = 0.1) -> float:
+    """Share of faces whose NME exceeds `threshold`."""
     return float(np.mean(np.asarray(errors) > threshold))
 
 
@@ -69,6 +73,7 @@ def auc(errors: np.ndarray, threshold: float = 0.1, steps: int = 1001) -> float:
 
 
 def summarize(errors: np.ndarray, normalization: str, num_points: int, threshold: float = 0.1) -> dict:
+    """nme, fr and auc (of the CED up to `threshold`) of per-face `errors`, with how they were measured."""
     errors = np.asarray(errors, np.float64)
     return {
         "nme": float(errors.mean()),

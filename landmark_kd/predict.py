@@ -15,9 +15,10 @@ import os
 import sys
 import time
 
+from .data.records import IMAGE_EXTENSIONS
+from .errors import ConfigError, DataError, MissingFileError
 from .quiet import quiet_unless_verbose
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
@@ -35,18 +36,20 @@ def _read_image(path: str):
     from .data.records import image_dimensions, too_many_pixels
 
     if not os.path.isfile(path):  # also refuses a named pipe, which would block the reader
-        raise ValueError(f"{path}: not a regular file")
+        raise DataError(f"{path}: not a regular file")
     with open(path, "rb") as handle:
         reason = too_many_pixels(image_dimensions(handle.read(32), handle))
     if reason:
-        raise ValueError(f"{path}: {reason}")
+        raise DataError(f"{path}: {reason}")
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
-        raise ValueError(f"{path}: cannot read image (missing, unreadable or not an image)")
+        raise DataError(f"{path}: cannot read image (missing, unreadable or not an image)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def predict_images(detector, paths: list[str], out_dir: str, boxes=None) -> dict:
+    """Landmarks for each image path: annotated copies in `out_dir` and a result dict per path; an unreadable
+    image is reported, never fatal."""
     import cv2
 
     from .inference import draw_faces
@@ -183,7 +186,7 @@ def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None, t
 
     capture = cv2.VideoCapture(path)
     if not capture.isOpened():
-        raise ValueError(f"{path}: cannot open video")
+        raise DataError(f"{path}: cannot open video")
     fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     if total and max_frames:
@@ -197,7 +200,7 @@ def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None, t
     finally:
         capture.release()
     if not result["frames"]:
-        raise ValueError(f"{path}: video has no readable frames")
+        raise DataError(f"{path}: video has no readable frames")
     return {path: {"frames": result["frames"], "fps": fps, "smoothed": smooth, "annotated": out_path,
                    "tracking": _tracking_summary(tracker)}}
 
@@ -218,7 +221,7 @@ def open_camera(index: int):
             cv2.setLogLevel(level)
     if not opened:
         capture.release()
-        raise ValueError(f"camera {index}: cannot open it (no such camera, no permission, or in use)")
+        raise DataError(f"camera {index}: cannot open it (no such camera, no permission, or in use)")
     return capture
 
 
@@ -245,7 +248,7 @@ def predict_camera(detector, index: int, out_dir: str, smooth: bool, boxes=None,
     finally:
         capture.release()
     if not result["frames"]:
-        raise ValueError(f"camera {index}: no frames could be read")
+        raise DataError(f"camera {index}: no frames could be read")
     return {f"camera:{index}": {**result, "fps": fps, "smoothed": smooth, "tracking": _tracking_summary(tracker)}}
 
 
@@ -262,11 +265,11 @@ def read_image_list(path: str) -> list[str]:
         with open(path, encoding="utf-8-sig") as handle:
             lines = [line.strip() for line in handle]
     except (OSError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: cannot read the image list ({err})") from None
+        raise DataError(f"{path}: cannot read the image list ({err})") from None
     base = os.path.dirname(os.path.abspath(path))
     paths = [line if os.path.isabs(line) else os.path.join(base, line) for line in lines if line and not line.startswith("#")]
     if not paths:
-        raise ValueError(f"{path}: the image list names no images")
+        raise DataError(f"{path}: the image list names no images")
     return paths
 
 
@@ -300,7 +303,13 @@ def predict_pts(detector, paths: list[str], out_dir: str, inner51: bool) -> dict
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """`python -m landmark_kd.predict`; exit 2 with one `error:` line for a problem the user can fix."""
+    from .cli import run
+
+    return run(_main, sys.argv[1:] if argv is None else argv)
+
+
+def _main(argv: list[str]) -> int:
     quiet_unless_verbose(argv)
     from .cli import ArgumentParser, non_negative_int, positive_int
 
@@ -340,53 +349,43 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--format pts is for images, not --camera")
     if args.box and not (args.box[2] > args.box[0] and args.box[3] > args.box[1]):
         parser.error(f"argument --box: X1 > X0 and Y1 > Y0 needed, got {' '.join(f'{v:g}' for v in args.box)}")
-    from .cli import prepare_output_dir
     from .inference import LandmarkDetector
+    from .outputs import prepare_output_dir
 
     source = args.input or args.list
     if source is not None and not os.path.exists(source):
-        print(f"error: {source}: no such file or directory", file=sys.stderr)
-        return 2
-    try:
-        paths = read_image_list(args.list) if args.list else None
-        detector = LandmarkDetector(args.model, args.detector, args.threads)
-        if args.points == "51" and detector.scheme.num_points != 68:
-            raise ValueError(f"--points 51 needs a 68-point model; {detector.model_path} predicts "
-                             f"{detector.scheme.num_points}")
-        prepare_output_dir(args.out)
-    except (ValueError, FileNotFoundError, PermissionError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        raise MissingFileError(f"{source}: no such file or directory")
+    paths = read_image_list(args.list) if args.list else None
+    detector = LandmarkDetector(args.model, args.detector, args.threads)
+    if args.points == "51" and detector.scheme.num_points != 68:
+        raise ConfigError(f"--points 51 needs a 68-point model; {detector.model_path} predicts "
+                          f"{detector.scheme.num_points}")
+    prepare_output_dir(args.out)
     boxes = [args.box] if args.box else None
     if args.format == "pts":
         if paths is None:
             paths = _image_paths(args.input)
             if not paths:
-                print(f"error: {args.input}: no images found", file=sys.stderr)
-                return 2
+                raise DataError(f"{args.input}: no images found")
         result = predict_pts(lambda image: detector(image, boxes), paths, args.out, args.points == "51")
         print(f"{len(paths)} image(s): {result['faces']} face(s) written as .pts to {args.out}; "
               f"{result['no_face']} with no face, {result['unreadable']} unreadable (empty .pts files)")
         return 0
     stream = {"smooth": not args.no_smooth, "boxes": boxes, "track": not args.no_track,
               "redetect_every": args.redetect_every, "max_frames": args.max_frames}
-    try:
-        if args.camera is not None:
-            results = predict_camera(detector, args.camera, args.out, show=not args.no_window, **stream)
-        elif paths is not None:
-            results = predict_images(detector, paths, args.out, boxes)
-        elif os.path.isdir(args.input):
-            paths = _image_paths(args.input)
-            if not paths:
-                raise ValueError(f"{args.input}: no images found")
-            results = predict_images(detector, paths, args.out, boxes)
-        elif args.input.lower().endswith(VIDEO_EXTENSIONS):
-            results = predict_video(detector, args.input, args.out, **stream)
-        else:
-            results = predict_images(detector, [args.input], args.out, boxes)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    if args.camera is not None:
+        results = predict_camera(detector, args.camera, args.out, show=not args.no_window, **stream)
+    elif paths is not None:
+        results = predict_images(detector, paths, args.out, boxes)
+    elif os.path.isdir(args.input):
+        paths = _image_paths(args.input)
+        if not paths:
+            raise DataError(f"{args.input}: no images found")
+        results = predict_images(detector, paths, args.out, boxes)
+    elif args.input.lower().endswith(VIDEO_EXTENSIONS):
+        results = predict_video(detector, args.input, args.out, **stream)
+    else:
+        results = predict_images(detector, [args.input], args.out, boxes)
     json_path = os.path.join(args.out, "landmarks.json")
     with open(json_path, "w") as handle:
         json.dump({"model": detector.model_path, "scheme": detector.scheme.name, "results": results}, handle)

@@ -19,9 +19,9 @@ import time
 
 import numpy as np
 
+from .data.records import IMAGE_EXTENSIONS
+from .errors import ConfigError, DataError, MissingFileError, ModelFileError
 from .quiet import quiet_unless_verbose
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 def list_images(root: str) -> list[str]:
@@ -90,12 +90,18 @@ def _model_labeller(model_path: str, threads: int):
 
     detector = LandmarkDetector(model_path, detector="full", threads=threads)
     if detector.scheme.num_points != 68:
-        raise ValueError(f"{model_path}: a {detector.scheme.num_points}-point model; .pts pseudo-labels need 68")
+        raise ModelFileError(f"{model_path}: a {detector.scheme.num_points}-point model; .pts pseudo-labels need 68")
     return lambda image, box: (detector.landmarks_for_boxes(image, [box])[0], 1.0)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """`python -m landmark_kd.pseudolabel`; exit 2 with one `error:` line for a problem the user can fix."""
+    from .cli import run
+
+    return run(_main, sys.argv[1:] if argv is None else argv)
+
+
+def _main(argv: list[str]) -> int:
     quiet_unless_verbose(argv)
     from .cli import ArgumentParser, positive_int
 
@@ -109,30 +115,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    from .cli import prepare_output_dir
     from .inference import HaarFaceDetector
+    from .outputs import prepare_output_dir
 
-    try:
-        if not os.path.exists(args.images):
-            raise FileNotFoundError(f"{args.images}: no such file or directory")
-        if (args.model is None) == (args.mesh_model is None):
-            raise ValueError("pass exactly one labeller: --model PATH or --mesh-model PATH --mesh-table PATH")
-        if args.mesh_model:
-            from .mesh_labeller import MeshLabeller
+    if not os.path.exists(args.images):
+        raise MissingFileError(f"{args.images}: no such file or directory")
+    if (args.model is None) == (args.mesh_model is None):
+        raise ConfigError("pass exactly one labeller: --model PATH or --mesh-model PATH --mesh-table PATH")
+    if args.mesh_model:
+        from .mesh_labeller import MeshLabeller
 
-            if not args.mesh_table:
-                raise ValueError("--mesh-model needs --mesh-table (the 468-to-68 vertex table)")
-            labeller = MeshLabeller(args.mesh_model, args.mesh_table, threads=args.threads)
-            label = labeller.label
-        else:
-            label = _model_labeller(args.model, args.threads)
-        images = list_images(args.images)
-        if not images:
-            raise ValueError(f"{args.images}: no images found")
-        prepare_output_dir(args.out)
-    except (ValueError, FileNotFoundError, PermissionError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        if not args.mesh_table:
+            raise ConfigError("--mesh-model needs --mesh-table (the 468-to-68 vertex table)")
+        labeller = MeshLabeller(args.mesh_model, args.mesh_table, threads=args.threads)
+        label = labeller.label
+    else:
+        label = _model_labeller(args.model, args.threads)
+    images = list_images(args.images)
+    if not images:
+        raise DataError(f"{args.images}: no images found")
+    prepare_output_dir(args.out)
     print(f"labelling {len(images)} images from {args.images}")
     result = pseudolabel(images, args.images, args.out, label, HaarFaceDetector(), args.min_score)
     result["labeller"] = args.mesh_model or args.model

@@ -10,6 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Edge:
@@ -178,11 +180,14 @@ ALIASES = {"300w": "68", "ibug": "68", "wflw": "98", "cofw": "29", "icme51": "51
 
 
 def get_scheme(name: str | int | LandmarkScheme) -> LandmarkScheme:
+    """A built-in scheme by name or alias, or a custom one from a `.json` file (see `scheme_from_json`)."""
     if isinstance(name, LandmarkScheme):
         return name
+    if str(name).lower().endswith(".json"):
+        return scheme_from_json(str(name))
     key = ALIASES.get(str(name).lower(), str(name))
     if key not in SCHEMES:
-        raise ValueError(f"unknown landmark scheme {name!r}; known: {sorted(SCHEMES) + sorted(ALIASES)}")
+        raise ConfigError(f"unknown landmark scheme {name!r}; known: {sorted(SCHEMES) + sorted(ALIASES)}")
     return SCHEMES[key]
 
 
@@ -209,3 +214,27 @@ def convert_68_to_51(landmarks: np.ndarray) -> np.ndarray:
     if landmarks.shape[-2] != 68:
         raise ValueError(f"expected 68 points, got {landmarks.shape[-2]}")
     return landmarks[..., 17:, :]
+
+
+def scheme_from_json(path: str) -> LandmarkScheme:
+    """`--scheme my_layout.json`: {"num_points": N, "flip_pairs": [[a, b], ...], "edges": [[[i, j, ...], closed],
+    ...] or [[i, j, ...], ...], "outer_eye_corners": [a, b], "name": "..."}; all but num_points optional."""
+    import json
+    import os
+
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            spec = json.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: scheme file not found") from None
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{path}: not a readable JSON scheme ({err})") from None
+    if not isinstance(spec, dict) or "num_points" not in spec:
+        raise ConfigError(f"{path}: a scheme needs at least {{\"num_points\": N}}")
+    try:
+        edges = [(e[0], bool(e[1])) if len(e) == 2 and isinstance(e[0], list) else (e, False)
+                 for e in spec.get("edges", [])]
+        return custom_scheme(spec["num_points"], spec.get("flip_pairs", []), edges, spec.get("outer_eye_corners"),
+                             spec.get("name") or os.path.splitext(os.path.basename(path))[0])
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{path}: {err}") from None

@@ -141,7 +141,7 @@ def test_bad_input_gives_one_clear_line(tmp_path, tflites, case):
 
 
 def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(tmp_path):
-    from landmark_kd.cli import output_lock
+    from landmark_kd.outputs import output_lock
 
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -168,3 +168,23 @@ def test_train_on_a_locked_folder_gives_one_line(tmp_path):
         other.wait()
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "another run" in result.stderr and str(tmp_path / "run") in result.stderr
+
+
+def test_run_turns_user_errors_into_one_line_and_keeps_tracebacks_for_bugs(capsys):
+    from landmark_kd.cli import run
+    from landmark_kd.errors import DataError, OutputError
+
+    def bad_data(argv):
+        raise DataError("faces.csv:3: a coordinate is not a number")
+
+    def full_disk(argv):
+        raise OutputError("runs/x: output directory is not writable (Read-only file system)")
+
+    def bug(argv):
+        raise ValueError("an internal mistake")
+
+    assert run(bad_data, []) == 2
+    assert capsys.readouterr().err == "error: faces.csv:3: a coordinate is not a number\n"
+    assert run(full_disk, []) == 2
+    with pytest.raises(ValueError, match="internal mistake"):  # not a UserError: the traceback is kept
+        run(bug, [])

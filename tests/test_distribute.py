@@ -11,15 +11,14 @@ import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.path.insert(0, sys.argv[1])
 from landmark_kd.data.synthetic import generate
 from landmark_kd.training import TrainConfig, run_training
-faces = generate(sys.argv[2] + "/faces", 16, seed=8, size=96, sheet=False)
+faces = generate(sys.argv[1] + "/faces", 16, seed=8, size=96, sheet=False)
 out = {}
 for strategy in ("one_device", "mirrored"):
     cfg = TrainConfig(preset="swinv2_pico", image_size=64, head_dim=16, head_convs=1, train_data=faces, val_data=faces,
                       epochs=2, steps_per_epoch=3, batch_size=8, augment=False, warmup_epochs=0, seed=3,
-                      clipnorm=None, strategy=strategy, output=sys.argv[2] + "/" + strategy, verbose=0)
+                      clipnorm=None, strategy=strategy, output=sys.argv[1] + "/" + strategy, verbose=0)
     m = run_training(cfg)
     out[strategy] = {"loss": m["history"]["loss"], "steps": m["steps"], "nme": m["nme"]}
 print("RESULT" + json.dumps(out))
@@ -27,8 +26,8 @@ print("RESULT" + json.dumps(out))
 
 
 def test_mirrored_matches_one_device(tmp_path):
-    result = subprocess.run([sys.executable, "-c", SCRIPT, ROOT, str(tmp_path)], capture_output=True, text=True,
-                            timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    result = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                            cwd=ROOT, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     line = next((l for l in result.stdout.splitlines() if l.startswith("RESULT")), None)
     assert line, result.stdout[-2000:] + result.stderr[-3000:]
     out = json.loads(line[6:])

@@ -164,7 +164,7 @@ def _still_face_detector(model_path, detections):
     size = detector.image_size
     grid = np.stack(np.meshgrid(np.linspace(-1, 1, 17), np.linspace(-1, 1, 4)), -1).reshape(-1, 2)[:68]
     shape = (size - 1) / 2 + grid * size / 1.25 / 2
-    detector._predict = lambda crops: np.repeat(shape[None].astype(np.float32), len(crops), axis=0)
+    detector.predictor = lambda crops: np.repeat(shape[None].astype(np.float32), len(crops), axis=0)
     return detector, calls
 
 
@@ -208,7 +208,7 @@ def test_tracker_redetects_at_once_when_a_face_looks_lost(model_path):
     image, _ = render_face(5, 128)
     box = np.array([30, 30, 90, 90], np.float32)
     detector, calls = _still_face_detector(model_path, lambda n: [(box, 0.9)])
-    good, crops_seen = detector._predict, []
+    good, crops_seen = detector.predictor, []
 
     def collapsing(crops):  # the 4th crop's landmarks shrink to a third: the crop lost the face
         crops_seen.append(len(crops))
@@ -218,7 +218,7 @@ def test_tracker_redetects_at_once_when_a_face_looks_lost(model_path):
             out = centre + (out - centre) / 3
         return out
 
-    detector._predict = collapsing
+    detector.predictor = collapsing
     tracker = FaceTracker(detector, redetect_every=100)
     faces = [tracker.update(image) for _ in range(5)]
     assert len(calls) == 2 and tracker.lost == 1  # frame 0, then frame 3 at once
@@ -312,7 +312,7 @@ def test_rolls_turn_each_crop(model_path):
     """landmarks_for_boxes with a roll maps crop points back through the turned crop."""
     detector = LandmarkDetector(model_path, detector="full")
     level = np.stack([np.linspace(10, 50, 68), np.full(68, 32.0)], -1).astype(np.float32)
-    detector._predict = lambda crops: np.repeat(level[None], len(crops), 0)
+    detector.predictor = lambda crops: np.repeat(level[None], len(crops), 0)
     image = np.zeros((100, 100, 3), np.uint8)
     for roll in (0.0, 0.5, -0.3):
         points = detector.landmarks_for_boxes(image, [[20, 20, 80, 80]], [roll])[0]

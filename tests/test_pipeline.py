@@ -95,3 +95,54 @@ def test_real_photo_augmentation_keeps_landmarks_on_the_face(tmp_path):
     assert np.abs(from_maps - targets["landmarks"].numpy())[inside].max() < 0.05
     angles = np.degrees(np.arctan2(targets["affine"].numpy()[:, 1, 0], targets["affine"].numpy()[:, 1, 1]))
     assert np.all(np.abs(angles) <= 2 * cfg.rotation + 1e-3) and np.std(angles) > 3
+
+
+def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """A JPEG with an EXIF block whose only tag is the orientation, as phones write it."""
+    entry = (274).to_bytes(2, "little") + (3).to_bytes(2, "little") + (1).to_bytes(4, "little")
+    tiff = b"II*\x00" + (8).to_bytes(4, "little") + (1).to_bytes(2, "little") + entry
+    tiff += orientation.to_bytes(2, "little") + b"\0\0" + b"\0\0\0\0"
+    block = b"Exif\0\0" + tiff
+    return jpeg[:2] + b"\xff\xe1" + (len(block) + 2).to_bytes(2, "big") + block + jpeg[2:]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_pipeline_decodes_like_opencv_with_exif_orientation(tmp_path, orientation):
+    """Training and evaluation see the pixels `predict` (cv2.imread) sees, phone rotation included."""
+    import cv2
+    import tensorflow as tf
+
+    from landmark_kd.data.records import decode_plan
+
+    rng = np.random.default_rng(orientation)
+    image = cv2.resize((rng.random((6, 10, 3)) * 255).astype(np.uint8), (50, 30), interpolation=cv2.INTER_NEAREST)
+    path = str(tmp_path / "phone.jpg")
+    with open(path, "wb") as handle:
+        handle.write(_with_exif_orientation(cv2.imencode(".jpg", image)[1].tobytes(), orientation))
+    assert decode_plan(path) == orientation
+    decoded = LandmarkPipeline._load(tf.constant(path), tf.constant(decode_plan(path))).numpy() * 255
+    expected = cv2.imread(path)[..., ::-1]
+    assert decoded.shape == expected.shape == ((30, 50, 3) if orientation < 5 else (50, 30, 3))
+    assert np.abs(decoded - expected).max() < 0.01
+
+
+def test_tiff_and_webp_beside_pts_files_train_like_png(tmp_path):
+    """The same face saved as PNG, TIFF and WebP (lossless) gives the same crop and targets."""
+    import cv2
+
+    from landmark_kd.data.pts300w import write_pts
+
+    faces = generate(str(tmp_path / "src"), 1, seed=3, size=96, sheet=False)
+    samples, _ = load_dataset(faces, num_points=68)
+    image = cv2.imread(samples[0].image_path)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for ext, flags in ((".png", []), (".tif", []), (".webp", [cv2.IMWRITE_WEBP_QUALITY, 101])):
+        cv2.imwrite(str(folder / f"face{ext[1:]}{ext}"), image, flags)
+        write_pts(str(folder / f"face{ext[1:]}.pts"), samples[0].landmarks)
+    mixed, report = load_dataset(str(folder), num_points=68)
+    assert sorted(s.image_path[-4:] for s in mixed) == [".png", ".tif", "webp"] and not report.skipped
+    pipeline = LandmarkPipeline(get_scheme("68"), PipelineConfig(image_size=64))
+    crops, targets = next(iter(pipeline.dataset(mixed, 3, training=False)))
+    assert np.abs(crops[0] - crops[1]).max() < 1e-6 and np.abs(crops[0] - crops[2]).max() < 1e-6
+    assert float(crops.numpy().std()) > 0.05  # real pixels, not a blank fallback

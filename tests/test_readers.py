@@ -271,7 +271,7 @@ def test_fuzzed_image_bytes_are_skipped_or_dropped_never_fatal(tmp_path):
         assert "img" in reason  # the message names the image
         skipped_reasons.add(reason.split(":")[0])
     assert skipped_reasons & {"truncated PNG (no IEND chunk)", "truncated JPEG (no end-of-image marker)",
-                              "image is empty", "not a PNG/JPEG/BMP/GIF image"}
+                              "image is empty", "not a PNG/JPEG/BMP/GIF/TIFF/WebP image"}
     pipeline = LandmarkPipeline(get_scheme("68"), PipelineConfig(image_size=64))
     seen = []
     for images, targets in pipeline.dataset(samples, 4, training=False):
@@ -309,3 +309,37 @@ def test_a_huge_image_is_skipped_before_decoding_and_a_pipe_never_blocks(tmp_pat
         cv2.imwrite(str(tmp_path / f"small{ext}"), np.zeros((30, 40, 3), np.uint8))
         with open(tmp_path / f"small{ext}", "rb") as handle:
             assert image_dimensions(handle.read(32), handle) == size
+
+
+def test_tiff_and_webp_headers_give_their_size_and_pass_the_checks(tmp_path):
+    from landmark_kd.data.records import check_image_file, image_dimensions
+
+    for ext in (".tif", ".webp"):
+        path = str(tmp_path / f"small{ext}")
+        cv2.imwrite(path, np.zeros((30, 40, 3), np.uint8))
+        with open(path, "rb") as handle:
+            assert image_dimensions(handle.read(32), handle) == (40, 30)
+        assert check_image_file(path) is None
+
+
+def test_skipped_pts_lines_keep_their_line_numbers(tmp_path):
+    _image(str(tmp_path / "good.png"))
+    write_pts(str(tmp_path / "good.pts"), _face_points())
+    _image(str(tmp_path / "bad.png"))
+    (tmp_path / "bad.pts").write_text("version: 1\nn_points: 2\n{\n1 2\nx 4\n}\n")
+    _, report = load_dataset(str(tmp_path), num_points=68)
+    assert report.skipped == [(str(tmp_path / "bad.pts") + ":5", "not a number in 'x 4'")]
+
+
+def test_68_point_data_serves_the_51_point_scheme(tmp_path):
+    """`--scheme 51` on 300-W data drops the jaw (convert_68_to_51); the crop box stays the 68 points' box."""
+    pts = _face_points(68)
+    _image(str(tmp_path / "a.png"))
+    write_pts(str(tmp_path / "a.pts"), pts)
+    _image(str(tmp_path / "b.png"))
+    write_pts(str(tmp_path / "b.pts"), _face_points(60))
+    samples, report = load_dataset(str(tmp_path), num_points=51)
+    assert len(samples) == 1 and np.allclose(samples[0].landmarks, pts[17:], atol=1e-3)
+    lo, hi = pts.min(0), pts.max(0)
+    assert np.allclose(samples[0].bbox, [lo[0], lo[1], hi[0], hi[1]], atol=1e-3)
+    assert "expected 51 or 68 points" in dict(report.skipped)[str(tmp_path / "b.pts")]

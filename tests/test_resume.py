@@ -44,7 +44,7 @@ def test_killed_run_resumes_to_the_same_step_count(tmp_path):
 def test_a_full_disk_keeps_the_old_checkpoint_and_leaves_no_temporary_file(tmp_path):
     import errno
 
-    from landmark_kd.training import _atomic_save
+    from landmark_kd.trainer import save_model_atomically
 
     class FullDisk:
         def save(self, path):
@@ -53,7 +53,7 @@ def test_a_full_disk_keeps_the_old_checkpoint_and_leaves_no_temporary_file(tmp_p
             raise OSError(errno.ENOSPC, "No space left on device")
 
     (tmp_path / "best.keras").write_bytes(b"the previous checkpoint")
-    with pytest.raises(PermissionError, match="best.keras: cannot save the checkpoint \\(No space left on device\\)"):
-        _atomic_save(FullDisk(), str(tmp_path / "best.keras"))
+    with pytest.raises(PermissionError, match="best.keras: cannot write it \\(No space left on device\\)"):
+        save_model_atomically(FullDisk(), str(tmp_path / "best.keras"))
     assert (tmp_path / "best.keras").read_bytes() == b"the previous checkpoint"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras"]

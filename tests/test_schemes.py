@@ -43,3 +43,21 @@ def test_custom_scheme_and_config_round_trip():
         custom_scheme(3, flip_pairs=[(0, 5)])
     with pytest.raises(ValueError, match="unknown landmark scheme"):
         get_scheme("12")
+
+
+def test_a_json_layout_is_a_scheme_for_the_clis(tmp_path):
+    import json
+
+    from landmark_kd.errors import ConfigError
+
+    path = tmp_path / "hand5.json"
+    path.write_text(json.dumps({"num_points": 5, "flip_pairs": [[0, 1]], "edges": [[[0, 2, 1], False], [3, 4]],
+                                "outer_eye_corners": [0, 1]}))
+    scheme = get_scheme(str(path))
+    assert (scheme.name, scheme.num_points, scheme.flip_permutation()[:2].tolist()) == ("hand5", 5, [1, 0])
+    assert [(e.indices, e.closed) for e in scheme.edges] == [((0, 2, 1), False), ((3, 4), False)]
+    path.write_text(json.dumps({"num_points": 3, "flip_pairs": [[0, 7]]}))
+    with pytest.raises(ConfigError, match="hand5.json: .*out of range"):
+        get_scheme(str(path))
+    with pytest.raises(ConfigError, match="scheme file not found"):
+        get_scheme(str(tmp_path / "none.json"))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from landmark_kd.data.synthetic import generate
+from landmark_kd.errors import ConfigError
 from landmark_kd.models import load_model
 from landmark_kd.training import TrainConfig, run_training
 
@@ -49,8 +50,9 @@ def test_teacher_loss_falls_and_nme_on_training_faces_drops(teacher_run):
 
 def test_distillation_kd_falls_and_student_round_trips(teacher_run, faces, tmp_path):
     teacher_dir, _ = teacher_run
-    config = _config(faces, tmp_path / "student", preset="mobilevitv2_pico", alpha=1.0, epochs=4, light_head=True)
-    metrics = run_training(config, teacher_path=os.path.join(teacher_dir, "best.keras"))
+    config = _config(faces, tmp_path / "student", preset="mobilevitv2_pico", alpha=1.0, epochs=4, light_head=True,
+                     teacher=os.path.join(teacher_dir, "best.keras"))
+    metrics = run_training(config)
     kd = metrics["history"]["kd"]
     assert kd[-1] < kd[0]
     student = load_model(os.path.join(tmp_path, "student", "best.keras"))
@@ -61,9 +63,9 @@ def test_distillation_kd_falls_and_student_round_trips(teacher_run, faces, tmp_p
 
 def test_teacher_with_another_scheme_is_refused(teacher_run, faces, tmp_path):
     teacher_dir, _ = teacher_run
-    config = _config(faces, tmp_path / "s", scheme="51", alpha=1.0)
-    with pytest.raises(ValueError, match="teacher predicts scheme '68'"):
-        run_training(config, teacher_path=os.path.join(teacher_dir, "best.keras"))
+    config = _config(faces, tmp_path / "s", scheme="51", alpha=1.0, teacher=os.path.join(teacher_dir, "best.keras"))
+    with pytest.raises(ConfigError, match="teacher predicts scheme '68'"):
+        run_training(config)
 
 
 def test_evaluate_cli_scores_a_saved_model(teacher_run, faces, tmp_path, capsys):
@@ -111,8 +113,8 @@ def photo_folder(tmp_path_factory):
 def test_distillation_on_unlabelled_photos(teacher_run, faces, photo_folder, tmp_path, capsys):
     teacher_dir, _ = teacher_run
     config = _config(faces, tmp_path / "student_u", preset="mobilevitv2_pico", alpha=1.0, epochs=3, light_head=True,
-                     unlabeled=photo_folder)
-    metrics = run_training(config, teacher_path=os.path.join(teacher_dir, "best.keras"))
+                     unlabeled=photo_folder, teacher=os.path.join(teacher_dir, "best.keras"))
+    metrics = run_training(config)
     kd_u = metrics["history"]["kd_unlabeled"]
     assert len(kd_u) == 3 and all(np.isfinite(kd_u)) and kd_u[-1] < kd_u[0]
     boxes = json.load(open(tmp_path / "student_u" / "unlabeled_boxes.json"))
@@ -122,9 +124,12 @@ def test_distillation_on_unlabelled_photos(teacher_run, faces, photo_folder, tmp
     assert "3 samples loaded, 1 skipped" in capsys.readouterr().out
 
 
-def test_unlabelled_photos_need_a_teacher(faces, photo_folder, tmp_path):
-    with pytest.raises(ValueError, match="needs a teacher"):
+def test_unlabelled_photos_and_kd_weight_need_a_teacher(faces, photo_folder, tmp_path):
+    with pytest.raises(ConfigError, match="need a teacher"):
         run_training(_config(faces, tmp_path / "u", unlabeled=photo_folder))
+    with pytest.raises(ConfigError, match="alpha=1 weights L_KD, which needs a teacher"):
+        run_training(_config(faces, tmp_path / "u", alpha=1.0))
+    assert not (tmp_path / "u").exists()  # refused before any work
 
 
 def test_several_training_sets_are_pooled(faces, tmp_path, capsys):

@@ -9,6 +9,7 @@ FORMATS = ("300w", "wflw", "cofw", "custom", "synthetic")
 
 
 def detect_format(path: str) -> str:
+    """The reader for `path`: a folder is 300-W, `.txt` WFLW, `.mat` COFW, `.json`/`.csv` custom."""
     lower = path.lower()
     if os.path.isdir(path):
         return "300w"
@@ -27,6 +28,9 @@ def load_dataset(path: str, data_format: str = "auto", num_points: int | None = 
     if not os.path.exists(path):
         raise DatasetError(f"{path}: no such file or directory")
     fmt = detect_format(path) if data_format == "auto" else data_format.lower()
+    if num_points == 51 and fmt in ("300w", "synthetic", "custom"):  # 68-point files serve the 51-point scheme
+        samples, report = load_dataset(path, data_format, None, images_root, strict)
+        return _inner51(path, samples, report, strict)
     if fmt in ("300w", "synthetic"):
         from .pts300w import load_300w
         samples, report = load_300w(path, num_points, strict)
@@ -47,6 +51,29 @@ def load_dataset(path: str, data_format: str = "auto", num_points: int | None = 
         first = f"; first: {report.skipped[0][0]}: {report.skipped[0][1]}" if report.skipped else ""
         raise DatasetError(f"{path}: no usable samples ({len(report.skipped)} skipped{first})")
     return samples, report
+
+
+def _inner51(path: str, samples: list[Sample], report: LoadReport, strict: bool) -> tuple[list[Sample], LoadReport]:
+    """68-point faces as 51 (no jaw) via `convert_68_to_51`, keeping the 68-point box so the crop is unchanged;
+    51-point faces as they are; other counts skipped and counted."""
+    from ..schemes import convert_68_to_51
+
+    kept = []
+    for sample in samples:
+        count = sample.landmarks.shape[0]
+        if count == 68:
+            sample = Sample(sample.image_path, convert_68_to_51(sample.landmarks), sample.face_box(), sample.source)
+        elif count != 51:
+            reason = f"expected 51 or 68 points for the 51-point scheme, got {count}"
+            if strict:
+                raise DatasetError(f"{sample.source}: {reason}")
+            report.skip(sample.source, reason)
+            continue
+        kept.append(sample)
+    report.loaded = len(kept)
+    if not kept:
+        raise DatasetError(f"{path}: no usable samples for the 51-point scheme ({len(report.skipped)} skipped)")
+    return kept, report
 
 
 __all__ = ["DatasetError", "LoadReport", "Sample", "load_dataset", "detect_format", "FORMATS"]

@@ -45,6 +45,7 @@ def _read_mat(path: str) -> dict:
 
 
 def load_cofw(mat_file: str, cache_dir: str | None = None, strict: bool = False) -> tuple[list[Sample], LoadReport]:
+    """(samples, report) from a COFW `.mat` (v7 or v7.3); its images are extracted once beside it."""
     if not os.path.isfile(mat_file):
         raise DatasetError(f"{mat_file}: COFW .mat file not found")
     data = _read_mat(mat_file)

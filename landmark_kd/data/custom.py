@@ -38,6 +38,7 @@ def _sample(entry: object, base: str, source: str) -> Sample:
 
 
 def load_custom(path: str, num_points: int | None = None, strict: bool = False) -> tuple[list[Sample], LoadReport]:
+    """(samples, report) from our JSON or CSV layout (see the README); `num_points` None accepts any count."""
     if not os.path.isfile(path):
         raise DatasetError(f"{path}: annotation file not found")
     base = os.path.dirname(os.path.abspath(path))
@@ -63,7 +64,7 @@ def load_custom(path: str, num_points: int | None = None, strict: bool = False) 
             except DatasetError as err:
                 if strict:
                     raise
-                report.skip(source, str(err).split(": ", 1)[-1])
+                report.skip_error(source, err)
     elif path.lower().endswith(".csv"):
         try:
             with open(path, encoding="utf-8-sig", newline="") as handle:
@@ -96,7 +97,7 @@ def load_custom(path: str, num_points: int | None = None, strict: bool = False) 
             except DatasetError as err:
                 if strict:
                     raise
-                report.skip(source, str(err).split(": ", 1)[-1])
+                report.skip_error(source, err)
     else:
         raise DatasetError(f"{path}: custom annotations must be .json or .csv")
     return validate(samples, num_points, report, strict), report

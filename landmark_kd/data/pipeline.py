@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import tensorflow as tf
 
 from ..crop import CROP_MARGIN, crop_matrix
 from ..schemes import LandmarkScheme
-from .records import Sample
+from .records import Sample, decode_plan
 from .targets import edge_maps, gaussian_maps, heatmap_to_normalised, pixels_to_heatmap
 
 
@@ -121,6 +122,29 @@ def _erase(image, seed, cfg: PipelineConfig):
     return tf.where(u[0] < cfg.erase_prob, erased, image)
 
 
+def apply_exif_orientation(image: tf.Tensor, orientation) -> tf.Tensor:
+    """Turn a decoded (H, W, C) image the way EXIF `orientation` (1-8) says a viewer shows it."""
+    def turned(k: int, transpose: bool):
+        def branch():
+            out = tf.transpose(image, [1, 0, 2]) if transpose else image
+            return tf.image.rot90(out, k) if k else out
+        return branch
+
+    # 1 as is, 2 mirrored, 3 rotated 180, 4 flipped, 5 transposed, 6 rotated 90 clockwise, 7 transverse, 8 rotated
+    # 90 counter-clockwise; rot90 turns counter-clockwise, and a mirror is a transpose plus a quarter turn.
+    branches = [turned(0, False), turned(3, True), turned(2, False), turned(1, True),
+                turned(0, True), turned(3, False), turned(2, True), turned(1, False)]
+    return tf.switch_case(tf.clip_by_value(tf.cast(orientation, tf.int32) - 1, 0, 7), branches)
+
+
+def _opencv_rgb(path) -> np.ndarray:
+    path = np.asarray(path).item().decode()
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path}: OpenCV cannot decode it")  # dropped by the pipeline's ignore_errors
+    return np.ascontiguousarray(image[..., ::-1])
+
+
 class LandmarkPipeline:
     """Builds tf.data datasets of (image, targets) from samples.
 
@@ -134,14 +158,27 @@ class LandmarkPipeline:
         self.config = config or PipelineConfig()
         self.flip_perm = tf.constant(scheme.flip_permutation(), tf.int32)
 
-    def _load(self, path):
-        data = tf.io.read_file(path)
-        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    @staticmethod
+    def _load(path, plan):
+        """Decode as `records.decode_plan` says: OpenCV for TIFF/WebP, else TensorFlow plus EXIF orientation."""
+        def with_tensorflow():
+            data = tf.io.read_file(path)
+            # INTEGER_ACCURATE is libjpeg's default, which OpenCV uses: the same pixels as `predict` reads.
+            image = tf.cond(tf.io.is_jpeg(data),
+                            lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+                            lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
+            return apply_exif_orientation(tf.ensure_shape(image, [None, None, 3]), plan)
+
+        def with_opencv():
+            image = tf.numpy_function(_opencv_rgb, [path], tf.uint8, stateful=False)
+            return tf.ensure_shape(image, [None, None, 3])
+
+        image = tf.cond(plan == 0, with_opencv, with_tensorflow)
         return tf.cast(image, tf.float32) / 255.0
 
-    def _example(self, index, path, points, box, seed, augment: bool, images_only: bool = False):
+    def _example(self, index, path, plan, points, box, seed, augment: bool, images_only: bool = False):
         cfg = self.config
-        image = self._load(path)
+        image = self._load(path, plan)
         side = box[2] * (1 + cfg.crop_margin)
         if augment:
             seeds = tf.random.experimental.stateless_split(seed, 8)
@@ -188,6 +225,7 @@ class LandmarkPipeline:
             raise ValueError("no samples to build a dataset from")
         n = len(samples)
         paths = tf.constant([s.image_path for s in samples])
+        plans = tf.constant([decode_plan(s.image_path) for s in samples], tf.int32)
         points = tf.constant(np.stack([s.landmarks for s in samples]).astype(np.float32))
         boxes = tf.constant(crop_boxes(samples))
         ds = tf.data.Dataset.range(n)
@@ -200,7 +238,7 @@ class LandmarkPipeline:
         ds = tf.data.Dataset.zip((ds, seeds))
 
         def fn(i, s):
-            return self._example(tf.cast(i, tf.int32), tf.gather(paths, i), tf.gather(points, i),
+            return self._example(tf.cast(i, tf.int32), tf.gather(paths, i), tf.gather(plans, i), tf.gather(points, i),
                                  tf.gather(boxes, i), s, augment, images_only)
 
         ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -9,9 +9,7 @@ import os
 
 import numpy as np
 
-from .records import DatasetError, LoadReport, Sample, validate
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+from .records import IMAGE_EXTENSIONS, DatasetError, LoadReport, Sample, validate
 
 
 def read_pts(path: str) -> np.ndarray:
@@ -62,6 +60,7 @@ def format_pts(landmarks: np.ndarray) -> str:
 
 
 def write_pts(path: str, landmarks: np.ndarray) -> None:
+    """Write one face `landmarks` (N, 2), 0-based pixels, as a 300-W `.pts` file at `path`."""
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(format_pts(landmarks))
 
@@ -97,5 +96,5 @@ def load_300w(root: str, num_points: int | None = 68, strict: bool = False) -> t
         except DatasetError as err:
             if strict:
                 raise
-            report.skip(pts, str(err).split(": ", 1)[-1])
+            report.skip_error(pts, err)
     return validate(samples, num_points, report, strict), report

@@ -10,17 +10,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Magic bytes of the image formats tf.io.decode_image reads; anything else would fail inside tf.data.
+from ..errors import DataError
+
+# Magic bytes of the image formats we read: the first five by tf.io.decode_image, TIFF and WebP by OpenCV.
 _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"GIF87a", b"GIF89a")
+_OPENCV_SIGNATURES = (b"II*\x00", b"MM\x00*")  # TIFF; WebP is RIFF....WEBP, see _is_webp
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+_ORIENTATION_TAG, _WIDTH_TAG, _HEIGHT_TAG = 274, 256, 257
 _TAIL_BYTES = 4096  # end markers are searched here: some writers append a few bytes after them
 
 
-class DatasetError(ValueError):
+class DatasetError(DataError):
     """Bad annotation or image; the message names the file (and line or index) and what is wrong."""
 
 
 @dataclass
 class Sample:
+    """One annotated face: its image, (N, 2) landmarks, optional box, and where it came from."""
     image_path: str
     landmarks: np.ndarray  # (N, 2) float32, x then y, image pixels (pixel centres at integers)
     bbox: np.ndarray | None = None  # (4,) x0, y0, x1, y1 in image pixels
@@ -36,11 +42,21 @@ class Sample:
 
 @dataclass
 class LoadReport:
+    """How many samples a reader kept, and each skipped one with its `file:line` and reason."""
     loaded: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def skip(self, source: str, reason: str) -> None:
         self.skipped.append((source, reason))
+
+    def skip_error(self, source: str, err: Exception) -> None:
+        """Skip with the error's own location when it names `source` more precisely (`file.pts:12`)."""
+        message = str(err)
+        if message.startswith(source):
+            location, _, reason = message[len(source):].partition(": ")
+            self.skip(source + location, reason)
+        else:
+            self.skip(source, message)
 
     def summary(self) -> str:
         text = f"{self.loaded} samples loaded, {len(self.skipped)} skipped"
@@ -54,27 +70,110 @@ class LoadReport:
 MAX_PIXELS = 50_000_000  # decoding more would take gigabytes (a 1 MB PNG can hold 20000 x 20000 pixels)
 
 
+def _is_webp(head: bytes) -> bool:
+    return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+
+
+def needs_opencv(head: bytes) -> bool:
+    """TIFF and WebP: formats tf.io.decode_image cannot read, decoded through OpenCV instead."""
+    return head.startswith(_OPENCV_SIGNATURES) or _is_webp(head)
+
+
+def _tiff_tags(data: bytes, wanted: tuple[int, ...]) -> dict[int, int]:
+    """Integer values of `wanted` tags in the first IFD of a TIFF structure (a TIFF file, or a JPEG's EXIF
+    block). Malformed structures give what could be read, never an exception."""
+    if data[:4] not in _OPENCV_SIGNATURES:
+        return {}
+    order = "little" if data[:2] == b"II" else "big"
+    offset = int.from_bytes(data[4:8], order)
+    count = int.from_bytes(data[offset:offset + 2], order) if offset + 2 <= len(data) else 0
+    found = {}
+    for i in range(min(count, 1000)):
+        entry = data[offset + 2 + 12 * i: offset + 14 + 12 * i]
+        if len(entry) < 12:
+            break
+        tag, kind = int.from_bytes(entry[:2], order), int.from_bytes(entry[2:4], order)
+        if tag in wanted and kind in (3, 4):  # SHORT or LONG, stored in the entry itself
+            found[tag] = int.from_bytes(entry[8:10] if kind == 3 else entry[8:12], order)
+    return found
+
+
+def _webp_dimensions(head: bytes) -> tuple[int, int] | None:
+    chunk = head[12:16]
+    if chunk == b"VP8X" and len(head) >= 30:
+        return 1 + int.from_bytes(head[24:27], "little"), 1 + int.from_bytes(head[27:30], "little")
+    if chunk == b"VP8L" and len(head) >= 25:
+        bits = int.from_bytes(head[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if chunk == b"VP8 " and len(head) >= 30:
+        return int.from_bytes(head[26:28], "little") & 0x3FFF, int.from_bytes(head[28:30], "little") & 0x3FFF
+    return None
+
+
+def _jpeg_segments(handle):
+    """(marker, payload offset, length) of the segments before a JPEG's scan data, from a file opened at 0."""
+    handle.seek(2)
+    for _ in range(10000):  # bounded, so a damaged file cannot spin
+        marker = handle.read(4)
+        if len(marker) < 4 or marker[0] != 0xFF or marker[1] == 0xDA:
+            return
+        length = int.from_bytes(marker[2:4], "big")
+        yield marker[1], handle.tell(), length - 2
+        handle.seek(handle.tell() + length - 2)
+
+
 def image_dimensions(head: bytes, handle) -> tuple[int, int] | None:
-    """(width, height) from a PNG/JPEG/BMP/GIF header without decoding the pixels; None if not found.
-    `head` is the file's first bytes, `handle` the open file (JPEG needs a scan for its frame header)."""
+    """(width, height) from an image header without decoding the pixels; None if not found. `head` is the
+    file's first 32 or more bytes, `handle` the open file (JPEG and TIFF need to look further in)."""
     if head.startswith(_SIGNATURES[0]) and len(head) >= 24:
         return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     if head.startswith((b"GIF87a", b"GIF89a")) and len(head) >= 10:
         return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
     if head.startswith(b"BM") and len(head) >= 26:
         return int.from_bytes(head[18:22], "little", signed=True), abs(int.from_bytes(head[22:26], "little", signed=True))
+    if _is_webp(head):
+        return _webp_dimensions(head)
+    if head.startswith(_OPENCV_SIGNATURES):
+        handle.seek(0)
+        tags = _tiff_tags(handle.read(1 << 16), (_WIDTH_TAG, _HEIGHT_TAG))
+        return (tags[_WIDTH_TAG], tags[_HEIGHT_TAG]) if len(tags) == 2 else None
     if head.startswith(_SIGNATURES[1]):
-        handle.seek(2)
-        for _ in range(10000):  # markers before the frame header; bounded, so a damaged file cannot spin
-            marker = handle.read(4)
-            if len(marker) < 4 or marker[0] != 0xFF:
-                return None
-            kind, length = marker[1], int.from_bytes(marker[2:4], "big")
+        for kind, start, length in _jpeg_segments(handle):
             if 0xC0 <= kind <= 0xCF and kind not in (0xC4, 0xC8, 0xCC):
+                handle.seek(start)
                 frame = handle.read(5)
                 return (int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")) if len(frame) == 5 else None
-            handle.seek(length - 2, 1)
     return None
+
+
+def exif_orientation(path: str) -> int:
+    """The EXIF orientation (1-8) of a JPEG, 1 for anything else or when absent. Coordinates in annotation
+    files refer to the image as viewers and OpenCV show it, i.e. with this orientation applied."""
+    try:
+        with open(path, "rb") as handle:
+            if not handle.read(3).startswith(_SIGNATURES[1]):
+                return 1
+            for kind, start, length in _jpeg_segments(handle):
+                if kind == 0xE1:
+                    handle.seek(start)
+                    block = handle.read(min(length, 1 << 16))
+                    if block.startswith(b"Exif\0\0"):
+                        value = _tiff_tags(block[6:], (_ORIENTATION_TAG,)).get(_ORIENTATION_TAG, 1)
+                        return value if 1 <= value <= 8 else 1
+    except OSError:
+        pass
+    return 1
+
+
+def decode_plan(path: str) -> int:
+    """How the input pipeline decodes `path`: 0 through OpenCV (TIFF, WebP), else tf.io.decode_image followed
+    by this EXIF orientation (1-8), so training, evaluation and `predict` (cv2.imread) see the same pixels."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError:
+        return 1  # the pipeline drops what it cannot read
+    return 0 if needs_opencv(head) else exif_orientation(path)
 
 
 def too_many_pixels(size: tuple[int, int] | None) -> str | None:
@@ -99,8 +198,8 @@ def check_image_file(path: str) -> str | None:
         return f"image unreadable: {path} ({err.strerror})"
     if not head:
         return f"image is empty: {path}"
-    if not any(head.startswith(sig) for sig in _SIGNATURES):
-        return f"not a PNG/JPEG/BMP/GIF image: {path}"
+    if not any(head.startswith(sig) for sig in _SIGNATURES) and not needs_opencv(head):
+        return f"not a PNG/JPEG/BMP/GIF/TIFF/WebP image: {path}"
     if head.startswith(_SIGNATURES[0]) and b"IEND" not in tail:
         return f"truncated PNG (no IEND chunk): {path}"
     if head.startswith(_SIGNATURES[1]) and b"\xff\xd9" not in tail:

@@ -9,7 +9,6 @@ construction. Skin tones, hair, background clutter, lighting, blur, noise and oc
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -275,14 +274,25 @@ def ensure_default_dataset(root: str = "data/synthetic", num_train: int = 2000, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Render procedural synthetic faces with exact 68-point landmarks (300W layout).")
+    """`python -m landmark_kd.data.synthetic --out DIR`; exit 2 with one `error:` line for a user error."""
+    from ..cli import run
+
+    return run(_main, argv)
+
+
+def _main(argv: list[str] | None) -> int:
+    from ..cli import ArgumentParser, positive_int
+    from ..outputs import prepare_output_dir
+
+    parser = ArgumentParser(description="Render procedural synthetic faces with exact 68-point landmarks (300W layout).")
     parser.add_argument("--out", required=True, help="output folder (PNG + .pts per face, contact_sheet.png)")
-    parser.add_argument("--num", type=int, default=200, help="number of faces (default 200)")
+    parser.add_argument("--num", type=positive_int, default=200, help="number of faces")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed renders the same faces")
-    parser.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    parser.add_argument("--size", type=positive_int, default=256, help="image side in pixels")
     args = parser.parse_args(argv)
-    if args.num < 1 or args.size < 32:
-        parser.error("--num must be >= 1 and --size >= 32")
+    if args.size < 32:
+        parser.error(f"argument --size: must be at least 32, got {args.size}")
+    prepare_output_dir(args.out)
     start = time.time()
     generate(args.out, args.num, args.seed, args.size, progress=True)
     print(f"Wrote {args.num} faces to {args.out} in {time.time() - start:.1f}s; preview: {os.path.join(args.out, 'contact_sheet.png')}")

@@ -12,10 +12,12 @@ from ..schemes import LandmarkScheme
 
 
 def pixels_to_heatmap(points: tf.Tensor, stride: int) -> tf.Tensor:
+    """Model-input pixels -> heatmap-grid coordinates for a heatmap of `stride` (pixel centres kept aligned)."""
     return (points - (stride - 1) / 2.0) / stride
 
 
 def heatmap_to_normalised(points: tf.Tensor, size: int) -> tf.Tensor:
+    """Heatmap-grid coordinates -> [-1, 1] across a `size` x `size` heatmap (the STAR loss target)."""
     return points / (size - 1) * 2.0 - 1.0
 
 

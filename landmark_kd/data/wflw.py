@@ -58,5 +58,5 @@ def load_wflw(annotation_file: str, images_root: str | None = None, strict: bool
             except DatasetError as err:
                 if strict:
                     raise
-                report.skip(source, str(err).split(": ", 1)[-1])
+                report.skip_error(source, err)
     return validate(samples, NUM_POINTS, report, strict), report

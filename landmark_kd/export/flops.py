@@ -7,6 +7,7 @@ import numpy as np
 
 
 def count_flops(buffer: bytes) -> int:
+    """FLOPs of one inference, counted from the flatbuffer (2 x MACs of conv / FC / matmul)."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}

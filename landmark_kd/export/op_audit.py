@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import ModelFileError, UserError
+
 DEFAULT_TARGET = "2.11.0"
 
 # op -> {version: minimum runtime}; only versions introduced in 2.3.0 or later.
@@ -79,8 +81,8 @@ OP_RUNTIME = {
 }
 
 
-class RuntimeCompatibilityError(RuntimeError):
-    pass
+class RuntimeCompatibilityError(UserError, RuntimeError):
+    """An export needs a newer tflite-runtime than the target."""
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -148,7 +150,7 @@ def read_model(buffer: bytes) -> tuple[list[OpInfo], str | None]:
                 raw = raw.tobytes() if isinstance(raw, np.ndarray) else b""
                 runtime = raw.split(b"\0", 1)[0].decode("ascii", "replace") or None
     except Exception as err:  # a truncated or foreign file fails deep inside flatbuffers
-        raise ValueError(f"not a readable TFLite flatbuffer ({type(err).__name__})") from None
+        raise ModelFileError(f"not a readable TFLite flatbuffer ({type(err).__name__})") from None
     ops = [OpInfo(n, v, c, custom) for (n, v, custom), c in zip(codes, counts)]
     return sorted(ops, key=lambda o: o.name), runtime
 

@@ -1,14 +1,42 @@
 """convert.py's work: convert each mode, audit it, measure it, and write report.json / report.md."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import ConfigError, MissingFileError
+
 QUANTIZATION = {"fp32": "none (float32)", "fp16": "float16 weights", "dynamic_int8": "int8 weights, float activations",
                 "int8": "int8 weights and activations; decode tail (heatmap softmax, AAM product, soft-argmax) in float"}
+
+
+@dataclass
+class ExportConfig:
+    """What `run_export` converts, checks and measures; `convert.py` fills it from its flags."""
+
+    model: str = os.path.join("runs", "student", "best.keras")
+    modes: tuple[str, ...] = ("fp32", "fp16", "dynamic_int8", "int8")
+    output: str = os.path.join("runs", "export")
+    target_runtime: str = "2.11.0"  # refuse an export that needs a newer tflite-runtime
+    int8_io: bool = False  # full-int8 model takes and returns int8
+    heatmaps: bool = False  # also output the fused heatmaps
+    threads: tuple[int, ...] = (1, 2)  # thread counts to measure latency at
+    runs: int = 50  # timed invocations per latency (after 10 warm-up)
+    data: str | None = None  # evaluation set; None: the synthetic test faces
+    data_format: str = "auto"
+    images_root: str | None = None
+    calibration_data: str | None = None  # int8 representative faces; None: the synthetic training faces
+    calibration_samples: int = 100
+    int8_float_blocks: str = "auto"  # auto, none, or comma-separated layer names (see int8_sensitivity)
+    int8_budget: float = 0.02
+    int8_max_float_blocks: int = 3
+    max_eval: int | None = None
+    compare: list[str] = field(default_factory=list)  # other .tflite files measured side by side
 
 
 def _crops(pipeline, samples, batch_size=32):
@@ -49,7 +77,7 @@ def _choose_float_blocks(model, args, crops, score):
         known = quantizable_blocks(model, FLOAT_TAIL)
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise ValueError(f"--int8-float-blocks: no block named {', '.join(unknown)} in {args.model} "
+            raise ConfigError(f"--int8-float-blocks: no block named {', '.join(unknown)} in {args.model} "
                              f"(blocks: {', '.join(known)})")
         return names, None
     start = time.perf_counter()
@@ -62,18 +90,20 @@ def _choose_float_blocks(model, args, crops, score):
     return result.keep_float, result
 
 
-def run_export(args, modes, threads, silenced) -> dict:
-    from ..cli import prepare_output_dir
+def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
+    """Convert `args.model` in each mode, audit, score and time every export, write report.json / report.md and
+    return the report. `silenced` is a context manager factory that hides the converter's log output."""
+    modes, threads = list(args.modes), list(args.threads)
     from ..data import load_dataset
     from ..data.pipeline import LandmarkPipeline, PipelineConfig
     from ..data.synthetic import ensure_default_dataset
-    from ..evaluate import keras_predictor
     from ..models import load_model, model_image_size, model_scheme
+    from ..outputs import prepare_output_dir
     from .benchmark import PROCESS_NOTE, measure_latency
     from .flops import count_flops
     from .op_audit import audit, read_model
     from .tflite_export import convert
-    from .tflite_runner import TFLiteLandmarkModel
+    from ..predictor import KerasPredictor, TFLitePredictor
 
     model = load_model(args.model)
     scheme, size = model_scheme(model), model_image_size(model)
@@ -87,7 +117,7 @@ def run_export(args, modes, threads, silenced) -> dict:
         samples = samples[: args.max_eval]
     pipeline = LandmarkPipeline(scheme, PipelineConfig(image_size=size))
     images, affines, index = _crops(pipeline, samples)
-    keras_pred = np.concatenate([keras_predictor(model)(images[i: i + 32]) for i in range(0, len(images), 32)])
+    keras_pred = KerasPredictor(model)(images)
     keras_metrics = _nme(keras_pred, affines, index, samples, scheme)
     params = int(model.count_params())
     print(f"{args.model}: {params / 1e6:.2f}M parameters, {size}px input, {scheme.num_points} points; "
@@ -122,13 +152,12 @@ def run_export(args, modes, threads, silenced) -> dict:
         with open(path + ".tmp", "wb") as handle:
             handle.write(buffer)
         os.replace(path + ".tmp", path)
-        runner = TFLiteLandmarkModel(path, threads=threads[0], scheme=scheme)
-        pred = runner.predict_landmarks(images)
+        pred = TFLitePredictor(path, threads=threads[0], scheme=scheme)(images)
         tfl_metrics = _nme(pred, affines, index, samples, scheme)
         entry = {
             "file": path, "size_bytes": len(buffer), "params": params, "flops": count_flops(buffer),
             "min_runtime_version": result.min_runtime_version,
-            "ops": [{"name": o.name, "version": o.version, "count": o.count} for o in result.ops],
+            "ops": result.to_dict()["ops"],
             "quantization": QUANTIZATION[mode] + (f"; float blocks: {', '.join(float_blocks)}"
                                                   if mode == "int8" and float_blocks else ""),
             "int8_io": bool(args.int8_io and mode == "int8"),
@@ -151,7 +180,7 @@ def run_export(args, modes, threads, silenced) -> dict:
               f"{entry['nme_tflite']:.4f} (max dev {entry['max_deviation_px']:.3f} px), {lat} -> {path}")
     for other in args.compare:
         if not os.path.isfile(other):
-            raise FileNotFoundError(f"{other}: --compare model not found")
+            raise MissingFileError(f"{other}: --compare model not found")
         with open(other, "rb") as handle:
             buffer = handle.read()
         ops, runtime = read_model(buffer)
@@ -172,6 +201,7 @@ def run_export(args, modes, threads, silenced) -> dict:
 
 
 def markdown(report: dict, threads) -> str:
+    """report.md: one table row per export and per compared model, and how latency was measured."""
     lines = [f"# TFLite export of `{report['model']}`", "",
              f"{report['params'] / 1e6:.2f}M parameters, {report['image_size']}px input, {report['num_points']} points. "
              f"Accuracy on {report['num_images']} faces of `{report['eval_data']}` ({report['normalization']} NME); "

@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 
+from ..errors import ConfigError, MissingFileError, ModelFileError
+
 
 def make_interpreter(path_or_bytes, threads: int = 1, allocate: bool = True):
     """An interpreter, allocated unless only its tensor details are wanted. The runtime logs "Created
@@ -48,21 +50,21 @@ def verify_tflite(path: str) -> None:
         with open(path, "rb") as handle:
             head = handle.read(8)
     except OSError as err:
-        raise ValueError(f"{path}: cannot read ({err.strerror})") from None
+        raise ModelFileError(f"{path}: cannot read ({err.strerror})") from None
     if len(head) < 8 or head[4:8] != b"TFL3":
-        raise ValueError(f"{path}: not a loadable .tflite model (no TFL3 flatbuffer identifier)")
+        raise ModelFileError(f"{path}: not a loadable .tflite model (no TFL3 flatbuffer identifier)")
     try:
         done = subprocess.run([sys.executable, "-c", _CHILD_LOAD, path], capture_output=True, text=True, timeout=120,
                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     except subprocess.TimeoutExpired:
-        raise ValueError(f"{path}: the TFLite runtime hung loading it") from None
+        raise ModelFileError(f"{path}: the TFLite runtime hung loading it") from None
     if done.returncode != 0:
         if done.returncode < 0:
             reason = f"the runtime crashed loading it (signal {-done.returncode}); the file is damaged"
         else:
             lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
             reason = lines[-1][:200] if lines else f"exit {done.returncode}"
-        raise ValueError(f"{path}: not a loadable .tflite model ({reason})")
+        raise ModelFileError(f"{path}: not a loadable .tflite model ({reason})")
 
 
 class TFLiteLandmarkModel:
@@ -71,14 +73,14 @@ class TFLiteLandmarkModel:
     def __init__(self, path_or_bytes, threads: int = 1, scheme=None):
         if isinstance(path_or_bytes, str):
             if not os.path.isfile(path_or_bytes):
-                raise FileNotFoundError(f"{path_or_bytes}: TFLite model not found")
+                raise MissingFileError(f"{path_or_bytes}: TFLite model not found")
             verify_tflite(path_or_bytes)
         try:
             start = time.perf_counter()
             self.interpreter = make_interpreter(path_or_bytes, threads)
             self.init_seconds = time.perf_counter() - start
         except (ValueError, RuntimeError) as err:
-            raise ValueError(f"{path_or_bytes if isinstance(path_or_bytes, str) else 'model'}: "
+            raise ModelFileError(f"{path_or_bytes if isinstance(path_or_bytes, str) else 'model'}: "
                              f"not a loadable .tflite model ({err})") from None
         self.input = self.interpreter.get_input_details()[0]
         outputs = self.interpreter.get_output_details()
@@ -86,7 +88,7 @@ class TFLiteLandmarkModel:
         shape = tuple(int(v) for v in self.input["shape"])
         if not landmark_outputs or len(shape) != 4 or shape[1] != shape[2] or shape[3] != 3:
             name = path_or_bytes if isinstance(path_or_bytes, str) else "model"
-            raise ValueError(f"{name}: not a landmark model (needs a (1, S, S, 3) image input and a (1, N, 2) "
+            raise ModelFileError(f"{name}: not a landmark model (needs a (1, S, S, 3) image input and a (1, N, 2) "
                              f"landmark output; has input {shape} and outputs "
                              f"{[tuple(int(v) for v in o['shape']) for o in outputs]})")
         self.output = landmark_outputs[0]
@@ -101,7 +103,7 @@ class TFLiteLandmarkModel:
 
             match = [s for s in SCHEMES.values() if s.num_points == self.num_points]
             if not match:
-                raise ValueError(f"{self.num_points}-point model: pass the landmark scheme explicitly")
+                raise ConfigError(f"{self.num_points}-point model: pass the landmark scheme explicitly")
             self._scheme = match[0]
         return self._scheme
 

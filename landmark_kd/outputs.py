@@ -1,0 +1,91 @@
+"""Output folders a run writes to: probed before the work, locked while it runs, written atomically.
+
+A kill, a full disk or a second run on the same folder must never leave a half-written checkpoint or score
+behind: every file goes to a per-process temporary name first and is renamed into place.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+
+from .errors import OutputError
+
+
+def prepare_output_dir(path: str) -> str:
+    """Create `path` and prove it is writable by writing a probe file, before any long work starts, so a run
+    never finishes only to fail on saving. (`os.access` is not enough: root passes it on read-only mounts.)"""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write_probe"):
+            pass
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise OutputError(f"{path}: output directory is not writable ({reason})") from None
+    return path
+
+
+@contextlib.contextmanager
+def output_lock(path: str):
+    """Hold `path/.lock` (holding our pid) while a run writes there: a second run on the same folder is refused
+    with one line instead of both writing the same checkpoints. A lock left by a dead process is taken over."""
+    lock = os.path.join(path, ".lock")
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                with open(lock) as handle:
+                    pid = int(handle.read().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            alive = pid > 0 and pid != os.getpid()
+            if alive:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    alive = False
+                except PermissionError:
+                    pass
+            if alive:
+                raise OutputError(f"{path}: another run (process {pid}) is writing here; wait for it or choose "
+                                  "another --output") from None
+            os.remove(lock)  # stale: its process is gone
+    else:
+        raise OutputError(f"{path}: cannot take the run lock {lock}")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        try:
+            os.remove(lock)
+        except OSError:
+            pass
+
+
+def atomic_write(path: str, write, suffix: str = ".tmp") -> None:
+    """Call `write(temporary_path)`, then rename it to `path`. The temporary name is unique per process (two
+    writers never share one), and on any failure it is removed and the previous `path` is left as it was.
+    `suffix` keeps an extension that the writer insists on (`.keras`, `.weights.h5`)."""
+    tmp = f"{path}.{os.getpid()}.tmp{suffix}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as err:  # a full disk, or an interrupt mid-write
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if isinstance(err, OSError):
+            raise OutputError(f"{path}: cannot write it ({err.strerror or err}); the previous file is kept") from None
+        raise
+
+
+def atomic_json(path: str, data) -> None:
+    """Write `data` as JSON to `path` through a temporary file (see atomic_write)."""
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as handle:
+            json.dump(data, handle, indent=2)
+
+    atomic_write(path, write)

@@ -1,0 +1,103 @@
+"""One way to run a landmark model, Keras or TFLite, on face crops: `Predictor.from_path(path)`.
+
+Evaluation, inference, the export checks and the benchmarks all go through it, so a `.keras` and its
+`.tflite` are loaded, batched and decoded the same way. The TFLite path imports neither TensorFlow nor Keras
+(a device has only numpy, OpenCV and tflite_runtime).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+
+from .schemes import LandmarkScheme
+
+OVERLAY_FACES = 16  # faces kept, with their crops, for the overlay plot
+
+
+@dataclass
+class DatasetPrediction:
+    """Predictions over an evaluation dataset, in the order the dataset yielded them."""
+
+    landmarks: np.ndarray  # (M, N, 2) original-image pixels
+    index: np.ndarray  # (M,) position of each face in the sample list
+    affine: np.ndarray  # (M, 2, 3) image -> crop matrices
+    overlay_crops: np.ndarray  # (K <= 16, S, S, 3) the first crops, for plots
+    overlay_landmarks: np.ndarray  # (K, N, 2) their predictions in crop pixels
+
+
+class Predictor:
+    """Crops (B, S, S, 3) RGB in [0, 1] -> (B, N, 2) landmarks in crop pixels. Subclasses hold the model."""
+
+    path: str | None = None
+    image_size: int
+    scheme: LandmarkScheme
+
+    @staticmethod
+    def from_path(path: str, threads: int = 1, scheme: LandmarkScheme | None = None) -> "Predictor":
+        """A `.tflite` (run by tflite_runtime, verified in a child process first) or a `.keras` model."""
+        if path.endswith(".tflite"):
+            return TFLitePredictor(path, threads, scheme)
+        from .models import load_model
+
+        predictor = KerasPredictor(load_model(path))
+        predictor.path = path
+        return predictor
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_dataset(self, dataset: Iterable) -> DatasetPrediction:
+        """Run over an evaluation `LandmarkPipeline.dataset` and map the landmarks back to image pixels."""
+        from .decode import crop_to_image
+
+        preds, indices, affines, crops, crop_preds = [], [], [], [], []
+        for images, targets in dataset:
+            images, affine = np.asarray(images), np.asarray(targets["affine"])
+            crop_pred = self(images)
+            preds.append(crop_to_image(crop_pred, affine))
+            indices.append(np.asarray(targets["index"]))
+            affines.append(affine)
+            if sum(len(c) for c in crops) < OVERLAY_FACES:
+                crops.append(images)
+                crop_preds.append(crop_pred)
+        return DatasetPrediction(np.concatenate(preds), np.concatenate(indices), np.concatenate(affines),
+                                 np.concatenate(crops)[:OVERLAY_FACES], np.concatenate(crop_preds)[:OVERLAY_FACES])
+
+
+class KerasPredictor(Predictor):
+    """A Keras landmark model, run in batches of `batch_size` through one traced function."""
+
+    def __init__(self, model, batch_size: int = 32):
+        import tensorflow as tf
+
+        from .models import model_image_size, model_scheme
+
+        self.model, self.batch_size = model, batch_size
+        self.image_size, self.scheme = model_image_size(model), model_scheme(model)
+
+        @tf.function(reduce_retracing=True)
+        def run(x):
+            return model(x, training=False)["landmarks"]
+
+        self._run = run
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        parts = [np.asarray(self._run(crops[i: i + self.batch_size]), np.float32)
+                 for i in range(0, len(crops), self.batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.scheme.num_points, 2), np.float32)
+
+
+class TFLitePredictor(Predictor):
+    """A `.tflite` landmark model (path or bytes): one crop per invoke, int8 input/output handled."""
+
+    def __init__(self, path_or_bytes, threads: int = 1, scheme: LandmarkScheme | None = None):
+        from .export.tflite_runner import TFLiteLandmarkModel
+
+        self.runner = TFLiteLandmarkModel(path_or_bytes, threads=threads, scheme=scheme)
+        self.path = path_or_bytes if isinstance(path_or_bytes, str) else None
+        self.image_size, self.scheme = self.runner.image_size, self.runner.scheme
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        return self.runner.predict_landmarks(crops)

@@ -1,0 +1,183 @@
+"""The Keras pieces of a training run: the trainer model whose `train_step` computes the paper's losses, the
+callback that scores and checkpoints each epoch, and the backup that lets a killed run resume.
+
+`LandmarkTrainer` wraps a landmark model (and, for distillation, a frozen teacher) so that `fit` supplies
+progress bars, callbacks, TensorBoard and the backup; only the inner landmark model is saved as `.keras`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+
+import keras
+import tensorflow as tf
+
+from .errors import ConfigError
+from .losses import AdaptiveWingLoss, HeatmapDistillationLoss, STARLoss
+from .outputs import atomic_json, atomic_write
+from .training import TrainConfig
+
+
+class LandmarkTrainer(keras.Model):
+    """L_STAR on the fused heatmaps + AWing on point and edge maps (+ alpha * L_KD against `teacher`, also on
+    unlabelled batches when the data yields `((images, targets), unlabelled_images)`)."""
+
+    def __init__(self, landmark_model: keras.Model, config: TrainConfig, teacher: keras.Model | None = None):
+        super().__init__(name="landmark_trainer")
+        if teacher is None and config.alpha > 0:
+            raise ConfigError(f"alpha={config.alpha:g} weights L_KD, which needs a teacher; pass one or set alpha to 0")
+        if teacher is None and config.unlabeled:
+            raise ConfigError("unlabelled photos need a teacher: L_KD is the only loss on them")
+        self.landmark_model = landmark_model
+        self.teacher = teacher
+        self.config = config
+        self.star = STARLoss(w=config.star_w, dist=config.star_dist)
+        self.awing = AdaptiveWingLoss()
+        self.kd = HeatmapDistillationLoss(config.kd_mode, config.kd_normalize)
+        names = ["loss", "star", "point", "edge"] + (["kd"] if teacher is not None else [])
+        names += ["kd_unlabeled"] if teacher is not None and config.unlabeled else []
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+        self.teacher_size = int(teacher.input_shape[1]) if teacher is not None else None
+
+    def call(self, x, training=False):
+        return self.landmark_model(x, training=training)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def _teacher_maps(self, x):
+        tx = x if self.teacher_size == x.shape[1] else tf.image.resize(x, [self.teacher_size] * 2)
+        return tf.stop_gradient(self.teacher(tx, training=False)["heatmaps"])
+
+    def compute_losses(self, x, targets, training: bool):
+        """(weighted total, {loss name: value}) for one labelled batch."""
+        config = self.config
+        out = self.landmark_model(x, training=training)
+        parts = {
+            "star": self.star(targets["landmarks"], out["heatmaps"]),
+            "point": self.awing(targets["heatmaps"], out["point_maps"]),
+            "edge": self.awing(targets["edges"], out["edge_maps"]),
+        }
+        total = config.star_weight * parts["star"] + config.point_weight * parts["point"] + config.edge_weight * parts["edge"]
+        if self.teacher is not None and training:
+            parts["kd"] = self.kd(self._teacher_maps(x), out["heatmaps"])
+            total = total + config.alpha * parts["kd"]
+        return total, parts
+
+    def train_step(self, data):
+        x_unlabeled = None
+        if isinstance(data[0], (tuple, list)):  # ((images, targets), unlabelled images)
+            data, x_unlabeled = data
+        x, targets = data
+        with tf.GradientTape() as tape:
+            total, parts = self.compute_losses(x, targets, True)
+            if x_unlabeled is not None:
+                student_maps = self.landmark_model(x_unlabeled, training=True)["heatmaps"]
+                parts["kd_unlabeled"] = self.kd(self._teacher_maps(x_unlabeled), student_maps)
+                total = total + self.config.alpha * parts["kd_unlabeled"]
+            scaled = self.optimizer.scale_loss(total) if hasattr(self.optimizer, "scale_loss") else total
+        variables = self.landmark_model.trainable_variables
+        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        return self._track(total, parts)
+
+    def test_step(self, data):
+        x, targets = data
+        return self._track(*self.compute_losses(x, targets, False))
+
+    def _track(self, total, parts):
+        from .distribute import unscale
+
+        self.trackers["loss"].update_state(unscale(total))
+        for name, value in parts.items():
+            self.trackers[name].update_state(unscale(value))
+        return {name: t.result() for name, t in self.trackers.items()}
+
+
+def save_model_atomically(model: keras.Model, path: str) -> None:
+    """`model.save(path)` through a temporary file: a kill or a full disk never leaves half a checkpoint."""
+    atomic_write(path, model.save, suffix=".keras")
+
+
+class EvaluateAndCheckpoint(keras.callbacks.Callback):
+    """Scores validation NME each epoch (as `val_nme` in the logs, so TensorBoard sees it), keeps `last.keras`
+    and the best-NME `best.keras`, and remembers the best score in `best.json` so a resumed run keeps it."""
+
+    def __init__(self, model: keras.Model, dataset, val_samples, scheme, config: TrainConfig, out_dir: str):
+        super().__init__()
+        self.landmark_model, self.dataset, self.val_samples = model, dataset, val_samples
+        self.scheme, self.config, self.out_dir = scheme, config, out_dir
+        self.best_state = os.path.join(out_dir, "best.json")
+        self.best = math.inf
+        if os.path.exists(self.best_state):
+            try:
+                with open(self.best_state) as handle:
+                    self.best = float(json.load(handle).get("nme", math.inf))
+            except (OSError, ValueError, AttributeError):
+                self.best = math.inf  # unreadable: the next epoch's score becomes the best again
+
+    def on_epoch_end(self, epoch, logs=None):
+        from .evaluate import evaluate_predictions
+        from .predictor import KerasPredictor
+
+        result = KerasPredictor(self.landmark_model).predict_dataset(self.dataset)
+        metrics, _ = evaluate_predictions(result.landmarks, result.index, self.val_samples, self.scheme,
+                                          self.config.normalization, self.config.threshold)
+        if logs is not None:
+            logs["val_nme"] = metrics["nme"]
+        save_model_atomically(self.landmark_model, os.path.join(self.out_dir, "last.keras"))
+        mark = ""
+        if metrics["nme"] < self.best:
+            self.best = metrics["nme"]
+            save_model_atomically(self.landmark_model, os.path.join(self.out_dir, "best.keras"))
+            atomic_json(self.best_state, {"epoch": epoch + 1, "nme": self.best})
+            mark = " (best, saved)"
+        print(f"  epoch {epoch + 1}: val NME {metrics['nme']:.4f}{mark}", flush=True)
+
+
+class ResumableBackup(keras.callbacks.BackupAndRestore):
+    """Keras' epoch backup, made safe against a kill at any instant: the weights and the epoch counter are
+    written to temporary names and renamed, the previous pair is kept (`double_checkpoint`), and a backup that
+    cannot be read falls back to that pair, or, if it is unreadable too, to a fresh start with a warning
+    (the run's `best.keras` is never touched)."""
+
+    def __init__(self, backup_dir: str):
+        super().__init__(backup_dir, save_freq="epoch", double_checkpoint=True, delete_checkpoint=True)
+        # Keras names the previous pair `*.bkp`, which `load_weights` refuses to read; ours stay loadable.
+        self._prev_weights_path = os.path.join(backup_dir, "previous.weights.h5")
+        self._prev_training_metadata_path = os.path.join(backup_dir, "previous_training_metadata.json")
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        for path, previous in ((self._weights_path, self._prev_weights_path),
+                               (self._training_metadata_path, self._prev_training_metadata_path)):
+            if os.path.exists(path):
+                atomic_write(previous, lambda tmp, source=path: shutil.copyfile(source, tmp))
+        atomic_write(self._weights_path, lambda tmp: self.model.save_weights(tmp), suffix=".weights.h5")
+        atomic_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+
+    def on_train_begin(self, logs=None):
+        pairs = [(self._weights_path, self._training_metadata_path),
+                 (self._prev_weights_path, self._prev_training_metadata_path)]
+        if not any(os.path.exists(w) for w, _ in pairs):
+            return
+        if not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        fresh = [v.numpy() for v in self.model.variables + self.model.optimizer.variables]
+        for weights, metadata in pairs:
+            if not os.path.exists(weights):
+                continue
+            try:
+                with open(metadata) as handle:
+                    epoch = int(json.load(handle)["epoch"])
+                self.model.load_weights(weights)
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                print(f"warning: backup {weights} is unreadable ({type(err).__name__}); trying the previous one")
+                continue
+            self.model._initial_epoch = epoch
+            return
+        for variable, value in zip(self.model.variables + self.model.optimizer.variables, fresh):
+            variable.assign(value)  # undo a half-loaded file
+        print(f"warning: no readable backup in {self.backup_dir}; training starts over (best.keras is kept)")

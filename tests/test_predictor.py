@@ -1,0 +1,59 @@
+"""One predictor for .keras and .tflite models: same landmarks, batched, typed dataset results."""
+import numpy as np
+import pytest
+
+from landmark_kd.data import load_dataset
+from landmark_kd.data.pipeline import LandmarkPipeline, PipelineConfig
+from landmark_kd.data.synthetic import generate
+from landmark_kd.errors import MissingFileError, ModelFileError
+from landmark_kd.models import HeadConfig, build_landmark_model
+from landmark_kd.predictor import KerasPredictor, Predictor, TFLitePredictor
+from landmark_kd.schemes import get_scheme
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    import keras
+
+    from landmark_kd.export import convert
+
+    keras.utils.set_random_seed(3)
+    model = build_landmark_model("mobilevitv2_pico", get_scheme("68"), 64, HeadConfig(16, 1, True))
+    root = tmp_path_factory.mktemp("predictor")
+    model.save(str(root / "m.keras"))
+    (root / "m.tflite").write_bytes(convert(model, "fp32"))
+    return root
+
+
+def test_keras_and_tflite_predictors_agree_in_any_batch_size(saved_model):
+    crops = np.random.default_rng(0).uniform(0, 1, (5, 64, 64, 3)).astype(np.float32)
+    keras_p = Predictor.from_path(str(saved_model / "m.keras"))
+    tflite_p = Predictor.from_path(str(saved_model / "m.tflite"))
+    assert isinstance(keras_p, KerasPredictor) and isinstance(tflite_p, TFLitePredictor)
+    assert keras_p.image_size == tflite_p.image_size == 64 and keras_p.scheme.name == tflite_p.scheme.name == "68"
+    keras_p.batch_size = 2  # 5 crops in batches of 2, 2 and 1
+    a, b = keras_p(crops), tflite_p(crops)
+    assert a.shape == b.shape == (5, 68, 2)
+    assert np.abs(a - b).max() < 0.05  # crop pixels
+    assert np.allclose(keras_p(crops[3:4]), a[3:4], atol=1e-4)
+
+
+def test_predict_dataset_maps_back_to_image_pixels(saved_model, tmp_path):
+    faces = generate(str(tmp_path / "faces"), 20, seed=2, size=96, sheet=False)
+    samples, _ = load_dataset(faces, num_points=68)
+    pipeline = LandmarkPipeline(get_scheme("68"), PipelineConfig(image_size=64))
+    result = Predictor.from_path(str(saved_model / "m.tflite")).predict_dataset(pipeline.dataset(samples, 8, training=False))
+    assert result.landmarks.shape == (20, 68, 2) and sorted(result.index.tolist()) == list(range(20))
+    assert result.overlay_crops.shape == (16, 64, 64, 3) and result.overlay_landmarks.shape == (16, 68, 2)
+    # image pixels = the crop matrix inverted on the crop-pixel predictions
+    m = result.affine[0]
+    back = (result.landmarks[0] @ m[:, :2].T) + m[:, 2]
+    assert np.allclose(back, result.overlay_landmarks[0], atol=1e-3)
+
+
+def test_missing_and_broken_model_files_are_user_errors(tmp_path):
+    with pytest.raises(MissingFileError):
+        Predictor.from_path(str(tmp_path / "none.keras"))
+    (tmp_path / "bad.tflite").write_bytes(b"TFL3" * 10)
+    with pytest.raises(ModelFileError, match="bad.tflite"):
+        Predictor.from_path(str(tmp_path / "bad.tflite"))

@@ -1,0 +1,115 @@
+"""The trainer model, the per-epoch checkpoint callback and the kill-safe backup, each on its own."""
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from landmark_kd.errors import ConfigError
+from landmark_kd.models import HeadConfig, build_landmark_model
+from landmark_kd.schemes import get_scheme
+from landmark_kd.trainer import EvaluateAndCheckpoint, LandmarkTrainer, ResumableBackup
+from landmark_kd.training import TrainConfig
+
+
+def _tiny(preset="swinv2_pico", light=False):
+    keras.utils.set_random_seed(0)
+    return build_landmark_model(preset, get_scheme("68"), 64, HeadConfig(16, 1, light))
+
+
+def _batch(seed=0):
+    from landmark_kd.data.targets import edge_maps, gaussian_maps, heatmap_to_normalised, pixels_to_heatmap
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    pts = tf.constant(rng.uniform(12, 52, (2, 68, 2)).astype(np.float32))
+    hm = pixels_to_heatmap(pts, 4)
+    scheme = get_scheme("68")
+    targets = {"landmarks": heatmap_to_normalised(hm, 16), "heatmaps": tf.stack([gaussian_maps(p, 16, 1.5) for p in hm]),
+               "edges": tf.stack([edge_maps(p, scheme, 16, 1.0) for p in hm])}
+    return x, targets
+
+
+def test_kd_weight_without_a_teacher_is_refused():
+    with pytest.raises(ConfigError, match="needs a teacher"):
+        LandmarkTrainer(_tiny(), TrainConfig(alpha=0.5))
+    with pytest.raises(ConfigError, match="need a teacher"):
+        LandmarkTrainer(_tiny(), TrainConfig(unlabeled="photos"))
+
+
+def test_total_loss_is_the_weighted_sum_of_its_parts():
+    config = TrainConfig(alpha=2.0, star_weight=0.5, point_weight=3.0, edge_weight=7.0)
+    teacher = _tiny()
+    trainer = LandmarkTrainer(_tiny("mobilevitv2_pico", True), config, teacher)
+    x, targets = _batch()
+    total, parts = trainer.compute_losses(x, targets, training=True)
+    assert set(parts) == {"star", "point", "edge", "kd"}
+    expected = 0.5 * parts["star"] + 3.0 * parts["point"] + 7.0 * parts["edge"] + 2.0 * parts["kd"]
+    assert float(total) == pytest.approx(float(expected), rel=1e-5)
+    assert all(float(v) > 0 for v in parts.values())
+    _, scored = trainer.compute_losses(x, targets, training=False)
+    assert "kd" not in scored  # validation scores the ground-truth losses only
+
+
+def test_checkpoint_callback_keeps_the_best_score_of_a_resumed_run(tmp_path):
+    (tmp_path / "best.json").write_text(json.dumps({"epoch": 3, "nme": 0.042}))
+    callback = EvaluateAndCheckpoint(_tiny(), None, [], get_scheme("68"), TrainConfig(), str(tmp_path))
+    assert callback.best == pytest.approx(0.042)
+    (tmp_path / "best.json").write_text('{"epoch": 3, "nm')  # half written (by an older version)
+    assert EvaluateAndCheckpoint(_tiny(), None, [], get_scheme("68"), TrainConfig(), str(tmp_path)).best == np.inf
+
+
+class _Stop(keras.callbacks.Callback):
+    """Kills the 'run' (raises) when epoch `at` begins, as a SIGKILL would between two epochs."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.seen = at, []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append(epoch)
+        if epoch == self.at:
+            raise KeyboardInterrupt
+
+
+def _fit(backup_dir, epochs=4, stop_at=None):
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    x, y = np.ones((8, 3), np.float32), np.zeros((8, 2), np.float32)
+    stop = _Stop(stop_at)
+    try:
+        model.fit(x, y, epochs=epochs, verbose=0, callbacks=[ResumableBackup(str(backup_dir)), stop])
+    except KeyboardInterrupt:
+        pass
+    return model, stop.seen
+
+
+def test_backup_half_written_by_a_kill_falls_back_to_the_previous_epoch(tmp_path, capsys):
+    backup = tmp_path / "backup"
+    _, seen = _fit(backup, stop_at=3)
+    assert seen == [0, 1, 2, 3]
+    names = sorted(os.listdir(backup))
+    assert names == ["latest.weights.h5", "previous.weights.h5", "previous_training_metadata.json",
+                     "training_metadata.json"]  # no temporary file left behind
+    weights = backup / "latest.weights.h5"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # killed while writing epoch 3
+    _, seen = _fit(backup)
+    assert seen == [2, 3]  # resumed from the previous backup (after epoch 2), not from the start
+    assert "unreadable" in capsys.readouterr().out
+    assert not backup.exists()  # a finished run drops its backup
+
+
+def test_backup_with_a_truncated_epoch_counter_resumes_or_starts_over(tmp_path, capsys):
+    backup = tmp_path / "backup"
+    _fit(backup, stop_at=2)
+    (backup / "training_metadata.json").write_text("")  # killed between truncating and writing the counter
+    _, seen = _fit(backup, stop_at=3)
+    assert seen == [1, 2, 3]  # the previous pair: weights and counter after epoch 1
+    for name in os.listdir(backup):
+        (backup / name).write_bytes(b"junk")
+    _, seen = _fit(backup, epochs=2)
+    assert seen == [0, 1]
+    assert "training starts over (best.keras is kept)" in capsys.readouterr().out
