@@ -25,7 +25,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -88,29 +87,28 @@ def split_ops(buffer: bytes) -> list[dict]:
 
 # ---- timing (runs in a child process with only numpy + tflite_runtime imported) ----
 
+def _device_benchmark():
+    """landmark_kd/export/benchmark.py loaded by its path: it imports only numpy, where the package's
+    `export/__init__.py` would also import the converter."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("device_benchmark",
+                                                  os.path.join(ROOT, "landmark_kd", "export", "benchmark.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _time_one(path: str, resolver, runs: int, warmup: int = 3) -> tuple[float, int]:
     from tflite_runtime.interpreter import Interpreter
 
+    bench = _device_benchmark()
     kwargs = {} if resolver is None else {"experimental_op_resolver_type": resolver}
     interpreter = Interpreter(model_path=path, num_threads=1, **kwargs)
     interpreter.allocate_tensors()
-    rng = np.random.default_rng(0)
-    for detail in interpreter.get_input_details():
-        dtype = detail["dtype"]
-        if np.issubdtype(dtype, np.integer):
-            data = rng.integers(-100, 100, detail["shape"]).astype(dtype)
-        else:
-            data = rng.uniform(0, 1, detail["shape"]).astype(dtype)
-        interpreter.set_tensor(detail["index"], data)
+    bench.fill_inputs(interpreter, 0)
     delegated = sum(d["op_name"] == "DELEGATE" for d in interpreter._get_ops_details())
-    for _ in range(warmup):
-        interpreter.invoke()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        interpreter.invoke()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3), delegated
+    return float(np.median(bench.time_invokes(interpreter, warmup, runs))), delegated
 
 
 def _child(manifest: str, runs: int, reference: bool) -> None:

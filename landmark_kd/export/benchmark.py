@@ -21,11 +21,8 @@ import numpy as np
 PROCESS_NOTE = "separate process with only numpy + tflite_runtime imported (as on a device)"
 
 
-def _time_interpreter(interpreter_class, path: str, threads: int, warmup: int, runs: int, seed: int) -> dict:
-    start = time.perf_counter()
-    interpreter = interpreter_class(model_path=path, num_threads=threads)
-    interpreter.allocate_tensors()
-    init_ms = (time.perf_counter() - start) * 1e3
+def fill_inputs(interpreter, seed: int = 0) -> None:
+    """Random inputs for every input tensor (uniform [0, 1] floats, full-range integers)."""
     rng = np.random.default_rng(seed)
     for detail in interpreter.get_input_details():
         dtype = detail["dtype"]
@@ -35,6 +32,10 @@ def _time_interpreter(interpreter_class, path: str, threads: int, warmup: int, r
         else:
             data = rng.uniform(0, 1, detail["shape"]).astype(dtype)
         interpreter.set_tensor(detail["index"], data)
+
+
+def time_invokes(interpreter, warmup: int, runs: int) -> np.ndarray:
+    """Milliseconds of each of `runs` invocations after `warmup` untimed ones."""
     for _ in range(warmup):
         interpreter.invoke()
     times = []
@@ -42,7 +43,16 @@ def _time_interpreter(interpreter_class, path: str, threads: int, warmup: int, r
         t = time.perf_counter()
         interpreter.invoke()
         times.append((time.perf_counter() - t) * 1e3)
-    times = np.asarray(times)
+    return np.asarray(times)
+
+
+def _time_interpreter(interpreter_class, path: str, threads: int, warmup: int, runs: int, seed: int) -> dict:
+    start = time.perf_counter()
+    interpreter = interpreter_class(model_path=path, num_threads=threads)
+    interpreter.allocate_tensors()
+    init_ms = (time.perf_counter() - start) * 1e3
+    fill_inputs(interpreter, seed)
+    times = time_invokes(interpreter, warmup, runs)
     return {"init_ms": round(init_ms, 2), "median": round(float(np.median(times)), 3),
             "p90": round(float(np.percentile(times, 90)), 3), "runs": runs, "warmup": warmup}
 
