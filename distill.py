@@ -18,7 +18,8 @@ from landmark_kd.cli import (ArgumentParser, add_training_arguments, non_negativ
 from landmark_kd.errors import MissingFileError  # noqa: E402
 from landmark_kd.training import TrainConfig  # noqa: E402
 
-DEFAULTS = TrainConfig(preset="mobilevitv2_050", output="runs/student", head_dim=64, learning_rate=2e-3, alpha=1.0)
+DEFAULTS = TrainConfig(preset="mobilevitv2_050", output="runs/student", head_dim=64, learning_rate=2e-3, alpha=1.0,
+                       epochs=12)
 DEFAULT_TEACHER = os.path.join("runs", "teacher", "best.keras")
 
 
