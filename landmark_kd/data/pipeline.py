@@ -157,6 +157,12 @@ class LandmarkPipeline:
         self.scheme = scheme
         self.config = config or PipelineConfig()
         self.flip_perm = tf.constant(scheme.flip_permutation(), tf.int32)
+        self._plans: dict[str, int] = {}  # image path -> records.decode_plan, read once per pipeline
+
+    def _plan(self, path: str) -> int:
+        if path not in self._plans:
+            self._plans[path] = decode_plan(path)
+        return self._plans[path]
 
     @staticmethod
     def _load(path, plan):
@@ -225,7 +231,7 @@ class LandmarkPipeline:
             raise ValueError("no samples to build a dataset from")
         n = len(samples)
         paths = tf.constant([s.image_path for s in samples])
-        plans = tf.constant([decode_plan(s.image_path) for s in samples], tf.int32)
+        plans = tf.constant([self._plan(s.image_path) for s in samples], tf.int32)
         points = tf.constant(np.stack([s.landmarks for s in samples]).astype(np.float32))
         boxes = tf.constant(crop_boxes(samples))
         ds = tf.data.Dataset.range(n)

@@ -146,34 +146,30 @@ def image_dimensions(head: bytes, handle) -> tuple[int, int] | None:
     return None
 
 
-def exif_orientation(path: str) -> int:
-    """The EXIF orientation (1-8) of a JPEG, 1 for anything else or when absent. Coordinates in annotation
-    files refer to the image as viewers and OpenCV show it, i.e. with this orientation applied."""
-    try:
-        with open(path, "rb") as handle:
-            if not handle.read(3).startswith(_SIGNATURES[1]):
-                return 1
-            for kind, start, length in _jpeg_segments(handle):
-                if kind == 0xE1:
-                    handle.seek(start)
-                    block = handle.read(min(length, 1 << 16))
-                    if block.startswith(b"Exif\0\0"):
-                        value = _tiff_tags(block[6:], (_ORIENTATION_TAG,)).get(_ORIENTATION_TAG, 1)
-                        return value if 1 <= value <= 8 else 1
-    except OSError:
-        pass
+def _exif_orientation(handle) -> int:
+    """The EXIF orientation (1-8) in an open JPEG, 1 when absent. Coordinates in annotation files refer to the
+    image as viewers and OpenCV show it, i.e. with this orientation applied."""
+    for kind, start, length in _jpeg_segments(handle):
+        if kind == 0xE1:
+            handle.seek(start)
+            block = handle.read(min(length, 1 << 16))
+            if block.startswith(b"Exif\0\0"):
+                value = _tiff_tags(block[6:], (_ORIENTATION_TAG,)).get(_ORIENTATION_TAG, 1)
+                return value if 1 <= value <= 8 else 1
     return 1
 
 
 def decode_plan(path: str) -> int:
     """How the input pipeline decodes `path`: 0 through OpenCV (TIFF, WebP), else tf.io.decode_image followed
-    by this EXIF orientation (1-8), so training, evaluation and `predict` (cv2.imread) see the same pixels."""
+    by the file's EXIF orientation (1-8), so training, evaluation and `predict` (cv2.imread) see the same pixels."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(16)
+            if needs_opencv(head):
+                return 0
+            return _exif_orientation(handle) if head.startswith(_SIGNATURES[1]) else 1
     except OSError:
         return 1  # the pipeline drops what it cannot read
-    return 0 if needs_opencv(head) else exif_orientation(path)
 
 
 def too_many_pixels(size: tuple[int, int] | None) -> str | None:
