@@ -14,7 +14,6 @@ import shutil
 import keras
 import tensorflow as tf
 
-from .errors import ConfigError
 from .losses import AdaptiveWingLoss, HeatmapDistillationLoss, STARLoss
 from .outputs import atomic_json, atomic_write
 from .training import TrainConfig
@@ -26,10 +25,7 @@ class LandmarkTrainer(keras.Model):
 
     def __init__(self, landmark_model: keras.Model, config: TrainConfig, teacher: keras.Model | None = None):
         super().__init__(name="landmark_trainer")
-        if teacher is None and config.alpha > 0:
-            raise ConfigError(f"alpha={config.alpha:g} weights L_KD, which needs a teacher; pass one or set alpha to 0")
-        if teacher is None and config.unlabeled:
-            raise ConfigError("unlabelled photos need a teacher: L_KD is the only loss on them")
+        config.check_teacher(teacher is not None)
         self.landmark_model = landmark_model
         self.teacher = teacher
         self.config = config
@@ -106,8 +102,11 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
     and the best-NME `best.keras`, and remembers the best score in `best.json` so a resumed run keeps it."""
 
     def __init__(self, model: keras.Model, dataset, val_samples, scheme, config: TrainConfig, out_dir: str):
+        from .predictor import KerasPredictor
+
         super().__init__()
         self.landmark_model, self.dataset, self.val_samples = model, dataset, val_samples
+        self.predictor = KerasPredictor(model)  # one traced function for every epoch
         self.scheme, self.config, self.out_dir = scheme, config, out_dir
         self.best_state = os.path.join(out_dir, "best.json")
         self.best = math.inf
@@ -120,9 +119,8 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         from .evaluate import evaluate_predictions
-        from .predictor import KerasPredictor
 
-        result = KerasPredictor(self.landmark_model).predict_dataset(self.dataset)
+        result = self.predictor.predict_dataset(self.dataset)
         metrics, _ = evaluate_predictions(result.landmarks, result.index, self.val_samples, self.scheme,
                                           self.config.normalization, self.config.threshold)
         if logs is not None:

@@ -72,6 +72,13 @@ class TrainConfig:
     unlabeled: str | None = None  # folder of unlabelled photos: the student also learns L_KD on them
     verbose: int | None = None
 
+    def check_teacher(self, has_teacher: bool) -> None:
+        """L_KD (alpha > 0) and unlabelled photos, whose only loss is L_KD, both need a teacher."""
+        if self.alpha > 0 and not has_teacher:
+            raise ConfigError(f"alpha={self.alpha:g} weights L_KD, which needs a teacher model (config.teacher)")
+        if self.unlabeled and not (has_teacher and self.alpha > 0):
+            raise ConfigError("unlabelled photos need a teacher and alpha > 0: L_KD is the only loss on them")
+
 
 def _mean_shape_baseline(pipeline, train_samples, val_result: DatasetPrediction, val_samples, scheme, config: TrainConfig) -> float:
     """NME of always predicting the mean training shape in crop coordinates: the floor a model must beat.
@@ -166,10 +173,7 @@ def run_training(config: TrainConfig) -> dict:
     metrics dict. Writes to `config.output`, which it holds locked for the run (a second run is refused)."""
     from .outputs import output_lock, prepare_output_dir
 
-    if config.alpha > 0 and not config.teacher:
-        raise ConfigError(f"alpha={config.alpha:g} weights L_KD, which needs a teacher model (config.teacher)")
-    if config.unlabeled and not (config.teacher and config.alpha > 0):
-        raise ConfigError("unlabelled photos need a teacher and alpha > 0: L_KD is the only loss on them")
+    config.check_teacher(bool(config.teacher))
     out = prepare_output_dir(config.output)
     with output_lock(out):
         return _run_training(config, out)
