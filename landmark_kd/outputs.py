@@ -82,10 +82,15 @@ def atomic_write(path: str, write, suffix: str = ".tmp") -> None:
         raise
 
 
-def atomic_json(path: str, data) -> None:
-    """Write `data` as JSON to `path` through a temporary file (see atomic_write)."""
+def atomic_bytes(path: str, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file (see atomic_write)."""
     def write(tmp: str) -> None:
-        with open(tmp, "w") as handle:
-            json.dump(data, handle, indent=2)
+        with open(tmp, "wb") as handle:
+            handle.write(data)
 
     atomic_write(path, write)
+
+
+def atomic_json(path: str, data) -> None:
+    """Write `data` as JSON to `path` through a temporary file (see atomic_write)."""
+    atomic_bytes(path, json.dumps(data, indent=2).encode())

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, MissingFileError
+from ..outputs import atomic_bytes, atomic_json
 
 QUANTIZATION = {"fp32": "none (float32)", "fp16": "float16 weights", "dynamic_int8": "int8 weights, float activations",
                 "int8": "int8 weights and activations; decode tail (heatmap softmax, AAM product, soft-argmax) in float"}
@@ -149,9 +149,7 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
         seconds = time.perf_counter() - start
         result = audit(buffer, args.target_runtime, source=f"{mode} export of {args.model}")
         path = os.path.join(args.output, f"{prefix}_{mode}.tflite")
-        with open(path + ".tmp", "wb") as handle:
-            handle.write(buffer)
-        os.replace(path + ".tmp", path)
+        atomic_bytes(path, buffer)
         pred = TFLitePredictor(path, threads=threads[0], scheme=scheme)(images)
         tfl_metrics = _nme(pred, affines, index, samples, scheme)
         entry = {
@@ -191,11 +189,8 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
         print(f"  compare {os.path.basename(other)}: {len(buffer) / 1e6:.2f} MB, "
               + ", ".join(f"{t} thr {c['latency_ms'][str(t)]['median']:.2f} ms" for t in threads))
     paths = {"json": os.path.join(args.output, "report.json"), "markdown": os.path.join(args.output, "report.md")}
-    with open(paths["json"] + ".tmp", "w") as handle:
-        json.dump(report, handle, indent=2)
-    os.replace(paths["json"] + ".tmp", paths["json"])
-    with open(paths["markdown"], "w") as handle:
-        handle.write(markdown(report, threads))
+    atomic_json(paths["json"], report)
+    atomic_bytes(paths["markdown"], markdown(report, threads).encode())
     report["paths"] = paths
     return report
 
