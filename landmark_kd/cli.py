@@ -111,6 +111,8 @@ def add_training_arguments(parser, defaults) -> None:
                    help="light: the student's depthwise head; auto: light for MobileViT-v2, full for SwinV2")
     g.add_argument("--pretrained", default=None, help="Hugging Face checkpoint folder (config.json + model.safetensors) "
                    "or .safetensors to start the backbone from")
+    g.add_argument("--init-from", default=None, help="fine-tune: start from the weights of a trained .keras of the same "
+                   "architecture (e.g. landmark_kd/pretrained/real_student.keras with distill.py's defaults)")
     g = parser.add_argument_group("optimisation")
     g.add_argument("--epochs", type=positive_int, default=defaults.epochs)
     g.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
@@ -147,6 +149,7 @@ def training_config_from_args(args, defaults):
         train_data=(args.train_data[0] if len(args.train_data) == 1 else args.train_data) if args.train_data else None,
         images_root=args.images_root, scheme=args.scheme, synthetic_train=args.synthetic_train, sigma=args.sigma,
         preset=args.preset, image_size=args.image_size, head_dim=args.head_dim, pretrained=args.pretrained,
+        init_from=args.init_from,
         epochs=args.epochs, batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch, learning_rate=args.lr,
         weight_decay=args.weight_decay, clipnorm=args.clipnorm or None, warmup_epochs=args.warmup_epochs, star_weight=args.star_weight,
         point_weight=args.point_weight, edge_weight=args.edge_weight, mixed_precision=args.mixed_precision,

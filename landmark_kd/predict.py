@@ -10,13 +10,13 @@ face detector runs every --redetect-every frames or when a face looks lost; --no
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
 from .data.records import IMAGE_EXTENSIONS
 from .errors import ConfigError, DataError, MissingFileError
+from .outputs import atomic_bytes, atomic_json
 from .quiet import quiet_unless_verbose
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -294,8 +294,7 @@ def predict_pts(detector, paths: list[str], out_dir: str, inner51: bool) -> dict
         while name in written.values():  # two images with one name in different folders
             name, k = f"{stem}_{k}", k + 1
         text = "".join(format_pts(convert_68_to_51(f.landmarks) if inner51 else f.landmarks) for f in faces)
-        with open(os.path.join(out_dir, name + ".pts"), "w", encoding="utf-8") as handle:
-            handle.write(text)
+        atomic_bytes(os.path.join(out_dir, name + ".pts"), text.encode("utf-8"))
         written[path] = name
         counts["faces"] += len(faces)
         _progress(i, len(paths), start, "images")
@@ -387,8 +386,7 @@ def _main(argv: list[str]) -> int:
     else:
         results = predict_images(detector, [args.input], args.out, boxes)
     json_path = os.path.join(args.out, "landmarks.json")
-    with open(json_path, "w") as handle:
-        json.dump({"model": detector.model_path, "scheme": detector.scheme.name, "results": results}, handle)
+    atomic_json(json_path, {"model": detector.model_path, "scheme": detector.scheme.name, "results": results})
     faces = sum(len(r.get("faces", [])) for r in results.values() if "faces" in r)
     faces += sum(len(f["faces"]) for r in results.values() for f in r.get("frames", []))
     no_face = [p for p, r in results.items() if r.get("message") == "no face found"]

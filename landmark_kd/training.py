@@ -31,6 +31,7 @@ class TrainConfig:
     head_convs: int = 2
     light_head: bool | None = None  # None: light for MobileViT-v2, full for SwinV2
     pretrained: str | None = None
+    init_from: str | None = None  # a trained .keras of the same architecture to fine-tune (e.g. a shipped model)
     train_data: str | list[str] | None = None  # None: the embedded synthetic faces; several paths are pooled
     val_data: str | None = None
     data_format: str = "auto"
@@ -174,6 +175,10 @@ def run_training(config: TrainConfig) -> dict:
     from .outputs import output_lock, prepare_output_dir
 
     config.check_teacher(bool(config.teacher))
+    if config.init_from and not os.path.isfile(config.init_from):
+        from .errors import MissingFileError
+
+        raise MissingFileError(f"{config.init_from}: no model to start from (--init-from)")
     out = prepare_output_dir(config.output)
     with output_lock(out):
         return _run_training(config, out)
@@ -186,7 +191,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     from .data.pipeline import LandmarkPipeline
     from .errors import MissingFileError
     from .evaluate import evaluate_predictions, write_report
-    from .models import HeadConfig, build_landmark_model, load_model, model_scheme
+    from .models import HeadConfig, build_landmark_model, copy_weights, load_model, model_scheme
     from .predictor import KerasPredictor
     from .schemes import get_scheme
     from .trainer import EvaluateAndCheckpoint, LandmarkTrainer, ResumableBackup
@@ -247,6 +252,9 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         with strategy.scope():
             model = build_landmark_model(config.preset, scheme, config.image_size,
                                          HeadConfig(config.head_dim, config.head_convs, light), config.pretrained)
+            if config.init_from:
+                copied = copy_weights(load_model(config.init_from), model, config.init_from)
+                print(f"starting from the weights of {config.init_from} ({copied} arrays)")
             trainer = LandmarkTrainer(model, config, teacher)
             trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
                                                              clipnorm=config.clipnorm), jit_compile=config.xla)

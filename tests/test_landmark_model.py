@@ -96,3 +96,18 @@ def test_mixed_precision_decodes_in_float32():
     assert out["landmarks"].dtype == "float32" and out["heatmaps"].dtype == "float32"
     backbone = model.get_layer("mobilevitv2")  # its policy is saved with it: rebuilt in float32, still bfloat16
     assert type(backbone).from_config(backbone.get_config()).get_layer("conv_stem").compute_dtype == "bfloat16"
+
+
+def test_fast_student_preset_halves_the_students_cost(tmp_path):
+    """mobilevitv2_050_fast: width 0.5 with unexpanded inverted residuals and one attention block per stage."""
+    from landmark_kd.models import HeadConfig
+
+    fast = build_landmark_model("mobilevitv2_050_fast", "68", 128, HeadConfig(32, 2, True))
+    base = build_landmark_model("mobilevitv2_050", "68", 128, HeadConfig(64, 2, True))
+    config = fast.get_layer("mobilevitv2").get_config()
+    assert config["expand_ratio"] == 1.0 and config["n_attn_blocks"] == [1, 1, 1] and config["width_multiplier"] == 0.5
+    assert 0.4 < fast.count_params() / base.count_params() < 0.5  # 0.53M against 1.18M
+    path = str(tmp_path / "fast.keras")
+    fast.save(path)
+    x = np.random.default_rng(1).uniform(0, 1, (1, 128, 128, 3)).astype(np.float32)
+    assert np.array_equal(load_model(path)(x)["landmarks"].numpy(), fast(x)["landmarks"].numpy())

@@ -138,3 +138,35 @@ def test_several_training_sets_are_pooled(faces, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count(f"train {faces}: 32 samples loaded") == 2
     assert "model swinv2_pico_aam" in out and "64 train / 32 val faces" in out
+
+
+def test_fine_tuning_starts_from_the_given_models_weights(teacher_run, faces, tmp_path, capsys):
+    teacher_dir, metrics = teacher_run
+    best = os.path.join(teacher_dir, "best.keras")
+    # One step at a vanishing learning rate: the trained weights are still the source model's (a fresh model's
+    # are not), and it scores the source's NME.
+    tuned = run_training(_config(faces, tmp_path / "ft", epochs=1, steps_per_epoch=1, learning_rate=1e-9,
+                                 warmup_epochs=0, init_from=best))
+    assert f"starting from the weights of {best}" in capsys.readouterr().out
+    source = load_model(best)
+    for name in ("ft", "teacher_fresh"):
+        if name == "teacher_fresh":
+            run_training(_config(faces, tmp_path / name, epochs=1, steps_per_epoch=1, learning_rate=1e-9, warmup_epochs=0))
+        model = load_model(str(tmp_path / name / "last.keras"))
+        gap = max(float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in zip(source.trainable_weights, model.trainable_weights))
+        assert (gap < 1e-5) if name == "ft" else (gap > 0.01), (name, gap)
+    assert tuned["nme"] == pytest.approx(metrics["nme"], rel=0.05)
+
+
+def test_fine_tuning_from_another_architecture_or_no_file_is_refused(teacher_run, faces, tmp_path):
+    from landmark_kd.errors import MissingFileError
+
+    teacher_dir, _ = teacher_run
+    best = os.path.join(teacher_dir, "best.keras")
+    with pytest.raises(ConfigError, match="another architecture .*pass the --preset"):
+        run_training(_config(faces, tmp_path / "a", preset="mobilevitv2_pico", light_head=True, init_from=best))
+    with pytest.raises(ConfigError, match="another architecture"):
+        run_training(_config(faces, tmp_path / "b", head_dim=48, init_from=best))
+    with pytest.raises(MissingFileError, match="no model to start from"):
+        run_training(_config(faces, tmp_path / "c", init_from=str(tmp_path / "none.keras")))
+    assert not (tmp_path / "c").exists()  # refused before any work

@@ -68,6 +68,26 @@ def model_image_size(model: keras.Model) -> int:
     return int(model.input_shape[1])
 
 
+def copy_weights(source: keras.Model, target: keras.Model, source_name: str) -> int:
+    """Copy every weight of `source` into the same-architecture `target` (fine-tuning a trained model);
+    returns how many arrays were copied. A model of another layout is refused naming the first weight that
+    differs, so a wrong --preset/--image-size/--head-* is caught before any training."""
+    src, dst = source.weights, target.weights
+    if model_scheme(source).get_config() != model_scheme(target).get_config():
+        raise ConfigError(f"{source_name}: predicts scheme {model_scheme(source).name!r}, the model being trained is "
+                          f"set up for {model_scheme(target).name!r}; pass the same --scheme")
+    mismatch = next(((a.path, tuple(a.shape), tuple(b.shape)) for a, b in zip(src, dst) if tuple(a.shape) != tuple(b.shape)),
+                    None)
+    if len(src) != len(dst) or mismatch:
+        where = (f"weight {mismatch[0]} is {mismatch[1]}, here {mismatch[2]}" if mismatch else
+                 f"{len(src)} weight arrays, here {len(dst)}")
+        raise ConfigError(f"{source_name}: another architecture ({source.name}: {where}); pass the --preset, "
+                          "--image-size, --head, --head-dim and --head-convs it was trained with")
+    for a, b in zip(src, dst):
+        b.assign(a.numpy())
+    return len(src)
+
+
 def load_model(path: str) -> keras.Model:
     """Load a `.keras` landmark model with safe_mode on; clear errors for missing or corrupt files."""
     if not os.path.isfile(path):
@@ -78,4 +98,4 @@ def load_model(path: str) -> keras.Model:
         raise ModelFileError(f"{path}: not a loadable .keras model ({type(err).__name__}: {str(err)[:200]})") from None
 
 
-__all__ = ["build_landmark_model", "model_scheme", "model_image_size", "load_model", "HeadConfig", "EdgeToHeatmap", "BACKBONES"]
+__all__ = ["build_landmark_model", "copy_weights", "model_scheme", "model_image_size", "load_model", "HeadConfig", "EdgeToHeatmap", "BACKBONES"]
