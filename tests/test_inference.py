@@ -287,7 +287,8 @@ def test_camera_missing_is_one_error_line_and_headless_camera_writes_mp4(model_p
 
 def test_tilted_face_is_turned_upright_before_the_crop():
     """BlazeFace's eye keypoints give the roll and the crop is turned upright, so the shipped student's eye line
-    follows a 60-degree tilt; without alignment it sees a face tilted further than it was trained on."""
+    follows a 75-degree tilt; without alignment it sees a face tilted further than it was trained on (rotation
+    sigma 20 degrees) and misses the tilt by tens of degrees (measured 77.8 vs 40.3 degrees)."""
     from skimage.data import astronaut
 
     from landmark_kd.inference import default_model_path
@@ -296,7 +297,7 @@ def test_tilted_face_is_turned_upright_before_the_crop():
         model = default_model_path()
     except FileNotFoundError:
         pytest.skip("no shipped model in this installation")
-    turned = cv2.warpAffine(astronaut(), cv2.getRotationMatrix2D((225.0, 120.0), -60, 1.0), (512, 512))
+    turned = cv2.warpAffine(astronaut(), cv2.getRotationMatrix2D((225.0, 120.0), -75, 1.0), (512, 512))
 
     def eye_line_degrees(align):
         faces = LandmarkDetector(model, threads=1, align=align)(turned)
@@ -304,8 +305,8 @@ def test_tilted_face_is_turned_upright_before_the_crop():
         line = faces[0].landmarks[45] - faces[0].landmarks[36]
         return np.degrees(np.arctan2(line[1], line[0]))
 
-    assert abs(eye_line_degrees(True) - 60) < 8
-    assert abs(eye_line_degrees(False) - 60) > 10
+    assert abs(eye_line_degrees(True) - 75) < 8
+    assert abs(eye_line_degrees(False) - 75) > 20
 
 
 def test_rolls_turn_each_crop(model_path):
@@ -318,3 +319,28 @@ def test_rolls_turn_each_crop(model_path):
         points = detector.landmarks_for_boxes(image, [[20, 20, 80, 80]], [roll])[0]
         line = points[-1] - points[0]
         assert np.isclose(np.arctan2(line[1], line[0]), roll, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["real_student_fp16.tflite", "real_fast_fp16.tflite"])
+def test_the_shipped_students_are_accurate_on_real_faces(name):
+    """The shipped students on real photographs they never trained on, scored as the model card does it (box
+    from the ground truth, inner-51 NME over the outer-eye-corner distance): a guard against shipping a worse
+    model. On these slices the default student measured 4.04% (val) and 4.39% (dlib), the fast one 4.20% and
+    4.47%; the previous default, 4.69% on dlib_faces, would fail."""
+    from conftest import realfaces
+    from landmark_kd.inference import PRETRAINED_DIR
+    from landmark_kd.metrics import nme_inner51
+
+    detector = LandmarkDetector(os.path.join(PRETRAINED_DIR, name), detector="full", threads=1)
+    limits = {"ytf68/val": (0.043, 0.02), "dlib_faces/faces.json": (0.047, 0.0)}  # mean NME, share above 10%
+    for data, (mean_limit, fr_limit) in limits.items():
+        samples, _ = load_dataset(realfaces(data), num_points=68)
+        samples = samples[::3] if len(samples) > 100 else samples  # 143 of the 427 val faces; all 43 dlib faces
+        pred, gt = [], []
+        for s in samples:
+            image = cv2.imread(s.image_path)[..., ::-1].copy()
+            lo, hi = s.landmarks.min(0), s.landmarks.max(0)
+            pred.append(detector.landmarks_for_boxes(image, [[lo[0], lo[1], hi[0], hi[1]]])[0])
+            gt.append(s.landmarks)
+        errors = nme_inner51(np.stack(pred), np.stack(gt))
+        assert errors.mean() < mean_limit and np.mean(errors > 0.1) <= fr_limit, (data, errors.mean(), np.mean(errors > 0.1))

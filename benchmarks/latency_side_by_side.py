@@ -1,0 +1,43 @@
+"""Latency of several .tflite models side by side: each timed in its own tflite_runtime-only process (as on a
+device), in interleaved rounds so that a drifting shared CPU affects them alike; ratios to the first model.
+
+    python benchmarks/latency_side_by_side.py ../shared/realfaces/labellers/face_landmark.tflite \
+        landmark_kd/pretrained/real_fast_fp16.tflite landmark_kd/pretrained/real_student_fp16.tflite
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from landmark_kd.cli import positive_int
+    from landmark_kd.export.benchmark import measure_latency
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="+", help=".tflite files; the first is the reference of the ratios")
+    parser.add_argument("--threads", type=positive_int, default=1)
+    parser.add_argument("--rounds", type=positive_int, default=3)
+    parser.add_argument("--runs", type=positive_int, default=300, help="timed invocations per model and round")
+    parser.add_argument("--warmup", type=positive_int, default=20)
+    args = parser.parse_args(argv)
+    medians = {path: [] for path in args.models}
+    for _ in range(args.rounds):
+        for path in args.models:
+            medians[path].append(measure_latency(path, args.threads, args.warmup, args.runs)["median"])
+    reference = float(np.median(medians[args.models[0]]))
+    print(f"| model | median of {args.rounds} rounds (ms, {args.threads} thread(s)) | per round | x {os.path.basename(args.models[0])} |")
+    print("|---|---|---|---|")
+    for path, values in medians.items():
+        median = float(np.median(values))
+        print(f"| {os.path.basename(path)} | {median:.3f} | {' / '.join(f'{v:.2f}' for v in values)} | {median / reference:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
