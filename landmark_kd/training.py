@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, MissingFileError
 from .predictor import DatasetPrediction
 
 
@@ -176,8 +176,6 @@ def run_training(config: TrainConfig) -> dict:
 
     config.check_teacher(bool(config.teacher))
     if config.init_from and not os.path.isfile(config.init_from):
-        from .errors import MissingFileError
-
         raise MissingFileError(f"{config.init_from}: no model to start from (--init-from)")
     out = prepare_output_dir(config.output)
     with output_lock(out):
@@ -189,7 +187,6 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     import tensorflow as tf
 
     from .data.pipeline import LandmarkPipeline
-    from .errors import MissingFileError
     from .evaluate import evaluate_predictions, write_report
     from .models import HeadConfig, build_landmark_model, copy_weights, load_model, model_scheme
     from .predictor import KerasPredictor
