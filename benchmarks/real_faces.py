@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _load_images(samples):
+def load_images(samples):
     import cv2
 
     cache = {}
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     results = {}
     for data in args.data:
         samples, _ = load_dataset(data, num_points=68)
-        images = _load_images(samples)
+        images = load_images(samples)
         for name, predict in predictors.items():
             results.setdefault(name, {})[data] = score(predict, samples, images)
     print("| model | " + " | ".join(f"{os.path.basename(os.path.normpath(d))}: mean / median NME, FR" for d in args.data) + " |")

@@ -145,16 +145,17 @@ def test_fine_tuning_starts_from_the_given_models_weights(teacher_run, faces, tm
     best = os.path.join(teacher_dir, "best.keras")
     # One step at a vanishing learning rate: the trained weights are still the source model's (a fresh model's
     # are not), and it scores the source's NME.
-    tuned = run_training(_config(faces, tmp_path / "ft", epochs=1, steps_per_epoch=1, learning_rate=1e-9,
-                                 warmup_epochs=0, init_from=best))
+    one_step = dict(epochs=1, steps_per_epoch=1, learning_rate=1e-9, warmup_epochs=0)
+    tuned = run_training(_config(faces, tmp_path / "ft", init_from=best, **one_step))
     assert f"starting from the weights of {best}" in capsys.readouterr().out
-    source = load_model(best)
-    for name in ("ft", "teacher_fresh"):
-        if name == "teacher_fresh":
-            run_training(_config(faces, tmp_path / name, epochs=1, steps_per_epoch=1, learning_rate=1e-9, warmup_epochs=0))
+    run_training(_config(faces, tmp_path / "fresh", **one_step))
+    source = load_model(best).trainable_weights
+
+    def gap(name):
         model = load_model(str(tmp_path / name / "last.keras"))
-        gap = max(float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in zip(source.trainable_weights, model.trainable_weights))
-        assert (gap < 1e-5) if name == "ft" else (gap > 0.01), (name, gap)
+        return max(float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in zip(source, model.trainable_weights))
+
+    assert gap("ft") < 1e-5 and gap("fresh") > 0.01
     assert tuned["nme"] == pytest.approx(metrics["nme"], rel=0.05)
 
 
