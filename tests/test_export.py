@@ -103,3 +103,19 @@ def test_convert_cli_writes_report(tiny_model, tmp_path):
     assert convert_cli.main(["--model", str(tmp_path / "missing.keras")]) == 2
     assert convert_cli.main(["--model", model_path, "--modes", "int8", "--data", faces, "--calibration-data", faces,
                              "--int8-float-blocks", "layer9", "--output", out]) == 2  # no such block
+
+
+def test_op_flops_names_each_ops_layer_and_sums_to_the_model_count():
+    import tensorflow as tf
+
+    from landmark_kd.export.flops import op_flops
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv_probe")(inputs)
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1, name="conv_out")(x))
+    buffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    ops = list(op_flops(buffer))
+    # the inner tensor carries its layer's name (the model's output tensor is named by the signature)
+    assert [flops for name, flops in ops if "conv_probe" in name] == [2 * 8 * 8 * 4 * 3 * 3 * 3]
+    assert sorted(flops for _, flops in ops) == [2 * 8 * 8 * 2 * 4, 2 * 8 * 8 * 4 * 3 * 3 * 3]  # 2 x MACs each
+    assert count_flops(buffer) == sum(flops for _, flops in ops)
