@@ -3,6 +3,7 @@
 
     python distill.py                        # student from runs/teacher/best.keras on the synthetic faces
     python distill.py --alpha 0 --output runs/student_scratch   # the ablation: same student, no teacher
+    python distill.py --teacher a.keras b.keras --teacher-flip  # an ensemble teacher, flip-averaged
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from landmark_kd.quiet import quiet_unless_verbose
 quiet_unless_verbose(sys.argv)
 from landmark_kd.cli import (ArgumentParser, add_training_arguments, non_negative_float, run,  # noqa: E402
                              training_config_from_args)
-from landmark_kd.errors import MissingFileError  # noqa: E402
+from landmark_kd.teacher import check_teacher_files, teacher_paths  # noqa: E402
 from landmark_kd.training import TrainConfig  # noqa: E402
 
 DEFAULTS = TrainConfig(preset="mobilevitv2_050", output="runs/student", head_dim=64, learning_rate=2e-3, alpha=1.0,
@@ -27,7 +28,10 @@ def _main(argv: list[str] | None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     add_training_arguments(parser, DEFAULTS)
     g = parser.add_argument_group("distillation")
-    g.add_argument("--teacher", default=DEFAULT_TEACHER, help="teacher .keras model (from train.py)")
+    g.add_argument("--teacher", nargs="+", default=[DEFAULT_TEACHER], metavar="MODEL",
+                   help="teacher .keras model (from train.py); several: an ensemble, their heatmaps averaged")
+    g.add_argument("--teacher-flip", action="store_true", help="average each teacher's heatmaps with its prediction "
+                   "on the mirrored image (flip test): a stronger teacher for one more forward pass")
     g.add_argument("--alpha", type=non_negative_float, default=DEFAULTS.alpha, help="weight of L_KD; 0 trains without the teacher")
     g.add_argument("--no-kd", action="store_true", help="same as --alpha 0: the from-scratch ablation")
     g.add_argument("--kd-mode", default=DEFAULTS.kd_mode, choices=("l2", "mse"),
@@ -39,16 +43,17 @@ def _main(argv: list[str] | None) -> int:
     from landmark_kd.training import print_summary, run_training
 
     alpha = 0.0 if args.no_kd else args.alpha
+    teacher = (args.teacher[0] if len(args.teacher) == 1 else list(args.teacher)) if alpha > 0 else None
     config = dataclasses.replace(training_config_from_args(args, DEFAULTS), alpha=alpha, kd_mode=args.kd_mode,
-                                 kd_normalize=not args.kd_raw, teacher=args.teacher if alpha > 0 else None,
+                                 kd_normalize=not args.kd_raw, teacher=teacher, teacher_flip=args.teacher_flip,
                                  unlabeled=args.unlabeled)
-    if alpha > 0 and not os.path.isfile(args.teacher):
-        raise MissingFileError(f"no teacher at {args.teacher}. Train one first with `python train.py` (it writes "
-                               "runs/teacher/best.keras), pass --teacher PATH, or run the no-teacher ablation with --no-kd.")
+    if teacher:
+        check_teacher_files(teacher)
     metrics = run_training(config)
     print_summary(metrics)
     if alpha > 0:
-        print(f"  distilled from {config.teacher} with alpha={alpha:g} ({config.kd_mode})")
+        flip = ", flip-averaged" if config.teacher_flip else ""
+        print(f"  distilled from {', '.join(teacher_paths(config.teacher))}{flip} with alpha={alpha:g} ({config.kd_mode})")
     return 0
 
 

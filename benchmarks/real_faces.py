@@ -51,6 +51,9 @@ def main(argv=None) -> int:
     parser.add_argument("--data", nargs="+", required=True, help="68-point datasets (any format load_dataset reads)")
     parser.add_argument("--mesh", nargs=2, metavar=("MODEL", "TABLE"), help="also score MediaPipe's Face Mesh")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--flip-test", action="store_true", help="also score each model with the flip test")
+    parser.add_argument("--teacher", nargs="+", metavar="MODEL", help="also score the teacher `distill.py --teacher "
+                        "MODEL ... --teacher-flip` distils: these .keras models' heatmaps averaged, flip-averaged")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
     from landmark_kd.quiet import quiet_tensorflow
@@ -63,6 +66,16 @@ def main(argv=None) -> int:
     for path in args.models:
         detector = LandmarkDetector(path, detector="full", threads=args.threads)
         predictors[path] = lambda image, box, d=detector: d.landmarks_for_boxes(image, [box])[0]
+        if args.flip_test:
+            flipped = LandmarkDetector(path, detector="full", threads=args.threads, flip_test=True)
+            predictors[f"{path} (flip test)"] = lambda image, box, d=flipped: d.landmarks_for_boxes(image, [box])[0]
+    if args.teacher:
+        from landmark_kd.schemes import get_scheme
+        from landmark_kd.teacher import TeacherPredictor, load_teacher
+
+        ensemble = LandmarkDetector(TeacherPredictor(load_teacher(args.teacher, get_scheme("68"), flip=True)), "full")
+        predictors[f"teacher: {' + '.join(args.teacher)}, flip-averaged"] = \
+            lambda image, box, d=ensemble: d.landmarks_for_boxes(image, [box])[0]
     if args.mesh:
         from landmark_kd.mesh_labeller import MeshLabeller
 

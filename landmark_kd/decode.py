@@ -33,3 +33,11 @@ def crop_to_image(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
     inv = np.linalg.inv(lin)
     rel = np.asarray(points, np.float64) - shift[:, None, :]
     return np.einsum("bij,bnj->bni", inv, rel).astype(np.float32)
+
+
+def mirror_points(points: np.ndarray, size: int, permutation: np.ndarray) -> np.ndarray:
+    """(B, N, 2) points predicted on left-right mirrored `size`-pixel crops, in the unmirrored crops' frame:
+    x -> size - 1 - x (pixel centres, as the pipeline's flip) and each left point swapped with its right twin."""
+    out = np.asarray(points, np.float32)[:, np.asarray(permutation)].copy()
+    out[..., 0] = (size - 1) - out[..., 0]
+    return out

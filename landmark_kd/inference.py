@@ -17,6 +17,7 @@ import numpy as np
 
 from .crop import CROP_MARGIN, box_crop_matrix
 from .errors import ConfigError, MissingFileError
+from .predictor import Predictor
 
 Box = Sequence[float]  # x0, y0, x1, y1 in image pixels
 
@@ -76,15 +77,24 @@ class LandmarkDetector:
     """Faces -> landmarks in image pixels. With no `model_path`, the shipped real-face student (fp16 .tflite),
     which needs only numpy, OpenCV and tflite_runtime."""
 
-    def __init__(self, model_path: str | None = None, detector: str | Callable = "blazeface", threads: int = 2,
-                 margin: float = CROP_MARGIN, scheme=None, align: bool = True):
-        """`align`: turn each crop upright by the detector's eye-keypoint roll (BlazeFace only)."""
-        model_path = model_path or default_model_path()
+    def __init__(self, model_path: str | Predictor | None = None, detector: str | Callable = "blazeface", threads: int = 2,
+                 margin: float = CROP_MARGIN, scheme=None, align: bool = True, flip_test: bool = False):
+        """`model_path`: a .keras or .tflite file, or a ready `Predictor`. `align`: turn each crop upright by the detector's eye-keypoint roll (BlazeFace only). `flip_test`: also
+        run each crop mirrored and average the two answers (the research codes' flip test): about 2% lower NME on
+        real faces for twice the model time."""
+        if isinstance(model_path, Predictor):  # a ready predictor (e.g. TeacherPredictor)
+            self.predictor, model_path = model_path, getattr(model_path, "path", None) or type(model_path).__name__
+        else:
+            model_path = model_path or default_model_path()
+            self.predictor = Predictor.from_path(model_path, threads=threads, scheme=scheme)
         self.model_path, self.margin, self.align = model_path, margin, align
-        from .predictor import Predictor
-
-        self.predictor = Predictor.from_path(model_path, threads=threads, scheme=scheme)
         self.image_size, self.scheme = self.predictor.image_size, self.predictor.scheme
+        self.flip_permutation = None
+        if flip_test:
+            if not self.scheme.flip_pairs:
+                raise ConfigError(f"flip test needs the points that swap in a mirror image, and scheme "
+                                  f"{self.scheme.name!r} names none")
+            self.flip_permutation = self.scheme.flip_permutation()
         if detector in ("blazeface", "auto", "short", "full_range"):
             from .face_detector import BlazeFaceDetector
 
@@ -113,7 +123,11 @@ class LandmarkDetector:
         crops = np.stack([cv2.warpAffine(image, m, (self.image_size, self.image_size), flags=cv2.INTER_LINEAR,
                                          borderMode=cv2.BORDER_CONSTANT) for m in affines]).astype(np.float32) / 255.0
         pred = self.predictor(crops)
-        from .decode import crop_to_image
+        from .decode import crop_to_image, mirror_points
+
+        if self.flip_permutation is not None:
+            mirrored = self.predictor(np.ascontiguousarray(crops[:, :, ::-1]))
+            pred = 0.5 * (pred + mirror_points(mirrored, self.image_size, self.flip_permutation))
 
         return crop_to_image(pred, affines)
 

@@ -340,6 +340,8 @@ def _main(argv: list[str]) -> int:
                         "confirm followed ones (also whenever a followed face looks lost)")
     parser.add_argument("--no-window", action="store_true", help="camera: write the .mp4 even where a display exists")
     parser.add_argument("--threads", type=positive_int, default=2, help="TFLite threads")
+    parser.add_argument("--flip-test", action="store_true", help="also run each face mirrored and average the two "
+                        "(about 2%% lower NME on real faces, twice the model time)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     if sum(source is not None for source in (args.input, args.list, args.camera)) != 1:
@@ -355,7 +357,7 @@ def _main(argv: list[str]) -> int:
     if source is not None and not os.path.exists(source):
         raise MissingFileError(f"{source}: no such file or directory")
     paths = read_image_list(args.list) if args.list else None
-    detector = LandmarkDetector(args.model, args.detector, args.threads)
+    detector = LandmarkDetector(args.model, args.detector, args.threads, flip_test=args.flip_test)
     if args.points == "51" and detector.scheme.num_points != 68:
         raise ConfigError(f"--points 51 needs a 68-point model; {detector.model_path} predicts "
                           f"{detector.scheme.num_points}")

@@ -15,19 +15,25 @@ import keras
 import tensorflow as tf
 
 from .losses import AdaptiveWingLoss, HeatmapDistillationLoss, STARLoss
+from .teacher import Teacher
 from .outputs import atomic_json, atomic_write
 from .training import TrainConfig
 
 
 class LandmarkTrainer(keras.Model):
     """L_STAR on the fused heatmaps + AWing on point and edge maps (+ alpha * L_KD against `teacher`, also on
-    unlabelled batches when the data yields `((images, targets), unlabelled_images)`)."""
+    unlabelled batches when the data yields `((images, targets), unlabelled_images)`).
 
-    def __init__(self, landmark_model: keras.Model, config: TrainConfig, teacher: keras.Model | None = None):
+    `teacher`: a `Teacher` (an ensemble, maybe flip-averaged) or one Keras model. It is held outside Keras'
+    tracking, so the run's backups hold only the student and its optimiser."""
+
+    def __init__(self, landmark_model: keras.Model, config: TrainConfig, teacher: Teacher | keras.Model | None = None):
         super().__init__(name="landmark_trainer")
         config.check_teacher(teacher is not None)
         self.landmark_model = landmark_model
-        self.teacher = teacher
+        if teacher is not None and not isinstance(teacher, Teacher):
+            teacher = Teacher([teacher])
+        self.teacher = teacher  # a plain object: Keras does not track it, so the backups skip its weights
         self.config = config
         self.star = STARLoss(w=config.star_w, dist=config.star_dist)
         self.awing = AdaptiveWingLoss()
@@ -35,7 +41,6 @@ class LandmarkTrainer(keras.Model):
         names = ["loss", "star", "point", "edge"] + (["kd"] if teacher is not None else [])
         names += ["kd_unlabeled"] if teacher is not None and config.unlabeled else []
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
-        self.teacher_size = int(teacher.input_shape[1]) if teacher is not None else None
 
     def call(self, x, training=False):
         return self.landmark_model(x, training=training)
@@ -43,10 +48,6 @@ class LandmarkTrainer(keras.Model):
     @property
     def metrics(self):
         return list(self.trackers.values())
-
-    def _teacher_maps(self, x):
-        tx = x if self.teacher_size == x.shape[1] else tf.image.resize(x, [self.teacher_size] * 2)
-        return tf.stop_gradient(self.teacher(tx, training=False)["heatmaps"])
 
     def compute_losses(self, x, targets, training: bool):
         """(weighted total, {loss name: value}) for one labelled batch."""
@@ -59,7 +60,7 @@ class LandmarkTrainer(keras.Model):
         }
         total = config.star_weight * parts["star"] + config.point_weight * parts["point"] + config.edge_weight * parts["edge"]
         if self.teacher is not None and training:
-            parts["kd"] = self.kd(self._teacher_maps(x), out["heatmaps"])
+            parts["kd"] = self.kd(self.teacher.heatmaps(x, out["heatmaps"].shape[1:3]), out["heatmaps"])
             total = total + config.alpha * parts["kd"]
         return total, parts
 
@@ -72,7 +73,7 @@ class LandmarkTrainer(keras.Model):
             total, parts = self.compute_losses(x, targets, True)
             if x_unlabeled is not None:
                 student_maps = self.landmark_model(x_unlabeled, training=True)["heatmaps"]
-                parts["kd_unlabeled"] = self.kd(self._teacher_maps(x_unlabeled), student_maps)
+                parts["kd_unlabeled"] = self.kd(self.teacher.heatmaps(x_unlabeled, student_maps.shape[1:3]), student_maps)
                 total = total + self.config.alpha * parts["kd_unlabeled"]
             scaled = self.optimizer.scale_loss(total) if hasattr(self.optimizer, "scale_loss") else total
         variables = self.landmark_model.trainable_variables

@@ -64,7 +64,8 @@ class TrainConfig:
     normalization: str | None = None
     threshold: float = 0.1
     # distillation
-    teacher: str | None = None
+    teacher: str | list[str] | None = None  # several paths: an ensemble, its heatmaps averaged
+    teacher_flip: bool = False  # average each teacher's heatmaps with its mirror-image prediction
     alpha: float = 0.0
     kd_mode: str = "l2"
     kd_normalize: bool = True
@@ -79,6 +80,8 @@ class TrainConfig:
             raise ConfigError(f"alpha={self.alpha:g} weights L_KD, which needs a teacher model (config.teacher)")
         if self.unlabeled and not (has_teacher and self.alpha > 0):
             raise ConfigError("unlabelled photos need a teacher and alpha > 0: L_KD is the only loss on them")
+        if self.teacher_flip and not has_teacher:
+            raise ConfigError("teacher_flip (--teacher-flip) averages a teacher's heatmaps, and this run has no teacher")
 
 
 def _mean_shape_baseline(pipeline, train_samples, val_result: DatasetPrediction, val_samples, scheme, config: TrainConfig) -> float:
@@ -188,7 +191,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
 
     from .data.pipeline import LandmarkPipeline
     from .evaluate import evaluate_predictions, write_report
-    from .models import HeadConfig, build_landmark_model, copy_weights, load_model, model_scheme
+    from .models import HeadConfig, build_landmark_model, copy_weights, load_model
     from .predictor import KerasPredictor
     from .schemes import get_scheme
     from .trainer import EvaluateAndCheckpoint, LandmarkTrainer, ResumableBackup
@@ -212,13 +215,10 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     scheme = get_scheme(config.scheme)
     teacher = None
     if config.teacher:
+        from .teacher import load_teacher
+
         with strategy.scope():
-            teacher = load_model(config.teacher)
-        teacher.trainable = False
-        t_scheme = model_scheme(teacher)
-        if t_scheme.num_points != scheme.num_points or t_scheme.name != scheme.name:
-            raise ConfigError(f"{config.teacher}: teacher predicts scheme {t_scheme.name!r} ({t_scheme.num_points} points), "
-                             f"the student is set up for {scheme.name!r} ({scheme.num_points}); pass --scheme {t_scheme.name}")
+            teacher = load_teacher(config.teacher, scheme, config.teacher_flip)
     synthetic = config.train_data is None
     config = resolve_data(config)
     train_samples, val_samples = load_data(config, scheme)
@@ -287,7 +287,8 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
     })
     if teacher is not None:
-        metrics.update({"teacher": config.teacher, "alpha": config.alpha, "kd_mode": config.kd_mode})
+        metrics.update({"teacher": config.teacher, "teacher_flip": config.teacher_flip, "alpha": config.alpha,
+                        "kd_mode": config.kd_mode})
     paths = write_report(out, metrics, errors, result, val_samples)
     metrics["paths"] = {"best": best_path, "last": os.path.join(out, "last.keras"), "logs": os.path.join(out, "logs"), **paths}
     return metrics

@@ -61,6 +61,21 @@ def test_distillation_kd_falls_and_student_round_trips(teacher_run, faces, tmp_p
     assert metrics["teacher"].endswith("best.keras") and metrics["alpha"] == 1.0
 
 
+def test_distillation_from_a_flip_averaged_ensemble(teacher_run, faces, tmp_path):
+    teacher_dir, _ = teacher_run
+    best, last = (os.path.join(teacher_dir, n) for n in ("best.keras", "last.keras"))
+    config = _config(faces, tmp_path / "student_e", preset="mobilevitv2_pico", alpha=1.0, epochs=3, light_head=True,
+                     teacher=[best, last], teacher_flip=True)
+    metrics = run_training(config)
+    kd = metrics["history"]["kd"]
+    assert len(kd) == 3 and kd[-1] < kd[0]
+    assert metrics["teacher"] == [best, last] and metrics["teacher_flip"] is True
+    saved = json.load(open(tmp_path / "student_e" / "config.json"))
+    assert saved["teacher"] == [best, last] and saved["teacher_flip"] is True
+    with pytest.raises(ConfigError, match="has no teacher"):
+        run_training(_config(faces, tmp_path / "f", teacher_flip=True))
+
+
 def test_teacher_with_another_scheme_is_refused(teacher_run, faces, tmp_path):
     teacher_dir, _ = teacher_run
     config = _config(faces, tmp_path / "s", scheme="51", alpha=1.0, teacher=os.path.join(teacher_dir, "best.keras"))

@@ -1,0 +1,131 @@
+"""The distillation teacher: ensembles, flip averaging and the checks made before any work."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from landmark_kd.errors import ConfigError, MissingFileError
+from landmark_kd.models import HeadConfig, build_landmark_model
+from landmark_kd.schemes import custom_scheme, get_scheme
+from landmark_kd.teacher import Teacher, check_teacher_files, load_teacher, teacher_paths
+
+SCHEME = get_scheme("68")
+
+
+def _tiny(seed, size=64, preset="swinv2_pico"):
+    keras.utils.set_random_seed(seed)
+    return build_landmark_model(preset, SCHEME, size, HeadConfig(16, 1, False))
+
+
+def _images(n=2, size=64, seed=0):
+    return np.random.default_rng(seed).uniform(0, 1, (n, size, size, 3)).astype(np.float32)
+
+
+def _mirror(maps, perm):
+    """What a mirror image's heatmaps look like in the original's frame: flipped left-right, left and right points swapped."""
+    return maps[:, :, ::-1][..., perm]
+
+
+def test_an_ensemble_teacher_gives_the_mean_of_its_models_heatmaps():
+    a, b = _tiny(1), _tiny(2)
+    x = _images()
+    maps = Teacher([a, b]).heatmaps(tf.constant(x)).numpy()
+    ha, hb = a(x, training=False)["heatmaps"].numpy(), b(x, training=False)["heatmaps"].numpy()
+    assert np.abs(ha - hb).max() > 1e-3  # two different teachers
+    np.testing.assert_allclose(maps, (ha + hb) / 2, atol=1e-6)
+    assert not any(m.trainable for m in (a, b))
+
+
+def test_a_flip_averaged_teacher_answers_a_mirror_image_with_the_mirrored_answer():
+    """Averaging over an image and its mirror makes the teacher exactly mirror-consistent, whatever its weights:
+    this fails if the maps are flipped on the wrong axis or the left/right points are not swapped."""
+    perm = SCHEME.flip_permutation()
+    model = _tiny(3)
+    teacher = Teacher([model], perm)
+    x = _images()
+    maps = teacher.heatmaps(tf.constant(x)).numpy()
+    mirrored = teacher.heatmaps(tf.constant(x[:, :, ::-1].copy())).numpy()
+    np.testing.assert_allclose(_mirror(mirrored, perm), maps, atol=1e-6)
+    plain = model(x, training=False)["heatmaps"].numpy()
+    assert np.abs(_mirror(model(x[:, :, ::-1], training=False)["heatmaps"].numpy(), perm) - plain).max() > 1e-3
+    np.testing.assert_allclose(maps, (plain + _mirror(model(x[:, :, ::-1], training=False)["heatmaps"].numpy(), perm)) / 2,
+                               atol=1e-6)
+
+
+def test_teacher_maps_are_resized_to_the_students_and_inputs_to_each_teachers_size():
+    small, large = _tiny(4, 64), _tiny(5, 128)
+    x = _images(size=64)
+    maps = Teacher([small, large]).heatmaps(tf.constant(x), size=(8, 8)).numpy()
+    assert maps.shape == (2, 8, 8, 68)
+    big = large(tf.image.resize(x, [128, 128]), training=False)["heatmaps"]
+    expected = (tf.image.resize(small(x, training=False)["heatmaps"], [8, 8]) + tf.image.resize(big, [8, 8])) / 2
+    np.testing.assert_allclose(maps, expected.numpy(), atol=1e-5)
+
+
+def test_the_shipped_teachers_mirror_prediction_lands_on_the_same_points():
+    """On real faces the mirrored pass, mapped back, agrees with the plain one to within a fraction of the
+    inter-ocular distance: the heatmap flip and the point swap use the pipeline's own pixel convention."""
+    from conftest import realfaces
+
+    from benchmarks.real_faces import load_images
+    from landmark_kd.data import load_dataset
+    from landmark_kd.decode import soft_argmax
+    from landmark_kd.inference import PRETRAINED_DIR, crop_affine
+    from landmark_kd.models import load_model
+
+    import cv2
+
+    samples, _ = load_dataset(realfaces("dlib_faces/faces.json"), num_points=68)
+    samples = samples[:12]
+    images = load_images(samples)
+    crops = []
+    for s in samples:
+        lo, hi = s.landmarks.min(0), s.landmarks.max(0)
+        m = crop_affine([lo[0], lo[1], hi[0], hi[1]], 128)
+        crops.append(cv2.warpAffine(images[s.image_path], m, (128, 128), flags=cv2.INTER_LINEAR))
+    x = tf.constant(np.stack(crops).astype(np.float32) / 255)
+    model = load_model(f"{PRETRAINED_DIR}/real_teacher.keras")
+    perm = SCHEME.flip_permutation()
+    plain = soft_argmax(model(x, training=False)["heatmaps"].numpy())
+    flipped = model(tf.reverse(x, [2]), training=False)["heatmaps"].numpy()
+    back = soft_argmax(_mirror(flipped, perm))
+    wrong = soft_argmax(flipped[:, :, ::-1])  # mirrored back but left and right points not swapped
+    eyes = np.linalg.norm(plain[:, 36] - plain[:, 45], axis=-1)[:, None]  # outer eye corners, heatmap pixels
+    assert np.median(np.linalg.norm(back - plain, axis=-1) / eyes) < 0.04
+    assert np.median(np.linalg.norm(wrong - plain, axis=-1) / eyes) > 0.2
+    both = Teacher([model], perm).heatmaps(x).numpy()
+    np.testing.assert_allclose(both, (model(x, training=False)["heatmaps"].numpy() + _mirror(flipped, perm)) / 2,
+                               atol=1e-5)
+
+
+def test_load_teacher_checks_every_model_and_the_flip_pairs(tmp_path):
+    path = str(tmp_path / "t.keras")
+    _tiny(6).save(path)
+    teacher = load_teacher([path, path], SCHEME, flip=True)
+    assert len(teacher.models) == 2 and (teacher.flip_permutation == SCHEME.flip_permutation()).all()
+    with pytest.raises(ConfigError, match=r"t\.keras: teacher predicts scheme '68'"):
+        load_teacher(path, get_scheme("51"))
+    no_pairs = custom_scheme(68, name="plain68")
+    with pytest.raises(ConfigError, match="names no flip pairs"):
+        load_teacher([], no_pairs, flip=True)
+    assert teacher_paths(path) == [path] and teacher_paths(None) == []
+    with pytest.raises(MissingFileError, match="no teacher at .*missing.keras"):
+        check_teacher_files([path, str(tmp_path / "missing.keras")])
+
+
+def test_a_one_model_teacher_predicts_what_the_model_itself_predicts():
+    """TeacherPredictor decodes averaged heatmaps the way the models decode their own, so scoring an ensemble
+    scores what the student is taught."""
+    from landmark_kd.predictor import KerasPredictor
+    from landmark_kd.teacher import TeacherPredictor
+
+    model = _tiny(7)
+    crops = _images(3)
+    own = KerasPredictor(model)(crops)
+    np.testing.assert_allclose(TeacherPredictor(Teacher([model]))(crops), own, atol=1e-3)
+    pair = TeacherPredictor(Teacher([model, _tiny(8)]))
+    assert pair.image_size == 64 and pair.scheme.num_points == 68
+    other, both = KerasPredictor(pair.teacher.models[1])(crops), pair(crops)
+    assert np.abs(own - other).max() > 1.0
+    # the mean map's soft-argmax is a mass-weighted mean of the two models' points: between them, coordinate-wise
+    assert np.all(both >= np.minimum(own, other) - 1e-3) and np.all(both <= np.maximum(own, other) + 1e-3)
