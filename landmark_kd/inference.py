@@ -79,9 +79,9 @@ class LandmarkDetector:
 
     def __init__(self, model_path: str | Predictor | None = None, detector: str | Callable = "blazeface", threads: int = 2,
                  margin: float = CROP_MARGIN, scheme=None, align: bool = True, flip_test: bool = False):
-        """`model_path`: a .keras or .tflite file, or a ready `Predictor`. `align`: turn each crop upright by the detector's eye-keypoint roll (BlazeFace only). `flip_test`: also
-        run each crop mirrored and average the two answers (the research codes' flip test): about 2% lower NME on
-        real faces for twice the model time."""
+        """`model_path`: a .keras or .tflite file, or a ready `Predictor`. `align`: turn each crop upright by the
+        detector's eye-keypoint roll (BlazeFace only). `flip_test`: also run each crop mirrored and average the two
+        answers (the research codes' flip test): 1-2% lower NME on real faces for twice the model time."""
         if isinstance(model_path, Predictor):  # a ready predictor (e.g. TeacherPredictor)
             self.predictor, model_path = model_path, getattr(model_path, "path", None) or type(model_path).__name__
         else:

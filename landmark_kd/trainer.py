@@ -15,8 +15,8 @@ import keras
 import tensorflow as tf
 
 from .losses import AdaptiveWingLoss, HeatmapDistillationLoss, STARLoss
-from .teacher import Teacher
 from .outputs import atomic_json, atomic_write
+from .teacher import Teacher
 from .training import TrainConfig
 
 
