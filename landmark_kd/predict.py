@@ -341,7 +341,7 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--no-window", action="store_true", help="camera: write the .mp4 even where a display exists")
     parser.add_argument("--threads", type=positive_int, default=2, help="TFLite threads")
     parser.add_argument("--flip-test", action="store_true", help="also run each face mirrored and average the two "
-                        "(about 2%% lower NME on real faces, twice the model time)")
+                        "(1-2%% lower NME on real faces, twice the model time)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     if sum(source is not None for source in (args.input, args.list, args.camera)) != 1:
