@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         detector = LandmarkDetector(path, detector="full", threads=args.threads)
         predictors[path] = lambda image, box, d=detector: d.landmarks_for_boxes(image, [box])[0]
         if args.flip_test:
-            flipped = LandmarkDetector(path, detector="full", threads=args.threads, flip_test=True)
+            flipped = LandmarkDetector(detector.predictor, detector="full", flip_test=True)  # the same loaded model
             predictors[f"{path} (flip test)"] = lambda image, box, d=flipped: d.landmarks_for_boxes(image, [box])[0]
     if args.teacher:
         from landmark_kd.schemes import get_scheme

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from .crop import CROP_MARGIN, box_crop_matrix
+from .decode import crop_to_image, mirror_points
 from .errors import ConfigError, MissingFileError
 from .predictor import Predictor
 
@@ -89,12 +90,7 @@ class LandmarkDetector:
             self.predictor = Predictor.from_path(model_path, threads=threads, scheme=scheme)
         self.model_path, self.margin, self.align = model_path, margin, align
         self.image_size, self.scheme = self.predictor.image_size, self.predictor.scheme
-        self.flip_permutation = None
-        if flip_test:
-            if not self.scheme.flip_pairs:
-                raise ConfigError(f"flip test needs the points that swap in a mirror image, and scheme "
-                                  f"{self.scheme.name!r} names none")
-            self.flip_permutation = self.scheme.flip_permutation()
+        self.flip_permutation = self.scheme.mirror_permutation("flip test") if flip_test else None
         if detector in ("blazeface", "auto", "short", "full_range"):
             from .face_detector import BlazeFaceDetector
 
@@ -112,19 +108,24 @@ class LandmarkDetector:
     def detect_faces(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         return self.detector(image)
 
+    def crops_for_boxes(self, image: np.ndarray, boxes: Sequence[Box], rolls: Sequence[float] | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """The model's input for K boxes (K >= 1) in one RGB uint8 image: (K, S, S, 3) crops in [0, 1] and their
+        (K, 2, 3) image -> crop matrices; `rolls` (radians per box) turn each crop upright."""
+        rolls = [0.0] * len(boxes) if rolls is None else rolls
+        affines = np.stack([crop_affine(b, self.image_size, self.margin, r) for b, r in zip(boxes, rolls)])
+        crops = np.stack([cv2.warpAffine(image, m, (self.image_size, self.image_size), flags=cv2.INTER_LINEAR,
+                                         borderMode=cv2.BORDER_CONSTANT) for m in affines]).astype(np.float32) / 255.0
+        return crops, affines
+
     def landmarks_for_boxes(self, image: np.ndarray, boxes: Sequence[Box], rolls: Sequence[float] | None = None
                             ) -> np.ndarray:
         """(K, N, 2) image-pixel landmarks for K boxes in one RGB uint8 image; `rolls` (radians per box) turn
         each crop upright first."""
         if len(boxes) == 0:
             return np.zeros((0, self.scheme.num_points, 2), np.float32)
-        rolls = [0.0] * len(boxes) if rolls is None else rolls
-        affines = np.stack([crop_affine(b, self.image_size, self.margin, r) for b, r in zip(boxes, rolls)])
-        crops = np.stack([cv2.warpAffine(image, m, (self.image_size, self.image_size), flags=cv2.INTER_LINEAR,
-                                         borderMode=cv2.BORDER_CONSTANT) for m in affines]).astype(np.float32) / 255.0
+        crops, affines = self.crops_for_boxes(image, boxes, rolls)
         pred = self.predictor(crops)
-        from .decode import crop_to_image, mirror_points
-
         if self.flip_permutation is not None:
             mirrored = self.predictor(np.ascontiguousarray(crops[:, :, ::-1]))
             pred = 0.5 * (pred + mirror_points(mirrored, self.image_size, self.flip_permutation))

@@ -69,6 +69,14 @@ class LandmarkScheme:
             perm[a], perm[b] = b, a
         return perm
 
+    def mirror_permutation(self, purpose: str) -> np.ndarray:
+        """`flip_permutation()` for averaging an answer with its mirror-image answer (`purpose` names who asks),
+        which is only right if the scheme says which points swap: refused when it names no flip pairs."""
+        if not self.flip_pairs:
+            raise ConfigError(f"{purpose} needs the points that swap in a mirror image, and scheme {self.name!r} "
+                              "names no flip pairs")
+        return self.flip_permutation()
+
     def edge_to_point_matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """STAR's E2H transform as (N, E) weights and an (N,) bias of 1 for points no edge covers."""
         matrix = np.zeros((self.num_points, max(self.num_edges, 1)), np.float32)

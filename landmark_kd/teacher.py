@@ -35,6 +35,7 @@ class Teacher:
         import tensorflow as tf
 
         batch = tf.shape(x)[0]
+        size = None if size is None else list(size)
         maps = []
         for model in self.models:
             side = int(model.input_shape[1])
@@ -45,9 +46,10 @@ class Teacher:
             if self.flip_permutation is not None:
                 mirrored = tf.gather(tf.reverse(out[batch:], axis=[2]), self.flip_permutation, axis=-1)
                 out = 0.5 * (out[:batch] + mirrored)
-            target = list(size) if size is not None else (list(maps[0].shape[1:3]) if maps else None)
-            if target is not None and list(out.shape[1:3]) != target:
-                out = tf.image.resize(out, target, method="bilinear")
+            if size is None:
+                size = list(out.shape[1:3])
+            elif list(out.shape[1:3]) != size:
+                out = tf.image.resize(out, size, method="bilinear")
             maps.append(out)
         mean = maps[0] if len(maps) == 1 else tf.add_n(maps) / float(len(maps))
         return tf.stop_gradient(mean)
@@ -93,12 +95,7 @@ def load_teacher(teacher: str | Sequence[str], scheme, flip: bool = False) -> Te
             raise ConfigError(f"{path}: teacher predicts scheme {t_scheme.name!r} ({t_scheme.num_points} points), "
                               f"the student is set up for {scheme.name!r} ({scheme.num_points}); pass --scheme {t_scheme.name}")
         models.append(model)
-    permutation = None
-    if flip:
-        if not scheme.flip_pairs:
-            raise ConfigError(f"--teacher-flip needs to know which points swap in a mirror image, and scheme "
-                              f"{scheme.name!r} names no flip pairs")
-        permutation = scheme.flip_permutation()
+    permutation = scheme.mirror_permutation("--teacher-flip") if flip else None
     return Teacher(models, permutation)
 
 

@@ -23,15 +23,16 @@ def model_path(tmp_path_factory):
     return path
 
 
-def test_crop_matches_the_training_pipeline(tmp_path):
+def test_crop_matches_the_training_pipeline(model_path, tmp_path):
     samples, _ = load_dataset(generate(str(tmp_path / "f"), 2, seed=4, size=128, sheet=False), num_points=68)
     pipeline = LandmarkPipeline(get_scheme("68"), PipelineConfig(image_size=64))
     images, targets = next(iter(pipeline.dataset(samples, 2, training=False)))
     box = samples[0].face_box()
     assert np.allclose(crop_affine(box, 64, 0.25), targets["affine"].numpy()[0], atol=1e-4)
     image = cv2.cvtColor(cv2.imread(samples[0].image_path), cv2.COLOR_BGR2RGB)
-    crop = cv2.warpAffine(image, crop_affine(box, 64, 0.25), (64, 64), flags=cv2.INTER_LINEAR) / 255.0
-    assert np.abs(crop - images.numpy()[0]).mean() < 0.01
+    crop, affine = LandmarkDetector(model_path, detector="full").crops_for_boxes(image, [box])  # what inference feeds
+    assert np.allclose(affine[0], targets["affine"].numpy()[0], atol=1e-4)
+    assert np.abs(crop[0] - images.numpy()[0]).mean() < 0.01
 
 
 def test_detector_maps_landmarks_into_the_box(model_path):
@@ -364,14 +365,13 @@ def test_flip_test_averages_the_plain_and_mirrored_answers_and_helps_on_real_fac
     samples, _ = load_dataset(realfaces("dlib_faces/faces.json"), num_points=68)
     images = load_images(samples)
     plain = LandmarkDetector(detector="full", threads=1)
-    flipped = LandmarkDetector(detector="full", threads=1, flip_test=True)
+    flipped = LandmarkDetector(plain.predictor, detector="full", flip_test=True)
     box, image = samples[0].face_box(), images[samples[0].image_path]
-    m = crop_affine(box, 128)
-    crop = cv2.warpAffine(image, m, (128, 128), flags=cv2.INTER_LINEAR).astype(np.float32)[None] / 255.0
+    crop, m = plain.crops_for_boxes(image, [box])
     mirrored = mirror_points(plain.predictor(crop[:, :, ::-1].copy()), 128, get_scheme("68").flip_permutation())
     assert np.abs(mirrored - plain.predictor(crop)).max() > 0.1  # the mirrored pass does give another answer
     np.testing.assert_allclose(flipped.landmarks_for_boxes(image, [box]),
-                               crop_to_image(0.5 * (plain.predictor(crop) + mirrored), m[None]), atol=1e-3)
+                               crop_to_image(0.5 * (plain.predictor(crop) + mirrored), m), atol=1e-3)
     results = [score(lambda img, b, d=d: d.landmarks_for_boxes(img, [b])[0], samples, images) for d in (plain, flipped)]
     assert results[1]["mean"] < results[0]["mean"] and results[1]["fr"] == 0.0, results
     with pytest.raises(ConfigError, match="flip test needs"):

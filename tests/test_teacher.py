@@ -70,21 +70,16 @@ def test_the_shipped_teachers_mirror_prediction_lands_on_the_same_points():
     from benchmarks.real_faces import load_images
     from landmark_kd.data import load_dataset
     from landmark_kd.decode import soft_argmax
-    from landmark_kd.inference import PRETRAINED_DIR, crop_affine
-    from landmark_kd.models import load_model
-
-    import cv2
+    from landmark_kd.inference import PRETRAINED_DIR, LandmarkDetector
 
     samples, _ = load_dataset(realfaces("dlib_faces/faces.json"), num_points=68)
     samples = samples[:12]
     images = load_images(samples)
-    crops = []
-    for s in samples:
-        lo, hi = s.landmarks.min(0), s.landmarks.max(0)
-        m = crop_affine([lo[0], lo[1], hi[0], hi[1]], 128)
-        crops.append(cv2.warpAffine(images[s.image_path], m, (128, 128), flags=cv2.INTER_LINEAR))
-    x = tf.constant(np.stack(crops).astype(np.float32) / 255)
-    model = load_model(f"{PRETRAINED_DIR}/real_teacher.keras")
+    detector = LandmarkDetector(f"{PRETRAINED_DIR}/real_teacher.keras", detector="full")  # its crops, its model
+    boxes = [[*s.landmarks.min(0), *s.landmarks.max(0)] for s in samples]  # the 68-point boxes
+    x = tf.constant(np.concatenate([detector.crops_for_boxes(images[s.image_path], [box])[0]
+                                    for s, box in zip(samples, boxes)]))
+    model = detector.predictor.model
     perm = SCHEME.flip_permutation()
     plain = soft_argmax(model(x, training=False)["heatmaps"].numpy())
     flipped = model(tf.reverse(x, [2]), training=False)["heatmaps"].numpy()
