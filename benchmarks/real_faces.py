@@ -2,6 +2,8 @@
 68-point box, the crop and decoding are LandmarkDetector's. Scores our models (.keras or .tflite) and,
 side by side, MediaPipe's Face Mesh mapped to 68 points. Error: mean over the 51 inner points (no jaw line)
 divided by the outer-eye-corner distance (the ICME 2024 challenge's measure); FR = share of faces above 10%.
+A second table splits each set by pose, from the ground truth's yaw index (`metrics.yaw_index`): frontal
+faces (|index| < 0.3) and large-pose faces (|index| >= 0.5, one side of the face 3x the other).
 
     python benchmarks/real_faces.py --models landmark_kd/pretrained/real_student.keras \
         --data ../shared/realfaces/ytf68/val ../shared/realfaces/dlib_faces/faces.json \
@@ -30,9 +32,17 @@ def load_images(samples):
     return cache
 
 
+def summary(errors: np.ndarray) -> dict:
+    if not len(errors):
+        return {"mean": None, "median": None, "fr": None, "faces": 0}
+    return {"mean": float(errors.mean()), "median": float(np.median(errors)), "fr": float(np.mean(errors > 0.1)),
+            "faces": len(errors)}
+
+
 def score(predict_one, samples, images) -> dict:
-    """predict_one(image, box) -> (68, 2); returns summary figures over the samples."""
-    from landmark_kd.metrics import nme_inner51
+    """predict_one(image, box) -> (68, 2); returns summary figures over the samples, and over its frontal and
+    large-pose faces."""
+    from landmark_kd.metrics import nme_inner51, pose_groups
 
     pred, gt, start = [], [], time.perf_counter()
     for s in samples:
@@ -41,8 +51,15 @@ def score(predict_one, samples, images) -> dict:
         gt.append(s.landmarks)
     seconds = time.perf_counter() - start
     errors = nme_inner51(np.stack(pred), np.stack(gt))
-    return {"mean": float(errors.mean()), "median": float(np.median(errors)), "fr": float(np.mean(errors > 0.1)),
-            "faces": len(errors), "ms_per_face": 1e3 * seconds / len(errors)}
+    groups = pose_groups(np.stack(gt))
+    return {**summary(errors), "ms_per_face": 1e3 * seconds / len(errors),
+            **{group: summary(errors[mask]) for group, mask in groups.items()}}
+
+
+def pose_cell(r: dict) -> str:
+    if not r["faces"]:
+        return "no faces"
+    return f"{r['mean'] * 100:.2f}% / {r['median'] * 100:.2f}%, {r['fr'] * 100:.1f}% ({r['faces']} faces)"
 
 
 def main(argv=None) -> int:
@@ -56,6 +73,7 @@ def main(argv=None) -> int:
                         "MODEL ... --teacher-flip` distils: these .keras models' heatmaps averaged, flip-averaged")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
+    from landmark_kd.metrics import FRONTAL_YAW, LARGE_POSE_YAW
     from landmark_kd.quiet import quiet_tensorflow
 
     quiet_tensorflow()
@@ -92,6 +110,14 @@ def main(argv=None) -> int:
     for name, row in results.items():
         cells = [f"{r['mean'] * 100:.2f}% / {r['median'] * 100:.2f}%, {r['fr'] * 100:.1f}% ({r['faces']} faces)"
                  for r in (row[d] for d in args.data)]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print(f"\nBy pose: frontal (|yaw index| < {FRONTAL_YAW}) and large-pose (>= {LARGE_POSE_YAW}) faces, mean / median "
+          "NME, FR")
+    print("| model | " + " | ".join(f"{os.path.basename(os.path.normpath(d))}: {group}" for d in args.data
+                                    for group in ("frontal", "large pose")) + " |")
+    print("|---|" + "---|" * 2 * len(args.data))
+    for name, row in results.items():
+        cells = [pose_cell(row[d][group]) for d in args.data for group in ("frontal", "large_pose")]
         print(f"| {name} | " + " | ".join(cells) + " |")
     if args.json:
         with open(args.json, "w") as handle:

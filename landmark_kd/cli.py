@@ -98,6 +98,9 @@ def add_training_arguments(parser, defaults) -> None:
     g.add_argument("--synthetic-test", type=positive_int, default=defaults.synthetic_test, help="synthetic test faces")
     g.add_argument("--synthetic-root", default=defaults.synthetic_root, help="where the synthetic faces are generated")
     g.add_argument("--no-augment", action="store_true", help="train on the plain crops (no augmentation)")
+    g.add_argument("--pose-balance", action="store_true", help="show turned faces more often: each face whose yaw "
+                   "index (landmark_kd.metrics.yaw_index) is at least 0.3 appears twice per pass, at least 0.5 three "
+                   "times; steps per epoch stay those of the set as loaded (68- and 98-point layouts)")
     g.add_argument("--normalization", default=None, choices=("inter_ocular", "inter_pupil", "bbox"),
                    help="NME normaliser for validation (default: inter-ocular where the scheme has eye corners)")
     g.add_argument("--threshold", type=positive_float, default=defaults.threshold, help="failure threshold for FR/AUC")
@@ -154,7 +157,7 @@ def training_config_from_args(args, defaults):
         weight_decay=args.weight_decay, clipnorm=args.clipnorm or None, warmup_epochs=args.warmup_epochs, star_weight=args.star_weight,
         point_weight=args.point_weight, edge_weight=args.edge_weight, mixed_precision=args.mixed_precision,
         xla=args.xla, strategy=args.strategy, seed=args.seed, output=args.output, resume=args.resume, restart=args.restart,
-        synthetic_test=args.synthetic_test, synthetic_root=args.synthetic_root, augment=not args.no_augment,
+        synthetic_test=args.synthetic_test, synthetic_root=args.synthetic_root, augment=not args.no_augment, pose_balance=args.pose_balance,
         normalization=args.normalization, threshold=args.threshold, head_convs=args.head_convs,
         light_head=None if args.head == "auto" else args.head == "light", star_w=args.star_w, star_dist=args.star_dist)
 

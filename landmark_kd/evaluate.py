@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .metrics import nme_inner51
+from .metrics import YAW_POINTS, nme_inner51, pose_groups
 from .outputs import atomic_json
 from .predictor import DatasetPrediction
 from .quiet import quiet_tensorflow
@@ -21,7 +21,8 @@ def evaluate_predictions(pred: np.ndarray, index: np.ndarray, samples, scheme, n
     """(metrics, per-face NME) of `pred` (M, N, 2) image pixels against `samples[index]`.
 
     `normalization` defaults to the scheme's (inter-ocular where it has eye corners); FR and AUC are at
-    `threshold`. 68-point inter-ocular scores also get the challenge's inner-51 NME."""
+    `threshold`. 68-point inter-ocular scores also get the challenge's inner-51 NME; 68- and 98-point scores
+    are also split by pose (`by_pose`: frontal and large-pose faces, from the ground truth's yaw index)."""
     from .metrics import default_normalization, nme_per_image, summarize
 
     normalization = normalization or default_normalization(scheme)
@@ -33,7 +34,19 @@ def evaluate_predictions(pred: np.ndarray, index: np.ndarray, samples, scheme, n
         inner = nme_inner51(pred, gt)
         metrics.update({"nme_inner51": float(inner.mean()), "fr_inner51": float(np.mean(inner > threshold)),
                         "median_nme_inner51": float(np.median(inner))})
+    if scheme.name in YAW_POINTS:
+        metrics["by_pose"] = {
+            group: {"faces": int(mask.sum()), "nme": float(errors[mask].mean()) if mask.any() else None,
+                    "median_nme": float(np.median(errors[mask])) if mask.any() else None,
+                    "fr": float(np.mean(errors[mask] > threshold)) if mask.any() else None}
+            for group, mask in pose_groups(gt, scheme).items()}
     return metrics, errors
+
+
+def pose_lines(metrics: dict) -> list[str]:
+    """One printed line per pose group of `metrics["by_pose"]` that has faces."""
+    return [f"  {group.replace('_', '-')} faces: NME {row['nme']:.4f} (median {row['median_nme']:.4f}), "
+            f"FR {row['fr']:.4f} on {row['faces']}" for group, row in metrics.get("by_pose", {}).items() if row["faces"]]
 
 
 def write_report(out_dir: str, metrics: dict, errors: np.ndarray, prediction: DatasetPrediction, samples,
@@ -129,6 +142,8 @@ def _main(argv: list[str] | None) -> int:
     metrics = run_evaluation(config)
     print(f"NME {metrics['nme']:.4f} ({metrics['normalization']}), FR@{config.threshold:g} {metrics['fr']:.4f}, "
           f"AUC@{config.threshold:g} {metrics['auc']:.4f} on {metrics['num_images']} images")
+    for line in pose_lines(metrics):
+        print(line)
     print("wrote " + ", ".join(metrics["paths"].values()))
     return 0
 

@@ -53,6 +53,36 @@ def nme_inner51(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.linalg.norm(pred[:, 17:] - gt[:, 17:], axis=-1).mean(-1) / norm
 
 
+# The points the yaw index reads, per built-in layout: one end of the jaw line, the nose tip, the other end.
+YAW_POINTS = {"68": (0, 30, 16), "98": (0, 54, 32)}
+
+
+def yaw_index(gt: np.ndarray, scheme: LandmarkScheme | str = "68") -> np.ndarray:
+    """How far each face is turned left or right, from its landmarks alone: (a - b) / (a + b) with a, b the nose
+    tip's distances to the two ends of the jaw line. 0 is frontal; it is positive when the nose has moved
+    towards the second jaw end's side of the image; |index| 0.5 means one side is 3x the other (a strongly
+    turned face). Splits a labelled set into frontal and large-pose faces, as challenge test sets are split."""
+    name = scheme.name if isinstance(scheme, LandmarkScheme) else str(scheme)
+    if name not in YAW_POINTS:
+        raise ConfigError(f"the yaw index needs the jaw line and nose tip of a {' or '.join(YAW_POINTS)}-point "
+                          f"layout; scheme {name!r} is not one")
+    first, nose, last = YAW_POINTS[name]
+    gt = np.asarray(gt, np.float64)
+    a = np.linalg.norm(gt[:, nose] - gt[:, first], axis=-1)
+    b = np.linalg.norm(gt[:, nose] - gt[:, last], axis=-1)
+    return (a - b) / np.maximum(a + b, 1e-12)
+
+
+# |yaw index| bounds of the pose groups reports split by: frontal below the first, large pose from the second.
+FRONTAL_YAW, LARGE_POSE_YAW = 0.3, 0.5
+
+
+def pose_groups(gt: np.ndarray, scheme: LandmarkScheme | str = "68") -> dict[str, np.ndarray]:
+    """Boolean masks over the faces of `gt`: "frontal" (|yaw index| < 0.3) and "large_pose" (>= 0.5)."""
+    yaw = np.abs(yaw_index(gt, scheme))
+    return {"frontal": yaw < FRONTAL_YAW, "large_pose": yaw >= LARGE_POSE_YAW}
+
+
 def ced(errors: np.ndarray, threshold: float = 0.1, steps: int = 1001) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative error distribution: x in [0, threshold], fraction of images with NME <= x."""
     xs = np.linspace(0, threshold, steps)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError, MissingFileError
+from .evaluate import pose_lines
 from .predictor import DatasetPrediction
 
 
@@ -71,6 +72,7 @@ class TrainConfig:
     kd_normalize: bool = True
     augment: bool = True
     augmentation: str = "auto"  # synthetic, real (PipelineConfig.real_photos) or auto: real unless synthetic data
+    pose_balance: bool = False  # repeat turned faces in the training list (data.pose_balance), same steps per epoch
     unlabeled: str | None = None  # folder of unlabelled photos: the student also learns L_KD on them
     verbose: int | None = None
 
@@ -178,6 +180,13 @@ def run_training(config: TrainConfig) -> dict:
     from .outputs import output_lock, prepare_output_dir
 
     config.check_teacher(bool(config.teacher))
+    if config.pose_balance:
+        from .metrics import YAW_POINTS
+        from .schemes import get_scheme
+
+        if get_scheme(config.scheme).name not in YAW_POINTS:
+            raise ConfigError(f"--pose-balance reads the yaw from the jaw line and nose tip of the "
+                              f"{' or '.join(YAW_POINTS)}-point layouts; scheme {config.scheme!r} is not one")
     if config.init_from and not os.path.isfile(config.init_from):
         raise MissingFileError(f"{config.init_from}: no model to start from (--init-from)")
     out = prepare_output_dir(config.output)
@@ -231,7 +240,14 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         0.0 if warmup else config.learning_rate, max(1, total_steps - warmup), alpha=0.01,
         warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
     _check_decodable(pipeline, train_samples, val_samples, config)
-    train_ds = pipeline.dataset(train_samples, config.batch_size, training=True, seed=config.seed, repeat=True,
+    train_list = train_samples
+    if config.pose_balance:
+        from .data.pose_balance import pose_balanced
+
+        train_list = pose_balanced(train_samples, scheme)
+        print(f"pose balance: {len(train_samples)} faces -> {len(train_list)} in the training list (turned faces "
+              f"repeated), {steps} steps per epoch as without it")
+    train_ds = pipeline.dataset(train_list, config.batch_size, training=True, seed=config.seed, repeat=True,
                                 augment=config.augment)
     if config.unlabeled:
         from .data.unlabeled import load_unlabeled
@@ -300,5 +316,7 @@ def print_summary(metrics: dict) -> None:
     print(f"\nValidation NME {metrics['nme']:.4f} ({metrics['normalization']}), FR@{metrics['threshold']:g} "
           f"{metrics['fr']:.4f}, AUC@{metrics['threshold']:g} {metrics['auc']:.4f} on {metrics['num_images']} faces "
           f"(mean-shape baseline NME {metrics['baseline_mean_shape_nme']:.4f}); trained {metrics['train_seconds']:.0f}s")
+    for line in pose_lines(metrics):
+        print(line)
     print(f"  best model   {p['best']}\n  last model   {p['last']}\n  metrics      {p['metrics']}\n"
           f"  CED plot     {p['ced']}\n  predictions  {p['predictions']}\n  TensorBoard  tensorboard --logdir {p['logs']}")

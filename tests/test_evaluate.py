@@ -20,3 +20,21 @@ def test_68_point_metrics_report_the_inner51_figures_too():
     assert metrics["fr_inner51"] == 0.25 and metrics["median_nme_inner51"] == pytest.approx(np.median(inner))
     assert "nme_inner51" not in evaluate_predictions(pred[:, 17:], np.arange(4),
                                                      [Sample("x", g[17:].astype(np.float32)) for g in gt], get_scheme("51"))[0]
+
+
+def test_scores_are_split_into_frontal_and_large_pose_faces():
+    rng = np.random.default_rng(1)
+    gt = rng.uniform(20, 80, (4, 68, 2))
+    gt[:, 36], gt[:, 45] = [30, 40], [70, 40]
+    gt[:, 0], gt[:, 16] = [0, 50], [100, 50]
+    gt[:, 30, 1] = 70
+    gt[:, 30, 0] = [50, 52, 85, 90]  # two frontal faces, two turned far towards point 16
+    samples = [Sample("x.png", g.astype(np.float32)) for g in gt]
+    pred = gt.copy()
+    pred[2:] += 4  # only the turned faces are off: 4 * sqrt(2) px over a 40 px eye distance
+    metrics, errors = evaluate_predictions(pred, np.arange(4), samples, get_scheme("68"))
+    frontal, turned = metrics["by_pose"]["frontal"], metrics["by_pose"]["large_pose"]
+    assert frontal == pytest.approx({"faces": 2, "nme": 0.0, "median_nme": 0.0, "fr": 0.0}, abs=1e-6)
+    assert turned["faces"] == 2 and turned["nme"] == pytest.approx(4 * np.sqrt(2) / 40) and turned["fr"] == 1.0
+    assert "by_pose" not in evaluate_predictions(pred[:, 17:], np.arange(4),
+                                                 [Sample("x", g[17:].astype(np.float32)) for g in gt], get_scheme("51"))[0]

@@ -289,7 +289,8 @@ def test_camera_missing_is_one_error_line_and_headless_camera_writes_mp4(model_p
 def test_tilted_face_is_turned_upright_before_the_crop():
     """BlazeFace's eye keypoints give the roll and the crop is turned upright, so the shipped student's eye line
     follows a 75-degree tilt; without alignment it sees a face tilted further than it was trained on (rotation
-    sigma 20 degrees) and misses the tilt by tens of degrees (measured with the third release: 78.3 vs 53.5 degrees)."""
+    sigma 20 degrees) and misses the tilt by over 10 degrees (measured with the fourth release: 77.9 vs 63.0
+    degrees; the third release's student: 78.3 vs 53.5)."""
     from skimage.data import astronaut
 
     from landmark_kd.inference import default_model_path
@@ -306,8 +307,8 @@ def test_tilted_face_is_turned_upright_before_the_crop():
         line = faces[0].landmarks[45] - faces[0].landmarks[36]
         return np.degrees(np.arctan2(line[1], line[0]))
 
-    assert abs(eye_line_degrees(True) - 75) < 8
-    assert abs(eye_line_degrees(False) - 75) > 20
+    assert abs(eye_line_degrees(True) - 75) < 5
+    assert abs(eye_line_degrees(False) - 75) > 10
 
 
 def test_rolls_turn_each_crop(model_path):

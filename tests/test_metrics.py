@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from landmark_kd.decode import crop_to_image, normalised_to_pixels, soft_argmax
-from landmark_kd.metrics import auc, ced, failure_rate, nme_inner51, nme_per_image, normalising_distance, summarize
+from landmark_kd.metrics import (auc, ced, failure_rate, nme_inner51, nme_per_image, normalising_distance, summarize,
+                                 yaw_index)
 from landmark_kd.schemes import custom_scheme, get_scheme
 
 
@@ -64,3 +65,15 @@ def test_inner51_ignores_the_jaw_and_divides_by_the_outer_eye_corners():
     pred[0, :17] += 100  # the jaw is not scored
     pred[0, 17:] += [3, 4]  # 5 px off everywhere else
     assert nme_inner51(pred, gt)[0] == pytest.approx(5 / 50)
+
+
+def test_yaw_index_is_zero_for_a_frontal_face_and_flips_sign_with_the_mirror_image():
+    face = np.zeros((1, 68, 2))
+    face[0, 0], face[0, 16], face[0, 30] = [-50, 0], [50, 0], [0, 20]
+    assert yaw_index(face)[0] == pytest.approx(0.0)
+    face[0, 30] = [25, 20]  # nose moved towards point 16: distances 77.6 and 32.0 px
+    expected = (np.hypot(75, 20) - np.hypot(25, 20)) / (np.hypot(75, 20) + np.hypot(25, 20))
+    assert yaw_index(face)[0] == pytest.approx(expected)
+    mirrored = face * [-1, 1]
+    mirrored[0, [0, 16]] = mirrored[0, [16, 0]]  # the mirror image relabelled: its jaw ends swap sides
+    assert yaw_index(mirrored)[0] == pytest.approx(-expected)

@@ -186,3 +186,13 @@ def test_fine_tuning_from_another_architecture_or_no_file_is_refused(teacher_run
     with pytest.raises(MissingFileError, match="no model to start from"):
         run_training(_config(faces, tmp_path / "c", init_from=str(tmp_path / "none.keras")))
     assert not (tmp_path / "c").exists()  # refused before any work
+
+
+def test_pose_balance_keeps_the_training_budget(faces, tmp_path, capsys):
+    """Turned faces are repeated in the training list, yet an epoch is still one pass of the set as loaded."""
+    metrics = run_training(_config(faces, tmp_path / "pose", epochs=1, steps_per_epoch=None, pose_balance=True))
+    assert metrics["steps"] == 32 // 8
+    assert "pose balance: 32 faces -> " in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="--pose-balance reads the yaw .* scheme '29' is not one"):
+        run_training(_config(faces, tmp_path / "cofw", scheme="29", pose_balance=True))
+    assert not (tmp_path / "cofw").exists()
