@@ -64,7 +64,7 @@ def yaw_index(gt: np.ndarray, scheme: LandmarkScheme | str = "68") -> np.ndarray
     turned face). Splits a labelled set into frontal and large-pose faces, as challenge test sets are split."""
     name = scheme.name if isinstance(scheme, LandmarkScheme) else str(scheme)
     if name not in YAW_POINTS:
-        raise ConfigError(f"the yaw index needs the jaw line and nose tip of a {' or '.join(YAW_POINTS)}-point "
+        raise ConfigError(f"the yaw index needs the jaw line and nose tip of a {'- or '.join(YAW_POINTS)}-point "
                           f"layout; scheme {name!r} is not one")
     first, nose, last = YAW_POINTS[name]
     gt = np.asarray(gt, np.float64)

@@ -186,7 +186,7 @@ def run_training(config: TrainConfig) -> dict:
 
         if get_scheme(config.scheme).name not in YAW_POINTS:
             raise ConfigError(f"--pose-balance reads the yaw from the jaw line and nose tip of the "
-                              f"{' or '.join(YAW_POINTS)}-point layouts; scheme {config.scheme!r} is not one")
+                              f"{'- or '.join(YAW_POINTS)}-point layouts; scheme {config.scheme!r} is not one")
     if config.init_from and not os.path.isfile(config.init_from):
         raise MissingFileError(f"{config.init_from}: no model to start from (--init-from)")
     out = prepare_output_dir(config.output)
