@@ -57,16 +57,22 @@ def nme_inner51(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 YAW_POINTS = {"68": (0, 30, 16), "98": (0, 54, 32)}
 
 
+def yaw_points(scheme: LandmarkScheme | str, purpose: str) -> tuple[int, int, int]:
+    """The (jaw end, nose tip, other jaw end) indices of `scheme`; refused, naming `purpose`, for a layout without
+    them."""
+    name = scheme.name if isinstance(scheme, LandmarkScheme) else str(scheme)
+    if name not in YAW_POINTS:
+        raise ConfigError(f"{purpose} reads the yaw from the jaw line and nose tip of the "
+                          f"{'- or '.join(YAW_POINTS)}-point layouts; scheme {name!r} is not one")
+    return YAW_POINTS[name]
+
+
 def yaw_index(gt: np.ndarray, scheme: LandmarkScheme | str = "68") -> np.ndarray:
     """How far each face is turned left or right, from its landmarks alone: (a - b) / (a + b) with a, b the nose
     tip's distances to the two ends of the jaw line. 0 is frontal; it is positive when the nose has moved
     towards the second jaw end's side of the image; |index| 0.5 means one side is 3x the other (a strongly
     turned face). Splits a labelled set into frontal and large-pose faces, as challenge test sets are split."""
-    name = scheme.name if isinstance(scheme, LandmarkScheme) else str(scheme)
-    if name not in YAW_POINTS:
-        raise ConfigError(f"the yaw index needs the jaw line and nose tip of a {'- or '.join(YAW_POINTS)}-point "
-                          f"layout; scheme {name!r} is not one")
-    first, nose, last = YAW_POINTS[name]
+    first, nose, last = yaw_points(scheme, "the yaw index")
     gt = np.asarray(gt, np.float64)
     a = np.linalg.norm(gt[:, nose] - gt[:, first], axis=-1)
     b = np.linalg.norm(gt[:, nose] - gt[:, last], axis=-1)

@@ -181,12 +181,10 @@ def run_training(config: TrainConfig) -> dict:
 
     config.check_teacher(bool(config.teacher))
     if config.pose_balance:
-        from .metrics import YAW_POINTS
+        from .metrics import yaw_points
         from .schemes import get_scheme
 
-        if get_scheme(config.scheme).name not in YAW_POINTS:
-            raise ConfigError(f"--pose-balance reads the yaw from the jaw line and nose tip of the "
-                              f"{'- or '.join(YAW_POINTS)}-point layouts; scheme {config.scheme!r} is not one")
+        yaw_points(get_scheme(config.scheme), "--pose-balance")  # refused before any work
     if config.init_from and not os.path.isfile(config.init_from):
         raise MissingFileError(f"{config.init_from}: no model to start from (--init-from)")
     out = prepare_output_dir(config.output)
