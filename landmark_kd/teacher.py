@@ -29,9 +29,15 @@ class Teacher:
             model.trainable = False
         self.flip_permutation = None if flip_permutation is None else np.asarray(flip_permutation, np.int32)
 
-    def heatmaps(self, x, size: Sequence[int] | None = None):
+    @property
+    def input_size(self) -> int:
+        """The largest input side among the models: the crop size that gives every model its full detail."""
+        return max(int(model.input_shape[1]) for model in self.models)
+
+    def heatmaps(self, x, size: Sequence[int] | None = None, large=None):
         """Mean teacher heatmaps for images `x` (B, S, S, 3) in [0, 1], resized to `size` (H, W) if given (else the
-        first model's map size); each model sees `x` resized to its own input size."""
+        first model's map size). `large`: the same crops cut at a larger size (`LandmarkPipeline.dataset`'s
+        `teacher_size`). Each model sees the crops of its own input size, else the closest larger ones resized."""
         import tensorflow as tf
 
         batch = tf.shape(x)[0]
@@ -39,7 +45,8 @@ class Teacher:
         maps = []
         for model in self.models:
             side = int(model.input_shape[1])
-            tx = x if x.shape[1] == side else tf.image.resize(x, [side, side])
+            source = large if large is not None and (x.shape[1] < side or large.shape[1] == side) else x
+            tx = source if source.shape[1] == side else tf.image.resize(source, [side, side], antialias=True)
             if self.flip_permutation is not None:
                 tx = tf.concat([tx, tf.reverse(tx, axis=[2])], axis=0)  # one forward pass for both views
             out = tf.cast(model(tx, training=False)["heatmaps"], tf.float32)

@@ -22,7 +22,9 @@ from .training import TrainConfig
 
 class LandmarkTrainer(keras.Model):
     """L_STAR on the fused heatmaps + AWing on point and edge maps (+ alpha * L_KD against `teacher`, also on
-    unlabelled batches when the data yields `((images, targets), unlabelled_images)`).
+    unlabelled batches when the data yields `((images, targets), unlabelled_images)`). A teacher with a larger
+    input than the student gets `targets["teacher_images"]` (and unlabelled `(images, teacher_images)`) when
+    the data carries them.
 
     `teacher`: a `Teacher` (an ensemble, maybe flip-averaged) or one Keras model. It is held outside Keras'
     tracking, so the run's backups hold only the student and its optimiser."""
@@ -60,7 +62,8 @@ class LandmarkTrainer(keras.Model):
         }
         total = config.star_weight * parts["star"] + config.point_weight * parts["point"] + config.edge_weight * parts["edge"]
         if self.teacher is not None and training:
-            parts["kd"] = self.kd(self.teacher.heatmaps(x, out["heatmaps"].shape[1:3]), out["heatmaps"])
+            teacher_maps = self.teacher.heatmaps(x, out["heatmaps"].shape[1:3], targets.get("teacher_images"))
+            parts["kd"] = self.kd(teacher_maps, out["heatmaps"])
             total = total + config.alpha * parts["kd"]
         return total, parts
 
@@ -69,11 +72,15 @@ class LandmarkTrainer(keras.Model):
         if isinstance(data[0], (tuple, list)):  # ((images, targets), unlabelled images)
             data, x_unlabeled = data
         x, targets = data
+        large_unlabeled = None
+        if isinstance(x_unlabeled, (tuple, list)):  # (crops, the same crops at the teacher's larger size)
+            x_unlabeled, large_unlabeled = x_unlabeled
         with tf.GradientTape() as tape:
             total, parts = self.compute_losses(x, targets, True)
             if x_unlabeled is not None:
                 student_maps = self.landmark_model(x_unlabeled, training=True)["heatmaps"]
-                parts["kd_unlabeled"] = self.kd(self.teacher.heatmaps(x_unlabeled, student_maps.shape[1:3]), student_maps)
+                teacher_maps = self.teacher.heatmaps(x_unlabeled, student_maps.shape[1:3], large_unlabeled)
+                parts["kd_unlabeled"] = self.kd(teacher_maps, student_maps)
                 total = total + self.config.alpha * parts["kd_unlabeled"]
             scaled = self.optimizer.scale_loss(total) if hasattr(self.optimizer, "scale_loss") else total
         variables = self.landmark_model.trainable_variables

@@ -245,14 +245,20 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         train_list = pose_balanced(train_samples, scheme)
         print(f"pose balance: {len(train_samples)} faces -> {len(train_list)} in the training list (turned faces "
               f"repeated), {steps} steps per epoch as without it")
+    # A teacher with a larger input than the student gets its own crops of the same faces, not upsampled ones.
+    teacher_size = teacher.input_size if teacher is not None and teacher.input_size > config.image_size else None
+    if teacher_size:
+        print(f"teacher input {teacher_size}px: it sees each face cut at {teacher_size}px, the student at "
+              f"{config.image_size}px (same augmentation)")
     train_ds = pipeline.dataset(train_list, config.batch_size, training=True, seed=config.seed, repeat=True,
-                                augment=config.augment)
+                                augment=config.augment, teacher_size=teacher_size)
     if config.unlabeled:
         from .data.unlabeled import load_unlabeled
 
         unlabeled = load_unlabeled(config.unlabeled, scheme.num_points, os.path.join(out, "unlabeled_boxes.json"))
         unlabeled_ds = pipeline.dataset(unlabeled, config.batch_size, training=True, seed=config.seed + 1,
-                                        repeat=True, augment=config.augment, images_only=True)
+                                        repeat=True, augment=config.augment, images_only=True,
+                                        teacher_size=teacher_size)
         train_ds = tf.data.Dataset.zip((train_ds, unlabeled_ds)).prefetch(tf.data.AUTOTUNE)
     val_ds = pipeline.dataset(val_samples, config.batch_size, training=False)
     # Layers take their dtype policy when built, so the policy is only set while building, then restored.

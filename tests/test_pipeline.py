@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from landmark_kd.data import load_dataset
 from landmark_kd.data.pipeline import LandmarkPipeline, PipelineConfig
@@ -146,3 +147,23 @@ def test_tiff_and_webp_beside_pts_files_train_like_png(tmp_path):
     crops, targets = next(iter(pipeline.dataset(mixed, 3, training=False)))
     assert np.abs(crops[0] - crops[1]).max() < 1e-6 and np.abs(crops[0] - crops[2]).max() < 1e-6
     assert float(crops.numpy().std()) > 0.05  # real pixels, not a blank fallback
+
+
+def test_a_teacher_crop_is_the_same_augmented_face_at_the_teachers_size(faces):
+    """Distilling from a larger-input teacher: the student's crops stay exactly what they are without a teacher,
+    and the teacher's crop is the same face, pose, colour and blur at twice the size, so shrunk it matches."""
+    cfg = PipelineConfig.real_photos(image_size=64, erase_prob=0.0, blur_prob=1.0)
+    pipeline = LandmarkPipeline(get_scheme("68"), cfg)
+    plain, plain_targets = next(iter(pipeline.dataset(faces, 12, training=True, seed=5)))
+    images, targets = next(iter(pipeline.dataset(faces, 12, training=True, seed=5, teacher_size=128)))
+    assert np.array_equal(images.numpy(), plain.numpy())
+    assert np.array_equal(targets["landmarks"].numpy(), plain_targets["landmarks"].numpy())
+    large = targets["teacher_images"].numpy()
+    assert large.shape == (12, 128, 128, 3) and 0 <= large.min() and large.max() <= 1
+    shrunk = tf.image.resize(large, [64, 64], antialias=True).numpy()
+    aligned = np.abs(shrunk - images.numpy()).mean()
+    shifted = np.abs(shrunk[:, :, 2:] - images.numpy()[:, :, :-2]).mean()  # two pixels off, for scale
+    assert aligned < 0.02 and aligned < 0.4 * shifted
+    crops, teacher_crops = next(iter(pipeline.dataset(faces, 12, training=True, seed=5, images_only=True,
+                                                      teacher_size=128)))
+    assert np.array_equal(crops.numpy(), images.numpy()) and np.array_equal(teacher_crops.numpy(), large)

@@ -62,6 +62,20 @@ def test_teacher_maps_are_resized_to_the_students_and_inputs_to_each_teachers_si
     np.testing.assert_allclose(maps, expected.numpy(), atol=1e-5)
 
 
+def test_a_larger_teacher_reads_the_crops_cut_at_its_own_size():
+    """With the pipeline's `teacher_size` crops, a 128 px teacher reads them as they are (no upsampled 64 px
+    crop) while a 64 px member of the same ensemble keeps the student's crops."""
+    small, large = _tiny(4, 64), _tiny(5, 128)
+    teacher = Teacher([small, large])
+    assert teacher.input_size == 128 and Teacher([small]).input_size == 64
+    x, big = _images(size=64, seed=1), _images(size=128, seed=2)
+    maps = teacher.heatmaps(tf.constant(x), size=(16, 16), large=tf.constant(big)).numpy()
+    expected = (small(x, training=False)["heatmaps"] + tf.image.resize(large(big, training=False)["heatmaps"], [16, 16])) / 2
+    np.testing.assert_allclose(maps, expected.numpy(), atol=1e-5)
+    upsampled = teacher.heatmaps(tf.constant(x), size=(16, 16)).numpy()
+    assert np.abs(upsampled - maps).max() > 1e-3  # without them the large teacher reads the 64 px crops
+
+
 def test_the_shipped_teachers_mirror_prediction_lands_on_the_same_points():
     """On real faces the mirrored pass, mapped back, agrees with the plain one to within a fraction of the
     inter-ocular distance: the heatmap flip and the point swap use the pipeline's own pixel convention."""

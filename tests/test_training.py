@@ -139,6 +139,35 @@ def test_distillation_on_unlabelled_photos(teacher_run, faces, photo_folder, tmp
     assert "3 samples loaded, 1 skipped" in capsys.readouterr().out
 
 
+def test_a_larger_input_teacher_distils_from_its_own_crops(faces, photo_folder, tmp_path, capsys, monkeypatch):
+    """A 128 px teacher and a 64 px student: on labelled and unlabelled batches alike the teacher is handed the
+    faces cut at 128 px, and the student still learns to copy it."""
+    import keras
+
+    from landmark_kd.models import HeadConfig, build_landmark_model
+    from landmark_kd.schemes import get_scheme
+    from landmark_kd.teacher import Teacher
+
+    keras.utils.set_random_seed(2)
+    teacher_path = str(tmp_path / "teacher128.keras")
+    build_landmark_model("swinv2_pico", get_scheme("68"), 128, HeadConfig(16, 1, False)).save(teacher_path)
+    seen = []
+    original = Teacher.heatmaps
+
+    def spy(self, x, size=None, large=None):
+        seen.append((int(x.shape[1]), None if large is None else int(large.shape[1])))
+        return original(self, x, size, large)
+
+    monkeypatch.setattr(Teacher, "heatmaps", spy)
+    config = _config(faces, tmp_path / "student_s", preset="mobilevitv2_pico", alpha=1.0, epochs=3, light_head=True,
+                     unlabeled=photo_folder, teacher=teacher_path)
+    metrics = run_training(config)
+    assert len(seen) >= 2 and set(seen) == {(64, 128)}  # traced for the labelled and the unlabelled batches
+    kd = metrics["history"]["kd"]
+    assert kd[-1] < kd[0]
+    assert "teacher input 128px: it sees each face cut at 128px, the student at 64px" in capsys.readouterr().out
+
+
 def test_unlabelled_photos_and_kd_weight_need_a_teacher(faces, photo_folder, tmp_path):
     with pytest.raises(ConfigError, match="need a teacher"):
         run_training(_config(faces, tmp_path / "u", unlabeled=photo_folder))

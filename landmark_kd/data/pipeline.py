@@ -88,14 +88,15 @@ def _blur(image, sigma):
     return tf.nn.depthwise_conv2d(out, ky, [1, 1, 1, 1], "SAME")[0]
 
 
-def _photometric(image, seeds, cfg: PipelineConfig):
+def _photometric(image, seeds, cfg: PipelineConfig, pixel_scale: float = 1.0):
+    """`pixel_scale`: the crop's size over `cfg.image_size`, so a larger copy of the crop is blurred alike."""
     j = cfg.color_jitter
     image = tf.image.stateless_random_brightness(image, 0.4 * j, seeds[0])
     image = tf.image.stateless_random_contrast(image, 1 - j, 1 + j, seeds[1])
     image = tf.image.stateless_random_saturation(image, 1 - j, 1 + j, seeds[2])
     image = tf.image.stateless_random_hue(image, 0.1 * j, seeds[3])
     u = tf.random.stateless_uniform([4], seeds[4])
-    image = tf.cond(u[0] < cfg.blur_prob, lambda: _blur(image, 0.5 + 1.5 * u[1]), lambda: image)
+    image = tf.cond(u[0] < cfg.blur_prob, lambda: _blur(image, (0.5 + 1.5 * u[1]) * pixel_scale), lambda: image)
     if cfg.grey_prob > 0:
         grey = tf.tile(tf.image.rgb_to_grayscale(image), [1, 1, 3])
         image = tf.where(u[2] < cfg.grey_prob, grey, image)
@@ -105,9 +106,10 @@ def _photometric(image, seeds, cfg: PipelineConfig):
     return image
 
 
-def _erase(image, seed, cfg: PipelineConfig):
-    """Random-erasing occlusion: a rectangle of noise covering 5-25% of the crop."""
-    size = cfg.image_size
+def _erase(image, seed, cfg: PipelineConfig, size: int | None = None):
+    """Random-erasing occlusion: a rectangle of noise covering 5-25% of the crop (a `size` px one; the same
+    rectangle, relative to the crop, at any size)."""
+    size = size or cfg.image_size
     u = tf.random.stateless_uniform([6], seed)
     area = (0.05 + 0.2 * u[1]) * size * size
     aspect = tf.exp((u[2] - 0.5) * 1.5)
@@ -182,7 +184,8 @@ class LandmarkPipeline:
         image = tf.cond(plan == 0, with_opencv, with_tensorflow)
         return tf.cast(image, tf.float32) / 255.0
 
-    def _example(self, index, path, plan, points, box, seed, augment: bool, images_only: bool = False):
+    def _example(self, index, path, plan, points, box, seed, augment: bool, images_only: bool = False,
+                 teacher_size: int | None = None):
         cfg = self.config
         image = self._load(path, plan)
         side = box[2] * (1 + cfg.crop_margin)
@@ -194,22 +197,29 @@ class LandmarkPipeline:
             else:
                 angle = (u[0] * 2 - 1) * math.radians(cfg.rotation)
             scale = 1 + (u[1] * 2 - 1) * cfg.scale
-            tx = (u[2] * 2 - 1) * cfg.translation * cfg.image_size
-            ty = (u[3] * 2 - 1) * cfg.translation * cfg.image_size
+            tx = (u[2] * 2 - 1) * cfg.translation
+            ty = (u[3] * 2 - 1) * cfg.translation
             flip = (u[4] < 0.5) & cfg.flip
         else:
             angle, scale, tx, ty, flip = 0.0, 1.0, 0.0, 0.0, tf.constant(False)
-        matrix = crop_matrix(box[0], box[1], side, cfg.image_size, angle, scale, tx, ty, flip, xp=tf)
-        crop = warp(image, matrix, cfg.image_size)
+
+        def augmented_crop(size: int):
+            """The face under this sample's augmentation, cut at `size` px (shift and blur scale with it)."""
+            matrix = crop_matrix(box[0], box[1], side, size, angle, scale, tx * size, ty * size, flip, xp=tf)
+            crop = warp(image, matrix, size)
+            if augment:
+                crop = _photometric(crop, seeds[1:6], cfg, size / cfg.image_size)
+                crop = _erase(crop, seeds[6], cfg, size)
+                crop = tf.clip_by_value(crop, 0.0, 1.0)
+            crop.set_shape([size, size, 3])
+            return crop, matrix
+
+        crop, matrix = augmented_crop(cfg.image_size)
+        teacher_crop = augmented_crop(teacher_size)[0] if teacher_size else None
+        if images_only:
+            return crop if teacher_crop is None else (crop, teacher_crop)
         pts = tf.matmul(points, matrix[:, :2], transpose_b=True) + matrix[:, 2]
         pts = tf.where(flip, tf.gather(pts, self.flip_perm), pts)
-        if augment:
-            crop = _photometric(crop, seeds[1:6], cfg)
-            crop = _erase(crop, seeds[6], cfg)
-            crop = tf.clip_by_value(crop, 0.0, 1.0)
-        crop.set_shape([cfg.image_size, cfg.image_size, 3])
-        if images_only:
-            return crop
         hm_pts = pixels_to_heatmap(pts, cfg.heatmap_stride)
         size = cfg.heatmap_size
         targets = {
@@ -219,13 +229,18 @@ class LandmarkPipeline:
             "affine": matrix,
             "index": index,
         }
+        if teacher_crop is not None:
+            targets["teacher_images"] = teacher_crop
         return crop, targets
 
     def dataset(self, samples: list[Sample], batch_size: int, training: bool, seed: int = 0,
                 repeat: bool = False, drop_remainder: bool | None = None, augment: bool | None = None,
-                images_only: bool = False) -> tf.data.Dataset:
+                images_only: bool = False, teacher_size: int | None = None) -> tf.data.Dataset:
         """`training` shuffles and (unless `augment=False`) augments; evaluation keeps order. `images_only`
-        yields the crops alone, without building targets (unlabelled photos for L_KD)."""
+        yields the crops alone, without building targets (unlabelled photos for L_KD). `teacher_size` also cuts
+        each face at a distillation teacher's larger input size, same augmentation, so the teacher sees the
+        detail the student's crop lacks: as `targets["teacher_images"]`, or as (crop, teacher crop) with
+        `images_only`."""
         augment = training if augment is None else augment
         if not samples:
             raise ValueError("no samples to build a dataset from")
@@ -245,7 +260,7 @@ class LandmarkPipeline:
 
         def fn(i, s):
             return self._example(tf.cast(i, tf.int32), tf.gather(paths, i), tf.gather(plans, i), tf.gather(points, i),
-                                 tf.gather(boxes, i), s, augment, images_only)
+                                 tf.gather(boxes, i), s, augment, images_only, teacher_size)
 
         ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.ignore_errors()  # last line of defence: a file that broke after validation is dropped, not fatal
