@@ -71,6 +71,8 @@ def main(argv=None) -> int:
     parser.add_argument("--flip-test", action="store_true", help="also score each model with the flip test")
     parser.add_argument("--teacher", nargs="+", metavar="MODEL", help="also score the teacher `distill.py --teacher "
                         "MODEL ... --teacher-flip` distils: these .keras models' heatmaps averaged, flip-averaged")
+    parser.add_argument("--teacher-crop", type=int, metavar="PX", help="also score that teacher on PX px crops "
+                        "scaled up to its input, as it reads a smaller student's crops without crops of its own")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
     from landmark_kd.metrics import FRONTAL_YAW, LARGE_POSE_YAW
@@ -91,9 +93,15 @@ def main(argv=None) -> int:
         from landmark_kd.schemes import get_scheme
         from landmark_kd.teacher import TeacherPredictor, load_teacher
 
-        ensemble = LandmarkDetector(TeacherPredictor(load_teacher(args.teacher, get_scheme("68"), flip=True)), "full")
+        teacher = TeacherPredictor(load_teacher(args.teacher, get_scheme("68"), flip=True))
+        ensemble = LandmarkDetector(teacher, "full")
         predictors[f"teacher: {' + '.join(args.teacher)}, flip-averaged"] = \
             lambda image, box, d=ensemble: d.landmarks_for_boxes(image, [box])[0]
+        if args.teacher_crop:
+            small = TeacherPredictor(teacher.teacher)
+            small.image_size = args.teacher_crop  # crops cut at this size; Teacher.heatmaps scales them to each model
+            predictors[f"the same teacher on {args.teacher_crop} px crops scaled up"] = \
+                lambda image, box, d=LandmarkDetector(small, "full"): d.landmarks_for_boxes(image, [box])[0]
     if args.mesh:
         from landmark_kd.mesh_labeller import MeshLabeller
 
