@@ -45,7 +45,7 @@ class Teacher:
         maps = []
         for model in self.models:
             side = int(model.input_shape[1])
-            source = large if large is not None and (x.shape[1] < side or large.shape[1] == side) else x
+            source = large if large is not None and side > x.shape[1] else x
             tx = source if source.shape[1] == side else tf.image.resize(source, [side, side], antialias=True)
             if self.flip_permutation is not None:
                 tx = tf.concat([tx, tf.reverse(tx, axis=[2])], axis=0)  # one forward pass for both views
