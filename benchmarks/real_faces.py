@@ -98,8 +98,7 @@ def main(argv=None) -> int:
         predictors[f"teacher: {' + '.join(args.teacher)}, flip-averaged"] = \
             lambda image, box, d=ensemble: d.landmarks_for_boxes(image, [box])[0]
         if args.teacher_crop:
-            small = TeacherPredictor(teacher.teacher)
-            small.image_size = args.teacher_crop  # crops cut at this size; Teacher.heatmaps scales them to each model
+            small = TeacherPredictor(teacher.teacher, crop_size=args.teacher_crop)
             predictors[f"the same teacher on {args.teacher_crop} px crops scaled up"] = \
                 lambda image, box, d=LandmarkDetector(small, "full"): d.landmarks_for_boxes(image, [box])[0]
     if args.mesh:

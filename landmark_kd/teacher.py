@@ -64,15 +64,17 @@ class Teacher:
 
 class TeacherPredictor(Predictor):
     """A `Teacher` as a `Predictor` (crops -> landmarks in crop pixels), decoded as the models decode their own
-    heatmaps, so an ensemble can be scored like any model (`benchmarks/real_faces.py --teacher`)."""
+    heatmaps, so an ensemble can be scored like any model (`benchmarks/real_faces.py --teacher`). `crop_size`:
+    cut the crops at this size instead of the first model's input (each model gets them scaled to its own)."""
 
     path = None
 
-    def __init__(self, teacher: Teacher):
+    def __init__(self, teacher: Teacher, crop_size: int | None = None):
         from .models import model_image_size, model_scheme
 
         self.teacher = teacher
-        self.image_size, self.scheme = model_image_size(teacher.models[0]), model_scheme(teacher.models[0])
+        self.image_size = crop_size or model_image_size(teacher.models[0])
+        self.scheme = model_scheme(teacher.models[0])
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         import tensorflow as tf
