@@ -1,0 +1,73 @@
+"""Unlabelled photos for distillation: faces are cut as LandmarkDetector cuts them, boxes are cached per detector."""
+import glob
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import realfaces
+from landmark_kd.data.pts300w import read_pts
+from landmark_kd.data.unlabeled import DETECTOR, load_unlabeled
+from landmark_kd.inference import HaarFaceDetector
+
+
+def _framing(box: np.ndarray, points: np.ndarray) -> tuple[float, float]:
+    """Centre offset and size ratio of a box against the 68-landmark box, in landmark-box sides."""
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    side = float(max(hi - lo))
+    offset = np.linalg.norm((box[:2] + box[2:]) / 2 - (lo + hi) / 2) / side
+    return float(offset), float(max(box[2:] - box[:2]) / side)
+
+
+def test_unlabelled_faces_are_framed_like_labelled_ones(tmp_path):
+    """On real frames with 68-point labels, the default boxes sit on the landmark box that training crops from;
+    the raw Haar box the loader used before sits a fifth of the face off."""
+    photos = sorted(glob.glob(os.path.join(realfaces("ytf68/val"), "*.jpg")))[::40][:10]
+    for path in photos:
+        shutil.copy(path, tmp_path / os.path.basename(path))
+    points = {os.path.basename(p): read_pts(p[:-4] + ".pts") for p in photos}
+
+    def framing(samples):
+        return np.array([_framing(s.bbox, points[os.path.basename(s.image_path)]) for s in samples])
+
+    default = framing(load_unlabeled(str(tmp_path), 68))
+    haar = framing(load_unlabeled(str(tmp_path), 68, detector=HaarFaceDetector()))
+    assert len(default) == len(photos)
+    assert np.median(default[:, 0]) < 0.08 and 0.85 < np.median(default[:, 1]) < 1.2
+    assert np.median(haar[:, 0]) > 2 * np.median(default[:, 0])
+
+
+def test_the_box_cache_is_reused_only_for_the_same_detector(tmp_path):
+    import cv2
+    from skimage.data import astronaut
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    cv2.imwrite(str(root / "a.jpg"), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    cache = tmp_path / "boxes.json"
+    calls = []
+
+    def fixed(image):
+        calls.append(image.shape)
+        return [(np.array([10, 20, 110, 120], np.float32), 1.0)]
+
+    first = load_unlabeled(str(root), 68, str(cache), detector=fixed)
+    again = load_unlabeled(str(root), 68, str(cache), detector=fixed)
+    assert len(calls) == 1 and np.allclose(again[0].bbox, first[0].bbox) and np.allclose(first[0].bbox, [10, 20, 110, 120])
+    assert json.load(open(cache))["detector"] == "fixed"
+    # the default detector does not take another detector's boxes: it finds the astronaut's face itself
+    default = load_unlabeled(str(root), 68, str(cache))
+    assert not np.allclose(default[0].bbox, [10, 20, 110, 120]) and 150 < default[0].bbox[0] < 250
+    assert json.load(open(cache))["detector"] == DETECTOR
+    # a cache in the old form (path -> box, no detector) is detected again, not trusted
+    cache.write_text(json.dumps({str(root / "a.jpg"): [0, 0, 5, 5]}))
+    assert load_unlabeled(str(root), 68, str(cache), detector=fixed)[0].bbox[2] == 110
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    from landmark_kd.data.records import DatasetError
+
+    with pytest.raises(DatasetError, match="no such file"):
+        load_unlabeled(str(tmp_path / "absent"), 68)
