@@ -132,7 +132,7 @@ def test_distillation_on_unlabelled_photos(teacher_run, faces, photo_folder, tmp
     metrics = run_training(config)
     kd_u = metrics["history"]["kd_unlabeled"]
     assert len(kd_u) == 3 and all(np.isfinite(kd_u)) and kd_u[-1] < kd_u[0]
-    boxes = json.load(open(tmp_path / "student_u" / "unlabeled_boxes.json"))
+    boxes = json.load(open(tmp_path / "student_u" / "unlabeled_boxes.json"))["boxes"]
     found = [b for b in boxes.values() if b is not None]
     assert len(boxes) == 4 and len(found) == 3
     assert 150 < found[0][0] < 250 and found[0][2] - found[0][0] > 60  # the astronaut's face, not the whole photo
