@@ -112,10 +112,12 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--mesh-model", default=None, help="MediaPipe face_landmark.tflite as the labeller")
     parser.add_argument("--mesh-table", default=None, help="mesh468_to_ibug68.json (needed with --mesh-model)")
     parser.add_argument("--min-score", type=float, default=0.5, help="skip faces the mesh labeller is less sure of")
+    parser.add_argument("--detector", choices=("blazeface", "haar"), default="blazeface",
+                        help="face detector: BlazeFace's 68-landmark box (LandmarkDetector's, the framing the "
+                             "labellers' crops expect) or OpenCV's Haar cascade")
     parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    from .inference import HaarFaceDetector
     from .outputs import prepare_output_dir
 
     if not os.path.exists(args.images):
@@ -135,9 +137,17 @@ def _main(argv: list[str]) -> int:
     if not images:
         raise DataError(f"{args.images}: no images found")
     prepare_output_dir(args.out)
-    print(f"labelling {len(images)} images from {args.images}")
-    result = pseudolabel(images, args.images, args.out, label, HaarFaceDetector(), args.min_score)
-    result["labeller"] = args.mesh_model or args.model
+    if args.detector == "haar":
+        from .inference import HaarFaceDetector
+
+        detect = HaarFaceDetector()
+    else:
+        from .face_detector import BlazeFaceDetector
+
+        detect = BlazeFaceDetector("auto")
+    print(f"labelling {len(images)} images from {args.images} (faces found by {args.detector})")
+    result = pseudolabel(images, args.images, args.out, label, detect, args.min_score)
+    result["labeller"], result["detector"] = args.mesh_model or args.model, args.detector
     with open(os.path.join(args.out, "pseudolabel.json"), "w") as handle:
         json.dump(result, handle, indent=1)
     print(f"{result['labelled']} images labelled, {result['skipped']} skipped; 300-W folder {args.out} "
