@@ -59,6 +59,21 @@ class HaarFaceDetector:
         return sorted(out, key=lambda item: -item[1])
 
 
+FACE_DETECTORS = ("blazeface", "auto", "short", "full_range", "haar")
+
+
+def make_face_detector(name: str) -> Callable[[np.ndarray], list[tuple[np.ndarray, float]]]:
+    """A detector `image_rgb -> [(box, score)]` by name: BlazeFace ("blazeface" = "auto", "short", "full_range"),
+    whose boxes are its 68-landmark box estimates, or OpenCV's Haar cascade ("haar", its raw box)."""
+    if name == "haar":
+        return HaarFaceDetector()
+    if name not in FACE_DETECTORS:
+        raise ConfigError(f"face detector {name!r}: expected one of {', '.join(FACE_DETECTORS)}")
+    from .face_detector import BlazeFaceDetector
+
+    return BlazeFaceDetector({"blazeface": "auto", "full_range": "full"}.get(name, name), threads=1)
+
+
 crop_affine = box_crop_matrix  # the training pipeline's evaluation crop
 
 
@@ -91,12 +106,8 @@ class LandmarkDetector:
         self.model_path, self.margin, self.align = model_path, margin, align
         self.image_size, self.scheme = self.predictor.image_size, self.predictor.scheme
         self.flip_permutation = self.scheme.mirror_permutation("flip test") if flip_test else None
-        if detector in ("blazeface", "auto", "short", "full_range"):
-            from .face_detector import BlazeFaceDetector
-
-            self.detector = BlazeFaceDetector({"blazeface": "auto", "full_range": "full"}.get(detector, detector), threads=1)
-        elif detector == "haar":
-            self.detector = HaarFaceDetector()
+        if detector in FACE_DETECTORS:
+            self.detector = make_face_detector(detector)
         elif detector == "full":
             self.detector = lambda image: [(np.array([0, 0, image.shape[1] - 1, image.shape[0] - 1], np.float32), 1.0)]
         elif callable(detector):

@@ -137,16 +137,10 @@ def _main(argv: list[str]) -> int:
     if not images:
         raise DataError(f"{args.images}: no images found")
     prepare_output_dir(args.out)
-    if args.detector == "haar":
-        from .inference import HaarFaceDetector
+    from .inference import make_face_detector
 
-        detect = HaarFaceDetector()
-    else:
-        from .face_detector import BlazeFaceDetector
-
-        detect = BlazeFaceDetector("auto")
     print(f"labelling {len(images)} images from {args.images} (faces found by {args.detector})")
-    result = pseudolabel(images, args.images, args.out, label, detect, args.min_score)
+    result = pseudolabel(images, args.images, args.out, label, make_face_detector(args.detector), args.min_score)
     result["labeller"], result["detector"] = args.mesh_model or args.model, args.detector
     with open(os.path.join(args.out, "pseudolabel.json"), "w") as handle:
         json.dump(result, handle, indent=1)

@@ -32,7 +32,9 @@ class Teacher:
     @property
     def input_size(self) -> int:
         """The largest input side among the models: the crop size that gives every model its full detail."""
-        return max(int(model.input_shape[1]) for model in self.models)
+        from .models import model_image_size
+
+        return max(model_image_size(model) for model in self.models)
 
     def heatmaps(self, x, size: Sequence[int] | None = None, large=None):
         """Mean teacher heatmaps for images `x` (B, S, S, 3) in [0, 1], resized to `size` (H, W) if given (else the

@@ -48,9 +48,9 @@ def load_unlabeled(root: str, num_points: int, cache: str | None = None, detecto
                 boxes[path] = None
             else:
                 if detector is None:
-                    from ..face_detector import BlazeFaceDetector
+                    from ..inference import make_face_detector
 
-                    detector = BlazeFaceDetector("auto")
+                    detector = make_face_detector("blazeface")
                 box = central_face(detector(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)), image.shape)
                 boxes[path] = None if box is None else [float(v) for v in box]
         box = boxes[path]
