@@ -46,14 +46,11 @@ def test_exactly_one_labeller_is_required(tmp_path, capsys):
     assert "exactly one labeller" in capsys.readouterr().err
 
 
-def _inner51(pred: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.linalg.norm(pred[17:] - truth[17:], axis=1).mean() / np.linalg.norm(truth[36] - truth[45]))
-
-
 def test_model_pseudolabels_from_the_default_detector_beat_haar_boxes(tmp_path):
     """Our model labels from one crop of the detector's box: BlazeFace's 68-landmark box is the framing it was
     trained on, a Haar box sits higher and larger (measured on 22 frames: 3.8% against 4.2% inner-51 NME)."""
     from landmark_kd.data.pts300w import read_pts
+    from landmark_kd.metrics import nme_inner51
 
     val = realfaces("ytf68/val")
     frames = sorted(f for f in os.listdir(val) if f.endswith(".jpg"))[::40][:10]
@@ -68,6 +65,7 @@ def test_model_pseudolabels_from_the_default_detector_beat_haar_boxes(tmp_path):
         assert main([str(tmp_path / "frames"), "--out", str(out), "--model", model, *choice]) == 0
         summary = json.load(open(out / "pseudolabel.json"))
         assert summary["detector"] == detector and summary["labelled"] == len(frames)
-        errors[detector] = np.mean([_inner51(read_pts(str(out / (n[:-4] + ".pts"))), read_pts(os.path.join(val, n[:-4] + ".pts")))
-                                    for n in frames])
+        pred = np.stack([read_pts(str(out / (n[:-4] + ".pts"))) for n in frames])
+        truth = np.stack([read_pts(os.path.join(val, n[:-4] + ".pts")) for n in frames])
+        errors[detector] = float(nme_inner51(pred, truth).mean())
     assert errors["blazeface"] < 0.05 and errors["blazeface"] < 0.97 * errors["haar"]
