@@ -86,17 +86,15 @@ class TrainConfig:
             raise ConfigError("teacher_flip (--teacher-flip) averages a teacher's heatmaps, and this run has no teacher")
 
 
-def _mean_shape_baseline(pipeline, train_samples, val_result: DatasetPrediction, val_samples, scheme, config: TrainConfig) -> float:
-    """NME of always predicting the mean training shape in crop coordinates: the floor a model must beat.
-    Uses the validation crops' matrices of the final prediction, so the set is not decoded again."""
-    from .decode import crop_to_image, normalised_to_pixels
+def _mean_shape_baseline(mean_shape: np.ndarray, val_result: DatasetPrediction, val_samples, scheme,
+                         config: TrainConfig) -> float:
+    """NME of always predicting `mean_shape` (the mean training shape in crop pixels): the floor a model must
+    beat. Uses the validation crops' matrices of the final prediction, so the set is not decoded again."""
+    from .decode import crop_to_image
     from .evaluate import evaluate_predictions
 
-    cfg = pipeline.config
-    shapes = [t["landmarks"].numpy() for _, t in pipeline.dataset(train_samples[:512], 64, training=False)]
-    mean = normalised_to_pixels(np.concatenate(shapes).mean(0), cfg.heatmap_size, cfg.heatmap_stride)
     affine = val_result.affine
-    pred = crop_to_image(np.repeat(mean[None], len(affine), 0), affine)
+    pred = crop_to_image(np.repeat(mean_shape[None], len(affine), 0), affine)
     metrics, _ = evaluate_predictions(pred, val_result.index, val_samples, scheme, config.normalization,
                                       config.threshold)
     return metrics["nme"]
@@ -146,20 +144,30 @@ def load_data(config: TrainConfig, scheme):
     return train, val
 
 
-def _check_decodable(pipeline, train_samples, val_samples, config: TrainConfig) -> None:
+def _check_decodable(pipeline, train_samples, val_ds, num_val: int, config: TrainConfig) -> np.ndarray:
     """Images can pass the load-time checks and still fail to decode; the pipeline drops those. If it would drop
-    them all, the repeated training set would spin forever and scoring would fail after an epoch: say so now."""
+    them all, the repeated training set would spin forever and scoring would fail after an epoch: say so now.
+    Returns the mean shape (crop pixels) of up to 512 decoded training faces, for the mean-shape baseline; one
+    pass over `val_ds`, the validation set as the run scores it, counts what decodes there."""
     from .data import DatasetError
+    from .decode import normalised_to_pixels
 
-    if next(iter(pipeline.dataset(train_samples, 1, training=False).take(1)), None) is None:
-        raise DatasetError(f"{config.train_data}: none of the {len(train_samples)} training images could be decoded")
-    decoded = sum(len(t["index"]) for _, t in pipeline.dataset(val_samples, config.batch_size, training=False))
+    cfg = pipeline.config
+    shapes = [t["landmarks"].numpy() for _, t in pipeline.dataset(train_samples[:512], 64, training=False)]
+    if not shapes:  # none of the first 512: look for one decodable face in the rest before giving up
+        rest = train_samples[512:]
+        if not rest or next(iter(pipeline.dataset(rest, 1, training=False).take(1)), None) is None:
+            raise DatasetError(f"{config.train_data}: none of the {len(train_samples)} training images could be "
+                               "decoded")
+        shapes = [t["landmarks"].numpy() for _, t in pipeline.dataset(rest[:512], 64, training=False)]
+    decoded = sum(len(t["index"]) for _, t in val_ds)
     if decoded == 0:
-        raise DatasetError(f"{config.val_data or 'validation faces'}: none of the {len(val_samples)} validation images "
+        raise DatasetError(f"{config.val_data or 'validation faces'}: none of the {num_val} validation images "
                            "could be decoded")
-    if decoded < len(val_samples):
-        print(f"warning: {len(val_samples) - decoded} validation image(s) passed the load checks but cannot be decoded; "
+    if decoded < num_val:
+        print(f"warning: {num_val - decoded} validation image(s) passed the load checks but cannot be decoded; "
               "they are left out of the scores")
+    return normalised_to_pixels(np.concatenate(shapes).mean(0), cfg.heatmap_size, cfg.heatmap_stride)
 
 
 def pipeline_config(config: TrainConfig, synthetic: bool):
@@ -237,7 +245,8 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0 if warmup else config.learning_rate, max(1, total_steps - warmup), alpha=0.01,
         warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
-    _check_decodable(pipeline, train_samples, val_samples, config)
+    val_ds = pipeline.dataset(val_samples, config.batch_size, training=False)
+    mean_shape = _check_decodable(pipeline, train_samples, val_ds, len(val_samples), config)
     train_list = train_samples
     if config.pose_balance:
         from .data.pose_balance import pose_balanced
@@ -260,7 +269,6 @@ def _run_training(config: TrainConfig, out: str) -> dict:
                                         repeat=True, augment=config.augment, images_only=True,
                                         teacher_size=teacher_size)
         train_ds = tf.data.Dataset.zip((train_ds, unlabeled_ds)).prefetch(tf.data.AUTOTUNE)
-    val_ds = pipeline.dataset(val_samples, config.batch_size, training=False)
     # Layers take their dtype policy when built, so the policy is only set while building, then restored.
     previous_policy = keras.mixed_precision.global_policy()
     if config.mixed_precision != "no":
@@ -277,6 +285,9 @@ def _run_training(config: TrainConfig, out: str) -> dict:
                                                              clipnorm=config.clipnorm), jit_compile=config.xla)
             first = next(iter(train_ds))
             trainer((first[0] if config.unlabeled else first)[0][:1])  # build before BackupAndRestore restores into it
+            # Optimiser slots made now, not inside the first traced step: TF traces a step that creates
+            # variables twice, and the second trace is as slow as the first.
+            trainer.optimizer.build(model.trainable_variables)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     print(f"model {model.name}: {model.count_params() / 1e6:.2f}M parameters, input {config.image_size}px, "
@@ -299,7 +310,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     result = KerasPredictor(best).predict_dataset(val_ds)
     metrics, errors = evaluate_predictions(result.landmarks, result.index, val_samples, scheme,
                                            config.normalization, config.threshold)
-    baseline = _mean_shape_baseline(pipeline, train_samples, result, val_samples, scheme, config)
+    baseline = _mean_shape_baseline(mean_shape, result, val_samples, scheme, config)
     metrics.update({
         "model": best_path, "preset": config.preset, "image_size": config.image_size, "data": config.val_data,
         "epochs": config.epochs, "steps": int(trainer.optimizer.iterations.numpy()),
