@@ -9,6 +9,12 @@ SHARED = os.path.join(os.path.dirname(ROOT), "shared", "reference")
 REALFACES = os.path.join(os.path.dirname(ROOT), "shared", "realfaces")
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """`-n auto`: the cores this process may use, at most 4 (each worker is a TensorFlow process of a few GB;
+    beyond 4 the suite is bound by its longest module, not by the workers)."""
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
 def reference(name: str) -> str:
     path = os.path.join(SHARED, name)
     if not os.path.exists(path):
