@@ -176,9 +176,20 @@ def test_unlabelled_photos_and_kd_weight_need_a_teacher(faces, photo_folder, tmp
     assert not (tmp_path / "u").exists()  # refused before any work
 
 
-def test_several_training_sets_are_pooled(faces, tmp_path, capsys):
+def test_several_training_sets_are_pooled(faces, tmp_path, capsys, monkeypatch):
+    from landmark_kd.trainer import LandmarkTrainer
+
+    traces = []
+    original = LandmarkTrainer.train_step
+
+    def counted(self, data):
+        traces.append(self.optimizer.built)
+        return original(self, data)
+
+    monkeypatch.setattr(LandmarkTrainer, "train_step", counted)
     metrics = run_training(_config(faces, tmp_path / "pool", train_data=[faces, faces], epochs=1, steps_per_epoch=1))
     assert metrics["steps"] == 1
+    assert traces == [True]  # optimiser built before fit: the step is traced once, not retraced for its slots
     out = capsys.readouterr().out
     assert out.count(f"train {faces}: 32 samples loaded") == 2
     assert "model swinv2_pico_aam" in out and "64 train / 32 val faces" in out
