@@ -147,19 +147,18 @@ def load_data(config: TrainConfig, scheme):
 def _check_decodable(pipeline, train_samples, val_ds, num_val: int, config: TrainConfig) -> np.ndarray:
     """Images can pass the load-time checks and still fail to decode; the pipeline drops those. If it would drop
     them all, the repeated training set would spin forever and scoring would fail after an epoch: say so now.
-    Returns the mean shape (crop pixels) of up to 512 decoded training faces, for the mean-shape baseline; one
-    pass over `val_ds`, the validation set as the run scores it, counts what decodes there."""
+    Returns the mean shape (crop pixels) of the first 512 training faces that decode, for the mean-shape
+    baseline; one pass over `val_ds`, the validation set as the run scores it, counts what decodes there."""
     from .data import DatasetError
     from .decode import normalised_to_pixels
 
     cfg = pipeline.config
-    shapes = [t["landmarks"].numpy() for _, t in pipeline.dataset(train_samples[:512], 64, training=False)]
-    if not shapes:  # none of the first 512: look for one decodable face in the rest before giving up
-        rest = train_samples[512:]
-        if not rest or next(iter(pipeline.dataset(rest, 1, training=False).take(1)), None) is None:
-            raise DatasetError(f"{config.train_data}: none of the {len(train_samples)} training images could be "
-                               "decoded")
-        shapes = [t["landmarks"].numpy() for _, t in pipeline.dataset(rest[:512], 64, training=False)]
+    # The pipeline drops undecodable images before batching: 8 batches of 64 are the first 512 that decode (a set
+    # with fewer is read to its end, and one with none raises below).
+    batches = pipeline.dataset(train_samples, 64, training=False).take(8)
+    shapes = [t["landmarks"].numpy() for _, t in batches]
+    if not shapes:
+        raise DatasetError(f"{config.train_data}: none of the {len(train_samples)} training images could be decoded")
     decoded = sum(len(t["index"]) for _, t in val_ds)
     if decoded == 0:
         raise DatasetError(f"{config.val_data or 'validation faces'}: none of the {num_val} validation images "
