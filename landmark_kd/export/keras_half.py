@@ -1,0 +1,99 @@
+"""Store a `.keras` model's float32 weights as float16, to ship a large model at half the size.
+
+A SwinV2-tiny teacher is 112 MB in float32, over what a git host takes in one file. Keras casts each stored
+array to its variable's dtype when it loads the weights, so the rewritten archive loads with the stock
+`keras.saving.load_model` (safe mode on) as the same float32 model, its weights rounded to float16 once:
+nothing that reads it needs to know. Only the file changes; the model computes in float32 as before.
+
+    python -m landmark_kd.export.keras_half runs/teacher/best.keras landmark_kd/pretrained/teacher.keras
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import zipfile
+
+import numpy as np
+
+WEIGHTS_ENTRY = "model.weights.h5"
+
+
+def _halve_h5(data: bytes) -> tuple[bytes, int]:
+    """The h5 weights file with each float32 dataset rewritten as float16; also how many were rewritten."""
+    import h5py
+
+    source, target = io.BytesIO(data), io.BytesIO()
+    halved = 0
+    with h5py.File(source, "r") as src, h5py.File(target, "w") as dst:
+        def copy(group_in, group_out) -> None:
+            nonlocal halved
+            group_out.attrs.update(group_in.attrs)
+            for name, item in group_in.items():
+                if isinstance(item, h5py.Group):
+                    copy(item, group_out.create_group(name))
+                    continue
+                value = item[()]
+                if isinstance(value, np.ndarray) and value.dtype == np.float32:
+                    value, halved = value.astype(np.float16), halved + 1
+                out = group_out.create_dataset(name, data=value)
+                out.attrs.update(item.attrs)
+
+        copy(src, dst)
+    return target.getvalue(), halved
+
+
+def save_with_half_weights(source: str, target: str) -> int:
+    """Write `target`: the `.keras` archive `source` with its float32 weights stored as float16.
+
+    Returns the number of weight arrays rewritten. Raises ValueError when `source` is not a `.keras` archive."""
+    if not zipfile.is_zipfile(source):
+        raise ValueError(f"{source}: not a .keras archive (a zip file with {WEIGHTS_ENTRY})")
+    with zipfile.ZipFile(source) as archive:
+        if WEIGHTS_ENTRY not in archive.namelist():
+            raise ValueError(f"{source}: a zip file without {WEIGHTS_ENTRY}, not a .keras archive")
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    entries[WEIGHTS_ENTRY], halved = _halve_h5(entries[WEIGHTS_ENTRY])
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    partial = target + ".partial"  # a crash mid-write never leaves a broken model under the real name
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    os.replace(partial, target)
+    return halved
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m landmark_kd.export.keras_half",
+        description="Rewrite a .keras model with its float32 weights stored as float16 (half the file); it loads "
+                    "with keras.saving.load_model as the same float32 model.")
+    parser.add_argument("source", help="the .keras model to read")
+    parser.add_argument("target", help="where to write the half-size .keras model")
+    parser.add_argument("--check", action="store_true",
+                        help="load both and print the largest output difference on random inputs")
+    args = parser.parse_args(argv)
+    try:
+        halved = save_with_half_weights(args.source, args.target)
+    except (OSError, ValueError) as error:
+        parser.exit(2, f"error: {error}\n")
+    mb = os.path.getsize(args.source) / 1e6, os.path.getsize(args.target) / 1e6
+    print(f"{args.target}: {halved} weight arrays stored as float16, {mb[0]:.1f} MB -> {mb[1]:.1f} MB")
+    if args.check:
+        from landmark_kd.quiet import quiet_tensorflow
+
+        quiet_tensorflow()
+        from landmark_kd.models.landmark_model import load_model
+
+        full, half = load_model(args.source), load_model(args.target)
+        shape = (2, *full.input_shape[1:])
+        x = np.random.default_rng(0).uniform(0, 1, shape).astype("float32")
+        a, b = full(x, training=False), half(x, training=False)
+        a, b = (a if isinstance(a, dict) else {"output": a}), (b if isinstance(b, dict) else {"output": b})
+        for key in a:
+            print(f"  {key}: largest difference {np.abs(np.asarray(a[key]) - np.asarray(b[key])).max():.2e}")
+
+
+if __name__ == "__main__":
+    main()

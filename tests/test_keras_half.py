@@ -1,0 +1,50 @@
+import os
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from landmark_kd.export.keras_half import main, save_with_half_weights
+from landmark_kd.models import build_landmark_model
+from landmark_kd.models.landmark_model import load_model
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    model = build_landmark_model("swinv2_pico", "68", 64)
+    path = str(tmp_path_factory.mktemp("half") / "full.keras")
+    model.save(path)
+    return model, path
+
+
+def test_half_weights_load_as_the_same_float32_model_at_about_half_the_size(saved, tmp_path):
+    model, path = saved
+    target = str(tmp_path / "half.keras")
+    halved = save_with_half_weights(path, target)
+    assert halved == sum(1 for w in model.weights if w.dtype == "float32")
+    assert os.path.getsize(target) < 0.6 * os.path.getsize(path)
+    loaded = load_model(target)  # the stock loader, safe mode on
+    assert [w.dtype for w in loaded.weights] == [w.dtype for w in model.weights]
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(b.numpy(), a.numpy().astype(np.float16).astype(a.dtype))
+    x = np.random.default_rng(1).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    points = model(x, training=False)["landmarks"].numpy()
+    moved = np.abs(loaded(x, training=False)["landmarks"].numpy() - points).max()
+    assert 0 < moved < 0.05  # pixels of a 64 px crop: rounded, not changed
+    assert not os.path.exists(target + ".partial")
+
+
+def test_what_is_not_a_keras_archive_is_named_and_nothing_is_written(tmp_path, capsys):
+    text = tmp_path / "notes.keras"
+    text.write_text("not a model")
+    with pytest.raises(ValueError, match=r"notes\.keras: not a \.keras archive"):
+        save_with_half_weights(str(text), str(tmp_path / "out.keras"))
+    other = tmp_path / "other.keras"
+    with zipfile.ZipFile(other, "w") as archive:
+        archive.writestr("config.json", "{}")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(other), str(tmp_path / "out.keras")])
+    assert exit_info.value.code == 2 and "without model.weights.h5" in capsys.readouterr().err
+    assert not (tmp_path / "out.keras").exists()
