@@ -41,6 +41,8 @@ def test_what_is_not_a_keras_archive_is_named_and_nothing_is_written(tmp_path, c
     text.write_text("not a model")
     with pytest.raises(ValueError, match=r"notes\.keras: not a \.keras archive"):
         save_with_half_weights(str(text), str(tmp_path / "out.keras"))
+    with pytest.raises(ValueError, match=r"missing\.keras: model file not found"):
+        save_with_half_weights(str(tmp_path / "missing.keras"), str(tmp_path / "out.keras"))
     other = tmp_path / "other.keras"
     with zipfile.ZipFile(other, "w") as archive:
         archive.writestr("config.json", "{}")

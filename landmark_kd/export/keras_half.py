@@ -48,6 +48,8 @@ def save_with_half_weights(source: str, target: str) -> int:
     """Write `target`: the `.keras` archive `source` with its float32 weights stored as float16.
 
     Returns the number of weight arrays rewritten. Raises ValueError when `source` is not a `.keras` archive."""
+    if not os.path.isfile(source):
+        raise ValueError(f"{source}: model file not found")
     if not zipfile.is_zipfile(source):
         raise ValueError(f"{source}: not a .keras archive (a zip file with {WEIGHTS_ENTRY})")
     with zipfile.ZipFile(source) as archive:
