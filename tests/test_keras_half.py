@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from landmark_kd.errors import MissingFileError, ModelFileError
 from landmark_kd.export.keras_half import main, save_with_half_weights
 from landmark_kd.models import build_landmark_model
 from landmark_kd.models.landmark_model import load_model
@@ -33,20 +34,19 @@ def test_half_weights_load_as_the_same_float32_model_at_about_half_the_size(save
     points = model(x, training=False)["landmarks"].numpy()
     moved = np.abs(loaded(x, training=False)["landmarks"].numpy() - points).max()
     assert 0 < moved < 0.05  # pixels of a 64 px crop: rounded, not changed
-    assert not os.path.exists(target + ".partial")
+    assert os.listdir(tmp_path) == ["half.keras"]  # no temporary file left beside it
 
 
 def test_what_is_not_a_keras_archive_is_named_and_nothing_is_written(tmp_path, capsys):
     text = tmp_path / "notes.keras"
     text.write_text("not a model")
-    with pytest.raises(ValueError, match=r"notes\.keras: not a \.keras archive"):
+    with pytest.raises(ModelFileError, match=r"notes\.keras: not a \.keras archive"):
         save_with_half_weights(str(text), str(tmp_path / "out.keras"))
-    with pytest.raises(ValueError, match=r"missing\.keras: model file not found"):
+    with pytest.raises(MissingFileError, match=r"missing\.keras: model file not found"):
         save_with_half_weights(str(tmp_path / "missing.keras"), str(tmp_path / "out.keras"))
     other = tmp_path / "other.keras"
     with zipfile.ZipFile(other, "w") as archive:
         archive.writestr("config.json", "{}")
-    with pytest.raises(SystemExit) as exit_info:
-        main([str(other), str(tmp_path / "out.keras")])
-    assert exit_info.value.code == 2 and "without model.weights.h5" in capsys.readouterr().err
+    assert main([str(other), str(tmp_path / "out.keras")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {other}: a zip file without model.weights.h5, not a .keras archive"
     assert not (tmp_path / "out.keras").exists()

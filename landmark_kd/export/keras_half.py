@@ -10,12 +10,15 @@ nothing that reads it needs to know. Only the file changes; the model computes i
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
+import sys
 import zipfile
 
 import numpy as np
+
+from ..errors import MissingFileError, ModelFileError
+from ..outputs import atomic_write
 
 WEIGHTS_ENTRY = "model.weights.h5"
 
@@ -47,27 +50,39 @@ def _halve_h5(data: bytes) -> tuple[bytes, int]:
 def save_with_half_weights(source: str, target: str) -> int:
     """Write `target`: the `.keras` archive `source` with its float32 weights stored as float16.
 
-    Returns the number of weight arrays rewritten. Raises ValueError when `source` is not a `.keras` archive."""
+    Returns the number of weight arrays rewritten. Raises MissingFileError or ModelFileError for a `source` that
+    is missing or not a `.keras` archive; a failed write leaves any earlier `target` as it was."""
     if not os.path.isfile(source):
-        raise ValueError(f"{source}: model file not found")
+        raise MissingFileError(f"{source}: model file not found")
     if not zipfile.is_zipfile(source):
-        raise ValueError(f"{source}: not a .keras archive (a zip file with {WEIGHTS_ENTRY})")
+        raise ModelFileError(f"{source}: not a .keras archive (a zip file with {WEIGHTS_ENTRY})")
     with zipfile.ZipFile(source) as archive:
         if WEIGHTS_ENTRY not in archive.namelist():
-            raise ValueError(f"{source}: a zip file without {WEIGHTS_ENTRY}, not a .keras archive")
+            raise ModelFileError(f"{source}: a zip file without {WEIGHTS_ENTRY}, not a .keras archive")
         entries = {name: archive.read(name) for name in archive.namelist()}
     entries[WEIGHTS_ENTRY], halved = _halve_h5(entries[WEIGHTS_ENTRY])
     os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-    partial = target + ".partial"  # a crash mid-write never leaves a broken model under the real name
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    os.replace(partial, target)
+
+    def write(path: str) -> None:
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+            for name, data in entries.items():
+                archive.writestr(name, data)
+
+    atomic_write(target, write)
     return halved
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
+def main(argv: list[str] | None = None) -> int:
+    """`python -m landmark_kd.export.keras_half`; exit 2 with one `error:` line for a missing or bad model file."""
+    from ..cli import run
+
+    return run(_main, sys.argv[1:] if argv is None else argv)
+
+
+def _main(argv: list[str]) -> int:
+    from ..cli import ArgumentParser
+
+    parser = ArgumentParser(
         prog="python -m landmark_kd.export.keras_half",
         description="Rewrite a .keras model with its float32 weights stored as float16 (half the file); it loads "
                     "with keras.saving.load_model as the same float32 model.")
@@ -76,10 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--check", action="store_true",
                         help="load both and print the largest output difference on random inputs")
     args = parser.parse_args(argv)
-    try:
-        halved = save_with_half_weights(args.source, args.target)
-    except (OSError, ValueError) as error:
-        parser.exit(2, f"error: {error}\n")
+    halved = save_with_half_weights(args.source, args.target)
     mb = os.path.getsize(args.source) / 1e6, os.path.getsize(args.target) / 1e6
     print(f"{args.target}: {halved} weight arrays stored as float16, {mb[0]:.1f} MB -> {mb[1]:.1f} MB")
     if args.check:
@@ -91,11 +103,11 @@ def main(argv: list[str] | None = None) -> None:
         full, half = load_model(args.source), load_model(args.target)
         shape = (2, *full.input_shape[1:])
         x = np.random.default_rng(0).uniform(0, 1, shape).astype("float32")
-        a, b = full(x, training=False), half(x, training=False)
-        a, b = (a if isinstance(a, dict) else {"output": a}), (b if isinstance(b, dict) else {"output": b})
+        a, b = full(x, training=False), half(x, training=False)  # landmark models answer with a dict of maps
         for key in a:
             print(f"  {key}: largest difference {np.abs(np.asarray(a[key]) - np.asarray(b[key])).max():.2e}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
