@@ -190,13 +190,19 @@ class OneEuroFilter:
         return self.x.astype(np.float32)
 
 
+MARK_SIZE_DIVISOR = 80  # landmark dot radius = face box side / this (at least 1 px)
+
+
 def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
-    """A copy of RGB `image` with each face box and its landmarks drawn."""
+    """A copy of RGB `image` with each face box and its landmarks drawn.
+
+    Marks are sized by each face, not by the image: a dot sized for the picture covers the eyes and lips of a
+    small face in a group photo, and the overlay is there to judge the points by eye."""
     out = image.copy()
-    radius = max(1, int(round(max(image.shape[:2]) / 300)))
     for face in faces:
         x0, y0, x1, y1 = (int(round(v)) for v in face.box)
-        cv2.rectangle(out, (x0, y0), (x1, y1), (255, 200, 0), max(1, radius))
+        radius = max(1, int(round(max(x1 - x0, y1 - y0) / MARK_SIZE_DIVISOR)))
+        cv2.rectangle(out, (x0, y0), (x1, y1), (255, 200, 0), radius)
         for x, y in face.landmarks:
-            cv2.circle(out, (int(round(x)), int(round(y))), radius + 1, (0, 255, 0), -1, cv2.LINE_AA)
+            cv2.circle(out, (int(round(x)), int(round(y))), radius, (0, 255, 0), -1, cv2.LINE_AA)
     return out

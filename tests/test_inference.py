@@ -9,7 +9,7 @@ import pytest
 from landmark_kd.data import load_dataset
 from landmark_kd.data.pipeline import LandmarkPipeline, PipelineConfig
 from landmark_kd.data.synthetic import generate, render_face
-from landmark_kd.inference import LandmarkDetector, OneEuroFilter, crop_affine
+from landmark_kd.inference import Face, LandmarkDetector, OneEuroFilter, crop_affine, draw_faces
 from landmark_kd.models import build_landmark_model
 from landmark_kd.predict import main as predict_main
 from landmark_kd.schemes import get_scheme
@@ -57,6 +57,21 @@ def test_haar_finds_a_real_face():
     assert len(faces) >= 1
     x0, y0, x1, y1 = faces[0][0]
     assert 100 < (x0 + x1) / 2 < 300 and 20 < (y0 + y1) / 2 < 200  # the astronaut's face, upper middle
+
+
+def test_overlay_dots_are_sized_by_each_face_not_by_the_image():
+    """A small face in a large photo keeps small dots (big ones hid its eyes); a large face gets larger ones."""
+    image = np.zeros((1000, 1000, 3), np.uint8)
+
+    def dot_width(side: float) -> int:
+        face = Face(box=np.array([100, 100, 100 + side, 100 + side]), landmarks=np.array([[500.0, 500.0]]), score=1.0)
+        green = draw_faces(image, [face])[400:600, 400:600, 1] > 127
+        assert not image.any()  # drawn on a copy
+        return int(green.any(axis=0).sum())
+
+    small, large = dot_width(80), dot_width(800)
+    assert small <= 3
+    assert 15 <= large <= 25
 
 
 def test_one_euro_filter_cuts_jitter_and_follows_moves():
