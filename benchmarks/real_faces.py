@@ -3,7 +3,9 @@
 side by side, MediaPipe's Face Mesh mapped to 68 points. Error: mean over the 51 inner points (no jaw line)
 divided by the outer-eye-corner distance (the ICME 2024 challenge's measure); FR = share of faces above 10%.
 A second table splits each set by pose, from the ground truth's yaw index (`metrics.yaw_index`): frontal
-faces (|index| < 0.3) and large-pose faces (|index| >= 0.5, one side of the face 3x the other).
+faces (|index| < 0.3) and large-pose faces (|index| >= 0.5, one side of the face 3x the other). `--plots DIR`
+draws, per dataset, the CED curves of every model side by side and each model's worst faces (prediction red
+over ground truth green), to see where the errors come from.
 
     python benchmarks/real_faces.py --models landmark_kd/pretrained/real_student.keras \
         --data ../shared/realfaces/ytf68/val ../shared/realfaces/dlib_faces/faces.json \
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -39,6 +42,12 @@ def summary(errors: np.ndarray) -> dict:
             "faces": len(errors)}
 
 
+def landmark_box(sample) -> list[float]:
+    """The face box this benchmark gives every model: the ground truth's 68-point box."""
+    (x0, y0), (x1, y1) = sample.landmarks.min(0), sample.landmarks.max(0)
+    return [float(x0), float(y0), float(x1), float(y1)]
+
+
 def score(predict_one, samples, images) -> dict:
     """predict_one(image, box) -> (68, 2); returns summary figures over the samples, and over its frontal and
     large-pose faces."""
@@ -46,14 +55,57 @@ def score(predict_one, samples, images) -> dict:
 
     pred, gt, start = [], [], time.perf_counter()
     for s in samples:
-        lo, hi = s.landmarks.min(0), s.landmarks.max(0)
-        pred.append(predict_one(images[s.image_path], [lo[0], lo[1], hi[0], hi[1]]))
+        pred.append(predict_one(images[s.image_path], landmark_box(s)))
         gt.append(s.landmarks)
     seconds = time.perf_counter() - start
     errors = nme_inner51(np.stack(pred), np.stack(gt))
     groups = pose_groups(np.stack(gt))
     return {**summary(errors), "ms_per_face": 1e3 * seconds / len(errors),
-            **{group: summary(errors[mask]) for group, mask in groups.items()}}
+            **{group: summary(errors[mask]) for group, mask in groups.items()},
+            "errors": [round(float(e), 6) for e in errors]}  # per face, in the dataset's order
+
+
+def worst_faces(errors, count: int) -> np.ndarray:
+    """Indices of the `count` largest errors, worst first."""
+    return np.argsort(-np.asarray(errors, np.float64), kind="stable")[:count]
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a model or dataset name."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_") or "x"
+
+
+def plot_dataset(data: str, samples, images, predictors: dict, results: dict, out_dir: str, worst: int = 8,
+                 crop_size: int = 192) -> list[str]:
+    """`ced_<data>.png` (every model's CED) and `worst_<data>_<model>.png` (each model's `worst` faces, cut as
+    the models see them, prediction red over ground truth green) in `out_dir`; returns the paths written."""
+    import cv2
+
+    from landmark_kd.crop import box_crop_matrix
+    from landmark_kd.plots import overlay_grid, plot_ced
+
+    os.makedirs(out_dir, exist_ok=True)
+    name = slug(os.path.basename(os.path.normpath(data)))
+    paths = [os.path.join(out_dir, f"ced_{name}.png")]
+    plot_ced({os.path.basename(model): np.asarray(row[data]["errors"]) for model, row in results.items()}, paths[0],
+             title=f"CED on {os.path.basename(os.path.normpath(data))} (inner-51 NME)")
+    for model, predict in predictors.items():
+        crops, pred, gt = [], [], []
+        errors = results[model][data]["errors"]
+        for i in worst_faces(errors, worst):
+            s, box = samples[i], landmark_box(samples[i])
+            m = box_crop_matrix(box, crop_size)
+            crop = cv2.warpAffine(images[s.image_path], m, (crop_size, crop_size))
+            for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):  # the face's NME, outlined to read anywhere
+                cv2.putText(crop, f"{errors[i] * 100:.1f}%", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, width,
+                            cv2.LINE_AA)
+            crops.append(crop.astype(np.float32) / 255)
+            pred.append(predict(images[s.image_path], box) @ m[:, :2].T + m[:, 2])
+            gt.append(s.landmarks @ m[:, :2].T + m[:, 2])
+        path = os.path.join(out_dir, f"worst_{name}_{slug(model)}.png")
+        overlay_grid(np.stack(crops), np.stack(pred), np.stack(gt), path)
+        paths.append(path)
+    return paths
 
 
 def pose_cell(r: dict) -> str:
@@ -73,7 +125,9 @@ def main(argv=None) -> int:
                         "MODEL ... --teacher-flip` distils: these .keras models' heatmaps averaged, flip-averaged")
     parser.add_argument("--teacher-crop", type=int, metavar="PX", help="also score that teacher on PX px crops "
                         "scaled up to its input, as it reads a smaller student's crops without crops of its own")
-    parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--json", default=None, help="also write the results here (with every face's NME)")
+    parser.add_argument("--plots", metavar="DIR", help="also draw, per dataset, every model's CED curve and its "
+                        "worst faces here")
     args = parser.parse_args(argv)
     from landmark_kd.metrics import FRONTAL_YAW, LARGE_POSE_YAW
     from landmark_kd.quiet import quiet_tensorflow
@@ -112,6 +166,9 @@ def main(argv=None) -> int:
         images = load_images(samples)
         for name, predict in predictors.items():
             results.setdefault(name, {})[data] = score(predict, samples, images)
+        if args.plots and predictors:
+            written = plot_dataset(data, samples, images, predictors, results, args.plots)
+            print(f"{data}: CED and worst-face plots in {args.plots} ({len(written)} files)")
     print("| model | " + " | ".join(f"{os.path.basename(os.path.normpath(d))}: mean / median NME, FR" for d in args.data) + " |")
     print("|---|" + "---|" * len(args.data))
     for name, row in results.items():

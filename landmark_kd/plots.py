@@ -23,7 +23,7 @@ def plot_ced(curves: dict[str, np.ndarray], path: str, threshold: float = 0.1, t
     ax.set_ylabel("fraction of images")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
