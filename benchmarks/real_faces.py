@@ -126,9 +126,13 @@ def main(argv=None) -> int:
     parser.add_argument("--teacher-crop", type=int, metavar="PX", help="also score that teacher on PX px crops "
                         "scaled up to its input, as it reads a smaller student's crops without crops of its own")
     parser.add_argument("--json", default=None, help="also write the results here (with every face's NME)")
+    parser.add_argument("--ratio", nargs=2, metavar=("A", "B"), help="also print A's mean NME over B's (two of "
+                        "--models) on each set, with a 95%% paired bootstrap interval over the faces")
     parser.add_argument("--plots", metavar="DIR", help="also draw, per dataset, every model's CED curve and its "
                         "worst faces here")
     args = parser.parse_args(argv)
+    if args.ratio and not set(args.ratio) <= set(args.models):
+        parser.error(f"--ratio {' '.join(args.ratio)}: both must be among --models")
     from landmark_kd.metrics import FRONTAL_YAW, LARGE_POSE_YAW
     from landmark_kd.quiet import quiet_tensorflow
 
@@ -183,6 +187,15 @@ def main(argv=None) -> int:
     for name, row in results.items():
         cells = [pose_cell(row[d][group]) for d in args.data for group in ("frontal", "large_pose")]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    if args.ratio:
+        from landmark_kd.metrics import paired_ratio
+
+        a, b = args.ratio
+        print(f"\n{a} over {b}, mean NME (95% paired bootstrap interval over the faces):")
+        for data in args.data:
+            r = paired_ratio(results[a][data]["errors"], results[b][data]["errors"])
+            print(f"  {data}: {r['ratio']:.3f}x ({r['low']:.3f}-{r['high']:.3f}; A ahead in "
+                  f"{r['a_better_share'] * 100:.1f}% of resamples, {r['faces']} faces)")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(results, handle, indent=1)

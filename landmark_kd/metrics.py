@@ -108,6 +108,25 @@ def auc(errors: np.ndarray, threshold: float = 0.1, steps: int = 1001) -> float:
     return float(np.trapz(ys, xs) / threshold)
 
 
+def paired_ratio(errors_a: np.ndarray, errors_b: np.ndarray, resamples: int = 10000, seed: int = 0,
+                 level: float = 0.95) -> dict:
+    """Mean NME of model A over model B's on the same faces, with a paired bootstrap interval.
+
+    A ratio such as "KD 0.97x no-KD" is only a finding if it holds beyond the luck of which faces were scored:
+    the faces are resampled with replacement, both models' errors together, and the interval is the central
+    `level` of the resampled ratios."""
+    a, b = np.asarray(errors_a, np.float64), np.asarray(errors_b, np.float64)
+    if a.shape != b.shape or a.ndim != 1 or not a.size:
+        raise DataError(f"paired_ratio needs one error per face for both models on the same faces, got shapes "
+                        f"{a.shape} and {b.shape}")
+    picks = np.random.default_rng(seed).integers(0, a.size, (resamples, a.size))
+    ratios = a[picks].mean(1) / b[picks].mean(1)
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(ratios, [tail, 100 - tail])
+    return {"ratio": float(a.mean() / b.mean()), "low": float(low), "high": float(high), "level": level,
+            "a_better_share": float(np.mean(ratios < 1)), "faces": int(a.size)}
+
+
 def summarize(errors: np.ndarray, normalization: str, num_points: int, threshold: float = 0.1) -> dict:
     """nme, fr and auc (of the CED up to `threshold`) of per-face `errors`, with how they were measured."""
     errors = np.asarray(errors, np.float64)

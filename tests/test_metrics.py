@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from landmark_kd.decode import crop_to_image, normalised_to_pixels, soft_argmax
-from landmark_kd.metrics import (auc, ced, failure_rate, nme_inner51, nme_per_image, normalising_distance, summarize,
-                                 yaw_index)
+from landmark_kd.errors import DataError
+from landmark_kd.metrics import (auc, ced, failure_rate, nme_inner51, nme_per_image, normalising_distance,
+                                 paired_ratio, summarize, yaw_index)
 from landmark_kd.schemes import custom_scheme, get_scheme
 
 
@@ -77,3 +78,16 @@ def test_yaw_index_is_zero_for_a_frontal_face_and_flips_sign_with_the_mirror_ima
     mirrored = face * [-1, 1]
     mirrored[0, [0, 16]] = mirrored[0, [16, 0]]  # the mirror image relabelled: its jaw ends swap sides
     assert yaw_index(mirrored)[0] == pytest.approx(-expected)
+
+
+def test_paired_ratio_interval_is_tight_for_a_uniform_gain_and_spans_one_for_noise():
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0.02, 0.08, 400)
+    uniform = paired_ratio(0.9 * b, b, resamples=2000)
+    assert np.isclose(uniform["ratio"], 0.9) and np.isclose(uniform["low"], 0.9) and np.isclose(uniform["high"], 0.9)
+    assert uniform["a_better_share"] == 1.0 and uniform["faces"] == 400
+    noisy = paired_ratio(b + rng.normal(0, 0.01, 400), b, resamples=2000)
+    assert noisy["low"] < 1 < noisy["high"] and 0.95 < noisy["ratio"] < 1.05
+    assert paired_ratio(b + 0.001, b, resamples=2000, seed=1) == paired_ratio(b + 0.001, b, resamples=2000, seed=1)
+    with pytest.raises(DataError, match="same faces"):
+        paired_ratio(b[:10], b[:11])
