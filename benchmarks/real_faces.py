@@ -82,28 +82,30 @@ def plot_dataset(data: str, samples, images, predictors: dict, results: dict, ou
     import cv2
 
     from landmark_kd.crop import box_crop_matrix
+    from landmark_kd.decode import image_to_crop
     from landmark_kd.plots import overlay_grid, plot_ced
 
     os.makedirs(out_dir, exist_ok=True)
-    name = slug(os.path.basename(os.path.normpath(data)))
-    paths = [os.path.join(out_dir, f"ced_{name}.png")]
+    label = os.path.basename(os.path.normpath(data))
+    paths = [os.path.join(out_dir, f"ced_{slug(label)}.png")]
     plot_ced({os.path.basename(model): np.asarray(row[data]["errors"]) for model, row in results.items()}, paths[0],
-             title=f"CED on {os.path.basename(os.path.normpath(data))} (inner-51 NME)")
+             title=f"CED on {label} (inner-51 NME)")
     for model, predict in predictors.items():
-        crops, pred, gt = [], [], []
+        crops, affines, pred, gt = [], [], [], []
         errors = results[model][data]["errors"]
         for i in worst_faces(errors, worst):
             s, box = samples[i], landmark_box(samples[i])
-            m = box_crop_matrix(box, crop_size)
-            crop = cv2.warpAffine(images[s.image_path], m, (crop_size, crop_size))
+            affines.append(box_crop_matrix(box, crop_size))
+            crop = cv2.warpAffine(images[s.image_path], affines[-1], (crop_size, crop_size))
             for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):  # the face's NME, outlined to read anywhere
                 cv2.putText(crop, f"{errors[i] * 100:.1f}%", (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, width,
                             cv2.LINE_AA)
             crops.append(crop.astype(np.float32) / 255)
-            pred.append(predict(images[s.image_path], box) @ m[:, :2].T + m[:, 2])
-            gt.append(s.landmarks @ m[:, :2].T + m[:, 2])
-        path = os.path.join(out_dir, f"worst_{name}_{slug(model)}.png")
-        overlay_grid(np.stack(crops), np.stack(pred), np.stack(gt), path)
+            pred.append(predict(images[s.image_path], box))
+            gt.append(s.landmarks)
+        path = os.path.join(out_dir, f"worst_{slug(label)}_{slug(model)}.png")
+        overlay_grid(np.stack(crops), image_to_crop(np.stack(pred), np.stack(affines)),
+                     image_to_crop(np.stack(gt), np.stack(affines)), path)
         paths.append(path)
     return paths
 

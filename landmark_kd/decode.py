@@ -26,6 +26,12 @@ def normalised_to_pixels(points: np.ndarray, heatmap_size: int, stride: int) -> 
     return heatmap_to_pixels((np.asarray(points) + 1.0) / 2.0 * (heatmap_size - 1), stride)
 
 
+def image_to_crop(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Map (B, N, 2) original-image pixels into each sample's crop through its forward 2x3 affine."""
+    affine = np.asarray(affine)
+    return np.einsum("bij,bnj->bni", affine[:, :, :2], np.asarray(points)) + affine[:, None, :, 2]
+
+
 def crop_to_image(points: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """Map (B, N, 2) crop pixels back to original-image pixels through each sample's forward 2x3 affine."""
     affine = np.asarray(affine, np.float64)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .decode import image_to_crop
 from .metrics import YAW_POINTS, nme_inner51, pose_groups
 from .outputs import atomic_json
 from .predictor import DatasetPrediction
@@ -62,9 +63,8 @@ def write_report(out_dir: str, metrics: dict, errors: np.ndarray, prediction: Da
     plot_ced(curves, paths["ced"], metrics.get("threshold", 0.1), f"CED ({metrics['normalization']})")
     shown = len(prediction.overlay_crops)
     if shown:
-        affine = prediction.affine[:shown]
         gt_img = np.stack([samples[i].landmarks for i in prediction.index[:shown]])
-        gt = np.einsum("bij,bnj->bni", affine[:, :, :2], gt_img) + affine[:, None, :, 2]
+        gt = image_to_crop(gt_img, prediction.affine[:shown])
         overlay_grid(prediction.overlay_crops, prediction.overlay_landmarks, gt, paths["predictions"])
     return paths
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from landmark_kd.decode import crop_to_image, normalised_to_pixels, soft_argmax
+from landmark_kd.decode import crop_to_image, image_to_crop, normalised_to_pixels, soft_argmax
 from landmark_kd.errors import DataError
 from landmark_kd.metrics import (auc, ced, failure_rate, nme_inner51, nme_per_image, normalising_distance,
                                  paired_ratio, summarize, yaw_index)
@@ -57,6 +57,7 @@ def test_coordinate_mapping_inverts_crop():
     image_pts = np.array([[[10.0, 20.0]]])
     crop = np.einsum("bij,bnj->bni", affine[:, :, :2], image_pts) + affine[:, None, :, 2]
     assert np.allclose(crop_to_image(crop, affine), image_pts)
+    assert np.allclose(image_to_crop(image_pts, affine), [[[25.0, 37.0]]])  # 2 * 10 + 5, 2 * 20 - 3
 
 
 def test_inner51_ignores_the_jaw_and_divides_by_the_outer_eye_corners():
