@@ -1,5 +1,6 @@
-"""Heatmaps to coordinates, in numpy: soft-argmax (what the model graph and L_STAR use) and argmax with
-sub-pixel refinement; plus the mapping from heatmap grid back to crop and original-image pixels."""
+"""Heatmaps to coordinates, in numpy: soft-argmax (what the model graph and L_STAR use) and its local form
+around each peak (argmax with sub-pixel refinement, the alternative `benchmarks/heatmap_decoding.py` measures);
+plus the mapping from heatmap grid back to crop and original-image pixels."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,6 +14,26 @@ def soft_argmax(heatmaps: np.ndarray) -> np.ndarray:
     xs = np.arange(hm.shape[2], dtype=np.float64)
     x = (hm.sum(axis=1) * xs[None, :, None]).sum(axis=1) / total
     y = (hm.sum(axis=2) * ys[None, :, None]).sum(axis=1) / total
+    return np.stack([x, y], -1).astype(np.float32)
+
+
+def local_soft_argmax(heatmaps: np.ndarray, radius: int) -> np.ndarray:
+    """(B, H, W, N) non-negative maps -> (B, N, 2) heatmap-grid (x, y): the weighted mean over the
+    (2 radius + 1)^2 cells around each map's peak (clipped at the border), so mass far from the peak (a second
+    mode, a diffuse tail) does not pull the point towards it."""
+    hm = np.maximum(np.asarray(heatmaps, np.float64), 0)
+    b, h, w, n = hm.shape
+    flat = hm.transpose(0, 3, 1, 2).reshape(b, n, h * w)
+    peak_y, peak_x = np.divmod(flat.argmax(-1), w)  # (B, N)
+    offsets = np.arange(-radius, radius + 1)
+    ys = peak_y[..., None, None] + offsets[:, None]  # (B, N, K, 1)
+    xs = peak_x[..., None, None] + offsets[None, :]  # (B, N, 1, K)
+    inside = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+    cells = np.clip(ys, 0, h - 1) * w + np.clip(xs, 0, w - 1)  # (B, N, K, K)
+    weights = np.take_along_axis(flat, cells.reshape(b, n, -1), -1).reshape(cells.shape) * inside
+    total = np.maximum(weights.sum((-2, -1)), 1e-12)
+    x = (weights * xs).sum((-2, -1)) / total
+    y = (weights * ys).sum((-2, -1)) / total
     return np.stack([x, y], -1).astype(np.float32)
 
 
