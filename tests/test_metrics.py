@@ -43,24 +43,25 @@ def test_fr_auc_ced_hand_computed():
     assert summary["num_images"] == 4 and summary["nme"] == pytest.approx(0.0875)
 
 
-def test_decoders_find_a_gaussian_peak():
-    size = 32
+def _gaussian(x: float, y: float, size: int = 32, sigma: float = 1.5) -> np.ndarray:
+    """(size, size) Gaussian blob with its peak at heatmap-grid (x, y)."""
     g = np.arange(size)
-    hm = np.exp(-((g[None, :] - 12.3) ** 2 + (g[:, None] - 20.6) ** 2) / (2 * 1.5 ** 2))[None, :, :, None]
+    return np.exp(-((g[None, :] - x) ** 2 + (g[:, None] - y) ** 2) / (2 * sigma ** 2))
+
+
+def test_decoders_find_a_gaussian_peak():
+    hm = _gaussian(12.3, 20.6)[None, :, :, None]
     assert np.allclose(soft_argmax(hm)[0, 0], [12.3, 20.6], atol=0.02)
     assert np.allclose(local_soft_argmax(hm, 4)[0, 0], [12.3, 20.6], atol=0.02)
 
 
 def test_local_decode_ignores_a_far_second_mode_that_pulls_the_full_mean():
-    size = 32
-    g = np.arange(size)
-    blob = lambda x, y: np.exp(-((g[None, :] - x) ** 2 + (g[:, None] - y) ** 2) / (2 * 1.5 ** 2))
-    hm = np.stack([blob(8.0, 10.0) + 0.5 * blob(24.0, 10.0), blob(0.2, 31.0)], -1)[None]  # (1, 32, 32, 2)
+    hm = np.stack([_gaussian(8.0, 10.0) + 0.5 * _gaussian(24.0, 10.0), _gaussian(0.2, 31.0)], -1)[None]  # (1, 32, 32, 2)
     assert np.allclose(soft_argmax(hm)[0, 0], [(8 + 0.5 * 24) / 1.5, 10.0], atol=0.05)  # pulled to the middle
     local = local_soft_argmax(hm, 3)
     assert np.allclose(local[0, 0], [8.0, 10.0], atol=0.02)
     assert 0 <= local[0, 1, 0] < 1.5 and 29.5 < local[0, 1, 1] <= 31  # a corner peak: the window is clipped, not wrapped
-    assert np.allclose(local_soft_argmax(hm, size), soft_argmax(hm), atol=1e-5)  # a window over everything
+    assert np.allclose(local_soft_argmax(hm, 32), soft_argmax(hm), atol=1e-5)  # a window over everything
 
 
 def test_coordinate_mapping_inverts_crop():
