@@ -15,6 +15,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402
 from landmark_kd.quiet import quiet_tensorflow, silenced  # noqa: E402
 
 quiet_tensorflow()
@@ -48,14 +49,14 @@ def _representative(model, calibration: str | None, samples: int):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", required=True, help=".keras landmark model")
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", required=True, type=existing_path, help=".keras landmark model")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--runs", type=int, default=50, help="timed invocations per measurement")
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--calibration-data", default=None,
+    parser.add_argument("--calibration-data", default=None, type=existing_path,
                         help="faces for full-int8 calibration (default: random crops)")
     parser.add_argument("--calibration-samples", type=int, default=16)
     parser.add_argument("--save", default=None, help="folder to keep the .tflite files in (default: temporary)")
@@ -106,4 +107,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -23,6 +23,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from landmark_kd.cli import ArgumentParser, run  # noqa: E402
+from landmark_kd.errors import MissingFileError  # noqa: E402
 REALFACES = os.path.join(os.path.dirname(ROOT), "shared", "realfaces")
 
 from landmark_kd.face_detector import LANDMARK_BOX_FITS, BlazeFaceDetector, box_iou  # noqa: E402
@@ -172,9 +174,9 @@ def fit_landmark_box(args) -> None:
                   f"{np.mean(raw):.3f}, this fit {np.mean(fitted):.3f}, shipped fit {np.mean(shipped):.3f}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog=COUNT_RULE, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
+                            epilog=COUNT_RULE, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--detectors", nargs="+", default=["haar", "short", "full", "auto"],
                         help="any of haar, short, full, auto, or BlazeFace .tflite paths")
     parser.add_argument("--lfw", type=int, default=500, help="LFW photos to use, spread over the sorted list")
@@ -182,14 +184,15 @@ def main() -> None:
     parser.add_argument("--fit", action="store_true",
                         help="instead: measure each model's detector box -> 68-point box fit on ytf68/train")
     parser.add_argument("--limit", type=int, default=None, help="--fit: use only the first N train faces")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not os.path.isdir(REALFACES):
-        sys.exit(f"{REALFACES}: real-face data not found")
+        raise MissingFileError(f"{REALFACES}: real-face data not found (see ../shared/realfaces/README.md)")
     if args.fit:
         fit_landmark_box(args)
     else:
         run_benchmark(args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

@@ -7,13 +7,13 @@ by the block their output tensor belongs to (backbone stages, head parts).
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import os
 import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402
 from landmark_kd.quiet import quiet_tensorflow, silenced  # noqa: E402
 
 quiet_tensorflow()
@@ -32,8 +32,9 @@ def flops_by_block(buffer: bytes) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help=".keras landmark model (default: an untrained --preset)")
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, type=existing_path,
+                        help=".keras landmark model (default: an untrained --preset)")
     parser.add_argument("--preset", default="mobilevitv2_050")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--head-dim", type=int, default=64)
@@ -55,4 +56,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -10,7 +10,6 @@ model's own landmarks first, so the comparison is of decoders and not of pipelin
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -18,6 +17,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402
 
 FULL = "full (the model's)"
 
@@ -49,9 +49,11 @@ def decodings(heatmaps: np.ndarray, image_size: int, radii) -> dict[str, np.ndar
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", required=True, help=".keras 68-point landmark models")
-    parser.add_argument("--data", nargs="+", required=True, help="68-point datasets (any format load_dataset reads)")
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", required=True, type=existing_path,
+                        help=".keras 68-point landmark models")
+    parser.add_argument("--data", nargs="+", required=True, type=existing_path,
+                        help="68-point datasets (any format load_dataset reads)")
     parser.add_argument("--radius", nargs="+", type=int, default=[2, 3, 4, 6], help="window radii, heatmap cells")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
@@ -62,8 +64,7 @@ def main(argv=None) -> int:
     from landmark_kd.quiet import quiet_tensorflow
 
     quiet_tensorflow()
-    from benchmarks.real_faces import load_images
-    from landmark_kd.data import load_dataset
+    from benchmarks.real_faces import load_faces
     from landmark_kd.decode import crop_to_image
     from landmark_kd.inference import LandmarkDetector
     from landmark_kd.metrics import nme_inner51, pose_groups
@@ -72,8 +73,7 @@ def main(argv=None) -> int:
     results = {}
     print("| model | set | decode | mean NME | median NME | large-pose median |\n|---|---|---|---|---|---|")
     for data in args.data:
-        samples, _ = load_dataset(data, num_points=68)
-        images = load_images(samples)
+        samples, images = load_faces(data)
         gt = np.stack([s.landmarks for s in samples])
         large = pose_groups(gt)["large_pose"]
         for path, detector in detectors.items():
@@ -100,4 +100,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

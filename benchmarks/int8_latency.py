@@ -29,6 +29,8 @@ import tempfile
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402  (imports neither numpy nor TensorFlow)
 
 
 # ---- model surgery (needs TensorFlow's flatbuffer schema; runs in the parent process) ----
@@ -188,8 +190,8 @@ def by_op_type(ops: list[dict]) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("models", nargs="*", help=".tflite files (labelled by file name)")
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="*", type=existing_path, help=".tflite files (labelled by file name)")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--reference", action="store_true", help="also time the reference (BUILTIN_REF) kernels")
     parser.add_argument("--top", type=int, default=10, help="list the slowest single ops of each model")
@@ -198,10 +200,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.child:
         _child(args.child, args.runs, args.reference)
-        return
+        return 0
     if not args.models:
         parser.error("give at least one .tflite")
-    sys.path.insert(0, ROOT)
     from landmark_kd.quiet import quiet_tensorflow
 
     quiet_tensorflow()
@@ -228,7 +229,8 @@ def main(argv: list[str] | None = None) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as handle:
             json.dump(result, handle, indent=1)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

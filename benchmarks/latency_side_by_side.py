@@ -6,21 +6,22 @@ device), in interleaved rounds so that a drifting shared CPU affects them alike;
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     from landmark_kd.cli import positive_int
     from landmark_kd.export.benchmark import measure_latency
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("models", nargs="+", help=".tflite files; the first is the reference of the ratios")
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("models", nargs="+", type=existing_path,
+                        help=".tflite files; the first is the reference of the ratios")
     parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--rounds", type=positive_int, default=3)
     parser.add_argument("--runs", type=positive_int, default=300, help="timed invocations per model and round")
@@ -40,4 +41,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

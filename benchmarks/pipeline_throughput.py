@@ -4,13 +4,13 @@
 
 `benchmarks/train_throughput.py` sets this rate against what the training step consumes.
 """
-import argparse
 import os
 import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from landmark_kd.cli import ArgumentParser, run  # noqa: E402
 from landmark_kd.quiet import quiet_tensorflow  # noqa: E402
 
 quiet_tensorflow()
@@ -39,16 +39,17 @@ def measure_pipeline(image_size: int = 128, batch_size: int = 16, batches: int =
     return rates
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--scheme", default="68")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for kind, rate in measure_pipeline(args.image_size, args.batch_size, args.batches, args.scheme).items():
         print(f"pipeline ({kind}, {args.image_size}px): {rate:.0f} images/s")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

@@ -13,7 +13,6 @@ over ground truth green), to see where the errors come from.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -23,16 +22,44 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402
 
 
-def load_images(samples):
+def load_images(samples) -> dict:
+    """RGB images by path, each read once; an image that does not decode is left out (load_faces counts it)."""
     import cv2
 
-    cache = {}
+    images, unreadable = {}, set()
     for s in samples:
-        if s.image_path not in cache:
-            cache[s.image_path] = cv2.cvtColor(cv2.imread(s.image_path, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    return cache
+        if s.image_path not in images and s.image_path not in unreadable:
+            image = cv2.imread(s.image_path, cv2.IMREAD_COLOR)
+            if image is None:
+                unreadable.add(s.image_path)
+            else:
+                images[s.image_path] = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return images
+
+
+def load_faces(data: str) -> tuple[list, dict]:
+    """The faces of a 68-point set whose images decode, and those images (RGB) by path. What the reader skipped
+    (bad records) and the faces whose image cannot be read are counted in one printed line, never dropped
+    silently: a score over fewer faces than the set holds must say so."""
+    from landmark_kd.data import load_dataset
+    from landmark_kd.errors import DataError
+
+    samples, report = load_dataset(data, num_points=68)
+    images = load_images(samples)
+    kept = [s for s in samples if s.image_path in images]
+    unreadable = {s.image_path for s in samples} - set(images)
+    line = f"{data}: {len(kept)} faces"
+    if report.skipped or unreadable:
+        first = report.skipped[0] if report.skipped else (sorted(unreadable)[0], "cannot read the image")
+        line += (f"; skipped {len(report.skipped)} bad record(s) and {len(samples) - len(kept)} face(s) in "
+                 f"{len(unreadable)} unreadable image(s) (first: {first[0]}: {first[1]})")
+    print(line, flush=True)
+    if not kept:
+        raise DataError(f"{data}: none of its {len(samples)} faces has an image that can be read")
+    return kept, images
 
 
 def summary(errors: np.ndarray) -> dict:
@@ -117,13 +144,17 @@ def pose_cell(r: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="*", default=[], help=".keras or .tflite 68-point landmark models")
-    parser.add_argument("--data", nargs="+", required=True, help="68-point datasets (any format load_dataset reads)")
-    parser.add_argument("--mesh", nargs=2, metavar=("MODEL", "TABLE"), help="also score MediaPipe's Face Mesh")
-    parser.add_argument("--threads", type=int, default=2)
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="*", default=[], type=existing_path,
+                        help=".keras or .tflite 68-point landmark models")
+    parser.add_argument("--data", nargs="+", required=True, type=existing_path,
+                        help="68-point datasets (any format load_dataset reads)")
+    parser.add_argument("--mesh", nargs=2, metavar=("MODEL", "TABLE"), type=existing_path,
+                        help="also score MediaPipe's Face Mesh")
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--flip-test", action="store_true", help="also score each model with the flip test")
-    parser.add_argument("--teacher", nargs="+", metavar="MODEL", help="also score the teacher `distill.py --teacher "
+    parser.add_argument("--teacher", nargs="+", metavar="MODEL", type=existing_path,
+                        help="also score the teacher `distill.py --teacher "
                         "MODEL ... --teacher-flip` distils: these .keras models' heatmaps averaged, flip-averaged")
     parser.add_argument("--teacher-crop", type=int, metavar="PX", help="also score that teacher on PX px crops "
                         "scaled up to its input, as it reads a smaller student's crops without crops of its own")
@@ -139,7 +170,6 @@ def main(argv=None) -> int:
     from landmark_kd.quiet import quiet_tensorflow
 
     quiet_tensorflow()
-    from landmark_kd.data import load_dataset
     from landmark_kd.inference import LandmarkDetector
 
     predictors = {}
@@ -168,8 +198,7 @@ def main(argv=None) -> int:
         predictors["MediaPipe face_landmark (mesh -> 68)"] = lambda image, box: mesh.label(image, box)[0]
     results = {}
     for data in args.data:
-        samples, _ = load_dataset(data, num_points=68)
-        images = load_images(samples)
+        samples, images = load_faces(data)
         for name, predict in predictors.items():
             results.setdefault(name, {})[data] = score(predict, samples, images)
         if args.plots and predictors:
@@ -205,4 +234,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -14,6 +13,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402
 
 
 def rolled(image: np.ndarray, points: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
@@ -27,9 +27,10 @@ def rolled(image: np.ndarray, points: np.ndarray, degrees: float) -> tuple[np.nd
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help="landmark model (default: the shipped student)")
-    parser.add_argument("--data", required=True, help="a 68-point dataset")
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, type=existing_path,
+                        help="landmark model (default: the shipped student)")
+    parser.add_argument("--data", required=True, type=existing_path, help="a 68-point dataset")
     parser.add_argument("--every", type=int, default=1, help="use every N-th face")
     parser.add_argument("--degrees", type=float, nargs="+", default=[0, 20, 40])
     args = parser.parse_args(argv)
@@ -60,4 +61,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main))

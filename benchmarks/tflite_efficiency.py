@@ -4,27 +4,29 @@ converted and timed the same way (tflite_runtime, XNNPACK) in the same run. Targ
     python benchmarks/tflite_efficiency.py                          # untrained default student architecture
     python benchmarks/tflite_efficiency.py --model runs/student/best.keras --compare face_landmark.tflite
 """
-import argparse
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402
 from landmark_kd.quiet import quiet_tensorflow, silenced  # noqa: E402
 
 quiet_tensorflow()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help=".keras landmark model (default: untrained student architecture)")
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, type=existing_path,
+                        help=".keras landmark model (default: untrained student architecture)")
     parser.add_argument("--preset", default="mobilevitv2_050")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--compare", action="append", default=[], help="other .tflite files to time alongside")
+    parser.add_argument("--compare", action="append", default=[], type=existing_path,
+                        help="other .tflite files to time alongside")
     parser.add_argument("--out", default=os.path.join("runs", "benchmarks", "tflite_efficiency.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     import keras
     import tensorflow as tf
 
@@ -69,7 +71,8 @@ def main() -> None:
     with open(args.out, "w") as handle:
         json.dump({"results": results, "reference": ref, "ratio": ratio}, handle, indent=2)
     print(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

@@ -17,6 +17,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from landmark_kd.cli import ArgumentParser, run  # noqa: E402
 from landmark_kd.quiet import quiet_tensorflow  # noqa: E402
 
 quiet_tensorflow()
@@ -170,8 +171,8 @@ def pick(result: dict, name: str) -> dict:
     return result.get(name, result)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=20, help="timed steps after warm-up")
@@ -187,7 +188,7 @@ def main() -> None:
     parser.add_argument("--model", default="", help=argparse.SUPPRESS)
     parser.add_argument("--xla", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data", default="memory", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.worker:
         worker = {"keras": keras_worker, "paired": paired_worker, "pipeline": pipeline_worker}[args.worker]
         print(json.dumps(worker(args)), flush=True)
@@ -235,7 +236,8 @@ def main() -> None:
     with open(args.out, "w") as handle:
         json.dump(results, handle, indent=2)
     print(f"written {args.out}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(main))

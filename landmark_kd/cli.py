@@ -56,6 +56,16 @@ def positive_int_list(text: str) -> list[int]:
     return values
 
 
+def existing_path(text: str) -> str:
+    """argparse type: a file or folder that exists (a mistyped model or dataset path is refused by the parser,
+    before any model is loaded)."""
+    import os
+
+    if not os.path.exists(text):
+        raise argparse.ArgumentTypeError(f"{text}: no such file or directory")
+    return text
+
+
 def runtime_version(text: str) -> str:
     """argparse type: a tflite-runtime version such as 2.11 or 2.11.0."""
     parts = text.split(".")

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from .errors import ConfigError, MissingFileError, ModelFileError
+from .export.tflite_runner import make_interpreter
 
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 
@@ -50,6 +51,11 @@ KEYPOINT_NAMES = ("right_eye", "left_eye", "nose_tip", "mouth_centre", "right_ea
 # So on these labels the detector box is about the 68-point box's size (the full-range box ~10% larger), and
 # the 68-point box sits lower (it reaches the chin; the detector box reaches up to the forehead).
 LANDMARK_BOX_FITS = {"short": (-0.002, 0.049, 0.976, 0.942), "full": (0.001, 0.086, 0.914, 0.881)}
+
+# Auto mode: a full-range face with over this share of its box inside a short-range face's box is that face (see
+# BlazeFaceDetector._merge). On dlib_faces (43 faces, 9 group photos) this takes auto from 44 detections to 42 with
+# the same 42 faces found; ytf68/val and 500 LFW photos find every face, as before.
+CONTAINED_SHARE = 0.6
 
 
 @dataclass(frozen=True)
@@ -105,23 +111,38 @@ def decode(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, inpu
     return boxes, keypoints, scores
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(K, M) IoU of K boxes against M boxes (x0 y0 x1 y1); empty or inverted boxes have area 0."""
+def _overlaps(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(K, M) intersection areas of K boxes with M boxes (x0 y0 x1 y1), and the (K,) and (M,) box areas; empty or
+    inverted boxes have area 0."""
     a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
     ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
     iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = ix * iy
 
     def area(boxes: np.ndarray) -> np.ndarray:
         return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
 
-    union = area(a)[:, None] + area(b)[None, :] - inter
+    return ix * iy, area(a), area(b)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(K, M) IoU of K boxes against M boxes (x0 y0 x1 y1); empty or inverted boxes have area 0."""
+    inter, area_a, area_b = _overlaps(a, b)
+    union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """IoU of one x0 y0 x1 y1 box against (N, 4) boxes."""
     return iou_matrix(box, boxes)[0]
+
+
+def box_containment(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Share of the smaller box that lies inside the other, for one box against (N, 4) boxes (0 where either is
+    empty). Why beside IoU: a small box wholly inside a box four times its area has IoU 0.25, yet both may be
+    one face."""
+    inter, area_a, area_b = _overlaps(box, boxes)
+    smaller = np.minimum(area_a[:, None], area_b[None, :])
+    return np.where(smaller > 0, inter / np.maximum(smaller, 1e-12), 0.0)[0]
 
 
 def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou: float = 0.3
@@ -167,6 +188,8 @@ def _as_rgb_uint8(image) -> np.ndarray:
         image = np.repeat(image[:, :, None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         raise ValueError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
+    if not image.size:  # the letterbox scale would divide by zero
+        raise ValueError(f"empty image ({image.shape[1]}x{image.shape[0]} pixels)")
     if image.shape[2] == 4:
         image = image[:, :, :3]
     if image.dtype != np.uint8:
@@ -201,14 +224,6 @@ class Detection:
         return np.array([cx - sw * w / 2, cy - sh * h / 2, cx + sw * w / 2, cy + sh * h / 2], np.float32)
 
 
-def _interpreter_class():
-    try:
-        from tflite_runtime.interpreter import Interpreter
-    except ImportError:  # TensorFlow's copy of the same interpreter
-        from tensorflow.lite.python.interpreter import Interpreter
-    return Interpreter
-
-
 class _BlazeFaceModel:
     """One .tflite detector with its anchors and default threshold."""
 
@@ -216,8 +231,7 @@ class _BlazeFaceModel:
         if not os.path.isfile(path):
             raise MissingFileError(f"{path}: face detection model not found")
         self.path = path
-        self.interpreter = _interpreter_class()(model_path=path, num_threads=threads)
-        self.interpreter.allocate_tensors()
+        self.interpreter = make_interpreter(path, threads)  # quiet: no XNNPACK INFO line in our CLIs' output
         inp = self.interpreter.get_input_details()[0]
         self.input_index = inp["index"]
         self.input_size = int(inp["shape"][1])
@@ -286,11 +300,26 @@ class BlazeFaceDetector:
         for runner in self.models:
             threshold = runner.spec.min_score if self.min_score is None else self.min_score
             for face in runner.run(image, threshold, self.iou):
-                # auto: short range's faces first; full range adds the faces it alone sees (small, distant ones)
-                taken = np.stack([f.landmark_box() for f in faces]) if faces else np.zeros((0, 4), np.float32)
-                if not len(taken) or box_iou(face.landmark_box(), taken).max() < self.iou:
-                    faces.append(face)
+                faces = self._merge(faces, face)
         return sorted(faces, key=lambda face: -face.score)
+
+    def _merge(self, faces: list[Detection], face: Detection) -> list[Detection]:
+        """`faces` with a later model's `face` (auto: short range's faces first, full range adding those it alone
+        sees, such as small, distant ones). A face already kept by IoU >= `iou` or by containment (over
+        CONTAINED_SHARE of the smaller box inside the other) is the same face, and the earlier model's box stays;
+        except where the two meet by containment alone and the newcomer scores higher: short range can put one
+        loose box around a small face in a group photo (box_containment's case), and the full-range box inside
+        it is that face."""
+        if not faces:
+            return [face]
+        box, taken = face.landmark_box(), np.stack([f.landmark_box() for f in faces])
+        by_iou = box_iou(box, taken) >= self.iou
+        same = by_iou | (box_containment(box, taken) > CONTAINED_SHARE)
+        if not same.any():
+            return faces + [face]
+        if not by_iou.any() and all(faces[i].score < face.score for i in np.flatnonzero(same)):
+            return [f for f, s in zip(faces, same) if not s] + [face]
+        return faces
 
     def __call__(self, image) -> list[tuple[np.ndarray, float]]:
         """[(68-landmark box estimate x0 y0 x1 y1 float32, score)], best first: the interface of the Haar

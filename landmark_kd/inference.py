@@ -17,7 +17,7 @@ import numpy as np
 
 from .crop import CROP_MARGIN, box_crop_matrix
 from .decode import crop_to_image, mirror_points
-from .errors import ConfigError, MissingFileError
+from .errors import ConfigError, DataError, MissingFileError
 from .predictor import Predictor
 
 Box = Sequence[float]  # x0, y0, x1, y1 in image pixels
@@ -89,15 +89,29 @@ def default_model_path() -> str:
     return path
 
 
+def checked_box(box: Box, image_shape: Sequence[int]) -> np.ndarray:
+    """`box` as float32 x0 y0 x1 y1, or DataError when it has no area or lies wholly outside the image: its crop
+    would be blank and its landmarks made up. A box partly outside is kept (faces cut by the border)."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    height, width = image_shape[:2]
+    if not (x1 > x0 and y1 > y0):
+        raise DataError(f"box {x0:g} {y0:g} {x1:g} {y1:g}: X1 > X0 and Y1 > Y0 needed")
+    if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+        raise DataError(f"box {x0:g} {y0:g} {x1:g} {y1:g} lies outside the {width}x{height} image")
+    return np.array([x0, y0, x1, y1], np.float32)
+
+
 class LandmarkDetector:
     """Faces -> landmarks in image pixels. With no `model_path`, the shipped real-face student (fp16 .tflite),
     which needs only numpy, OpenCV and tflite_runtime."""
 
-    def __init__(self, model_path: str | Predictor | None = None, detector: str | Callable = "blazeface", threads: int = 2,
-                 margin: float = CROP_MARGIN, scheme=None, align: bool = True, flip_test: bool = False):
-        """`model_path`: a .keras or .tflite file, or a ready `Predictor`. `align`: turn each crop upright by the
-        detector's eye-keypoint roll (BlazeFace only). `flip_test`: also run each crop mirrored and average the two
-        answers (the research codes' flip test): 1-2% lower NME on real faces for twice the model time."""
+    def __init__(self, model_path: str | Predictor | None = None, detector: str | Callable = "blazeface",
+                 threads: int = 1, margin: float = CROP_MARGIN, scheme=None, align: bool = True, flip_test: bool = False):
+        """`model_path`: a .keras or .tflite file, or a ready `Predictor`. `threads`: TFLite threads; 1 by default
+        because a second thread only pays while the other core is idle, and costs several times the latency when
+        it is not (README, "Deploying on a board"). `align`: turn each crop upright by the detector's eye-keypoint
+        roll (BlazeFace only). `flip_test`: also run each crop mirrored and average the two answers (the research
+        codes' flip test): 1-2% lower NME on real faces for twice the model time."""
         if isinstance(model_path, Predictor):  # a ready predictor (e.g. TeacherPredictor)
             self.predictor, model_path = model_path, getattr(model_path, "path", None) or type(model_path).__name__
         else:
@@ -148,9 +162,11 @@ class LandmarkDetector:
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
+        if not image.size:
+            raise DataError(f"empty image ({image.shape[1]}x{image.shape[0]} pixels)")
         rolls = None
         if boxes is not None:
-            found = [(np.asarray(b, np.float32), 1.0) for b in boxes]
+            found = [(checked_box(b, image.shape), 1.0) for b in boxes]
         elif self.align and hasattr(self.detector, "detect"):  # BlazeFace: its eye keypoints give the roll
             detections = self.detector.detect(image)
             found = [(d.landmark_box(), d.score) for d in detections]

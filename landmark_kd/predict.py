@@ -47,6 +47,17 @@ def _read_image(path: str):
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def output_stem(path: str, taken: set[str]) -> str:
+    """The file-name stem of `path`'s outputs, numbered (`face_1`) where an earlier input of this run already
+    took it (a/face.jpg and b/face.jpg), so that no output silently replaces another; added to `taken`."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name, k = stem, 1
+    while name in taken:
+        name, k = f"{stem}_{k}", k + 1
+    taken.add(name)
+    return name
+
+
 def predict_images(detector, paths: list[str], out_dir: str, boxes=None) -> dict:
     """Landmarks for each image path: annotated copies in `out_dir` and a result dict per path; an unreadable
     image is reported, never fatal."""
@@ -54,7 +65,7 @@ def predict_images(detector, paths: list[str], out_dir: str, boxes=None) -> dict
 
     from .inference import draw_faces
 
-    results, start = {}, time.time()
+    results, start, taken = {}, time.time(), set()
     for i, path in enumerate(paths, 1):
         try:
             image = _read_image(path)
@@ -62,12 +73,14 @@ def predict_images(detector, paths: list[str], out_dir: str, boxes=None) -> dict
             entry = {"faces": [f.to_dict() for f in faces]}
             if not faces:
                 entry["message"] = "no face found"
-            name = os.path.splitext(os.path.basename(path))[0] + "_landmarks.png"
+            name = output_stem(path, taken) + "_landmarks.png"
             cv2.imwrite(os.path.join(out_dir, name), cv2.cvtColor(draw_faces(image, faces), cv2.COLOR_RGB2BGR))
             entry["annotated"] = os.path.join(out_dir, name)
         except ValueError as err:
-            entry = {"faces": [], "error": str(err)}
-            print(f"warning: {err}", file=sys.stderr)
+            message = str(err) if str(err).startswith(path) else f"{path}: {err}"
+            entry = {"faces": [], "error": message}
+            if len(paths) > 1:  # a single input's failure is the run's one error line
+                print(f"warning: {message}", file=sys.stderr)
         results[path] = entry
         if len(paths) > 1:
             _progress(i, len(paths), start, "images")
@@ -79,14 +92,12 @@ def _frame_step(detector, smooth: bool, track: bool, boxes, fps: float, redetect
     through its landmarks and runs the detector only every `redetect_every` frames (or when a face looks lost),
     smoothing per track; a --box is what its detector returns. Without tracking: the detector (or the box) on
     every frame, One-Euro smoothing per face slot in detection order."""
-    import numpy as np
-
-    from .inference import OneEuroFilter
+    from .inference import OneEuroFilter, checked_box
 
     if track:
         from .tracking import FaceTracker
 
-        detect = (lambda image: [(np.asarray(b, np.float32), 1.0) for b in boxes]) if boxes else None
+        detect = (lambda image: [(checked_box(b, image.shape), 1.0) for b in boxes]) if boxes else None
         tracker = FaceTracker(detector, redetect_every=redetect_every, smooth=smooth, fps=fps, detect=detect)
         return tracker.update, tracker
     filters: dict[int, OneEuroFilter] = {}
@@ -279,7 +290,7 @@ def predict_pts(detector, paths: list[str], out_dir: str, inner51: bool) -> dict
     from .data.pts300w import format_pts
     from .schemes import convert_68_to_51
 
-    written, counts, start = {}, {"faces": 0, "no_face": 0, "unreadable": 0}, time.time()
+    written, counts, start, taken = {}, {"faces": 0, "no_face": 0, "unreadable": 0}, time.time(), set()
     for i, path in enumerate(paths, 1):
         try:
             faces = detector(_read_image(path))
@@ -289,10 +300,7 @@ def predict_pts(detector, paths: list[str], out_dir: str, inner51: bool) -> dict
         else:
             counts["no_face"] += not faces
         faces = sorted(faces, key=lambda f: -(f.box[0] + f.box[2]))  # right to left
-        stem = os.path.splitext(os.path.basename(path))[0]
-        name, k = stem, 1
-        while name in written.values():  # two images with one name in different folders
-            name, k = f"{stem}_{k}", k + 1
+        name = output_stem(path, taken)
         text = "".join(format_pts(convert_68_to_51(f.landmarks) if inner51 else f.landmarks) for f in faces)
         atomic_bytes(os.path.join(out_dir, name + ".pts"), text.encode("utf-8"))
         written[path] = name
@@ -339,7 +347,8 @@ def _main(argv: list[str]) -> int:
                         help="video/camera tracking: run the face detector every N frames to find new faces and "
                         "confirm followed ones (also whenever a followed face looks lost)")
     parser.add_argument("--no-window", action="store_true", help="camera: write the .mp4 even where a display exists")
-    parser.add_argument("--threads", type=positive_int, default=2, help="TFLite threads")
+    parser.add_argument("--threads", type=positive_int, default=1, help="TFLite threads for the landmark model; "
+                        "more only pay on idle cores (a busy core makes 2 threads several times slower than 1)")
     parser.add_argument("--flip-test", action="store_true", help="also run each face mirrored and average the two "
                         "(1-2%% lower NME on real faces, twice the model time)")
     parser.add_argument("--verbose", action="store_true")
@@ -387,12 +396,17 @@ def _main(argv: list[str]) -> int:
         results = predict_video(detector, args.input, args.out, **stream)
     else:
         results = predict_images(detector, [args.input], args.out, boxes)
+    unreadable = [r["error"] for r in results.values() if "error" in r]
+    if unreadable and len(unreadable) == len(results):  # nothing to show: a failure, not an empty result
+        raise DataError(unreadable[0] if len(unreadable) == 1 else
+                        f"none of the {len(unreadable)} images could be used; first: {unreadable[0]}")
     json_path = os.path.join(args.out, "landmarks.json")
     atomic_json(json_path, {"model": detector.model_path, "scheme": detector.scheme.name, "results": results})
     faces = sum(len(r.get("faces", [])) for r in results.values() if "faces" in r)
     faces += sum(len(f["faces"]) for r in results.values() for f in r.get("frames", []))
     no_face = [p for p, r in results.items() if r.get("message") == "no face found"]
-    print(f"{faces} face(s) found; landmarks in {json_path}; annotated output in {args.out}")
+    skipped = f"; {len(unreadable)} image(s) skipped (see the warnings)" if unreadable else ""
+    print(f"{faces} face(s) found{skipped}; landmarks in {json_path}; annotated output in {args.out}")
     for p in no_face:
         print(f"  no face found in {p}")
     return 0

@@ -110,6 +110,10 @@ CASES = {
                                                 "{t}/flat.json"], ["flat.json", "distance is zero"]),
     "zero-area box": (["-m", "landmark_kd.predict", "{t}/face.png", "--model", "{m}/good.tflite", "--box", "10", "10",
                        "10", "10"], ["--box", "X1 > X0"]),
+    "box outside the image": (["-m", "landmark_kd.predict", "{t}/face.png", "--model", "{m}/good.tflite", "--box", "70",
+                               "0", "90", "20"], ["face.png", "box 70 0 90 20 lies outside the 64x64 image"]),
+    "a single input that is no image": (["-m", "landmark_kd.predict", "{t}/a_file", "--model", "{m}/good.tflite"],
+                                        ["a_file", "cannot read image"]),
     "zero batch size": (["train.py", "--batch-size", "0"], ["--batch-size", "at least 1"]),
     "zero epochs": (["train.py", "--epochs", "0"], ["--epochs", "at least 1"]),
     "negative steps per epoch": (["train.py", "--steps-per-epoch", "-1"], ["--steps-per-epoch", "at least 1"]),
@@ -139,6 +143,30 @@ def test_bad_input_gives_one_clear_line(tmp_path, tflites, case):
     assert len(errors) == 1, result.stderr[-2000:]
     for needle in needles:
         assert needle in errors[0], (case, errors[0])
+
+
+def test_predict_prints_no_runtime_log_lines(tmp_path):
+    """The face detector's interpreters are quiet too: with a .keras landmark model they are the process's first
+    TFLite interpreters, and TFLite's "Created TensorFlow Lite XNNPACK delegate" INFO line used to leak from them
+    into predict's output."""
+    import keras
+    from skimage.data import astronaut
+
+    from landmark_kd.models import build_landmark_model
+
+    keras.utils.set_random_seed(0)
+    build_landmark_model("mobilevitv2_pico", "68", 64).save(str(tmp_path / "m.keras"))
+    cv2.imwrite(str(tmp_path / "photo.png"), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    result = _run("-m", "landmark_kd.predict", str(tmp_path / "photo.png"), "--model", str(tmp_path / "m.keras"),
+                  "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "1 face(s) found" in result.stdout
+    assert "XNNPACK" not in result.stdout + result.stderr and "INFO" not in result.stdout + result.stderr
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
+    loud = subprocess.run([sys.executable, "-m", "landmark_kd.predict", str(tmp_path / "photo.png"), "--model",
+                           str(tmp_path / "m.keras"), "--out", str(tmp_path / "out2"), "--verbose"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert "XNNPACK" in loud.stderr  # --verbose still shows it: the test sees the line it hides
 
 
 def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(tmp_path):

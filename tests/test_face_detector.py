@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import realfaces
 
-from landmark_kd.face_detector import (ASSETS_DIR, BlazeFaceDetector, Detection, box_iou, decode, letterbox,
-                                       ssd_anchor_centres, weighted_nms)
+from landmark_kd.face_detector import (ASSETS_DIR, LANDMARK_BOX_FITS, BlazeFaceDetector, Detection, box_containment,
+                                       box_iou, decode, letterbox, ssd_anchor_centres, weighted_nms)
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,43 @@ def test_weighted_nms_merges_overlapping_and_keeps_separate_boxes():
     # a stricter grouping threshold keeps the one-third overlap apart
     assert len(weighted_nms(boxes, keypoints, scores, 0.5)) == 3
     assert weighted_nms(boxes[:0], keypoints[:0], scores[:0]) == []
+
+
+def test_box_containment_measures_the_smaller_box():
+    big = np.array([0, 0, 100, 100], np.float32)
+    boxes = np.array([[20, 20, 70, 70],  # wholly inside: 1, though its IoU is 0.25
+                      [80, 0, 130, 50],  # 20 of its 50 columns inside: 0.4
+                      [200, 200, 250, 250],  # apart
+                      [10, 10, 10, 50]], np.float32)  # no area
+    assert np.allclose(box_containment(big, boxes), [1.0, 0.4, 0.0, 0.0])
+    assert box_iou(big, boxes[:1])[0] == pytest.approx(0.25)
+
+
+def _face(box, score, model):
+    """A Detection whose 68-point box estimate (what auto mode compares) is `box`."""
+    dx, dy, sw, sh = LANDMARK_BOX_FITS[model]
+    x0, y0, x1, y1 = box
+    w, h = (x1 - x0) / sw, (y1 - y0) / sh
+    cx, cy = (x0 + x1) / 2 - dx * w, (y0 + y1) / 2 - dy * h
+    face = Detection(np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], np.float32), score,
+                     np.zeros((6, 2), np.float32), model)
+    assert np.allclose(face.landmark_box(), box, atol=1e-3)
+    return face
+
+
+def test_auto_mode_merges_a_small_face_inside_a_loose_short_range_box(detectors):
+    merge = detectors["auto"]._merge
+    loose = _face([340, 120, 420, 200], 0.6, "short")  # short range's one box around a small face
+    small = _face([364, 137, 402, 173], 0.8, "full")  # the face, inside it: IoU 0.21, containment 1
+    assert merge([loose], small) == [small]  # the better-scored full-range face replaces the loose box
+    weak = _face([364, 137, 402, 173], 0.5, "full")
+    assert merge([loose], weak) == [loose]  # one face either way: the short-range box stays
+    close = _face([345, 125, 425, 205], 0.9, "full")  # IoU 0.78: short range's box stays, as before
+    assert merge([loose], close) == [loose]
+    apart = _face([100, 100, 140, 140], 0.7, "full")
+    assert merge([loose], apart) == [loose, apart]
+    edge = _face([410, 120, 450, 160], 0.9, "full")  # a quarter of it inside: another face beside
+    assert merge([loose], edge) == [loose, edge]
 
 
 def test_letterbox_keeps_aspect_and_centres():
@@ -199,3 +236,17 @@ def test_dlib_small_faces_with_full_range(detectors):
         points = np.asarray(sample["landmarks"], np.float32)
         found += _found([box for box, _ in cache[sample["image"]]], np.concatenate([points.min(0), points.max(0)]))
     assert found >= 0.85 * len(samples)  # measured: 42 of 43
+
+
+def test_each_face_of_a_group_photo_is_found_once(detectors):
+    """dlib's 2008_007676.jpg: 7 labelled faces; short range also put one loose box around a small face that full
+    range found, and auto mode used to keep both (8 faces)."""
+    folder = realfaces("dlib_faces")
+    with open(os.path.join(folder, "faces.json"), encoding="utf-8") as handle:
+        samples = [s for s in json.load(handle)["samples"] if s["image"] == "2008_007676.jpg"]
+    image = cv2.cvtColor(cv2.imread(os.path.join(folder, "2008_007676.jpg")), cv2.COLOR_BGR2RGB)
+    boxes = [box for box, _ in detectors["auto"](image)]
+    assert len(samples) == 7 and len(boxes) == 7
+    for sample in samples:
+        points = np.asarray(sample["landmarks"], np.float32)
+        assert _found(boxes, np.concatenate([points.min(0), points.max(0)]))

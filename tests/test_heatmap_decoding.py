@@ -28,7 +28,11 @@ def test_full_decode_scores_what_real_faces_scores_and_each_radius_is_reported(t
 
 @pytest.mark.parametrize("args, message", [(["--models", "m.tflite"], ".keras files only"),
                                            (["--models", "m.keras", "--radius", "0"], "at least 1")])
-def test_bad_arguments_are_refused_in_one_line(args, message, capsys):
+def test_bad_arguments_are_refused_in_one_line(args, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("m.tflite", "m.keras"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "faces").mkdir()
     with pytest.raises(SystemExit) as stop:
-        heatmap_decoding.main(args + ["--data", "nowhere"])
+        heatmap_decoding.main(args + ["--data", "faces"])
     assert stop.value.code == 2 and message in capsys.readouterr().err

@@ -153,6 +153,59 @@ def test_pts_faces_are_ordered_right_to_left(tmp_path):
     assert result["faces"] == 2 and result["no_face"] == 0
 
 
+def test_images_of_one_name_in_two_folders_keep_both_overlays(model_path, tmp_path, capsys):
+    """--list a/face.png b/face.png: the second overlay is face_1_landmarks.png, not a silent overwrite."""
+    for k, folder in enumerate(("a", "b")):
+        (tmp_path / folder).mkdir()
+        image, _ = render_face(k, 96)
+        cv2.imwrite(str(tmp_path / folder / "face.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    (tmp_path / "list.txt").write_text("a/face.png\nb/face.png\n")
+    out = tmp_path / "out"
+    assert predict_main(["--list", str(tmp_path / "list.txt"), "--model", model_path, "--out", str(out),
+                         "--detector", "full"]) == 0
+    results = _load_json(out / "landmarks.json")["results"]
+    annotated = [results[str(tmp_path / f / "face.png")]["annotated"] for f in ("a", "b")]
+    assert [os.path.basename(a) for a in annotated] == ["face_landmarks.png", "face_1_landmarks.png"]
+    drawn = [cv2.imread(a) for a in annotated]
+    assert all(d is not None for d in drawn) and np.abs(drawn[0].astype(int) - drawn[1]).mean() > 1  # two faces
+
+
+def test_single_input_that_is_no_image_fails_and_a_folder_counts_its_skips(model_path, tmp_path, capsys):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    assert predict_main([str(notes), "--model", model_path, "--out", str(tmp_path / "o1"), "--detector", "full"]) == 2
+    assert "notes.txt: cannot read image" in capsys.readouterr().err
+    assert not (tmp_path / "o1" / "landmarks.json").exists()
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    image, _ = render_face(1, 96)
+    cv2.imwrite(str(folder / "face.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    assert predict_main([str(folder), "--model", model_path, "--out", str(tmp_path / "o2"), "--detector", "full"]) == 0
+    assert "1 face(s) found; 1 image(s) skipped" in capsys.readouterr().out
+    (folder / "face.png").unlink()
+    assert predict_main([str(folder), "--model", model_path, "--out", str(tmp_path / "o3"), "--detector", "full"]) == 2
+    assert "broken.jpg" in capsys.readouterr().err
+
+
+def test_empty_images_and_boxes_outside_the_image_are_named_errors(model_path):
+    from landmark_kd.errors import DataError
+    from landmark_kd.face_detector import BlazeFaceDetector
+
+    detector = LandmarkDetector(model_path, detector="full")
+    with pytest.raises(DataError, match="empty image"):
+        detector(np.zeros((0, 0, 3), np.uint8))
+    with pytest.raises(ValueError, match="empty image"):
+        BlazeFaceDetector("short").detect(np.zeros((0, 40, 3), np.uint8))
+    image = np.full((60, 80, 3), 100, np.uint8)
+    with pytest.raises(DataError, match="lies outside the 80x60 image"):
+        detector(image, [[90, 10, 120, 40]])
+    with pytest.raises(DataError, match="X1 > X0"):
+        detector(image, [[30, 10, 20, 40]])
+    (face,) = detector(image, [[-10, -10, 30, 30]])  # partly outside: a face cut by the border is kept
+    assert face.landmarks.shape == (68, 2) and np.allclose(face.box, [-10, -10, 30, 30])
+
+
 def test_predict_needs_an_input_or_a_list(capsys):
     with pytest.raises(SystemExit) as stop:
         predict_main([])

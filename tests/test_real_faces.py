@@ -40,7 +40,34 @@ def test_json_keeps_every_faces_error_and_plots_show_the_worst_faces(tmp_path, c
     assert cv2.imread(str(ced_path)).std() > 10
 
 
-def test_ratio_names_must_be_scored_models(capsys):
+def test_ratio_names_must_be_scored_models(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.keras").write_bytes(b"")
+    (tmp_path / "faces").mkdir()
     with pytest.raises(SystemExit):
         main(["--models", "a.keras", "--data", "faces", "--ratio", "a.keras", "b.keras"])
     assert "--ratio a.keras b.keras: both must be among --models" in capsys.readouterr().err
+
+
+def test_faces_with_unreadable_images_are_counted_not_dropped_silently(tmp_path, capsys):
+    from benchmarks.real_faces import load_faces
+    from landmark_kd.errors import DataError
+
+    data = generate(str(tmp_path / "faces"), 4, seed=5, size=96, sheet=False)
+    samples, _ = load_dataset(data, num_points=68)
+    with open(samples[1].image_path, "wb") as handle:  # cut short: the reader skips its record
+        handle.write(b"\x89PNG\r\n\x1a\n cut short")
+    with open(samples[2].image_path, "wb") as handle:  # a whole PNG in form that does not decode
+        handle.write(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + (96).to_bytes(4, "big") * 2 + bytes(300) + b"IEND\xaeB`\x82")
+    kept, images = load_faces(data)
+    assert [s.image_path for s in kept] == [samples[0].image_path, samples[3].image_path]
+    assert set(images) == {s.image_path for s in kept} and all(i.shape == (96, 96, 3) for i in images.values())
+    printed = capsys.readouterr().out
+    assert f"{data}: 2 faces; skipped 1 bad record(s) and 1 face(s) in 1 unreadable image(s)" in printed
+    assert samples[1].image_path in printed  # the first reason given
+    undecodable = open(samples[2].image_path, "rb").read()
+    for s in samples:
+        with open(s.image_path, "wb") as handle:
+            handle.write(undecodable)
+    with pytest.raises(DataError, match="none of its 4 faces"):
+        load_faces(data)

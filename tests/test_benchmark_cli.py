@@ -1,0 +1,38 @@
+"""The benchmarks' command lines: a mistyped path or an unusable dataset is one `error:` line and exit 2, as in
+the project's own CLIs, not a traceback from deep inside a model loader."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CASES = {
+    "real_faces data": (["real_faces.py", "--data", "{t}/nowhere"], "{t}/nowhere: no such file or directory"),
+    "real_faces model": (["real_faces.py", "--models", "{t}/missing.keras", "--data", "{t}"],
+                         "{t}/missing.keras: no such file or directory"),
+    "real_faces empty dataset": (["real_faces.py", "--data", "{t}/empty"], "{t}/empty"),
+    "heatmap_decoding model": (["heatmap_decoding.py", "--models", "{t}/missing.keras", "--data", "{t}"],
+                               "{t}/missing.keras: no such file or directory"),
+    "int8_latency": (["int8_latency.py", "{t}/missing.tflite"], "{t}/missing.tflite: no such file or directory"),
+    "latency_side_by_side": (["latency_side_by_side.py", "{t}/missing.tflite"],
+                             "{t}/missing.tflite: no such file or directory"),
+    "rotation_alignment": (["rotation_alignment.py", "--data", "{t}/nowhere"], "{t}/nowhere: no such file"),
+    "tflite_efficiency": (["tflite_efficiency.py", "--model", "{t}/missing.keras"], "{t}/missing.keras: no such file"),
+    "flops_by_block": (["flops_by_block.py", "--model", "{t}/missing.keras"], "{t}/missing.keras: no such file"),
+    "video_tracking": (["video_tracking.py", "--model", "{t}/missing.tflite"], "{t}/missing.tflite: no such file"),
+    "denormals": (["denormals.py", "--model", "{t}/missing.keras"], "{t}/missing.keras: no such file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_bad_path_is_one_error_line(tmp_path, case):
+    (tmp_path / "empty").mkdir()
+    args, needle = CASES[case]
+    args = [os.path.join(ROOT, "benchmarks", args[0])] + [a.format(t=tmp_path) for a in args[1:]]
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and needle.format(t=tmp_path) in errors[0], done.stderr[-2000:]
