@@ -127,11 +127,12 @@ def add_training_arguments(parser, defaults) -> None:
     g.add_argument("--init-from", default=None, help="fine-tune: start from the weights of a trained .keras of the same "
                    "architecture (e.g. landmark_kd/pretrained/real_student.keras with distill.py's defaults)")
     g = parser.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=positive_int, default=defaults.epochs)
-    g.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    g.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="passes over the training set")
+    g.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, help="faces per step (the global batch "
+                   "with several replicas)")
     g.add_argument("--steps-per-epoch", type=positive_int, default=None, help="default: one pass over the training set")
     g.add_argument("--lr", type=positive_float, default=defaults.learning_rate, help="AdamW peak learning rate")
-    g.add_argument("--weight-decay", type=non_negative_float, default=defaults.weight_decay)
+    g.add_argument("--weight-decay", type=non_negative_float, default=defaults.weight_decay, help="AdamW weight decay")
     g.add_argument("--clipnorm", type=non_negative_float, default=defaults.clipnorm, help="per-variable gradient-norm clip; 0 turns "
                    "it off (with several replicas Keras clips before the all-reduce)")
     g.add_argument("--warmup-epochs", type=non_negative_float, default=defaults.warmup_epochs, help="linear warm-up, then cosine")
@@ -146,7 +147,7 @@ def add_training_arguments(parser, defaults) -> None:
     g.add_argument("--strategy", default="auto", choices=("auto", "one_device", "mirrored", "multiworker"),
                    help="tf.distribute strategy; auto = mirrored over all local GPUs when there are several. "
                         "--batch-size is the global batch")
-    g.add_argument("--seed", type=int, default=defaults.seed)
+    g.add_argument("--seed", type=int, default=defaults.seed, help="random seed (weights, shuffling, augmentation)")
     g = parser.add_argument_group("output")
     g.add_argument("--output", default=defaults.output, help="output folder")
     g.add_argument("--resume", action="store_true", help="require and continue an interrupted run in --output "

@@ -80,7 +80,13 @@ class EvalConfig:
     normalization: str | None = None  # None: inter-ocular where the scheme has eye corners, else bbox
     threshold: float = 0.1  # FR / AUC threshold
     batch_size: int = 32
-    out: str | None = None  # None: beside the model
+    out: str | None = None  # None: runs/evaluate/<model file name without extension>
+
+
+def default_output(model: str) -> str:
+    """runs/evaluate/<model name>: one folder per model, so scoring the int8 and fp16 files of one folder keeps
+    both reports, and a shipped model's folder (inside the installed package) is never written to."""
+    return os.path.join("runs", "evaluate", os.path.splitext(os.path.basename(model))[0] or "model")
 
 
 def run_evaluation(config: EvalConfig) -> dict:
@@ -100,7 +106,7 @@ def run_evaluation(config: EvalConfig) -> dict:
     samples = drop_unnormalisable(samples, scheme, config.normalization, report)
     if not samples:
         raise DatasetError(f"{data}: no face can be scored ({report.skipped[0][0]}: {report.skipped[0][1]})")
-    out = prepare_output_dir(config.out or os.path.dirname(os.path.abspath(config.model)))
+    out = prepare_output_dir(config.out or default_output(config.model))
     print(f"{data}: {report.summary()}")
     pipeline = LandmarkPipeline(scheme, PipelineConfig(image_size=predictor.image_size))
     result = predictor.predict_dataset(pipeline.dataset(samples, config.batch_size, training=False))
@@ -133,7 +139,7 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--normalization", default=None, choices=["inter_ocular", "inter_pupil", "bbox"])
     parser.add_argument("--threshold", type=positive_float, default=0.1, help="FR/AUC threshold (default 0.1)")
     parser.add_argument("--batch-size", type=positive_int, default=32)
-    parser.add_argument("--out", default=None, help="output folder (default: beside the model)")
+    parser.add_argument("--out", default=None, help="output folder (default: runs/evaluate/MODEL_NAME)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's log output")
     args = parser.parse_args(argv)
     if not args.verbose:

@@ -18,7 +18,7 @@ import numpy as np
 from .crop import CROP_MARGIN, box_crop_matrix
 from .decode import crop_to_image, mirror_points
 from .errors import ConfigError, DataError, MissingFileError
-from .predictor import Predictor
+from .predictor import PRETRAINED_DIR, Predictor, resolve_model_path
 
 Box = Sequence[float]  # x0, y0, x1, y1 in image pixels
 
@@ -33,7 +33,7 @@ class Face:
 
     def to_dict(self) -> dict:
         out = {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4),
-               "landmarks": np.round(self.landmarks, 2).tolist()}
+               "landmarks": np.round(np.asarray(self.landmarks, np.float64), 2).tolist()}  # float64: no 132.17999267578125
         if self.track_id is not None:
             out["track_id"] = int(self.track_id)
         return out
@@ -77,7 +77,6 @@ def make_face_detector(name: str) -> Callable[[np.ndarray], list[tuple[np.ndarra
 crop_affine = box_crop_matrix  # the training pipeline's evaluation crop
 
 
-PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 DEFAULT_MODEL_NAME = "real_student_fp16.tflite"  # int8 is ~8x slower on x86 tflite_runtime 2.14
 
 
@@ -115,7 +114,7 @@ class LandmarkDetector:
         if isinstance(model_path, Predictor):  # a ready predictor (e.g. TeacherPredictor)
             self.predictor, model_path = model_path, getattr(model_path, "path", None) or type(model_path).__name__
         else:
-            model_path = model_path or default_model_path()
+            model_path = resolve_model_path(model_path or default_model_path())
             self.predictor = Predictor.from_path(model_path, threads=threads, scheme=scheme)
         self.model_path, self.margin, self.align = model_path, margin, align
         self.image_size, self.scheme = self.predictor.image_size, self.predictor.scheme

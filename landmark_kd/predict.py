@@ -309,6 +309,18 @@ def predict_pts(detector, paths: list[str], out_dir: str, inner51: bool) -> dict
     return {"pts": {p: os.path.join(out_dir, n + ".pts") for p, n in written.items()}, **counts}
 
 
+def inner51(results: dict) -> None:
+    """Drop the 17 jaw points (`convert_68_to_51`) from every face of predict's results, in place: `--points 51`
+    holds for landmarks.json as for the .pts files."""
+    import numpy as np
+
+    from .schemes import convert_68_to_51
+
+    for entry in results.values():
+        for face in entry.get("faces", []) + [f for frame in entry.get("frames", []) for f in frame["faces"]]:
+            face["landmarks"] = convert_68_to_51(np.asarray(face["landmarks"], np.float64)).tolist()
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m landmark_kd.predict`; exit 2 with one `error:` line for a problem the user can fix."""
     from .cli import run
@@ -327,7 +339,8 @@ def _main(argv: list[str]) -> int:
                         help="json: landmarks.json + annotated images; pts: one .pts per image with every face, "
                         "right to left (the ICME 2024 challenge's format; empty file when no face)")
     parser.add_argument("--points", default="all", choices=("all", "51"),
-                        help="51: drop the 17 jaw points of a 68-point model (the challenge's 51-point layout)")
+                        help="51: drop the 17 jaw points of a 68-point model (the challenge's 51-point layout) from "
+                        "the .pts files and landmarks.json; the overlays still show all 68")
     parser.add_argument("--model", default=None, help=".keras or .tflite landmark model (default: the shipped "
                         "real-face student, landmark_kd/pretrained/real_student_fp16.tflite)")
     parser.add_argument("--out", default=os.path.join("runs", "predict"), help="output folder")
@@ -360,12 +373,24 @@ def _main(argv: list[str]) -> int:
     if args.box and not (args.box[2] > args.box[0] and args.box[3] > args.box[1]):
         parser.error(f"argument --box: X1 > X0 and Y1 > Y0 needed, got {' '.join(f'{v:g}' for v in args.box)}")
     from .inference import LandmarkDetector
-    from .outputs import prepare_output_dir
+    from .outputs import prepare_output_dir, refuse_input_folder
 
     source = args.input or args.list
     if source is not None and not os.path.exists(source):
         raise MissingFileError(f"{source}: no such file or directory")
-    paths = read_image_list(args.list) if args.list else None
+    video = args.input is not None and os.path.isfile(args.input) and args.input.lower().endswith(VIDEO_EXTENSIONS)
+    if video and args.format == "pts":
+        parser.error("--format pts is for images, not a video")
+    if args.list:
+        paths = read_image_list(args.list)
+    elif args.input is not None and not video:
+        paths = _image_paths(args.input)
+        if not paths:
+            raise DataError(f"{args.input}: no images found")
+    else:
+        paths = None  # a video or a camera
+    if paths:  # outputs beside the inputs would replace them (a predicted .pts over the label of its image)
+        refuse_input_folder(args.out, {os.path.dirname(os.path.abspath(p)) for p in paths})
     detector = LandmarkDetector(args.model, args.detector, args.threads, flip_test=args.flip_test)
     if args.points == "51" and detector.scheme.num_points != 68:
         raise ConfigError(f"--points 51 needs a 68-point model; {detector.model_path} predicts "
@@ -373,11 +398,10 @@ def _main(argv: list[str]) -> int:
     prepare_output_dir(args.out)
     boxes = [args.box] if args.box else None
     if args.format == "pts":
-        if paths is None:
-            paths = _image_paths(args.input)
-            if not paths:
-                raise DataError(f"{args.input}: no images found")
         result = predict_pts(lambda image: detector(image, boxes), paths, args.out, args.points == "51")
+        if result["unreadable"] == len(paths):
+            raise DataError(f"{paths[0]}: cannot read image (missing, unreadable or not an image)" if len(paths) == 1
+                            else f"none of the {len(paths)} images could be read (see the warnings)")
         print(f"{len(paths)} image(s): {result['faces']} face(s) written as .pts to {args.out}; "
               f"{result['no_face']} with no face, {result['unreadable']} unreadable (empty .pts files)")
         return 0
@@ -385,21 +409,16 @@ def _main(argv: list[str]) -> int:
               "redetect_every": args.redetect_every, "max_frames": args.max_frames}
     if args.camera is not None:
         results = predict_camera(detector, args.camera, args.out, show=not args.no_window, **stream)
-    elif paths is not None:
-        results = predict_images(detector, paths, args.out, boxes)
-    elif os.path.isdir(args.input):
-        paths = _image_paths(args.input)
-        if not paths:
-            raise DataError(f"{args.input}: no images found")
-        results = predict_images(detector, paths, args.out, boxes)
-    elif args.input.lower().endswith(VIDEO_EXTENSIONS):
+    elif video:
         results = predict_video(detector, args.input, args.out, **stream)
     else:
-        results = predict_images(detector, [args.input], args.out, boxes)
+        results = predict_images(detector, paths, args.out, boxes)
     unreadable = [r["error"] for r in results.values() if "error" in r]
     if unreadable and len(unreadable) == len(results):  # nothing to show: a failure, not an empty result
         raise DataError(unreadable[0] if len(unreadable) == 1 else
                         f"none of the {len(unreadable)} images could be used; first: {unreadable[0]}")
+    if args.points == "51":
+        inner51(results)
     json_path = os.path.join(args.out, "landmarks.json")
     atomic_json(json_path, {"model": detector.model_path, "scheme": detector.scheme.name, "results": results})
     faces = sum(len(r.get("faces", [])) for r in results.values() if "faces" in r)

@@ -6,6 +6,7 @@ Evaluation, inference, the export checks and the benchmarks all go through it, s
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -14,6 +15,18 @@ import numpy as np
 from .schemes import LandmarkScheme
 
 OVERLAY_FACES = 16  # faces kept, with their crops, for the overlay plot
+PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
+
+
+def resolve_model_path(path: str) -> str:
+    """`path` itself when it exists; otherwise the shipped model of that file name (`real_fast_fp16.tflite`, or
+    `landmark_kd/pretrained/real_fast_fp16.tflite` typed from outside the checkout), so the shipped models can be
+    named from any folder once the package is installed. A path that is neither stays as given (and is reported
+    missing by the loader)."""
+    if os.path.exists(path):
+        return path
+    shipped = os.path.join(PRETRAINED_DIR, os.path.basename(path))
+    return shipped if os.path.basename(path) and os.path.isfile(shipped) else path
 
 
 @dataclass
@@ -36,7 +49,9 @@ class Predictor:
 
     @staticmethod
     def from_path(path: str, threads: int = 1, scheme: LandmarkScheme | None = None) -> "Predictor":
-        """A `.tflite` (run by tflite_runtime, verified in a child process first) or a `.keras` model."""
+        """A `.tflite` (run by tflite_runtime, verified in a child process first) or a `.keras` model; a shipped
+        model may be named by its file name alone (`resolve_model_path`)."""
+        path = resolve_model_path(path)
         if path.endswith(".tflite"):
             return TFLitePredictor(path, threads, scheme)
         from .models import load_model

@@ -118,12 +118,14 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=positive_int, default=2)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    from .outputs import prepare_output_dir
+    from .outputs import prepare_output_dir, refuse_input_folder
 
     if not os.path.exists(args.images):
         raise MissingFileError(f"{args.images}: no such file or directory")
     if (args.model is None) == (args.mesh_model is None):
         raise ConfigError("pass exactly one labeller: --model PATH or --mesh-model PATH --mesh-table PATH")
+    source_folder = args.images if os.path.isdir(args.images) else os.path.dirname(os.path.abspath(args.images))
+    refuse_input_folder(args.out, [source_folder], recursive=os.path.isdir(args.images))
     if args.mesh_model:
         from .mesh_labeller import MeshLabeller
 

@@ -188,6 +188,49 @@ def test_single_input_that_is_no_image_fails_and_a_folder_counts_its_skips(model
     assert "broken.jpg" in capsys.readouterr().err
 
 
+def test_outputs_never_go_into_the_input_folder(model_path, tmp_path, capsys):
+    """--format pts with --out the images' folder replaced each ground-truth .pts with a prediction."""
+    from landmark_kd.data.pts300w import write_pts
+
+    folder = tmp_path / "labelled"
+    folder.mkdir()
+    image, pts = render_face(2, 96)
+    cv2.imwrite(str(folder / "face.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    write_pts(str(folder / "face.pts"), pts)
+    label = (folder / "face.pts").read_bytes()
+    (tmp_path / "list.txt").write_text("labelled/face.png\n")
+    for source in ([str(folder)], [str(folder / "face.png")], ["--list", str(tmp_path / "list.txt")]):
+        for fmt in ("pts", "json"):
+            code = predict_main([*source, "--model", model_path, "--out", str(folder), "--detector", "full",
+                                 "--format", fmt])
+            assert code == 2 and f"is the input folder {folder}" in capsys.readouterr().err
+    assert (folder / "face.pts").read_bytes() == label and sorted(os.listdir(folder)) == ["face.png", "face.pts"]
+
+
+def test_points_51_holds_for_json_and_pts_refuses_what_is_no_image(model_path, tmp_path, capsys):
+    image, _ = render_face(3, 96)
+    cv2.imwrite(str(tmp_path / "face.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "o"
+    assert predict_main([str(tmp_path / "face.png"), "--model", model_path, "--out", str(out), "--detector", "full",
+                         "--points", "51"]) == 0
+    (face,) = _load_json(out / "landmarks.json")["results"][str(tmp_path / "face.png")]["faces"]
+    full = LandmarkDetector(model_path, detector="full")(image)[0].landmarks
+    from landmark_kd.schemes import convert_68_to_51
+
+    assert np.allclose(face["landmarks"], convert_68_to_51(full), atol=0.006)  # the 51 inner points, rounded
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert predict_main([str(tmp_path / "notes.txt"), "--model", model_path, "--out", str(tmp_path / "p"),
+                         "--format", "pts"]) == 2
+    assert "notes.txt: cannot read image" in capsys.readouterr().err
+    video = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 96))
+    writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    writer.release()
+    with pytest.raises(SystemExit) as stop:
+        predict_main([video, "--model", model_path, "--out", str(tmp_path / "v"), "--format", "pts"])
+    assert stop.value.code == 2 and "--format pts is for images, not a video" in capsys.readouterr().err
+
+
 def test_empty_images_and_boxes_outside_the_image_are_named_errors(model_path):
     from landmark_kd.errors import DataError
     from landmark_kd.face_detector import BlazeFaceDetector

@@ -50,3 +50,18 @@ def test_what_is_not_a_keras_archive_is_named_and_nothing_is_written(tmp_path, c
     assert main([str(other), str(tmp_path / "out.keras")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {other}: a zip file without model.weights.h5, not a .keras archive"
     assert not (tmp_path / "out.keras").exists()
+
+
+def test_runs_by_its_path_and_refuses_a_target_keras_cannot_load(tmp_path):
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "landmark_kd", "export",
+                          "keras_half.py")
+    helped = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and "float16" in helped.stdout  # once an ImportError (relative import)
+    (tmp_path / "m.keras").write_bytes(b"")
+    refused = subprocess.run([sys.executable, script, str(tmp_path / "m.keras"), str(tmp_path / "m.h5")],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "must end in .keras" in refused.stderr
+    assert not (tmp_path / "m.h5").exists()

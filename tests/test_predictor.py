@@ -57,3 +57,16 @@ def test_missing_and_broken_model_files_are_user_errors(tmp_path):
     (tmp_path / "bad.tflite").write_bytes(b"TFL3" * 10)
     with pytest.raises(ModelFileError, match="bad.tflite"):
         Predictor.from_path(str(tmp_path / "bad.tflite"))
+
+
+def test_a_shipped_model_can_be_named_from_any_folder(tmp_path, monkeypatch):
+    from landmark_kd.predictor import PRETRAINED_DIR, resolve_model_path
+
+    monkeypatch.chdir(tmp_path)  # outside the checkout: the relative path no longer exists
+    shipped = f"{PRETRAINED_DIR}/real_fast_fp16.tflite"
+    assert resolve_model_path("real_fast_fp16.tflite") == shipped
+    assert resolve_model_path("landmark_kd/pretrained/real_fast_fp16.tflite") == shipped
+    (tmp_path / "real_fast_fp16.tflite").write_bytes(b"mine")
+    assert resolve_model_path("real_fast_fp16.tflite") == "real_fast_fp16.tflite"  # the user's own file comes first
+    assert resolve_model_path("nowhere.tflite") == "nowhere.tflite"
+    assert Predictor.from_path("landmark_kd/pretrained/real_fast_fp16.tflite").image_size == 128

@@ -69,3 +69,17 @@ def test_model_pseudolabels_from_the_default_detector_beat_haar_boxes(tmp_path):
         truth = np.stack([read_pts(os.path.join(val, n[:-4] + ".pts")) for n in frames])
         errors[detector] = float(nme_inner51(pred, truth).mean())
     assert errors["blazeface"] < 0.05 and errors["blazeface"] < 0.97 * errors["haar"]
+
+
+def test_an_output_folder_that_is_the_input_folder_is_refused_and_the_photos_kept(tmp_path, capsys):
+    """`_place` replaces the destination by a link to the source: with --out the input's own folder that deleted
+    the user's photo. Refused before any labeller loads; a folder inside the input is refused too (the next run
+    would label its own output)."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"the user's photo")
+    for source, out in ((photos, photos), (photos / "a.jpg", photos), (photos, photos / "labels")):
+        assert main([str(source), "--out", str(out), "--model", str(tmp_path / "m.keras")]) == 2
+        error = capsys.readouterr().err
+        assert f"--out {out}" in error and "input folder" in error and str(photos) in error
+    assert (photos / "a.jpg").read_bytes() == b"the user's photo" and sorted(os.listdir(photos)) == ["a.jpg"]

@@ -17,8 +17,12 @@ import zipfile
 
 import numpy as np
 
-from ..errors import MissingFileError, ModelFileError
-from ..outputs import atomic_write
+if __package__ in (None, ""):  # run by its path (python landmark_kd/export/keras_half.py), as benchmark.py is
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    __package__ = "landmark_kd.export"
+
+from ..errors import MissingFileError, ModelFileError  # noqa: E402
+from ..outputs import atomic_write  # noqa: E402
 
 WEIGHTS_ENTRY = "model.weights.h5"
 
@@ -91,8 +95,11 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--check", action="store_true",
                         help="load both and print the largest output difference on random inputs")
     args = parser.parse_args(argv)
+    if not args.target.endswith(".keras"):  # Keras picks the file format by its extension: x.h5 would not load
+        parser.error(f"target {args.target}: the file name must end in .keras")
+    size = os.path.getsize(args.source) if os.path.isfile(args.source) else 0  # before a rewrite in place
     halved = save_with_half_weights(args.source, args.target)
-    mb = os.path.getsize(args.source) / 1e6, os.path.getsize(args.target) / 1e6
+    mb = size / 1e6, os.path.getsize(args.target) / 1e6
     print(f"{args.target}: {halved} weight arrays stored as float16, {mb[0]:.1f} MB -> {mb[1]:.1f} MB")
     if args.check:
         from landmark_kd.quiet import quiet_tensorflow
