@@ -38,3 +38,34 @@ def test_scores_are_split_into_frontal_and_large_pose_faces():
     assert turned["faces"] == 2 and turned["nme"] == pytest.approx(4 * np.sqrt(2) / 40) and turned["fr"] == 1.0
     assert "by_pose" not in evaluate_predictions(pred[:, 17:], np.arange(4),
                                                  [Sample("x", g[17:].astype(np.float32)) for g in gt], get_scheme("51"))[0]
+
+
+def test_face_box_landmarks_ignores_the_datasets_own_boxes(tmp_path):
+    """A dataset's boxes (custom JSON `bbox`) frame the crop unless --face-box landmarks; with it the scores are
+    those of the same faces without boxes, as benchmarks/real_faces.py crops them."""
+    import json
+
+    import keras
+
+    from landmark_kd.data import load_dataset
+    from landmark_kd.data.synthetic import generate
+    from landmark_kd.evaluate import EvalConfig, run_evaluation
+    from landmark_kd.models import build_landmark_model
+
+    keras.utils.set_random_seed(0)
+    samples, _ = load_dataset(generate(str(tmp_path / "faces"), 4, seed=7, size=96, sheet=False), num_points=68)
+    model = str(tmp_path / "m.keras")
+    build_landmark_model("mobilevitv2_pico", "68", 64).save(model)
+    rows = [{"image": s.image_path, "landmarks": s.landmarks.tolist()} for s in samples]
+    (tmp_path / "plain.json").write_text(json.dumps({"samples": rows}))
+    boxed = [{**r, "bbox": [0, 0, 40, 40]} for r in rows]  # a box far off the face
+    (tmp_path / "boxed.json").write_text(json.dumps({"samples": boxed}))
+
+    def nme(data: str, face_box: str) -> float:
+        config = EvalConfig(model=model, data=str(tmp_path / data), out=str(tmp_path / f"{data}_{face_box}"),
+                            face_box=face_box)
+        return run_evaluation(config)["nme"]
+
+    plain = nme("plain.json", "data")
+    assert nme("boxed.json", "landmarks") == pytest.approx(plain, rel=1e-6)
+    assert nme("boxed.json", "data") != pytest.approx(plain, rel=1e-2)
