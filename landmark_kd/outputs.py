@@ -16,6 +16,8 @@ from .errors import OutputError
 def prepare_output_dir(path: str) -> str:
     """Create `path` and prove it is writable by writing a probe file, before any long work starts, so a run
     never finishes only to fail on saving. (`os.access` is not enough: root passes it on read-only mounts.)"""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OutputError(f"{path}: is a file, not an output folder")
     try:
         os.makedirs(path, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write_probe"):

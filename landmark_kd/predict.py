@@ -35,6 +35,8 @@ def _read_image(path: str):
 
     from .data.records import image_dimensions, too_many_pixels
 
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file")
     if not os.path.isfile(path):  # also refuses a named pipe, which would block the reader
         raise DataError(f"{path}: not a regular file")
     with open(path, "rb") as handle:

@@ -92,10 +92,13 @@ def load_model(path: str) -> keras.Model:
     """Load a `.keras` landmark model with safe_mode on; clear errors for missing or corrupt files."""
     if not os.path.isfile(path):
         raise MissingFileError(f"{path}: model file not found")
+    if path.lower().endswith(".tflite"):
+        raise ModelFileError(f"{path}: a .tflite model; this needs the .keras model it was converted from")
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as err:  # keras raises many types for a bad archive
-        raise ModelFileError(f"{path}: not a loadable .keras model ({type(err).__name__}: {str(err)[:200]})") from None
+        reason = str(err).split(". ")[0][:200]  # its first sentence: the rest is Keras' advice on other formats
+        raise ModelFileError(f"{path}: not a loadable .keras model ({type(err).__name__}: {reason})") from None
 
 
 __all__ = ["build_landmark_model", "copy_weights", "model_scheme", "model_image_size", "load_model", "HeadConfig", "EdgeToHeatmap", "BACKBONES"]
