@@ -33,7 +33,7 @@ def _progress(done: int, total: int | None, start: float, what: str) -> None:
 def _read_image(path: str):
     import cv2
 
-    from .data.records import image_dimensions, too_many_pixels
+    from .data.records import image_dimensions, read_bgr, too_many_pixels
 
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file")
@@ -43,7 +43,7 @@ def _read_image(path: str):
         reason = too_many_pixels(image_dimensions(handle.read(32), handle))
     if reason:
         raise DataError(f"{path}: {reason}")
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    image = read_bgr(path)
     if image is None:
         raise DataError(f"{path}: cannot read image (missing, unreadable or not an image)")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from .data.records import IMAGE_EXTENSIONS
+from .data.records import IMAGE_EXTENSIONS, read_bgr
 from .errors import ConfigError, DataError, MissingFileError, ModelFileError
 from .quiet import quiet_unless_verbose
 
@@ -62,7 +62,7 @@ def pseudolabel(images: list[str], root: str, out_dir: str, label, detect, min_s
     written, skipped, start = 0, [], time.time()
     base = root if os.path.isdir(root) else os.path.dirname(root)
     for i, path in enumerate(images, 1):
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        image = read_bgr(path)
         if image is None:
             skipped.append((path, "cannot read image"))
             continue

@@ -343,3 +343,21 @@ def test_68_point_data_serves_the_51_point_scheme(tmp_path):
     lo, hi = pts.min(0), pts.max(0)
     assert np.allclose(samples[0].bbox, [lo[0], lo[1], hi[0], hi[1]], atol=1e-3)
     assert "expected 51 or 68 points" in dict(report.skipped)[str(tmp_path / "b.pts")]
+
+
+def test_read_bgr_reads_gifs_that_imread_cannot(tmp_path):
+    """Training decodes GIFs (tf.io.decode_image); predict, pseudolabel and unlabelled distillation read through
+    read_bgr, whose imread has no GIF decoder in opencv-python: the first frame comes from the video reader."""
+    import cv2
+    from PIL import Image
+
+    from landmark_kd.data.records import read_bgr
+
+    rgb = np.zeros((30, 40, 3), np.uint8)
+    rgb[5:20, 10:30] = (255, 0, 0)  # two colours: a GIF palette holds them exactly
+    Image.fromarray(rgb).save(tmp_path / "two.gif")
+    image = read_bgr(str(tmp_path / "two.gif"))
+    assert image is not None and image.shape == (30, 40, 3)
+    assert np.abs(cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(int) - rgb).max() <= 2
+    (tmp_path / "bad.gif").write_bytes(b"GIF89a not really")
+    assert read_bgr(str(tmp_path / "bad.gif")) is None

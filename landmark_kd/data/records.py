@@ -74,6 +74,21 @@ def _is_webp(head: bytes) -> bool:
     return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
 
 
+def read_bgr(path: str):
+    """`cv2.imread(path)` (BGR uint8, None when it cannot be read), with GIFs read as their first frame through
+    OpenCV's video reader: opencv-python's imread has no GIF decoder, while training reads GIFs (through
+    tf.io.decode_image), so predict, pseudolabel and unlabelled distillation would otherwise drop them."""
+    import cv2
+
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None and path.lower().endswith(".gif"):
+        capture = cv2.VideoCapture(path)
+        ok, frame = capture.read()
+        capture.release()
+        image = frame if ok else None
+    return image
+
+
 def needs_opencv(head: bytes) -> bool:
     """TIFF and WebP: formats tf.io.decode_image cannot read, decoded through OpenCV instead."""
     return head.startswith(_OPENCV_SIGNATURES) or _is_webp(head)

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from .records import DatasetError, LoadReport, Sample, check_image_file
+from .records import DatasetError, LoadReport, Sample, check_image_file, read_bgr
 
 
 DETECTOR = "blazeface-auto-landmark-box"  # names the boxes in a cache: boxes of another detector are not reused
@@ -43,7 +43,7 @@ def load_unlabeled(root: str, num_points: int, cache: str | None = None, detecto
     for path in list_images(root):
         if path not in boxes:
             reason = check_image_file(path)
-            image = None if reason else cv2.imread(path, cv2.IMREAD_COLOR)
+            image = None if reason else read_bgr(path)
             if image is None:
                 boxes[path] = None
             else:
