@@ -47,19 +47,19 @@ def points_box(points) -> np.ndarray:
     return np.concatenate([points.min(0), points.max(0)])
 
 
-def ytf68(split: str, limit: int | None = None) -> list[tuple[str, list[np.ndarray]]]:
+def ytf68(split: str, limit: int | None = None, root: str = REALFACES) -> list[tuple[str, list[np.ndarray]]]:
     """[(image path, [68-point ground-truth box])] of ytf68/{split}."""
     from landmark_kd.data.pts300w import read_pts
 
     items = []
-    for pts in sorted(glob.glob(os.path.join(REALFACES, "ytf68", split, "*.pts"))):
+    for pts in sorted(glob.glob(os.path.join(root, "ytf68", split, "*.pts"))):
         items.append((pts[:-4] + ".jpg", [points_box(read_pts(pts))]))
     return items[:limit] if limit else items
 
 
-def dlib_faces() -> list[tuple[str, list[np.ndarray]]]:
+def dlib_faces(root: str = REALFACES) -> list[tuple[str, list[np.ndarray]]]:
     """[(image path, [68-point ground-truth box per labelled face])], one row per image."""
-    folder = os.path.join(REALFACES, "dlib_faces")
+    folder = os.path.join(root, "dlib_faces")
     with open(os.path.join(folder, "faces.json"), encoding="utf-8") as handle:
         samples = json.load(handle)["samples"]
     by_image: dict[str, list[np.ndarray]] = {}
@@ -68,9 +68,9 @@ def dlib_faces() -> list[tuple[str, list[np.ndarray]]]:
     return [(os.path.join(folder, name), boxes) for name, boxes in sorted(by_image.items())]
 
 
-def lfw(count: int) -> list[tuple[str, None]]:
+def lfw(count: int, root: str = REALFACES) -> list[tuple[str, None]]:
     """`count` LFW photos spread evenly over the sorted list (so over many people)."""
-    paths = sorted(glob.glob(os.path.join(REALFACES, "lfw_unlabeled", "*", "*.jpg")))
+    paths = sorted(glob.glob(os.path.join(root, "lfw_unlabeled", "*", "*.jpg")))
     step = max(1, len(paths) // count)
     return [(path, None) for path in paths[::step][:count]]
 
@@ -115,7 +115,8 @@ def make_detectors(names, threads: int) -> dict:
 
 
 def run_benchmark(args) -> None:
-    sets = {"ytf68/val": ytf68("val"), "dlib_faces": dlib_faces(), f"LFW ({args.lfw} photos)": lfw(args.lfw)}
+    sets = {"ytf68/val": ytf68("val", root=args.realfaces), "dlib_faces": dlib_faces(args.realfaces),
+            f"LFW ({args.lfw} photos)": lfw(args.lfw, args.realfaces)}
     detectors = make_detectors(args.detectors, args.threads)
     print(f"count rule: {COUNT_RULE}\n")
     print("| detector | " + " | ".join(f"{name} found" for name in sets) + " | " +
@@ -140,11 +141,11 @@ def best_match(truth: np.ndarray, faces) -> tuple[object, float]:
 def fit_landmark_box(args) -> None:
     """Per model, measure the detector-box -> 68-point-box conversion on ytf68/train (each face's best-IoU
     detection, IoU >= 0.3; medians of the per-face ratios) and check it on the held-out sets."""
-    held_out = {"ytf68/val": ytf68("val"), "dlib_faces": dlib_faces()}
+    held_out = {"ytf68/val": ytf68("val", root=args.realfaces), "dlib_faces": dlib_faces(args.realfaces)}
     for model in ("short", "full"):
         detector = BlazeFaceDetector(model, threads=args.threads)
         ratios = []
-        for path, (truth,) in ytf68("train", args.limit):
+        for path, (truth,) in ytf68("train", args.limit, args.realfaces):
             face, iou = best_match(truth, detector.detect(read_rgb(path)))
             if iou < MIN_IOU:
                 continue
@@ -179,14 +180,16 @@ def main(argv: list[str] | None = None) -> int:
                             epilog=COUNT_RULE, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--detectors", nargs="+", default=["haar", "short", "full", "auto"],
                         help="any of haar, short, full, auto, or BlazeFace .tflite paths")
+    parser.add_argument("--realfaces", default=REALFACES, help="the real-face folder (ytf68/, dlib_faces/, "
+                        "lfw_unlabeled/; see ../shared/realfaces/README.md)")
     parser.add_argument("--lfw", type=int, default=500, help="LFW photos to use, spread over the sorted list")
     parser.add_argument("--threads", type=int, default=1, help="tflite_runtime threads")
     parser.add_argument("--fit", action="store_true",
                         help="instead: measure each model's detector box -> 68-point box fit on ytf68/train")
     parser.add_argument("--limit", type=int, default=None, help="--fit: use only the first N train faces")
     args = parser.parse_args(argv)
-    if not os.path.isdir(REALFACES):
-        raise MissingFileError(f"{REALFACES}: real-face data not found (see ../shared/realfaces/README.md)")
+    if not os.path.isdir(args.realfaces):
+        raise MissingFileError(f"{args.realfaces}: real-face data not found (pass --realfaces DIR)")
     if args.fit:
         fit_landmark_box(args)
     else:

@@ -22,6 +22,7 @@ CASES = {
     "tflite_efficiency": (["tflite_efficiency.py", "--model", "{t}/missing.keras"], "{t}/missing.keras: no such file"),
     "flops_by_block": (["flops_by_block.py", "--model", "{t}/missing.keras"], "{t}/missing.keras: no such file"),
     "video_tracking": (["video_tracking.py", "--model", "{t}/missing.tflite"], "{t}/missing.tflite: no such file"),
+    "face_detection": (["face_detection.py", "--realfaces", "{t}/nowhere"], "{t}/nowhere: real-face data not found"),
     "denormals": (["denormals.py", "--model", "{t}/missing.keras"], "{t}/missing.keras: no such file"),
 }
 
