@@ -142,7 +142,11 @@ def test_landmarks_match_keras_and_audit_passes(peaked_model, exports, mode):
 @pytest.mark.parametrize("mode", ("fp32", "dynamic_int8"))
 def test_tflite_runtime_only_process_is_as_fast_as_in_process(exports, mode):
     """In this (TensorFlow) process the interpreter gets TensorFlow's newer XNNPACK; the isolated process has
-    tflite_runtime's own. A graph whose ops all run in either delegate times the same in both."""
-    isolated = measure_latency(exports[mode], threads=1, warmup=20, runs=200, isolated=True)
-    in_process = measure_latency(exports[mode], threads=1, warmup=20, runs=200, isolated=False)
-    assert isolated["median"] <= 1.5 * in_process["median"], (isolated, in_process)
+    tflite_runtime's own. A graph whose ops all run in either delegate times the same in both (measured 1.15-1.25x
+    on a quiet machine; a denormal or a non-delegated op costs several times). The other test worker loads the
+    CPU unevenly, so the two are measured in alternating rounds and the best round of each is compared."""
+    isolated, in_process = [], []
+    for _ in range(3):
+        isolated.append(measure_latency(exports[mode], threads=1, warmup=20, runs=100, isolated=True)["median"])
+        in_process.append(measure_latency(exports[mode], threads=1, warmup=20, runs=100, isolated=False)["median"])
+    assert min(isolated) <= 1.5 * min(in_process), (isolated, in_process)
