@@ -109,6 +109,8 @@ def make_detectors(names, threads: int) -> dict:
             from landmark_kd.inference import HaarFaceDetector
 
             detectors[name] = HaarFaceDetector()
+        elif name == "any_angle":  # auto, also on the image turned by quarter turns
+            detectors[name] = BlazeFaceDetector("auto", threads=threads, any_angle=True)
         else:
             detectors[name] = BlazeFaceDetector(name, threads=threads)
     return detectors
@@ -179,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                             epilog=COUNT_RULE, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--detectors", nargs="+", default=["haar", "short", "full", "auto"],
-                        help="any of haar, short, full, auto, or BlazeFace .tflite paths")
+                        help="any of haar, short, full, auto, any_angle (auto, also on the image turned by 90, "
+                        "180 and 270 degrees), or BlazeFace .tflite paths")
     parser.add_argument("--realfaces", default=REALFACES, help="the real-face folder (ytf68/, dlib_faces/, "
                         "lfw_unlabeled/; see ../shared/realfaces/README.md)")
     parser.add_argument("--lfw", type=int, default=500, help="LFW photos to use, spread over the sorted list")

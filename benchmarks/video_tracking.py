@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=30.0, help="the clip's frame rate (One-Euro time step)")
     parser.add_argument("--threads", type=int, default=1, help="TFLite threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--refine", type=int, default=1, help="refinement passes of the detector-every-frame "
+                        "pipelines (as predict --refine; the tracker crops from the previous landmarks)")
     args = parser.parse_args(argv)
     if args.frames < 2 or args.pan < 0 or args.redetect_every < 1:
         parser.error("need --frames >= 2, --pan >= 0 and --redetect-every >= 1")
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: the shipped model {os.path.join(PRETRAINED_DIR, DEFAULT_MODEL_NAME)} is missing; pass "
               "--model (a .keras or .tflite landmark model)", file=sys.stderr)
         return 2
-    detector = LandmarkDetector(model, args.detector, args.threads)
+    detector = LandmarkDetector(model, args.detector, args.threads, refine=args.refine)
     frames, offsets = make_clip(args.frames, args.pan, args.noise, args.seed)
     for image in frames[:3]:  # warm-up: graph tracing, first interpreter calls
         detector(image)

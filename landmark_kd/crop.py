@@ -27,3 +27,25 @@ def box_crop_matrix(box, size: int, margin: float = CROP_MARGIN, roll: float = 0
     x0, y0, x1, y1 = (float(v) for v in box)
     side = max(x1 - x0, y1 - y0) * (1 + margin)
     return np.asarray(crop_matrix((x0 + x1) / 2, (y0 + y1) / 2, side, size, angle=roll), np.float32)
+
+
+def eye_line_roll(points: np.ndarray, outer_eye_corners: tuple[int, int]) -> float:
+    """A face's in-plane roll in radians from its own landmarks: the angle of the line from the first outer eye
+    corner to the second against the image x axis (y down); 0 for a level face. Why: a face detector's eye
+    keypoints are coarse, and tilted well past 45 degrees barely right; the landmarks are precise."""
+    (x0, y0), (x1, y1) = np.asarray(points, np.float64)[list(outer_eye_corners)]
+    return float(np.arctan2(y1 - y0, x1 - x0))
+
+
+def upright_box(points: np.ndarray, roll: float = 0.0) -> np.ndarray:
+    """The square box (x0, y0, x1, y1, float32) whose crop, turned by `roll`, frames `points` as training
+    framed its faces: centred on their bounding box in the face's upright frame, with that box's longer side.
+    Why: the model's crop was trained around the landmarks' box, which a detector's box only approximates."""
+    points = np.asarray(points, np.float64)
+    cos, sin = np.cos(roll), np.sin(roll)
+    to_upright = np.array([[cos, -sin], [sin, cos]])  # row vectors: p @ to_upright turns p by -roll
+    upright = points @ to_upright
+    low, high = upright.min(0), upright.max(0)
+    centre = ((low + high) / 2) @ to_upright.T  # back into the image
+    half = float(np.max(high - low)) / 2
+    return np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half], np.float32)

@@ -204,6 +204,7 @@ class Detection:
     score: float
     keypoints: np.ndarray  # (6, 2) x, y
     model: str = "short"  # which BlazeFace model found it: "short" or "full" (their boxes differ in size)
+    quarter_turns: int = 0  # found in the image turned this many times by 90 degrees anticlockwise (any_angle)
 
     def eye_angle(self) -> float:
         """In-plane roll in radians: the angle of the line from the right eye to the left eye against the
@@ -220,8 +221,28 @@ class Detection:
         dx, dy, sw, sh = LANDMARK_BOX_FITS[self.model] if fit is None else fit
         x0, y0, x1, y1 = (float(v) for v in self.box)
         w, h = x1 - x0, y1 - y0
-        cx, cy = (x0 + x1) / 2 + dx * w, (y0 + y1) / 2 + dy * h
-        return np.array([cx - sw * w / 2, cy - sh * h / 2, cx + sw * w / 2, cy + sh * h / 2], np.float32)
+        # the fit is in the frame the face was found in: its x and y axes as image directions
+        across, down = _TURNED_AXES[self.quarter_turns % 4]
+        if across[0] == 0:  # a quarter turn: the face's width runs along the image's y axis
+            w, h = h, w
+        shift = dx * w * np.asarray(across) + dy * h * np.asarray(down)
+        cx, cy = (x0 + x1) / 2 + shift[0], (y0 + y1) / 2 + shift[1]
+        half = np.abs(np.asarray(across)) * sw * w / 2 + np.abs(np.asarray(down)) * sh * h / 2
+        return np.array([cx - half[0], cy - half[1], cx + half[0], cy + half[1]], np.float32)
+
+
+# Image directions of the x and y axes of an image turned by k quarter turns anticlockwise (np.rot90(image, k)).
+_TURNED_AXES = {0: ((1, 0), (0, 1)), 1: ((0, 1), (-1, 0)), 2: ((-1, 0), (0, -1)), 3: ((0, -1), (1, 0))}
+
+
+def unturn_points(points: np.ndarray, quarter_turns: int, shape: tuple) -> np.ndarray:
+    """(..., 2) pixel coordinates in `np.rot90(image, quarter_turns)` -> the same pixels in `image` of `shape`
+    (H, W, ...): how a face found in a turned image is placed back."""
+    height, width = shape[:2]
+    x, y = np.asarray(points, np.float32)[..., 0], np.asarray(points, np.float32)[..., 1]
+    k = quarter_turns % 4
+    back = {0: (x, y), 1: (width - 1 - y, x), 2: (width - 1 - x, height - 1 - y), 3: (y, height - 1 - x)}[k]
+    return np.stack(back, -1).astype(np.float32)
 
 
 class _BlazeFaceModel:
@@ -279,9 +300,13 @@ class BlazeFaceDetector:
     """MediaPipe BlazeFace on tflite_runtime. `model`: "short" (faces filling much of the picture, within about
     2 m of a camera), "full" (small and distant faces too, slower), "auto" (both: short range's faces, plus
     those only full range finds, such as small faces in a group photo) or a path to a BlazeFace .tflite. `min_score` defaults to MediaPipe's
-    threshold per model (0.5 short, 0.6 full); `iou` is the weighted-NMS grouping threshold."""
+    threshold per model (0.5 short, 0.6 full); `iou` is the weighted-NMS grouping threshold. `any_angle`: also
+    look in the image turned by 90, 180 and 270 degrees (four times the time), for faces lying on their side or
+    upside down, which BlazeFace, trained on upright faces, misses or places with wrong eye keypoints; where
+    one face is found in several turns, the best-scoring turn's detection is kept."""
 
-    def __init__(self, model: str = "auto", min_score: float | None = None, iou: float = 0.3, threads: int = 1):
+    def __init__(self, model: str = "auto", min_score: float | None = None, iou: float = 0.3, threads: int = 1,
+                 any_angle: bool = False):
         names = ("short", "full") if model == "auto" else (model,)
         self.models = []
         for name in names:
@@ -291,17 +316,36 @@ class BlazeFaceDetector:
                 self.models.append(_BlazeFaceModel(name, None, threads))
             else:
                 raise ConfigError(f"model {model!r}: expected 'short', 'full', 'auto' or a .tflite path")
-        self.model, self.min_score, self.iou = model, min_score, iou
+        self.model, self.min_score, self.iou, self.any_angle = model, min_score, iou, any_angle
 
     def detect(self, image_rgb_uint8) -> list[Detection]:
         """Faces in an RGB uint8 image (H, W, 3), best score first, coordinates in image pixels."""
         image = _as_rgb_uint8(image_rgb_uint8)
+        if not self.any_angle:
+            return self._detect_upright(image)
+        found = []
+        for turns in range(4):
+            for face in self._detect_upright(np.ascontiguousarray(np.rot90(image, turns))):
+                corners = unturn_points(face.box.reshape(2, 2), turns, image.shape)
+                found.append(Detection(np.concatenate([corners.min(0), corners.max(0)]), face.score,
+                                       unturn_points(face.keypoints, turns, image.shape), face.model, turns))
+        kept: list[Detection] = []
+        for face in sorted(found, key=lambda face: -face.score):  # the best turn of each face
+            if not kept or not self._same_face(face.landmark_box(), np.stack([f.landmark_box() for f in kept])).any():
+                kept.append(face)
+        return kept
+
+    def _detect_upright(self, image: np.ndarray) -> list[Detection]:
         faces: list[Detection] = []
         for runner in self.models:
             threshold = runner.spec.min_score if self.min_score is None else self.min_score
             for face in runner.run(image, threshold, self.iou):
                 faces = self._merge(faces, face)
         return sorted(faces, key=lambda face: -face.score)
+
+    def _same_face(self, box: np.ndarray, taken: np.ndarray) -> np.ndarray:
+        """Which of `taken` are the face in `box`: IoU >= `iou` or containment above CONTAINED_SHARE."""
+        return (box_iou(box, taken) >= self.iou) | (box_containment(box, taken) > CONTAINED_SHARE)
 
     def _merge(self, faces: list[Detection], face: Detection) -> list[Detection]:
         """`faces` with a later model's `face` (auto: short range's faces first, full range adding those it alone

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from .crop import CROP_MARGIN, box_crop_matrix
+from .crop import CROP_MARGIN, box_crop_matrix, eye_line_roll, upright_box
 from .decode import crop_to_image, mirror_points
 from .errors import ConfigError, DataError, MissingFileError
 from .predictor import PRETRAINED_DIR, Predictor, resolve_model_path
@@ -62,16 +62,19 @@ class HaarFaceDetector:
 FACE_DETECTORS = ("blazeface", "auto", "short", "full_range", "haar")
 
 
-def make_face_detector(name: str) -> Callable[[np.ndarray], list[tuple[np.ndarray, float]]]:
+def make_face_detector(name: str, any_angle: bool = False) -> Callable[[np.ndarray], list[tuple[np.ndarray, float]]]:
     """A detector `image_rgb -> [(box, score)]` by name: BlazeFace ("blazeface" = "auto", "short", "full_range"),
-    whose boxes are its 68-landmark box estimates, or OpenCV's Haar cascade ("haar", its raw box)."""
-    if name == "haar":
-        return HaarFaceDetector()
+    whose boxes are its 68-landmark box estimates, or OpenCV's Haar cascade ("haar", its raw box). `any_angle`
+    (BlazeFace only): also find faces on their side or upside down."""
     if name not in FACE_DETECTORS:
         raise ConfigError(f"face detector {name!r}: expected one of {', '.join(FACE_DETECTORS)}")
+    if name == "haar":
+        if any_angle:
+            raise ConfigError("the any-angle search needs a BlazeFace detector, not haar")
+        return HaarFaceDetector()
     from .face_detector import BlazeFaceDetector
 
-    return BlazeFaceDetector({"blazeface": "auto", "full_range": "full"}.get(name, name), threads=1)
+    return BlazeFaceDetector({"blazeface": "auto", "full_range": "full"}.get(name, name), threads=1, any_angle=any_angle)
 
 
 crop_affine = box_crop_matrix  # the training pipeline's evaluation crop
@@ -105,22 +108,32 @@ class LandmarkDetector:
     which needs only numpy, OpenCV and tflite_runtime."""
 
     def __init__(self, model_path: str | Predictor | None = None, detector: str | Callable = "blazeface",
-                 threads: int = 1, margin: float = CROP_MARGIN, scheme=None, align: bool = True, flip_test: bool = False):
+                 threads: int = 1, margin: float = CROP_MARGIN, scheme=None, align: bool = True, flip_test: bool = False,
+                 refine: int = 1, any_angle: bool = False):
         """`model_path`: a .keras or .tflite file, or a ready `Predictor`. `threads`: TFLite threads; 1 by default
         because a second thread only pays while the other core is idle, and costs several times the latency when
         it is not (README, "Deploying on a board"). `align`: turn each crop upright by the detector's eye-keypoint
         roll (BlazeFace only). `flip_test`: also run each crop mirrored and average the two answers (the research
-        codes' flip test): 1-2% lower NME on real faces for twice the model time."""
+        codes' flip test): 1-2% lower NME on real faces for twice the model time. `refine`: passes that crop each
+        detected face again around its own landmarks (the framing the model was trained on), turned upright by
+        their eye line when `align` is on; each costs one more model run per face (README, "Rotated and tilted
+        faces"). Boxes given to `__call__` are taken as the landmark box, as evaluation takes them, and not refined.
+        `any_angle` (a BlazeFace detector): also find faces lying on their side or upside down, for four times
+        the detector's time."""
+        if refine < 0:
+            raise ConfigError(f"refine must be 0 or more passes, got {refine}")
         if isinstance(model_path, Predictor):  # a ready predictor (e.g. TeacherPredictor)
             self.predictor, model_path = model_path, getattr(model_path, "path", None) or type(model_path).__name__
         else:
             model_path = resolve_model_path(model_path or default_model_path())
             self.predictor = Predictor.from_path(model_path, threads=threads, scheme=scheme)
-        self.model_path, self.margin, self.align = model_path, margin, align
+        self.model_path, self.margin, self.align, self.refine = model_path, margin, align, refine
         self.image_size, self.scheme = self.predictor.image_size, self.predictor.scheme
         self.flip_permutation = self.scheme.mirror_permutation("flip test") if flip_test else None
+        if any_angle and detector not in FACE_DETECTORS:
+            raise ConfigError(f"the any-angle search needs a BlazeFace detector, not {detector!r}")
         if detector in FACE_DETECTORS:
-            self.detector = make_face_detector(detector)
+            self.detector = make_face_detector(detector, any_angle)
         elif detector == "full":
             self.detector = lambda image: [(np.array([0, 0, image.shape[1] - 1, image.shape[0] - 1], np.float32), 1.0)]
         elif callable(detector):
@@ -156,6 +169,25 @@ class LandmarkDetector:
 
         return crop_to_image(pred, affines)
 
+    def refined_landmarks(self, image: np.ndarray, landmarks: np.ndarray, rolls: Sequence[float] | None = None,
+                          passes: int | None = None) -> np.ndarray:
+        """(K, N, 2) landmarks found again, `passes` times (default `self.refine`), each from a crop around the
+        previous answer: its upright box, turned by its eye line (`align` on and the scheme has eye corners) or
+        else by `rolls`. A face whose landmarks collapse to under 2 px keeps its previous answer."""
+        landmarks = np.asarray(landmarks, np.float32)
+        rolls = [0.0] * len(landmarks) if rolls is None or not self.align else list(rolls)
+        corners = self.scheme.outer_eye_corners if self.align else None
+        for _ in range(self.refine if passes is None else passes):
+            if corners:
+                rolls = [eye_line_roll(p, corners) for p in landmarks]
+            boxes = [upright_box(p, r) for p, r in zip(landmarks, rolls)]
+            usable = [i for i, b in enumerate(boxes) if b[2] - b[0] >= 2]
+            if not usable:
+                break
+            landmarks = landmarks.copy()
+            landmarks[usable] = self.landmarks_for_boxes(image, [boxes[i] for i in usable], [rolls[i] for i in usable])
+        return landmarks
+
     def __call__(self, image: np.ndarray, boxes: Sequence[Box] | None = None) -> list[Face]:
         """Every face in an RGB uint8 image (H, W, 3)."""
         image = np.asarray(image)
@@ -173,6 +205,8 @@ class LandmarkDetector:
         else:
             found = self.detect_faces(image)
         landmarks = self.landmarks_for_boxes(image, [b for b, _ in found], rolls)
+        if boxes is None and self.refine and len(found):
+            landmarks = self.refined_landmarks(image, landmarks, rolls)
         return [Face(b, lm, s) for (b, s), lm in zip(found, landmarks)]
 
     def predict_batch(self, images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]] | None = None) -> list[list[Face]]:

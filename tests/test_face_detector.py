@@ -11,7 +11,7 @@ import pytest
 from conftest import realfaces
 
 from landmark_kd.face_detector import (ASSETS_DIR, LANDMARK_BOX_FITS, BlazeFaceDetector, Detection, box_containment,
-                                       box_iou, decode, letterbox, ssd_anchor_centres, weighted_nms)
+                                       box_iou, decode, letterbox, ssd_anchor_centres, unturn_points, weighted_nms)
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +172,35 @@ def test_eye_angle_follows_roll_and_flips_with_a_mirror(detectors, astronaut):
     assert mirrored < -np.radians(10) and abs(mirrored + clockwise) < np.radians(10)
     level = Detection(np.zeros(4, np.float32), 1.0, np.array([[10, 5], [20, 5]] + [[0, 0]] * 4, np.float32))
     assert level.eye_angle() == 0.0
+
+
+def test_unturn_points_places_a_turned_images_pixels_back():
+    image = np.zeros((5, 7), np.uint8)
+    image[1, 4] = 255  # x 4, y 1
+    for turns in range(-1, 6):
+        turned = np.rot90(image, turns)
+        y, x = np.argwhere(turned == 255)[0]
+        assert unturn_points(np.array([x, y], np.float32), turns, image.shape).tolist() == [4.0, 1.0]
+
+
+def test_any_angle_finds_a_face_in_every_quarter_turn_with_its_box_and_roll(detectors, astronaut):
+    """Upside down, the upright-only detector still fires on the astronaut but puts its eye keypoints as if the
+    face were level (-15 degrees where the truth is about -170); turning the image finds her with the upright
+    detection's own box and roll, whichever way up she is."""
+    upright = detectors["auto"].detect(astronaut)[0]
+    any_angle = BlazeFaceDetector(any_angle=True)
+    level = any_angle.detect(astronaut)
+    assert len(level) == 1 and level[0].quarter_turns == 0
+    np.testing.assert_allclose(level[0].landmark_box(), upright.landmark_box(), atol=1e-3)
+    for turns in (1, 2, 3):
+        turned = np.ascontiguousarray(np.rot90(astronaut, turns))
+        (face,) = any_angle.detect(turned)
+        box = unturn_points(face.landmark_box().reshape(2, 2), turns, astronaut.shape)
+        np.testing.assert_allclose(np.concatenate([box.min(0), box.max(0)]), upright.landmark_box(), atol=1.0)
+        roll = np.degrees(face.eye_angle() - upright.eye_angle() + turns * np.pi / 2)
+        assert abs((roll + 180) % 360 - 180) < 2, (turns, roll)
+    plain = detectors["auto"].detect(np.ascontiguousarray(np.rot90(astronaut, 2)))
+    assert all(abs(np.degrees(f.eye_angle())) < 45 for f in plain)  # wrong by over 120 degrees
 
 
 @pytest.mark.parametrize("model", ["short", "full", "auto"])

@@ -46,9 +46,11 @@ def test_exactly_one_labeller_is_required(tmp_path, capsys):
     assert "exactly one labeller" in capsys.readouterr().err
 
 
-def test_model_pseudolabels_from_the_default_detector_beat_haar_boxes(tmp_path):
-    """Our model labels from one crop of the detector's box: BlazeFace's 68-landmark box is the framing it was
-    trained on, a Haar box sits higher and larger (measured on 22 frames: 3.8% against 4.2% inner-51 NME)."""
+def test_model_pseudolabels_do_not_depend_on_the_detectors_framing(tmp_path):
+    """Our model labels from a crop of the detector's box, then from one around its own first answer (as
+    LandmarkDetector refines). BlazeFace's 68-landmark box is the framing the model was trained on; a Haar box
+    sits higher and larger. On these 10 frames, from one crop: 3.46% against 3.62% inner-51 NME; refined: 3.43%
+    and 3.43% (sixth release)."""
     from landmark_kd.data.pts300w import read_pts
     from landmark_kd.metrics import nme_inner51
 
@@ -68,7 +70,7 @@ def test_model_pseudolabels_from_the_default_detector_beat_haar_boxes(tmp_path):
         pred = np.stack([read_pts(str(out / (n[:-4] + ".pts"))) for n in frames])
         truth = np.stack([read_pts(os.path.join(val, n[:-4] + ".pts")) for n in frames])
         errors[detector] = float(nme_inner51(pred, truth).mean())
-    assert errors["blazeface"] < 0.05 and errors["blazeface"] < 0.97 * errors["haar"]
+    assert errors["blazeface"] < 0.04 and abs(errors["blazeface"] - errors["haar"]) < 0.01 * errors["haar"], errors
 
 
 def test_an_output_folder_that_is_the_input_folder_is_refused_and_the_photos_kept(tmp_path, capsys):
