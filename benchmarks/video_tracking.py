@@ -9,13 +9,16 @@ face moves left). Three pipelines, same landmark model and face detector:
   (a) detector every frame, raw landmarks (what `predict --no-track --no-smooth` does);
   (b) detector every frame + One-Euro smoothing (`predict --no-track`);
   (c) FaceTracker + One-Euro (`predict`, the default): the detector runs every --redetect-every frames, or
-      when a face looks lost; in between the box is the previous frame's landmark box.
+      when a face looks lost; in between the crop is framed on the previous frame's landmarks, turned by
+      their eye line;
+  (d) as (c) with upright crops (`LandmarkDetector(align=False)`): what alignment is worth (try --tilt 60).
 Columns:
   fps: frames per second of the whole pipeline (detection, crop, model, smoothing) over all frames, after one
     warm-up frame; detector runs: how often the face detector ran.
   jitter: on the still frames, per landmark the standard deviation of its position across frames (radial,
     sqrt(var x + var y)), averaged over landmarks; in pixels and in % of the inter-ocular distance (outer eye
     corners, 36 and 45 of 68 points, measured on (a)'s mean shape).
+  offset: distance of the pipeline's mean still-frame landmarks from (a)'s, in % of the inter-ocular distance.
   pan error: on the panning frames, mean distance of the landmarks from (a)'s still-frame mean shape moved by
     the pan; lag (smoothing) or a lost track shows here.
   frames with the face: frames where the pipeline returned the astronaut's face.
@@ -42,11 +45,16 @@ from landmark_kd.inference import (  # noqa: E402
 from landmark_kd.tracking import FaceTracker  # noqa: E402
 
 
-def make_clip(still: int, pan: int, noise: float, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
-    """Frames (RGB uint8) and each frame's pan offset in pixels: a still segment, then a 1 px/frame pan."""
+def make_clip(still: int, pan: int, noise: float, seed: int = 0, tilt: float = 0.0
+              ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Frames (RGB uint8) and each frame's pan offset in pixels: a still segment, then a 1 px/frame pan; the
+    photo turned by `tilt` degrees (clockwise on screen) about the face first."""
+    import cv2
     from skimage import data
 
     photo = data.astronaut()  # 512 x 512 RGB, one face in the upper middle
+    if tilt:
+        photo = cv2.warpAffine(photo, cv2.getRotationMatrix2D((225.0, 120.0), -tilt, 1.0), photo.shape[1::-1])
     width = photo.shape[1] - pan
     offsets = np.concatenate([np.zeros(still, int), np.arange(1, pan + 1)])
     rng = np.random.default_rng(seed)
@@ -103,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=30.0, help="the clip's frame rate (One-Euro time step)")
     parser.add_argument("--threads", type=int, default=1, help="TFLite threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tilt", type=float, default=0.0, help="turn the clip's photo by this many degrees "
+                        "(clockwise) about the face: a tilted head")
     parser.add_argument("--refine", type=int, default=1, help="refinement passes of the detector-every-frame "
                         "pipelines (as predict --refine; the tracker crops from the previous landmarks)")
     args = parser.parse_args(argv)
@@ -115,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
               "--model (a .keras or .tflite landmark model)", file=sys.stderr)
         return 2
     detector = LandmarkDetector(model, args.detector, args.threads, refine=args.refine)
-    frames, offsets = make_clip(args.frames, args.pan, args.noise, args.seed)
+    frames, offsets = make_clip(args.frames, args.pan, args.noise, args.seed, args.tilt)
     for image in frames[:3]:  # warm-up: graph tracing, first interpreter calls
         detector(image)
     dt = 1.0 / args.fps
@@ -132,10 +142,13 @@ def main(argv: list[str] | None = None) -> int:
         return step
 
     tracker = FaceTracker(detector, redetect_every=args.redetect_every, smooth=True, fps=args.fps)
+    upright = FaceTracker(LandmarkDetector(detector.predictor, args.detector, align=False, refine=args.refine),
+                          redetect_every=args.redetect_every, smooth=True, fps=args.fps)
     runs = [run("(a) detector every frame", every_frame(False), frames),
             run("(b) detector every frame + One-Euro", every_frame(True), frames),
-            run(f"(c) tracker (re-detect every {args.redetect_every}) + One-Euro", tracker.update, frames)]
-    detector_runs = [len(frames), len(frames), tracker.detector_runs]
+            run(f"(c) tracker (re-detect every {args.redetect_every}) + One-Euro", tracker.update, frames),
+            run("(d) as (c), upright crops (align off)", upright.update, frames)]
+    detector_runs = [len(frames), len(frames), tracker.detector_runs, upright.detector_runs]
 
     still = slice(0, args.frames)
     reference = np.nanmean(runs[0]["points"][still], axis=0)  # (a)'s mean shape on the still frames
@@ -144,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {model} ({detector.scheme.name} points), detector {args.detector}; clip {frames[0].shape[1]}x"
           f"{frames[0].shape[0]}: {args.frames} still frames + {args.pan} panning 1 px/frame, noise sigma "
           f"{args.noise:g}; inter-ocular distance {iod:.1f} px\n")
-    print("| pipeline | fps | detector runs | jitter px | jitter % IOD | pan error px | frames with the face |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| pipeline | fps | detector runs | jitter px | jitter % IOD | offset % IOD | pan error px | frames with "
+          "the face |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for result, calls in zip(runs, detector_runs):
         points = result["points"]
         still_jitter = jitter(points[still])
@@ -156,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             pan_error = "-"
         found = int((~np.isnan(points).any(axis=(1, 2))).sum())
         relative = f"{100 * still_jitter / iod:.2f}" if iod > 1 else "-"  # no eye corners, or a collapsed shape
-        print(f"| {result['name']} | {result['fps']:.1f} | {calls} | {still_jitter:.3f} | {relative} | "
+        # how far its still-frame mean shape is from (a)'s: the landmarks it settles on, not their noise
+        offset = np.linalg.norm(np.nanmean(points[still], axis=0) - reference, axis=1).mean()
+        offset = f"{100 * offset / iod:.2f}" if iod > 1 else "-"
+        print(f"| {result['name']} | {result['fps']:.1f} | {calls} | {still_jitter:.3f} | {relative} | {offset} | "
               f"{pan_error} | {found}/{len(frames)} |")
     if tracker.lost:
         print(f"\ntracker: a face looked lost {tracker.lost} time(s) (each forced a detection); "

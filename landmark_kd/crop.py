@@ -38,8 +38,9 @@ def eye_line_roll(points: np.ndarray, outer_eye_corners: tuple[int, int]) -> flo
 
 
 def upright_box(points: np.ndarray, roll: float = 0.0) -> np.ndarray:
-    """The square box (x0, y0, x1, y1, float32) whose crop, turned by `roll`, frames `points` as training
-    framed its faces: centred on their bounding box in the face's upright frame, with that box's longer side.
+    """The points' bounding box in the face's upright frame (the image turned by -`roll`), set level about its
+    centre in the image: x0, y0, x1, y1 (float32) whose crop, turned by `roll`, frames the points as training
+    framed its faces (box_crop_matrix takes the centre and the longer side). At roll 0 it is the points' box.
     Why: the model's crop was trained around the landmarks' box, which a detector's box only approximates."""
     points = np.asarray(points, np.float64)
     cos, sin = np.cos(roll), np.sin(roll)
@@ -47,5 +48,5 @@ def upright_box(points: np.ndarray, roll: float = 0.0) -> np.ndarray:
     upright = points @ to_upright
     low, high = upright.min(0), upright.max(0)
     centre = ((low + high) / 2) @ to_upright.T  # back into the image
-    half = float(np.max(high - low)) / 2
-    return np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half], np.float32)
+    half = (high - low) / 2
+    return np.concatenate([centre - half, centre + half]).astype(np.float32)

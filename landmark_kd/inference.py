@@ -145,6 +145,21 @@ class LandmarkDetector:
     def detect_faces(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         return self.detector(image)
 
+    def find_faces(self, image: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
+        """[(box, score, roll)] for the faces in an RGB uint8 image: the detector's 68-landmark boxes and, with
+        `align` and BlazeFace, the roll (radians) of its eye keypoints that the first crop is turned by; else 0."""
+        if self.align and hasattr(self.detector, "detect"):  # BlazeFace: its eye keypoints give the roll
+            return [(d.landmark_box(), d.score, d.eye_angle()) for d in self.detector.detect(image)]
+        return [(box, score, 0.0) for box, score in self.detect_faces(image)]
+
+    def landmark_crop(self, landmarks: np.ndarray, roll: float = 0.0) -> tuple[np.ndarray, float]:
+        """The crop (box, roll) that frames a face as training did, from its landmarks: their box in the face's
+        upright frame, turned by their eye line (`align` on and the scheme has eye corners), else by `roll`
+        (0 with `align` off). What a refinement pass and the video tracker crop from."""
+        corners = self.scheme.outer_eye_corners
+        roll = (eye_line_roll(landmarks, corners) if corners else roll) if self.align else 0.0
+        return upright_box(landmarks, roll), roll
+
     def crops_for_boxes(self, image: np.ndarray, boxes: Sequence[Box], rolls: Sequence[float] | None = None
                         ) -> tuple[np.ndarray, np.ndarray]:
         """The model's input for K boxes (K >= 1) in one RGB uint8 image: (K, S, S, 3) crops in [0, 1] and their
@@ -175,13 +190,10 @@ class LandmarkDetector:
         previous answer: its upright box, turned by its eye line (`align` on and the scheme has eye corners) or
         else by `rolls`. A face whose landmarks collapse to under 2 px keeps its previous answer."""
         landmarks = np.asarray(landmarks, np.float32)
-        rolls = [0.0] * len(landmarks) if rolls is None or not self.align else list(rolls)
-        corners = self.scheme.outer_eye_corners if self.align else None
-        for _ in range(self.refine if passes is None else passes):
-            if corners:
-                rolls = [eye_line_roll(p, corners) for p in landmarks]
-            boxes = [upright_box(p, r) for p, r in zip(landmarks, rolls)]
-            usable = [i for i, b in enumerate(boxes) if b[2] - b[0] >= 2]
+        rolls = [0.0] * len(landmarks) if rolls is None else list(rolls)
+        for _ in range(self.refine if passes is None else passes) if len(landmarks) else ():
+            boxes, rolls = (list(column) for column in zip(*(self.landmark_crop(p, r) for p, r in zip(landmarks, rolls))))
+            usable = [i for i, b in enumerate(boxes) if max(b[2] - b[0], b[3] - b[1]) >= 2]
             if not usable:
                 break
             landmarks = landmarks.copy()
@@ -195,19 +207,15 @@ class LandmarkDetector:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
         if not image.size:
             raise DataError(f"empty image ({image.shape[1]}x{image.shape[0]} pixels)")
-        rolls = None
         if boxes is not None:
-            found = [(checked_box(b, image.shape), 1.0) for b in boxes]
-        elif self.align and hasattr(self.detector, "detect"):  # BlazeFace: its eye keypoints give the roll
-            detections = self.detector.detect(image)
-            found = [(d.landmark_box(), d.score) for d in detections]
-            rolls = [d.eye_angle() for d in detections]
+            found = [(checked_box(b, image.shape), 1.0, 0.0) for b in boxes]
         else:
-            found = self.detect_faces(image)
-        landmarks = self.landmarks_for_boxes(image, [b for b, _ in found], rolls)
+            found = self.find_faces(image)
+        rolls = [roll for _, _, roll in found]
+        landmarks = self.landmarks_for_boxes(image, [b for b, _, _ in found], rolls)
         if boxes is None and self.refine and len(found):
             landmarks = self.refined_landmarks(image, landmarks, rolls)
-        return [Face(b, lm, s) for (b, s), lm in zip(found, landmarks)]
+        return [Face(b, lm, s) for (b, s, _), lm in zip(found, landmarks)]
 
     def predict_batch(self, images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]] | None = None) -> list[list[Face]]:
         return [self(img, None if boxes is None else boxes[i]) for i, img in enumerate(images)]

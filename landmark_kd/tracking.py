@@ -9,6 +9,10 @@ next frame's box. The box is held still while the landmark box overlaps it by Io
 about 5% of the face size): moving it on every frame's noisy landmarks feeds the landmark noise back into the
 crop and adds jitter (benchmarks/video_tracking.py's still astronaut clip, a partly trained 68-point teacher,
 no smoothing: 0.50 px when the box follows every frame, 0.22 px held, 0.36 px with a detection every frame).
+With a landmarker that aligns (`LandmarkDetector`'s default), the crop is also turned by the landmarks' eye line,
+so a tilted head is upright in the crop as in training; the turn is held with the box while it changes by less
+than `hold_roll` (5 degrees). A face the detector finds is cropped from its box (turned by the detector's eye
+keypoints), then once more from a crop framed on those landmarks, as `LandmarkDetector` refines.
 The detector runs only
 - when there are no tracks (the first frame, or once every face is gone);
 - every `redetect_every` frames, to pick up new faces and confirm the followed ones: detections are matched to
@@ -42,7 +46,8 @@ class Landmarker(Protocol):
 
     def detect_faces(self, image: np.ndarray) -> Detections: ...
 
-    def landmarks_for_boxes(self, image: np.ndarray, boxes: Sequence) -> np.ndarray: ...
+    def landmarks_for_boxes(self, image: np.ndarray, boxes: Sequence, rolls: Sequence[float] | None = None
+                            ) -> np.ndarray: ...
 
 
 def landmark_box(points: np.ndarray) -> np.ndarray:
@@ -60,6 +65,7 @@ class Track:
     score: float  # the score of the detection that last confirmed it
     filter: OneEuroFilter | None  # per track, so smoothing never mixes two faces
     age: int = 0  # frames since the track started
+    roll: float = 0.0  # radians the crop was turned by (the face's eye line, with a landmarker that aligns)
 
     @property
     def box(self) -> np.ndarray:
@@ -78,16 +84,18 @@ class FaceTracker:
                  detect: Callable[[np.ndarray], Detections] | None = None, match_iou: float = 0.3,
                  confirm_iou: float = 0.5, hold_iou: float = 0.9, max_scale_change: float = 0.3,
                  max_shift: float = 0.5, min_size: float = 8.0, min_inside: float = 0.5,
-                 filter_factory: Callable[[], OneEuroFilter] = OneEuroFilter):
+                 filter_factory: Callable[[], OneEuroFilter] = OneEuroFilter, hold_roll: float = np.radians(5)):
         if int(redetect_every) < 1:
             raise ValueError(f"redetect_every must be at least 1, got {redetect_every}")
         if not fps > 0:
             raise ValueError(f"fps must be above 0, got {fps}")
         if not 0 < match_iou <= confirm_iou <= 1:
             raise ValueError(f"need 0 < match_iou <= confirm_iou <= 1, got {match_iou}, {confirm_iou}")
-        self.landmarker, self.detect = landmarker, detect or landmarker.detect_faces
+        # (box, score, roll) per face: the landmarker's own detection, whose roll turns the first crop
+        # (LandmarkDetector.find_faces), or (box, score) pairs taken as level
+        self.landmarker, self.detect = landmarker, detect or getattr(landmarker, "find_faces", landmarker.detect_faces)
         self.redetect_every, self.smooth, self.fps = int(redetect_every), smooth, float(fps)
-        self.match_iou, self.confirm_iou, self.hold_iou = match_iou, confirm_iou, hold_iou
+        self.match_iou, self.confirm_iou, self.hold_iou, self.hold_roll = match_iou, confirm_iou, hold_iou, hold_roll
         self.max_scale_change, self.max_shift = max_scale_change, max_shift
         self.min_size, self.min_inside, self.filter_factory = min_size, min_inside, filter_factory
         self.reset()
@@ -106,13 +114,22 @@ class FaceTracker:
         """How many tracks (distinct ids) there have been since the last reset."""
         return self._next_id
 
-    def crop_box(self, track: Track) -> np.ndarray:
-        """The next frame's crop box for a track: its landmark box, or the current crop box while the two
-        overlap by IoU >= hold_iou (see the module docstring: why the box is held)."""
-        box = track.box
-        if iou_matrix(box, track.crop_box)[0, 0] >= self.hold_iou:
-            return track.crop_box
-        return box
+    def landmark_crop(self, landmarks: np.ndarray, roll: float) -> tuple[np.ndarray, float]:
+        """The crop (box, roll) framed on a face's landmarks: the landmarker's own (`LandmarkDetector` turns it
+        by the landmarks' eye line when it aligns), else their upright bounding box."""
+        if hasattr(self.landmarker, "landmark_crop"):
+            return self.landmarker.landmark_crop(landmarks, roll)
+        return landmark_box(landmarks), 0.0
+
+    def crop(self, track: Track) -> tuple[np.ndarray, float]:
+        """The next frame's crop (box, roll) for a track: framed on its landmarks, or the current crop while the
+        two overlap by IoU >= hold_iou and their rolls differ by under `hold_roll` (see the module docstring: why
+        the crop is held)."""
+        box, roll = self.landmark_crop(track.landmarks, track.roll)
+        turn = abs((roll - track.roll + np.pi) % (2 * np.pi) - np.pi)
+        if turn < self.hold_roll and iou_matrix(box, track.crop_box)[0, 0] >= self.hold_iou:
+            return track.crop_box, track.roll
+        return box, roll
 
     def loss_reason(self, previous_box: np.ndarray, landmarks: np.ndarray, image_shape: tuple) -> str | None:
         """Why a track's new landmarks do not look like the same face as its previous landmark box, one frame
@@ -146,16 +163,17 @@ class FaceTracker:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
         self.frame_index += 1
         dt = 1.0 / self.fps if dt is None else float(dt)
-        crops = [self.crop_box(track) for track in self.tracks]
-        followed = self.landmarker.landmarks_for_boxes(image, crops) if self.tracks else []
+        crops = [self.crop(track) for track in self.tracks]
+        followed = (self.landmarker.landmarks_for_boxes(image, [b for b, _ in crops], [r for _, r in crops])
+                    if self.tracks else [])
         lost = [self.loss_reason(track.box, points, image.shape) is not None
                 for track, points in zip(self.tracks, followed)]
         self.lost += sum(lost)
         if not self.tracks or any(lost) or self.frame_index >= self._next_detection:
             self._detect(image, crops, followed, lost)
         else:
-            for track, box, points in zip(self.tracks, crops, followed):
-                track.landmarks, track.crop_box, track.age = points, box, track.age + 1
+            for track, (box, roll), points in zip(self.tracks, crops, followed):
+                track.landmarks, track.crop_box, track.roll, track.age = points, box, roll, track.age + 1
         faces = []
         for track in self.tracks:
             points = track.filter(track.landmarks, dt) if track.filter is not None else track.landmarks
@@ -166,8 +184,8 @@ class FaceTracker:
         """Run the detector and match its faces to the tracks (see the module docstring)."""
         self.detector_runs += 1
         self._next_detection = self.frame_index + self.redetect_every
-        found = list(self.detect(image))
-        boxes = np.array([np.asarray(b, np.float32).reshape(4) for b, _ in found], np.float32).reshape(-1, 4)
+        found = [(face[0], face[1], face[2] if len(face) > 2 else 0.0) for face in self.detect(image)]
+        boxes = np.array([np.asarray(b, np.float32).reshape(4) for b, _, _ in found], np.float32).reshape(-1, 4)
         # where each track's face is now: its new landmarks' box; when it looked lost, its previous landmark box or
         # the box those were cropped from, whichever overlaps a detection more
         now = [track.box if gone else landmark_box(points) for track, points, gone in zip(self.tracks, followed, lost)]
@@ -189,20 +207,25 @@ class FaceTracker:
             track = self.tracks[t]
             track.score = float(found[d][1])
             if not lost[t] and iou[t, d] >= self.confirm_iou:  # confirmed: keep following it
-                track.landmarks, track.crop_box, track.age = followed[t], crops[t], track.age + 1
+                track.landmarks, (track.crop_box, track.roll), track.age = followed[t], crops[t], track.age + 1
                 kept.append(track)
             else:  # drifted or lost, but the detector still sees the face: re-crop from the detection
                 recrop.append((track, d))
         recrop += [(None, d) for d in range(len(found)) if d not in used_boxes]
         if recrop:
-            points = self.landmarker.landmarks_for_boxes(image, [boxes[d] for _, d in recrop])
-            for (track, d), face_points in zip(recrop, points):
+            # from the detection's box (turned by its roll), then once more from a crop framed on those landmarks
+            # (as LandmarkDetector refines): the detector's box only approximates the framing the model knows
+            points = self.landmarker.landmarks_for_boxes(image, [boxes[d] for _, d in recrop],
+                                                         [found[d][2] for _, d in recrop])
+            framed = [self.landmark_crop(p, found[d][2]) for p, (_, d) in zip(points, recrop)]
+            points = self.landmarker.landmarks_for_boxes(image, [b for b, _ in framed], [r for _, r in framed])
+            for (track, d), face_points, (box, roll) in zip(recrop, points, framed):
                 if track is None:
-                    track = Track(self._next_id, face_points, boxes[d], float(found[d][1]),
+                    track = Track(self._next_id, face_points, box, float(found[d][1]),
                                   self.filter_factory() if self.smooth else None)
                     self._next_id += 1
                 else:
                     track.age += 1
-                track.landmarks, track.crop_box = face_points, boxes[d]
+                track.landmarks, track.crop_box, track.roll = face_points, box, roll
                 kept.append(track)
         self.tracks = sorted(kept, key=lambda track: track.track_id)  # unmatched tracks are dropped

@@ -24,17 +24,17 @@ def test_box_crop_centres_the_box_with_the_margin():
 
 
 def test_upright_box_frames_turned_points_in_their_own_frame():
-    """A 40 x 20 rectangle of points turned by 60 degrees: its eye line gives the turn back, and the box is
-    centred on the rectangle with its longer side, as for the same rectangle level (what the crop, turned by
-    that roll, then frames)."""
+    """A 40 x 20 rectangle of points turned by 60 degrees: its eye line gives the turn back, and the box is the
+    rectangle's own, set level about its centre (what the crop, turned by that roll, then frames)."""
     corners = np.array([[-20, -10], [20, -10], [20, 10], [-20, 10]], np.float64)
     angle = np.radians(60)
     turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     points = corners @ turn.T + [100.0, 50.0]
     roll = eye_line_roll(points, (0, 1))
     assert np.isclose(roll, angle)
-    assert np.allclose(upright_box(points, roll), [80, 30, 120, 70], atol=1e-4)
-    assert np.allclose(upright_box(corners + [100.0, 50.0]), [80, 30, 120, 70])
+    assert np.allclose(upright_box(points, roll), [80, 40, 120, 60], atol=1e-4)
+    assert np.allclose(upright_box(corners + [100.0, 50.0]), [80, 40, 120, 60])
     # unturned, the turned rectangle's axis-aligned box is larger: the roll is what keeps the face's framing
-    assert upright_box(points)[2] - upright_box(points)[0] > 44  # 40 sin 60 + 20 cos 60 = 44.6
+    x0, y0, x1, y1 = upright_box(points)
+    assert max(x1 - x0, y1 - y0) > 44  # 40 sin 60 + 20 cos 60 = 44.6 against the rectangle's 40
     assert np.isclose(eye_line_roll(points[[1, 0]], (0, 1)), angle - np.pi)  # the corners' order sets the sense

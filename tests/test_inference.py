@@ -369,6 +369,35 @@ def _still_video(path: str, size: int, seed: int, frames: int) -> str:
     return path
 
 
+def test_tracker_turns_its_crops_with_a_tilted_head():
+    """The astronaut tilted by 60 degrees, 12 noisy frames: the tracker, turning each crop by the previous
+    landmarks' eye line, ends within 1% of the inter-ocular distance of what LandmarkDetector finds on the frame
+    (measured 0.09%); with alignment off its upright crops measured 6.8% off (1.2% at 30 degrees, lost at 90)."""
+    from skimage.data import astronaut
+
+    from landmark_kd.inference import default_model_path
+    from landmark_kd.tracking import FaceTracker
+
+    try:
+        model = default_model_path()
+    except FileNotFoundError:
+        pytest.skip("no shipped model in this installation")
+    turned = cv2.warpAffine(astronaut(), cv2.getRotationMatrix2D((225.0, 120.0), -60, 1.0), (512, 512))
+    reference = LandmarkDetector(model, threads=1)(turned)[0].landmarks
+    iod = np.linalg.norm(reference[45] - reference[36])
+    rng = np.random.default_rng(0)
+    frames = [np.clip(turned + rng.normal(0, 3, turned.shape), 0, 255).astype(np.uint8) for _ in range(12)]
+    errors = {}
+    for align in (True, False):
+        tracker = FaceTracker(LandmarkDetector(model, threads=1, align=align))
+        for frame in frames:
+            faces = tracker.update(frame)
+        assert len(faces) == 1 and tracker.detector_runs == 1
+        errors[align] = float(np.linalg.norm(faces[0].landmarks - reference, axis=1).mean() / iod)
+    assert errors[True] < 0.01 and errors[False] > 3 * errors[True] + 0.02, errors
+    assert abs(np.degrees(tracker.tracks[0].roll)) < 1e-6  # alignment off: upright crops
+
+
 def test_predict_video_tracks_every_frame_and_no_track_runs_the_detector(model_path, tmp_path):
     video = _still_video(str(tmp_path / "still.avi"), 128, seed=2, frames=8)
     out = tmp_path / "tracked"
