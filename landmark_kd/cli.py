@@ -152,7 +152,8 @@ def add_training_arguments(parser, defaults) -> None:
     g.add_argument("--output", default=defaults.output, help="output folder")
     g.add_argument("--resume", action="store_true", help="require and continue an interrupted run in --output "
                    "(an interrupted run is continued automatically anyway)")
-    g.add_argument("--restart", action="store_true", help="discard an interrupted run's backup and start over")
+    g.add_argument("--restart", action="store_true", help="start over: discard an interrupted run's backup, or train over a "
+                   "finished run in --output (by default a finished run is kept and the command refused)")
     g.add_argument("--verbose", action="store_true", help="show TensorFlow's log output")
 
 

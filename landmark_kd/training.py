@@ -199,6 +199,36 @@ def run_training(config: TrainConfig) -> dict:
         return _run_training(config, out)
 
 
+# The TrainConfig fields that make a model's weights: an interrupted run resumes only into the same.
+ARCHITECTURE_FIELDS = ("preset", "image_size", "scheme", "head_dim", "head_convs", "light_head")
+
+
+def _refuse_to_overwrite(config: TrainConfig, out: str, backup_dir: str) -> None:
+    """A run never trains over another's results. A finished run (its best.keras, no backup to resume) is kept
+    unless --restart; an interrupted run resumes only with the architecture it was started with (its
+    config.json): its backup would not load into another, and its best.keras would pass for the new model's."""
+    best = os.path.join(out, "best.keras")
+    if not os.path.isdir(backup_dir):
+        if os.path.exists(best):
+            done = os.path.exists(os.path.join(out, "metrics.json"))
+            hint = "" if done else (f" (its final report is missing: `python -m landmark_kd.evaluate --model {best}` "
+                                    "scores it)")
+            raise ConfigError(f"{out} holds a finished run{hint}; pass --restart to train over it, or another "
+                              "--output")
+        return
+    try:
+        with open(os.path.join(out, "config.json")) as handle:
+            started = json.load(handle)
+    except (OSError, ValueError):
+        return  # no record of the interrupted run's flags: the backup's own check decides
+    asked = dataclasses.asdict(config)
+    changed = [f"{name} {started[name]!r} -> {asked[name]!r}" for name in ARCHITECTURE_FIELDS
+               if name in started and started[name] != asked[name]]
+    if changed:
+        raise ConfigError(f"{out} holds an interrupted run with another architecture ({', '.join(changed)}); "
+                          "pass its flags to resume it, --restart to start over, or another --output")
+
+
 def _run_training(config: TrainConfig, out: str) -> dict:
     import keras
     import tensorflow as tf
@@ -215,6 +245,8 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         import shutil
 
         shutil.rmtree(backup_dir)
+    if not config.restart:
+        _refuse_to_overwrite(config, out, backup_dir)
     if config.resume and not os.path.isdir(backup_dir):
         raise MissingFileError(f"{backup_dir}: nothing to resume (no interrupted run in {out})")
     if os.path.isdir(backup_dir):

@@ -48,6 +48,30 @@ def test_teacher_loss_falls_and_nme_on_training_faces_drops(teacher_run):
     assert not os.path.exists(os.path.join(out, "backup"))  # finished runs drop their backup
 
 
+def test_a_finished_or_other_architecture_run_is_never_trained_over(teacher_run, faces, tmp_path):
+    """Rerunning a finished run used to train it again from scratch and replace its best.keras; resuming an
+    interrupted run with another --preset kept the old architecture's best.keras and reported its score as the
+    new model's. Both are refused before any work; --restart trains over a finished run."""
+    import shutil
+
+    finished = tmp_path / "finished"
+    shutil.copytree(teacher_run[0], finished)
+    best = (finished / "best.keras").read_bytes()
+    with pytest.raises(ConfigError, match="holds a finished run; pass --restart"):
+        run_training(_config(faces, finished))
+    (finished / "metrics.json").unlink()  # interrupted in its final evaluation
+    with pytest.raises(ConfigError, match="final report is missing.*landmark_kd.evaluate --model"):
+        run_training(_config(faces, finished))
+    assert (finished / "best.keras").read_bytes() == best
+    (finished / "backup").mkdir()  # an interrupted run (its config.json says swinv2_pico, 64 px)
+    with pytest.raises(ConfigError, match=r"another architecture \(preset 'swinv2_pico' -> 'mobilevitv2_pico', "
+                                          r"image_size 64 -> 96\)"):
+        run_training(_config(faces, finished, preset="mobilevitv2_pico", image_size=96))
+    assert (finished / "best.keras").read_bytes() == best
+    metrics = run_training(_config(faces, finished, restart=True, epochs=1, steps_per_epoch=1))
+    assert metrics["steps"] == 1 and (finished / "best.keras").read_bytes() != best
+
+
 def test_distillation_kd_falls_and_student_round_trips(teacher_run, faces, tmp_path):
     teacher_dir, _ = teacher_run
     config = _config(faces, tmp_path / "student", preset="mobilevitv2_pico", alpha=1.0, epochs=4, light_head=True,
