@@ -78,6 +78,7 @@ def make_face_detector(name: str, any_angle: bool = False) -> Callable[[np.ndarr
 
 
 crop_affine = box_crop_matrix  # the training pipeline's evaluation crop
+LANDMARK_FRAMED_SCHEMES = ("68", "98")  # layouts whose points outline the face: their box is the crop's box
 
 
 DEFAULT_MODEL_NAME = "real_student_fp16.tflite"  # int8 is ~8x slower on x86 tflite_runtime 2.14
@@ -109,7 +110,7 @@ class LandmarkDetector:
 
     def __init__(self, model_path: str | Predictor | None = None, detector: str | Callable = "blazeface",
                  threads: int = 1, margin: float = CROP_MARGIN, scheme=None, align: bool = True, flip_test: bool = False,
-                 refine: int = 1, any_angle: bool = False):
+                 refine: int | None = None, any_angle: bool = False):
         """`model_path`: a .keras or .tflite file, or a ready `Predictor`. `threads`: TFLite threads; 1 by default
         because a second thread only pays while the other core is idle, and costs several times the latency when
         it is not (README, "Deploying on a board"). `align`: turn each crop upright by the detector's eye-keypoint
@@ -117,18 +118,26 @@ class LandmarkDetector:
         codes' flip test): 1-2% lower NME on real faces for twice the model time. `refine`: passes that crop each
         detected face again around its own landmarks (the framing the model was trained on), turned upright by
         their eye line when `align` is on; each costs one more model run per face (README, "Rotated and tilted
-        faces"). Boxes given to `__call__` are taken as the landmark box, as evaluation takes them, and not refined.
+        faces"). The default is 1 for 68- and 98-point models, whose landmarks outline the face; 0 for others (a
+        51-point model has no jaw, and was trained on the 68 points' box). Boxes given to `__call__` are taken as
+        the landmark box, as evaluation takes them, and not refined.
         `any_angle` (a BlazeFace detector): also find faces lying on their side or upside down, for four times
         the detector's time."""
-        if refine < 0:
+        if refine is not None and refine < 0:
             raise ConfigError(f"refine must be 0 or more passes, got {refine}")
         if isinstance(model_path, Predictor):  # a ready predictor (e.g. TeacherPredictor)
             self.predictor, model_path = model_path, getattr(model_path, "path", None) or type(model_path).__name__
         else:
             model_path = resolve_model_path(model_path or default_model_path())
             self.predictor = Predictor.from_path(model_path, threads=threads, scheme=scheme)
-        self.model_path, self.margin, self.align, self.refine = model_path, margin, align, refine
+        self.model_path, self.margin, self.align = model_path, margin, align
         self.image_size, self.scheme = self.predictor.image_size, self.predictor.scheme
+        # the crop was trained around the landmarks' own box only where they outline the face (jaw included)
+        self.frames_by_landmarks = self.scheme.name in LANDMARK_FRAMED_SCHEMES
+        if refine and not self.frames_by_landmarks:
+            raise ConfigError(f"refinement crops around the landmarks' box, the framing of 68- and 98-point models; "
+                              f"this {self.scheme.num_points}-point model ({self.scheme.name}) was trained on another box")
+        self.refine = (1 if self.frames_by_landmarks else 0) if refine is None else refine
         self.flip_permutation = self.scheme.mirror_permutation("flip test") if flip_test else None
         if any_angle and detector not in FACE_DETECTORS:
             raise ConfigError(f"the any-angle search needs a BlazeFace detector, not {detector!r}")

@@ -375,11 +375,11 @@ def _main(argv: list[str]) -> int:
                         "more only pay on idle cores (a busy core makes 2 threads several times slower than 1)")
     parser.add_argument("--flip-test", action="store_true", help="also run each face mirrored and average the two "
                         "(1-2%% lower NME on real faces, twice the model time)")
-    parser.add_argument("--refine", type=non_negative_int, default=1, metavar="N",
+    parser.add_argument("--refine", type=non_negative_int, default=None, metavar="N",
                         help="crop each detected face again around its own landmarks, turned upright by their eye "
-                        "line, N times (default 1; 0 off): closer to the framing the model was trained on, and "
-                        "right on faces tilted past what the face detector's keypoints get right; a --box is "
-                        "used as given")
+                        "line, N times (default 1 for 68- and 98-point models, 0 for others; 0 off): closer to the "
+                        "framing the model was trained on, and right on faces tilted past what the face detector's "
+                        "keypoints get right; a --box is used as given")
     parser.add_argument("--any-angle", action="store_true", help="also find faces lying on their side or upside "
                         "down (BlazeFace on the image turned by 90, 180 and 270 degrees too: 4x the detector's time)")
     parser.add_argument("--verbose", action="store_true")
@@ -411,13 +411,14 @@ def _main(argv: list[str]) -> int:
         refuse_input_folder(args.out, {os.path.dirname(os.path.abspath(p)) for p in paths})
     detector = LandmarkDetector(args.model, args.detector, args.threads, flip_test=args.flip_test,
                                 refine=args.refine, any_angle=args.any_angle)
-    if args.points == "51" and detector.scheme.num_points != 68:
-        raise ConfigError(f"--points 51 needs a 68-point model; {detector.model_path} predicts "
+    if args.points == "51" and detector.scheme.num_points not in (68, 51):
+        raise ConfigError(f"--points 51 needs a 68-point model (or a 51-point one); {detector.model_path} predicts "
                           f"{detector.scheme.num_points}")
+    drop_jaw = args.points == "51" and detector.scheme.num_points == 68  # a 51-point model's answer is already that
     prepare_output_dir(args.out)
     boxes = [args.box] if args.box else None
     if args.format == "pts":
-        result = predict_pts(lambda image: detector(image, boxes), paths, args.out, args.points == "51")
+        result = predict_pts(lambda image: detector(image, boxes), paths, args.out, drop_jaw)
         if result["unreadable"] == len(paths):
             raise DataError(f"{paths[0]}: cannot read image (missing, unreadable or not an image)" if len(paths) == 1
                             else f"none of the {len(paths)} images could be read (see the warnings)")
@@ -436,7 +437,7 @@ def _main(argv: list[str]) -> int:
     if unreadable and len(unreadable) == len(results):  # nothing to show: a failure, not an empty result
         raise DataError(unreadable[0] if len(unreadable) == 1 else
                         f"none of the {len(unreadable)} images could be used; first: {unreadable[0]}")
-    if args.points == "51":
+    if drop_jaw:
         inner51(results)
     json_path = os.path.join(args.out, "landmarks.json")
     atomic_json(json_path, {"model": detector.model_path, "scheme": detector.scheme.name, "results": results})

@@ -217,11 +217,13 @@ class FaceTracker:
             # (as LandmarkDetector refines): the detector's box only approximates the framing the model knows
             points = self.landmarker.landmarks_for_boxes(image, [boxes[d] for _, d in recrop],
                                                          [found[d][2] for _, d in recrop])
-            framed = [self.landmark_crop(p, found[d][2]) for p, (_, d) in zip(points, recrop)]
-            # landmarks collapsed to under 2 px frame no crop: such a face keeps its detection's crop and answer
-            framed = [crop if max(crop[0][2] - crop[0][0], crop[0][3] - crop[0][1]) >= 2 else (boxes[d], found[d][2])
-                      for crop, (_, d) in zip(framed, recrop)]
-            points = self.landmarker.landmarks_for_boxes(image, [b for b, _ in framed], [r for _, r in framed])
+            framed = [(boxes[d], found[d][2]) for _, d in recrop]
+            if getattr(self.landmarker, "frames_by_landmarks", True):  # not for a 51-point model (no jaw)
+                framed = [self.landmark_crop(p, found[d][2]) for p, (_, d) in zip(points, recrop)]
+                # landmarks collapsed to under 2 px frame no crop: such a face keeps its detection's crop
+                framed = [crop if max(crop[0][2] - crop[0][0], crop[0][3] - crop[0][1]) >= 2 else (boxes[d], found[d][2])
+                          for crop, (_, d) in zip(framed, recrop)]
+                points = self.landmarker.landmarks_for_boxes(image, [b for b, _ in framed], [r for _, r in framed])
             for (track, d), face_points, (box, roll) in zip(recrop, points, framed):
                 if track is None:
                     track = Track(self._next_id, face_points, box, float(found[d][1]),

@@ -514,6 +514,30 @@ def test_refine_crops_again_around_the_first_answer_turned_by_its_eye_line(model
         LandmarkDetector(model_path, refine=-1)
 
 
+def test_refine_is_off_for_layouts_whose_box_is_not_the_training_crops(tmp_path):
+    """A 51-point model (no jaw) was trained on crops of the 68 points' box: a crop around its own 51 points is
+    smaller than the face, and refining from it made a new user's model 1.6x worse. So refinement is off by
+    default there, and asking for it is an error that says why."""
+    keras.utils.set_random_seed(0)
+    path = str(tmp_path / "m51.keras")
+    build_landmark_model("mobilevitv2_pico", "51", 64).save(path)
+    box = lambda image: [(np.array([20, 20, 80, 80], np.float32), 0.9)]  # noqa: E731
+    detector = LandmarkDetector(path, detector=box)
+    assert detector.refine == 0 and not detector.frames_by_landmarks
+    image = np.random.default_rng(0).integers(0, 255, (100, 100, 3), np.uint8)
+    np.testing.assert_allclose(detector(image)[0].landmarks, detector.landmarks_for_boxes(image, [box(image)[0][0]])[0])
+    with pytest.raises(ConfigError, match="framing of 68- and 98-point models; this 51-point model"):
+        LandmarkDetector(path, detector=box, refine=1)
+    assert LandmarkDetector(path, detector=box, refine=0).refine == 0
+    # the ICME layout from a native 51-point model: --points 51 keeps its answer (it refused such a model)
+    cv2.imwrite(str(tmp_path / "face.png"), image)
+    assert predict_main([str(tmp_path / "face.png"), "--model", path, "--detector", "full", "--format", "pts",
+                         "--points", "51", "--out", str(tmp_path / "pts")]) == 0
+    from landmark_kd.data.pts300w import read_pts
+
+    assert read_pts(str(tmp_path / "pts" / "face.pts")).shape == (51, 2)
+
+
 def test_refine_follows_a_face_tilted_past_the_detectors_keypoints():
     """At 105 degrees BlazeFace's eye keypoints say about 90 (its training stops short of such tilts): aligned by
     them alone, the shipped student's eye line measured 93.5 degrees; one refinement pass, turned by the
