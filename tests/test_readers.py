@@ -1,4 +1,5 @@
 import json
+import os
 
 import cv2
 import numpy as np
@@ -134,6 +135,13 @@ def test_cofw_mat_reader(tmp_path):
     assert np.allclose(samples[1].landmarks, pts[1] - 1, atol=1e-4)
     assert samples[0].bbox.tolist() == [4, 4, 64, 64]
     assert cv2.imread(samples[0].image_path) is not None
+    # the .mat replaced by the same faces in the other order: the extracted images follow (they were kept stale,
+    # pairing each face's landmarks with the other face's picture)
+    scipy_io.savemat(path, {"IsTr": images[::-1], "phisTr": phis[::-1], "bboxesTr": boxes})
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))  # a clock's coarse tick
+    again, _ = load_dataset(path, num_points=29)
+    np.testing.assert_array_equal(cv2.imread(again[0].image_path, cv2.IMREAD_GRAYSCALE), images[1, 0])
+    np.testing.assert_allclose(again[0].landmarks, pts[1] - 1, atol=1e-4)
 
 
 def test_missing_paths_and_point_count_mismatch(tmp_path):

@@ -5,6 +5,7 @@ samples point there; `phis` rows hold 29 x, 29 y and 29 occlusion flags; boxes a
 """
 from __future__ import annotations
 
+import json
 import os
 
 import cv2
@@ -62,12 +63,23 @@ def load_cofw(mat_file: str, cache_dir: str | None = None, strict: bool = False)
         raise DatasetError(f"{mat_file}: {len(images)} images, {len(phis)} landmark rows, {len(boxes)} boxes")
     cache_dir = cache_dir or os.path.splitext(mat_file)[0] + "_images"
     os.makedirs(cache_dir, exist_ok=True)
+    # The images extracted earlier belong to the .mat as it was then: a replaced .mat (another size or time)
+    # re-extracts them all, or its landmarks would be paired with the old file's pictures.
+    stamp_path, stat = os.path.join(cache_dir, "source.json"), os.stat(mat_file)
+    stamp = {"mat": os.path.abspath(mat_file), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    try:
+        with open(stamp_path) as handle:
+            fresh = json.load(handle) == stamp
+    except (OSError, ValueError):
+        fresh = False
+    if not fresh and os.path.exists(stamp_path):
+        os.remove(stamp_path)  # an extraction cut short now re-extracts next time too
     report = LoadReport()
     samples = []
     for index, image in enumerate(images):
         source = f"{mat_file}[{index}]"
         path = os.path.join(cache_dir, f"{index:05d}.png")
-        if not os.path.exists(path):
+        if not fresh or not os.path.exists(path):
             image = np.asarray(image)
             if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3))) or min(image.shape[:2], default=0) < 1:
                 if strict:
@@ -81,4 +93,7 @@ def load_cofw(mat_file: str, cache_dir: str | None = None, strict: bool = False)
         x, y, w, h = boxes[index, :4]
         bbox = np.array([x - 1, y - 1, x - 1 + w, y - 1 + h], np.float32)
         samples.append(Sample(path, points.astype(np.float32), bbox, source))
+    if not fresh:
+        with open(stamp_path, "w") as handle:
+            json.dump(stamp, handle)
     return validate(samples, NUM_POINTS, report, strict), report
