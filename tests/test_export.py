@@ -100,6 +100,19 @@ def test_convert_cli_writes_report(tiny_model, tmp_path):
     assert report["exports"]["fp32"]["max_deviation_px"] < 0.05
     assert report["exports"]["fp32"]["nme_tflite"] == pytest.approx(report["nme_keras"], rel=1e-3)
     assert "| fp32 |" in open(os.path.join(out, "report.md")).read()
+    # each export has its layout beside it: a user's own layout is not mistaken for the built-in one of its size
+    from landmark_kd.errors import ModelFileError
+    from landmark_kd.models import model_scheme
+    from landmark_kd.schemes import custom_scheme
+
+    fp32 = report["exports"]["fp32"]
+    assert json.load(open(fp32["scheme_file"]))["name"] == "68"
+    assert TFLiteLandmarkModel(fp32["file"]).scheme.get_config() == model_scheme(tiny_model).get_config()
+    json.dump(custom_scheme(68, name="my68").get_config(), open(fp32["scheme_file"], "w"))
+    assert TFLiteLandmarkModel(fp32["file"]).scheme.name == "my68"
+    json.dump(custom_scheme(5, name="five").get_config(), open(fp32["scheme_file"], "w"))
+    with pytest.raises(ModelFileError, match="a 5-point scheme beside a 68-point model"):
+        TFLiteLandmarkModel(fp32["file"])
     assert convert_cli.main(["--model", str(tmp_path / "missing.keras")]) == 2
     assert convert_cli.main(["--model", model_path, "--modes", "int8", "--data", faces, "--calibration-data", faces,
                              "--int8-float-blocks", "layer9", "--output", out]) == 2  # no such block

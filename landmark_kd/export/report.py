@@ -103,6 +103,7 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
     from .flops import count_flops
     from .op_audit import audit, read_model
     from .tflite_export import convert
+    from .tflite_runner import scheme_file
     from ..predictor import KerasPredictor, TFLitePredictor
 
     model = load_model(args.model)
@@ -150,10 +151,11 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
         result = audit(buffer, args.target_runtime, source=f"{mode} export of {args.model}")
         path = os.path.join(args.output, f"{prefix}_{mode}.tflite")
         atomic_bytes(path, buffer)
+        atomic_json(scheme_file(path), scheme.get_config())  # the layout, which the .tflite cannot hold
         pred = TFLitePredictor(path, threads=threads[0], scheme=scheme)(images)
         tfl_metrics = _nme(pred, affines, index, samples, scheme)
         entry = {
-            "file": path, "size_bytes": len(buffer), "params": params, "flops": count_flops(buffer),
+            "file": path, "scheme_file": scheme_file(path), "size_bytes": len(buffer), "params": params, "flops": count_flops(buffer),
             "min_runtime_version": result.min_runtime_version,
             "ops": result.to_dict()["ops"],
             "quantization": QUANTIZATION[mode] + (f"; float blocks: {', '.join(float_blocks)}"

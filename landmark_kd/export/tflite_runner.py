@@ -67,6 +67,12 @@ def verify_tflite(path: str) -> None:
         raise ModelFileError(f"{path}: not a loadable .tflite model ({reason})")
 
 
+def scheme_file(tflite_path: str) -> str:
+    """Where an export's landmark layout is written beside it (`m_int8.tflite` -> `m_int8.scheme.json`): the
+    .tflite holds only a point count, which does not tell a user's own layout from a built-in one."""
+    return os.path.splitext(tflite_path)[0] + ".scheme.json"
+
+
 class TFLiteLandmarkModel:
     """`predict_landmarks(crops (B, S, S, 3) in [0, 1]) -> (B, N, 2)` input pixels, one crop per invoke."""
 
@@ -94,7 +100,24 @@ class TFLiteLandmarkModel:
         self.output = landmark_outputs[0]
         self.image_size = int(self.input["shape"][1])
         self.num_points = int(self.output["shape"][1])
+        if scheme is None and isinstance(path_or_bytes, str) and os.path.isfile(scheme_file(path_or_bytes)):
+            scheme = self._read_scheme(scheme_file(path_or_bytes))
         self._scheme = scheme
+
+    def _read_scheme(self, path: str):
+        """The layout convert.py wrote beside the export; it must have the model's point count."""
+        import json
+
+        from ..schemes import LandmarkScheme
+
+        try:
+            with open(path) as handle:
+                scheme = LandmarkScheme.from_config(json.load(handle))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ModelFileError(f"{path}: not a landmark scheme ({type(err).__name__}: {err})") from None
+        if scheme.num_points != self.num_points:
+            raise ModelFileError(f"{path}: a {scheme.num_points}-point scheme beside a {self.num_points}-point model")
+        return scheme
 
     @property
     def scheme(self):
@@ -103,7 +126,8 @@ class TFLiteLandmarkModel:
 
             match = [s for s in SCHEMES.values() if s.num_points == self.num_points]
             if not match:
-                raise ConfigError(f"{self.num_points}-point model: pass the landmark scheme explicitly")
+                raise ConfigError(f"{self.num_points}-point model and no scheme file beside it (convert.py writes "
+                                  "<model>.scheme.json): pass the landmark scheme explicitly")
             self._scheme = match[0]
         return self._scheme
 
