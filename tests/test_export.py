@@ -8,6 +8,8 @@ import pytest
 from landmark_kd.data.synthetic import generate
 from landmark_kd.export import MODES, RuntimeCompatibilityError, TFLiteLandmarkModel, audit, convert, read_model
 from landmark_kd.export.flops import count_flops
+from landmark_kd.errors import ConfigError
+from landmark_kd.export.report import ExportConfig, run_export
 from landmark_kd.models import build_landmark_model
 
 
@@ -94,6 +96,7 @@ def test_convert_cli_writes_report(tiny_model, tmp_path):
         assert entry["latency_ms"]["1"]["median"] > 0 and entry["latency_ms"]["1"]["p90"] >= entry["latency_ms"]["1"]["median"]
         assert entry["flops"] > 0
     int8 = report["exports"]["int8"]
+    assert int8["calibration_data"] == faces
     sensitivity = int8["int8_sensitivity"]  # --int8-float-blocks auto: every block ranked, the choice recorded
     assert "layer0_ir0" in sensitivity["deviation_px"] and sensitivity["calibration_images"] == 4
     assert set(int8["float_blocks"]) <= set(sensitivity["deviation_px"])
@@ -114,6 +117,13 @@ def test_convert_cli_writes_report(tiny_model, tmp_path):
     with pytest.raises(ModelFileError, match="a 5-point scheme beside a 68-point model"):
         TFLiteLandmarkModel(fp32["file"])
     assert convert_cli.main(["--model", str(tmp_path / "missing.keras")]) == 2
+    # a 98-point model and the (68-point) synthetic defaults: refused at once, naming the flags, not after an
+    # evaluation and a 2,000-face generation
+    keras.utils.set_random_seed(0)
+    wflw = str(tmp_path / "wflw.keras")
+    build_landmark_model("mobilevitv2_pico", "98", 64).save(wflw)
+    with pytest.raises(ConfigError, match="98-point model; the default .* pass --calibration-data with faces"):
+        run_export(ExportConfig(model=wflw, modes=("int8",), data=faces, output=str(tmp_path / "e98")))
     assert convert_cli.main(["--model", model_path, "--modes", "int8", "--data", faces, "--calibration-data", faces,
                              "--int8-float-blocks", "layer9", "--output", out]) == 2  # no such block
 

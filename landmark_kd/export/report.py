@@ -111,6 +111,11 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
     prepare_output_dir(args.output)
     train_path, test_path = (None, None)
     if args.data is None or ("int8" in modes and args.calibration_data is None):
+        if scheme.num_points not in (68, 51):  # the synthetic faces are 68-point (51 is their inner part)
+            need = [flag for flag, given in (("--data", args.data), ("--calibration-data", "int8" not in modes
+                                             or args.calibration_data)) if not given]
+            raise ConfigError(f"{args.model}: a {scheme.num_points}-point model; the default (synthetic) faces have 68 "
+                              f"points: pass {' and '.join(need)} with faces in its layout")
         train_path, test_path = ensure_default_dataset(reuse_any=True)
     eval_path = args.data or test_path
     samples, _ = load_dataset(eval_path, args.data_format, scheme.num_points, args.images_root)
@@ -126,6 +131,9 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
 
     representative, float_blocks, sensitivity = None, [], None  # only full int8 needs calibration crops
     if "int8" in modes:
+        if args.calibration_data is None:
+            print(f"int8 calibration on the synthetic faces ({train_path}): for a model of real photos, pass "
+                  "--calibration-data with a few hundred of its own faces")
         calib_samples, _ = load_dataset(args.calibration_data or train_path, args.data_format, scheme.num_points,
                                         args.images_root)
         # Evenly spaced, not the first N: sorted folders put one person's (or one style's) faces together.
@@ -155,7 +163,8 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
         pred = TFLitePredictor(path, threads=threads[0], scheme=scheme)(images)
         tfl_metrics = _nme(pred, affines, index, samples, scheme)
         entry = {
-            "file": path, "scheme_file": scheme_file(path), "size_bytes": len(buffer), "params": params, "flops": count_flops(buffer),
+            "file": path, "scheme_file": scheme_file(path), "size_bytes": len(buffer), "params": params,
+            "flops": count_flops(buffer),
             "min_runtime_version": result.min_runtime_version,
             "ops": result.to_dict()["ops"],
             "quantization": QUANTIZATION[mode] + (f"; float blocks: {', '.join(float_blocks)}"
@@ -174,6 +183,7 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
                     "deviation_px": sensitivity.deviation_px, "simulated_nme_float": sensitivity.nme_float,
                     "simulated_nme_all_int8": sensitivity.nme_int8, "simulated_nme_chosen": sensitivity.nme_chosen,
                     "budget": args.int8_budget, "calibration_images": len(calib_crops)}
+            entry["calibration_data"] = args.calibration_data or train_path
         report["exports"][mode] = entry
         lat = ", ".join(f"{t} thr {entry['latency_ms'][str(t)]['median']:.2f} ms" for t in threads)
         print(f"  {mode:>12}: {len(buffer) / 1e6:6.2f} MB, runtime >= {result.min_runtime_version}, NME "
