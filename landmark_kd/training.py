@@ -141,6 +141,15 @@ def load_data(config: TrainConfig, scheme):
         print(f"train {path}: {report.summary()}")
     if config.val_data or val_report.skipped:
         print(f"val   {config.val_data or 'held out'}: {val_report.summary()}")
+    if config.val_data:  # a validation face the model trained on makes the score (and the best checkpoint) flatter
+        seen = {os.path.realpath(s.image_path) for s in train}
+        shared = [s for s in val if os.path.realpath(s.image_path) in seen]
+        if shared:
+            print(f"warning: {len(shared)} of the {len(val)} validation faces' images are also training images "
+                  f"(first: {shared[0].image_path}); the validation score will look better than it is")
+    else:
+        print(f"val   held out: {len(val)} faces, 10% of the training faces picked at random; near-duplicates "
+              "(frames of one video, one person's photos) fall on both sides: pass --val-data for a fair score")
     return train, val
 
 

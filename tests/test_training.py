@@ -219,6 +219,24 @@ def test_several_training_sets_are_pooled(faces, tmp_path, capsys, monkeypatch):
     assert "model swinv2_pico_aam" in out and "64 train / 32 val faces" in out
 
 
+def test_validation_faces_that_are_training_faces_are_reported(faces, tmp_path, capsys):
+    import shutil
+
+    from landmark_kd.schemes import get_scheme
+    from landmark_kd.training import load_data
+
+    load_data(_config(faces, tmp_path / "x"), get_scheme("68"))
+    assert "32 of the 32 validation faces' images are also training images" in capsys.readouterr().out
+    val = tmp_path / "val"
+    val.mkdir()
+    for name in sorted(os.listdir(faces))[:4]:  # the same pictures under another folder are other files
+        shutil.copy(os.path.join(faces, name), val / name)
+    train, held = load_data(_config(faces, tmp_path / "x", val_data=str(val)), get_scheme("68"))
+    assert "also training images" not in capsys.readouterr().out and len(held) >= 1
+    load_data(_config(faces, tmp_path / "x", val_data=None), get_scheme("68"))
+    assert "pass --val-data for a fair score" in capsys.readouterr().out
+
+
 def test_fine_tuning_starts_from_the_given_models_weights(teacher_run, faces, tmp_path, capsys):
     teacher_dir, metrics = teacher_run
     best = os.path.join(teacher_dir, "best.keras")
