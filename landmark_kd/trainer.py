@@ -10,6 +10,7 @@ import json
 import math
 import os
 import shutil
+import time
 
 import keras
 import tensorflow as tf
@@ -154,6 +155,30 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         # Keras names the previous pair `*.bkp`, which `load_weights` refuses to read; ours stay loadable.
         self._prev_weights_path = os.path.join(backup_dir, "previous.weights.h5")
         self._prev_training_metadata_path = os.path.join(backup_dir, "previous_training_metadata.json")
+        # every finished epoch's logs and the training seconds so far, so that a resumed run reports its whole
+        # history and time, not only the part after the resume
+        self._history_path = os.path.join(backup_dir, "history.json")
+        self.epoch_logs: list[dict] = []
+        self.seconds = 0.0
+        self._epoch_start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.time()
+        super().on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch_logs = self.epoch_logs[:epoch] + [{k: float(v) for k, v in (logs or {}).items()}]
+        if self._epoch_start is not None:
+            self.seconds += time.time() - self._epoch_start
+        super().on_epoch_end(epoch, logs)
+
+    def whole_history(self, fresh: dict) -> dict:
+        """Every epoch's logs, those before a resume included, key by key; `fresh` (this fit's History) where
+        this record is shorter (a backup written before it was kept)."""
+        if len(self.epoch_logs) < len(next(iter(fresh.values()), [])):
+            return {k: [float(v) for v in values] for k, values in fresh.items()}
+        keys = list(dict.fromkeys([k for logs in self.epoch_logs for k in logs]))
+        return {k: [logs.get(k, float("nan")) for logs in self.epoch_logs] for k in keys}
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
@@ -162,6 +187,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             if os.path.exists(path):
                 atomic_write(previous, lambda tmp, source=path: shutil.copyfile(source, tmp))
         atomic_write(self._weights_path, lambda tmp: self.model.save_weights(tmp), suffix=".weights.h5")
+        atomic_json(self._history_path, {"epochs": self.epoch_logs, "seconds": self.seconds})
         atomic_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
 
     def on_train_begin(self, logs=None):
@@ -183,6 +209,12 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
                 print(f"warning: backup {weights} is unreadable ({type(err).__name__}); trying the previous one")
                 continue
             self.model._initial_epoch = epoch
+            try:  # the logs of the epochs restored (a backup from before this record starts with none)
+                with open(self._history_path) as handle:
+                    saved = json.load(handle)
+                self.epoch_logs, self.seconds = list(saved["epochs"])[:epoch], float(saved["seconds"])
+            except (OSError, ValueError, KeyError, TypeError):
+                self.epoch_logs, self.seconds = [], 0.0
             return
         for variable, value in zip(self.model.variables + self.model.optimizer.variables, fresh):
             variable.assign(value)  # undo a half-loaded file

@@ -341,10 +341,11 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         ResumableBackup(backup_dir),
         keras.callbacks.TerminateOnNaN(),
     ]
+    backup = callbacks[2]
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     start = time.time()
     history = trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
-    train_seconds = time.time() - start
+    train_seconds = max(backup.seconds, time.time() - start)  # a resumed run: the epochs before it count too
     best_path = os.path.join(out, "best.keras")
     best = load_model(best_path) if os.path.exists(best_path) else model
     result = KerasPredictor(best).predict_dataset(val_ds)
@@ -355,7 +356,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         "model": best_path, "preset": config.preset, "image_size": config.image_size, "data": config.val_data,
         "epochs": config.epochs, "steps": int(trainer.optimizer.iterations.numpy()),
         "train_seconds": round(train_seconds, 1), "baseline_mean_shape_nme": baseline,
-        "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+        "history": backup.whole_history(history.history),
     })
     if teacher is not None:
         metrics.update({"teacher": config.teacher, "teacher_flip": config.teacher_flip, "alpha": config.alpha,

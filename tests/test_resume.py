@@ -38,6 +38,9 @@ def test_killed_run_resumes_to_the_same_step_count(tmp_path):
     assert "epoch 1:" not in again.stdout  # finished epochs are not redone
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["steps"] == 16  # 4 epochs x 4 steps, as if never interrupted
+    # the report covers the whole run, not only the epochs after the resume
+    assert len(metrics["history"]["loss"]) == 4 and len(metrics["history"]["val_nme"]) == 4
+    assert all(v == v for v in metrics["history"]["val_nme"])  # no NaN gaps
     assert not os.path.exists(os.path.join(out, "backup"))
 
 
