@@ -92,7 +92,7 @@ def test_backup_half_written_by_a_kill_falls_back_to_the_previous_epoch(tmp_path
     _, seen = _fit(backup, stop_at=3)
     assert seen == [0, 1, 2, 3]
     names = sorted(os.listdir(backup))
-    assert names == ["latest.weights.h5", "previous.weights.h5", "previous_training_metadata.json",
+    assert names == ["history.json", "latest.weights.h5", "previous.weights.h5", "previous_training_metadata.json",
                      "training_metadata.json"]  # no temporary file left behind
     weights = backup / "latest.weights.h5"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # killed while writing epoch 3
