@@ -80,14 +80,17 @@ class EvalConfig:
     normalization: str | None = None  # None: inter-ocular where the scheme has eye corners, else bbox
     threshold: float = 0.1  # FR / AUC threshold
     batch_size: int = 32
-    out: str | None = None  # None: runs/evaluate/<model file name without extension>
+    out: str | None = None  # None: runs/evaluate/<model's folder>_<model file name without extension>
     face_box: str = "data"  # "data": the dataset's own box where it has one; "landmarks": always the landmarks' box
 
 
 def default_output(model: str) -> str:
-    """runs/evaluate/<model name>: one folder per model, so scoring the int8 and fp16 files of one folder keeps
-    both reports, and a shipped model's folder (inside the installed package) is never written to."""
-    return os.path.join("runs", "evaluate", os.path.splitext(os.path.basename(model))[0] or "model")
+    """runs/evaluate/<model's folder>_<model name>: one folder per model, so scoring the int8 and fp16 files of
+    one folder keeps both reports, as does scoring runs/teacher/best.keras and runs/student/best.keras; a shipped
+    model's folder (inside the installed package) is never written to."""
+    stem = os.path.splitext(os.path.basename(model))[0] or "model"
+    folder = os.path.basename(os.path.dirname(os.path.abspath(model)))
+    return os.path.join("runs", "evaluate", f"{folder}_{stem}" if folder else stem)
 
 
 def run_evaluation(config: EvalConfig) -> dict:
@@ -142,7 +145,8 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--normalization", default=None, choices=["inter_ocular", "inter_pupil", "bbox"])
     parser.add_argument("--threshold", type=positive_float, default=0.1, help="FR/AUC threshold (default 0.1)")
     parser.add_argument("--batch-size", type=positive_int, default=32)
-    parser.add_argument("--out", default=None, help="output folder (default: runs/evaluate/MODEL_NAME)")
+    parser.add_argument("--out", default=None, help="output folder (default: runs/evaluate/FOLDER_NAME, the model's "
+                        "folder and file name)")
     parser.add_argument("--face-box", default="data", choices=("data", "landmarks"),
                         help="the box each face is cropped from: the dataset's own where it has one (WFLW, custom "
                         "JSON with bbox), else the landmarks' box; or always the landmarks' box, as "

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,12 @@ def test_face_box_landmarks_ignores_the_datasets_own_boxes(tmp_path):
     plain = nme("plain.json", "data")
     assert nme("boxed.json", "landmarks") == pytest.approx(plain, rel=1e-6)
     assert nme("boxed.json", "data") != pytest.approx(plain, rel=1e-2)
+
+
+def test_default_output_keeps_one_folder_per_model():
+    """Scoring runs/teacher/best.keras and then runs/student/best.keras wrote both to runs/evaluate/best."""
+    from landmark_kd.evaluate import default_output
+
+    teacher, student = default_output("runs/teacher/best.keras"), default_output("runs/student/best.keras")
+    assert teacher == os.path.join("runs", "evaluate", "teacher_best") and teacher != student
+    assert default_output("e/s_best_int8.tflite") != default_output("e/s_best_fp16.tflite")
