@@ -46,7 +46,9 @@ def load_dataset(path: str, data_format: str = "auto", num_points: int | None = 
     else:
         raise DatasetError(f"unknown dataset format {data_format!r}; choose from {', '.join(FORMATS)}")
     if num_points is not None and samples and samples[0].landmarks.shape[0] != num_points:
-        raise DatasetError(f"{path}: has {samples[0].landmarks.shape[0]} points per face, the scheme expects {num_points}")
+        found = samples[0].landmarks.shape[0]
+        hint = f" (training: pass --scheme {found})" if str(found) in ("68", "98", "29") else ""
+        raise DatasetError(f"{path}: has {found} points per face, the scheme (or model) expects {num_points}{hint}")
     if not samples:  # one line: the count and the first reason, which is usually the reason for all
         first = f"; first: {report.skipped[0][0]}: {report.skipped[0][1]}" if report.skipped else ""
         raise DatasetError(f"{path}: no usable samples ({len(report.skipped)} skipped{first})")
