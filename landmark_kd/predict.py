@@ -404,7 +404,9 @@ def _main(argv: list[str]) -> int:
     elif args.input is not None and not video:
         paths = _image_paths(args.input)
         if not paths:
-            raise DataError(f"{args.input}: no images found")
+            folders = os.path.isdir(args.input) and any(entry.is_dir() for entry in os.scandir(args.input))
+            raise DataError(f"{args.input}: no images found" + (" (its subfolders are not searched: pass one of them, "
+                                                                 "or a --list of images)" if folders else ""))
     else:
         paths = None  # a video or a camera
     if paths:  # outputs beside the inputs would replace them (a predicted .pts over the label of its image)

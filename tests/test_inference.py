@@ -258,6 +258,13 @@ def test_predict_needs_an_input_or_a_list(capsys):
     assert stop.value.code == 2 and "--list" in capsys.readouterr().err
 
 
+def test_a_folder_of_folders_says_subfolders_are_not_searched(model_path, tmp_path, capsys):
+    (tmp_path / "photos" / "day1").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "photos" / "day1" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    assert predict_main([str(tmp_path / "photos"), "--model", model_path, "--out", str(tmp_path / "out")]) == 2
+    assert "no images found (its subfolders are not searched" in capsys.readouterr().err
+
+
 def test_predict_any_angle_needs_blazeface_and_refine_needs_a_count(model_path, tmp_path, capsys):
     image = tmp_path / "face.png"
     cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
