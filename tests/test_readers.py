@@ -117,6 +117,12 @@ def test_custom_json_and_csv(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(DatasetError, match="broken.json:1: invalid JSON"):
         load_dataset(str(tmp_path / "broken.json"))
+    (tmp_path / "img").mkdir()
+    _image(str(tmp_path / "img" / "b.png"))
+    windows = {"samples": [{"image": "img\\b.png", "landmarks": pts.tolist()}]}  # written on Windows
+    (tmp_path / "win.json").write_text(json.dumps(windows))
+    samples, report = load_dataset(str(tmp_path / "win.json"), num_points=5)
+    assert len(samples) == 1 and samples[0].image_path == str(tmp_path / "img" / "b.png"), report.skipped
 
 
 def test_cofw_mat_reader(tmp_path):

@@ -34,7 +34,10 @@ def _sample(entry: object, base: str, source: str) -> Sample:
             bbox = np.asarray(bbox, np.float32).reshape(4)
         except (TypeError, ValueError):
             raise DatasetError(f"{source}: field 'bbox' must be [x0, y0, x1, y1]") from None
-    return Sample(os.path.join(base, str(entry["image"])), points, bbox, source)
+    image = str(entry["image"])
+    if os.sep == "/" and "\\" in image and not os.path.exists(os.path.join(base, image)):
+        image = image.replace("\\", "/")  # a file written on Windows (img\\a.jpg)
+    return Sample(os.path.join(base, image), points, bbox, source)
 
 
 def load_custom(path: str, num_points: int | None = None, strict: bool = False) -> tuple[list[Sample], LoadReport]:
