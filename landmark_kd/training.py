@@ -335,13 +335,13 @@ def _run_training(config: TrainConfig, out: str) -> dict:
           f"{len(train_samples)} train / {len(val_samples)} val faces, {config.epochs} epochs x {steps} steps")
     with open(os.path.join(out, "config.json"), "w") as handle:
         json.dump(dataclasses.asdict(config), handle, indent=2)
+    backup = ResumableBackup(backup_dir)
     callbacks = [
         EvaluateAndCheckpoint(model, val_ds, val_samples, scheme, config, out),
         keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False),
-        ResumableBackup(backup_dir),
+        backup,
         keras.callbacks.TerminateOnNaN(),
     ]
-    backup = callbacks[2]
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     start = time.time()
     history = trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
