@@ -112,8 +112,9 @@ def resolve_data(config: TrainConfig) -> TrainConfig:
     return dataclasses.replace(config, train_data=train_path, val_data=config.val_data or val_path)
 
 
-def load_data(config: TrainConfig, scheme):
-    """(train, validation) samples of a resolved config; bad ones skipped and counted, the counts printed."""
+def load_data(config: TrainConfig, scheme, skipped_file: str | None = None):
+    """(train, validation) samples of a resolved config; bad ones skipped and counted, the counts printed (the
+    first five of each set named), and every skipped record written to `skipped_file` when there are any."""
     from .data import load_dataset
 
     paths = [config.train_data] if isinstance(config.train_data, str) else list(config.train_data)
@@ -141,6 +142,13 @@ def load_data(config: TrainConfig, scheme):
         print(f"train {path}: {report.summary()}")
     if config.val_data or val_report.skipped:
         print(f"val   {config.val_data or 'held out'}: {val_report.summary()}")
+    skipped = [{"set": "train", "record": src, "reason": why} for _, report in reports for src, why in report.skipped]
+    skipped += [{"set": "val", "record": src, "reason": why} for src, why in val_report.skipped]
+    if skipped and skipped_file:
+        from .outputs import atomic_json
+
+        atomic_json(skipped_file, {"skipped": skipped})
+        print(f"every skipped record: {skipped_file} ({len(skipped)})")
     if config.val_data:  # a validation face the model trained on makes the score (and the best checkpoint) flatter
         seen = {os.path.realpath(s.image_path) for s in train}
         shared = [s for s in val if os.path.realpath(s.image_path) in seen]
@@ -276,7 +284,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
             teacher = load_teacher(config.teacher, scheme, config.teacher_flip)
     synthetic = config.train_data is None
     config = resolve_data(config)
-    train_samples, val_samples = load_data(config, scheme)
+    train_samples, val_samples = load_data(config, scheme, os.path.join(out, "skipped.json"))
     pipeline = LandmarkPipeline(scheme, pipeline_config(config, synthetic))
     light = config.light_head if config.light_head is not None else config.preset.startswith("mobilevit")
     steps = config.steps_per_epoch or max(1, len(train_samples) // config.batch_size)

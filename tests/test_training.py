@@ -235,6 +235,14 @@ def test_validation_faces_that_are_training_faces_are_reported(faces, tmp_path, 
     assert "also training images" not in capsys.readouterr().out and len(held) >= 1
     load_data(_config(faces, tmp_path / "x", val_data=None), get_scheme("68"))
     assert "pass --val-data for a fair score" in capsys.readouterr().out
+    for k in range(7):  # more bad records than the summary names: the file lists every one
+        (val / f"bad{k}.pts").write_text("version: 1\nn_points: 68\n{\n1 2\n}\n")
+    load_data(_config(faces, tmp_path / "x", val_data=str(val)), get_scheme("68"), str(tmp_path / "skipped.json"))
+    out = capsys.readouterr().out
+    assert "... and 2 more" in out and f"every skipped record: {tmp_path / 'skipped.json'} (7)" in out
+    listed = json.load(open(tmp_path / "skipped.json"))["skipped"]
+    assert sorted(os.path.basename(r["record"]).split(":")[0] for r in listed) == [f"bad{k}.pts" for k in range(7)]
+    assert {r["set"] for r in listed} == {"val"}
 
 
 def test_fine_tuning_starts_from_the_given_models_weights(teacher_run, faces, tmp_path, capsys):
