@@ -357,11 +357,11 @@ class BlazeFaceDetector:
         if not faces:
             return [face]
         box, taken = face.landmark_box(), np.stack([f.landmark_box() for f in faces])
-        by_iou = box_iou(box, taken) >= self.iou
-        same = by_iou | (box_containment(box, taken) > CONTAINED_SHARE)
+        same = self._same_face(box, taken)
         if not same.any():
             return faces + [face]
-        if not by_iou.any() and all(faces[i].score < face.score for i in np.flatnonzero(same)):
+        by_containment_alone = not (box_iou(box, taken) >= self.iou).any()
+        if by_containment_alone and all(faces[i].score < face.score for i in np.flatnonzero(same)):
             return [f for f, s in zip(faces, same) if not s] + [face]
         return faces
 

@@ -193,20 +193,30 @@ class LandmarkDetector:
 
         return crop_to_image(pred, affines)
 
+    def refine_pass(self, image: np.ndarray, landmarks: np.ndarray, rolls: Sequence[float]
+                    ) -> tuple[np.ndarray, list[tuple[np.ndarray, float]], list[bool]]:
+        """One refinement pass over K faces: (K, N, 2) landmarks found again from crops framed on `landmarks`
+        (`landmark_crop`, turned by their eye line or else by `rolls`), those crops, and which faces were
+        framed: landmarks collapsed to under 2 px frame no crop, and such a face keeps its answer."""
+        crops = [self.landmark_crop(p, r) for p, r in zip(landmarks, rolls)]
+        framed = [max(box[2] - box[0], box[3] - box[1]) >= 2 for box, _ in crops]
+        usable = [i for i, ok in enumerate(framed) if ok]
+        landmarks = np.array(landmarks, np.float32)
+        if usable:
+            landmarks[usable] = self.landmarks_for_boxes(image, [crops[i][0] for i in usable],
+                                                         [crops[i][1] for i in usable])
+        return landmarks, crops, framed
+
     def refined_landmarks(self, image: np.ndarray, landmarks: np.ndarray, rolls: Sequence[float] | None = None,
                           passes: int | None = None) -> np.ndarray:
-        """(K, N, 2) landmarks found again, `passes` times (default `self.refine`), each from a crop around the
-        previous answer: its upright box, turned by its eye line (`align` on and the scheme has eye corners) or
-        else by `rolls`. A face whose landmarks collapse to under 2 px keeps its previous answer."""
+        """(K, N, 2) landmarks after `passes` refinement passes (default `self.refine`, see `refine_pass`)."""
         landmarks = np.asarray(landmarks, np.float32)
         rolls = [0.0] * len(landmarks) if rolls is None else list(rolls)
-        for _ in range(self.refine if passes is None else passes) if len(landmarks) else ():
-            boxes, rolls = (list(column) for column in zip(*(self.landmark_crop(p, r) for p, r in zip(landmarks, rolls))))
-            usable = [i for i, b in enumerate(boxes) if max(b[2] - b[0], b[3] - b[1]) >= 2]
-            if not usable:
+        for _ in range(self.refine if passes is None else passes):
+            landmarks, crops, framed = self.refine_pass(image, landmarks, rolls)
+            if not any(framed):
                 break
-            landmarks = landmarks.copy()
-            landmarks[usable] = self.landmarks_for_boxes(image, [boxes[i] for i in usable], [rolls[i] for i in usable])
+            rolls = [roll for _, roll in crops]
         return landmarks
 
     def __call__(self, image: np.ndarray, boxes: Sequence[Box] | None = None) -> list[Face]:

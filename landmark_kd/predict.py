@@ -404,7 +404,8 @@ def _main(argv: list[str]) -> int:
     elif args.input is not None and not video:
         paths = _image_paths(args.input)
         if not paths:
-            folders = os.path.isdir(args.input) and any(entry.is_dir() for entry in os.scandir(args.input))
+            folders = os.path.isdir(args.input) and any(os.path.isdir(os.path.join(args.input, name))
+                                                        for name in os.listdir(args.input))
             raise DataError(f"{args.input}: no images found" + (" (its subfolders are not searched: pass one of them, "
                                                                  "or a --list of images)" if folders else ""))
     else:

@@ -44,10 +44,17 @@ Detections = Sequence[tuple[np.ndarray, float]]  # [(box x0 y0 x1 y1, score), ..
 class Landmarker(Protocol):
     """What the tracker needs of `inference.LandmarkDetector`."""
 
-    def detect_faces(self, image: np.ndarray) -> Detections: ...
+    frames_by_landmarks: bool  # the model's crops were trained around its landmarks' own box
+
+    def find_faces(self, image: np.ndarray) -> Sequence[tuple[np.ndarray, float, float]]: ...
 
     def landmarks_for_boxes(self, image: np.ndarray, boxes: Sequence, rolls: Sequence[float] | None = None
                             ) -> np.ndarray: ...
+
+    def landmark_crop(self, landmarks: np.ndarray, roll: float = 0.0) -> tuple[np.ndarray, float]: ...
+
+    def refine_pass(self, image: np.ndarray, landmarks: np.ndarray, rolls: Sequence[float]
+                    ) -> tuple[np.ndarray, list[tuple[np.ndarray, float]], list[bool]]: ...
 
 
 def landmark_box(points: np.ndarray) -> np.ndarray:
@@ -76,8 +83,8 @@ class Track:
 class FaceTracker:
     """Landmarks of every face in a video, frame after frame, with stable track ids (see the module docstring).
 
-    `landmarker` is an `inference.LandmarkDetector` (or anything with its `detect_faces` and
-    `landmarks_for_boxes`); `detect` replaces its detector (e.g. a fixed box). `fps` gives the One-Euro time
+    `landmarker` is an `inference.LandmarkDetector` (or anything with the members of `Landmarker`); `detect`
+    replaces its detector (e.g. a fixed box). `fps` gives the One-Euro time
     step when `update` gets no `dt`."""
 
     def __init__(self, landmarker: Landmarker, redetect_every: int = 15, smooth: bool = True, fps: float = 30.0,
@@ -91,9 +98,9 @@ class FaceTracker:
             raise ValueError(f"fps must be above 0, got {fps}")
         if not 0 < match_iou <= confirm_iou <= 1:
             raise ValueError(f"need 0 < match_iou <= confirm_iou <= 1, got {match_iou}, {confirm_iou}")
-        # (box, score, roll) per face: the landmarker's own detection, whose roll turns the first crop
-        # (LandmarkDetector.find_faces), or (box, score) pairs taken as level
-        self.landmarker, self.detect = landmarker, detect or getattr(landmarker, "find_faces", landmarker.detect_faces)
+        # (box, score, roll) per face: the landmarker's own detection, whose roll turns the first crop, or a
+        # `detect` of (box, score) pairs taken as level
+        self.landmarker, self.detect = landmarker, detect or landmarker.find_faces
         self.redetect_every, self.smooth, self.fps = int(redetect_every), smooth, float(fps)
         self.match_iou, self.confirm_iou, self.hold_iou, self.hold_roll = match_iou, confirm_iou, hold_iou, hold_roll
         self.max_scale_change, self.max_shift = max_scale_change, max_shift
@@ -114,18 +121,11 @@ class FaceTracker:
         """How many tracks (distinct ids) there have been since the last reset."""
         return self._next_id
 
-    def landmark_crop(self, landmarks: np.ndarray, roll: float) -> tuple[np.ndarray, float]:
-        """The crop (box, roll) framed on a face's landmarks: the landmarker's own (`LandmarkDetector` turns it
-        by the landmarks' eye line when it aligns), else their upright bounding box."""
-        if hasattr(self.landmarker, "landmark_crop"):
-            return self.landmarker.landmark_crop(landmarks, roll)
-        return landmark_box(landmarks), 0.0
-
     def crop(self, track: Track) -> tuple[np.ndarray, float]:
         """The next frame's crop (box, roll) for a track: framed on its landmarks, or the current crop while the
         two overlap by IoU >= hold_iou and their rolls differ by under `hold_roll` (see the module docstring: why
         the crop is held)."""
-        box, roll = self.landmark_crop(track.landmarks, track.roll)
+        box, roll = self.landmarker.landmark_crop(track.landmarks, track.roll)
         turn = abs((roll - track.roll + np.pi) % (2 * np.pi) - np.pi)
         if turn < self.hold_roll and iou_matrix(box, track.crop_box)[0, 0] >= self.hold_iou:
             return track.crop_box, track.roll
@@ -218,12 +218,10 @@ class FaceTracker:
             points = self.landmarker.landmarks_for_boxes(image, [boxes[d] for _, d in recrop],
                                                          [found[d][2] for _, d in recrop])
             framed = [(boxes[d], found[d][2]) for _, d in recrop]
-            if getattr(self.landmarker, "frames_by_landmarks", True):  # not for a 51-point model (no jaw)
-                framed = [self.landmark_crop(p, found[d][2]) for p, (_, d) in zip(points, recrop)]
-                # landmarks collapsed to under 2 px frame no crop: such a face keeps its detection's crop
-                framed = [crop if max(crop[0][2] - crop[0][0], crop[0][3] - crop[0][1]) >= 2 else (boxes[d], found[d][2])
-                          for crop, (_, d) in zip(framed, recrop)]
-                points = self.landmarker.landmarks_for_boxes(image, [b for b, _ in framed], [r for _, r in framed])
+            if self.landmarker.frames_by_landmarks:  # not for a 51-point model (no jaw)
+                points, crops, ok = self.landmarker.refine_pass(image, points, [roll for _, roll in framed])
+                # a face whose landmarks collapsed keeps its detection's crop (and answer)
+                framed = [crop if good else first for crop, good, first in zip(crops, ok, framed)]
             for (track, d), face_points, (box, roll) in zip(recrop, points, framed):
                 if track is None:
                     track = Track(self._next_id, face_points, box, float(found[d][1]),

@@ -11,6 +11,7 @@ import os
 import cv2
 import numpy as np
 
+from ..outputs import atomic_json
 from .records import DatasetError, LoadReport, Sample, validate
 
 NUM_POINTS = 29
@@ -94,6 +95,5 @@ def load_cofw(mat_file: str, cache_dir: str | None = None, strict: bool = False)
         bbox = np.array([x - 1, y - 1, x - 1 + w, y - 1 + h], np.float32)
         samples.append(Sample(path, points.astype(np.float32), bbox, source))
     if not fresh:
-        with open(stamp_path, "w") as handle:
-            json.dump(stamp, handle)
+        atomic_json(stamp_path, stamp)
     return validate(samples, NUM_POINTS, report, strict), report
