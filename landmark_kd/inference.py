@@ -119,8 +119,10 @@ class LandmarkDetector:
         detected face again around its own landmarks (the framing the model was trained on), turned upright by
         their eye line when `align` is on; each costs one more model run per face (README, "Rotated and tilted
         faces"). The default is 1 for 68- and 98-point models, whose landmarks outline the face; 0 for others (a
-        51-point model has no jaw, and was trained on the 68 points' box). Boxes given to `__call__` are taken as
-        the landmark box, as evaluation takes them, and not refined.
+        51-point model has no jaw, and was trained on the 68 points' box). Boxes given to `__call__` are refined
+        too: a box from another detector or a hand-drawn one frames the face differently from the training crops,
+        and one pass makes the answer independent of that framing (README, "Your own face boxes"); `refine=0`
+        crops each given box once, as research evaluation protocols do.
         `any_angle` (a BlazeFace detector): also find faces lying on their side or upside down, for four times
         the detector's time."""
         if refine is not None and refine < 0:
@@ -232,7 +234,7 @@ class LandmarkDetector:
             found = self.find_faces(image)
         rolls = [roll for _, _, roll in found]
         landmarks = self.landmarks_for_boxes(image, [b for b, _, _ in found], rolls)
-        if boxes is None and self.refine and len(found):
+        if self.refine and len(found):
             landmarks = self.refined_landmarks(image, landmarks, rolls)
         return [Face(b, lm, s) for (b, s, _), lm in zip(found, landmarks)]
 

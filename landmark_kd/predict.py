@@ -376,10 +376,10 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--flip-test", action="store_true", help="also run each face mirrored and average the two "
                         "(1-2%% lower NME on real faces, twice the model time)")
     parser.add_argument("--refine", type=non_negative_int, default=None, metavar="N",
-                        help="crop each detected face again around its own landmarks, turned upright by their eye "
-                        "line, N times (default 1 for 68- and 98-point models, 0 for others; 0 off): closer to the "
-                        "framing the model was trained on, and right on faces tilted past what the face detector's "
-                        "keypoints get right; a --box is used as given")
+                        help="crop each face again around its own landmarks, turned upright by their eye line, N "
+                        "times (default 1 for 68- and 98-point models, 0 for others; 0 off): the framing the model "
+                        "was trained on, whatever box found the face (a --box too), and right on faces tilted past "
+                        "what the face detector's keypoints get right")
     parser.add_argument("--any-angle", action="store_true", help="also find faces lying on their side or upside "
                         "down (BlazeFace on the image turned by 90, 180 and 270 degrees too: 4x the detector's time)")
     parser.add_argument("--verbose", action="store_true")

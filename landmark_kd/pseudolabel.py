@@ -91,8 +91,8 @@ def _model_labeller(model_path: str, threads: int):
     detector = LandmarkDetector(model_path, detector="full", threads=threads)
     if detector.scheme.num_points != 68:
         raise ModelFileError(f"{model_path}: a {detector.scheme.num_points}-point model; .pts pseudo-labels need 68")
-    # one more pass cropped around the first answer, as LandmarkDetector does for the faces it detects
-    return lambda image, box: (detector.refined_landmarks(image, detector.landmarks_for_boxes(image, [box]))[0], 1.0)
+    # the detector's box, then one more pass cropped around the first answer (LandmarkDetector's refinement)
+    return lambda image, box: (detector(image, [box])[0].landmarks, 1.0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,8 @@ CASES = {
     "video_tracking": (["video_tracking.py", "--model", "{t}/missing.tflite"], "{t}/missing.tflite: no such file"),
     "face_detection": (["face_detection.py", "--realfaces", "{t}/nowhere"], "{t}/nowhere: real-face data not found"),
     "denormals": (["denormals.py", "--model", "{t}/missing.keras"], "{t}/missing.keras: no such file"),
+    "box_conventions": (["box_conventions.py", "--model", "{t}/missing.tflite", "--data", "{t}"],
+                        "{t}/missing.tflite: no such file"),
 }
 
 
