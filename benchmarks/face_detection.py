@@ -1,13 +1,17 @@
 """Face detection rate and speed on real photos: OpenCV's Haar cascade vs BlazeFace short / full / auto.
 
     python benchmarks/face_detection.py                      # ytf68/val, dlib_faces, 500 LFW photos
+    python benchmarks/face_detection.py --close-ups          # also face crops and background patches
     python benchmarks/face_detection.py --fit                # measure the detector-box -> 68-point-box fit
 
 A labelled face counts as found when some detected box (for BlazeFace its 68-landmark box estimate, what the
 landmark crop uses; for Haar its own box) has its centre inside the ground-truth box (the bounding box of the
 68 labelled points) and IoU >= 0.3 with it. LFW photos carry no labels but one centred face each (250x250):
 a photo counts as found when some detected box contains the image centre. Times are mean ms per image for
-the detector call alone (image already decoded, 1 thread).
+the detector call alone (image already decoded, 1 thread). `--close-ups` adds close-ups, every 4th ytf68/val face
+cut to a square of 1.0x, 1.1x and 1.25x its 68-point box (the face fills the picture, as in a face crop), and
+background patches with no face (PASCAL photos of dlib_faces away from their labelled faces, LFW photos'
+corners), where every detection is a false one.
 """
 from __future__ import annotations
 
@@ -75,6 +79,44 @@ def lfw(count: int, root: str = REALFACES) -> list[tuple[str, None]]:
     return [(path, None) for path in paths[::step][:count]]
 
 
+def close_ups(scale: float, every: int = 4, root: str = REALFACES) -> list[tuple[object, list[np.ndarray]]]:
+    """[(image loader, [68-point box in the crop])]: every `every`-th ytf68/val face cut to a square `scale` times
+    its 68-point box's longer side around that box's centre (edge pixels repeated where it leaves the photo)."""
+    def cut(path: str, truth: np.ndarray):
+        side = float(max(truth[2] - truth[0], truth[3] - truth[1]) * scale)
+        shift = np.array([side / 2 - (truth[0] + truth[2]) / 2, side / 2 - (truth[1] + truth[3]) / 2], np.float32)
+        matrix = np.array([[1, 0, shift[0]], [0, 1, shift[1]]], np.float32)
+        load = lambda: cv2.warpAffine(read_rgb(path), matrix, (int(side), int(side)),  # noqa: E731
+                                      borderMode=cv2.BORDER_REPLICATE)
+        return load, [truth + np.tile(shift, 2)]
+
+    return [cut(path, truth) for path, (truth,) in ytf68("val", root=root)[::every]]
+
+
+def background_patches(root: str = REALFACES, seed: int = 0) -> list[tuple[object, list]]:
+    """[(image loader, [])]: square patches with no face: up to 6 per dlib_faces photo, 20 px or more away from
+    every labelled face's box (PASCAL photos; some of their people are unlabelled), and the four 80x80 corners of
+    30 LFW photos (250x250, one centred face)."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for path, truths in dlib_faces(root):
+        height, width = read_rgb(path).shape[:2]
+        patches = []
+        for _ in range(400):
+            side = int(rng.integers(40, min(height, width) // 2))
+            x, y = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
+            if all(x + side < t[0] - 20 or x > t[2] + 20 or y + side < t[1] - 20 or y > t[3] + 20 for t in truths):
+                patches.append((x, y, side))
+            if len(patches) == 6:
+                break
+        items += [(lambda p=path, x=x, y=y, s=side: read_rgb(p)[y:y + s, x:x + s].copy(), [])
+                  for x, y, side in patches]
+    for path, _ in lfw(30, root):
+        items += [(lambda p=path, x=x, y=y: read_rgb(p)[y:y + 80, x:x + 80].copy(), [])
+                  for y in (0, 170) for x in (0, 170)]
+    return items
+
+
 def matches(box: np.ndarray, truth: np.ndarray) -> bool:
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     inside = truth[0] <= cx <= truth[2] and truth[1] <= cy <= truth[3]
@@ -85,8 +127,8 @@ def evaluate(detector, items) -> dict:
     """found / total faces, detections per image and mean ms per image of `detector` on `items`."""
     found = total = detections = 0
     seconds = 0.0
-    for path, truths in items:
-        image = read_rgb(path)
+    for source, truths in items:  # a path, or a function that makes the image
+        image = source() if callable(source) else read_rgb(source)
         start = time.perf_counter()
         boxes = [np.asarray(box, np.float32) for box, _ in detector(image)]
         seconds += time.perf_counter() - start
@@ -111,6 +153,8 @@ def make_detectors(names, threads: int) -> dict:
             detectors[name] = HaarFaceDetector()
         elif name == "any_angle":  # auto, also on the image turned by quarter turns
             detectors[name] = BlazeFaceDetector("auto", threads=threads, any_angle=True)
+        elif name == "auto_first_look":  # auto without the second look at close-ups
+            detectors[name] = BlazeFaceDetector("auto", threads=threads, close_ups=False)
         else:
             detectors[name] = BlazeFaceDetector(name, threads=threads)
     return detectors
@@ -119,6 +163,9 @@ def make_detectors(names, threads: int) -> dict:
 def run_benchmark(args) -> None:
     sets = {"ytf68/val": ytf68("val", root=args.realfaces), "dlib_faces": dlib_faces(args.realfaces),
             f"LFW ({args.lfw} photos)": lfw(args.lfw, args.realfaces)}
+    if args.close_ups:
+        sets.update({f"close-ups {scale}x": close_ups(scale, root=args.realfaces) for scale in (1.0, 1.1, 1.25)})
+        sets["background (no face)"] = background_patches(args.realfaces)
     detectors = make_detectors(args.detectors, args.threads)
     print(f"count rule: {COUNT_RULE}\n")
     print("| detector | " + " | ".join(f"{name} found" for name in sets) + " | " +
@@ -127,7 +174,7 @@ def run_benchmark(args) -> None:
     for det_name, detector in detectors.items():
         results = [evaluate(detector, items) for items in sets.values()]
         rates = [f"{r['found']}/{r['total']} ({100 * r['found'] / r['total']:.1f}%, {r['per_image']:.2f} det/img)"
-                 for r in results]
+                 if r["total"] else f"{r['per_image']:.3f} det/img" for r in results]
         times = [f"{r['ms']:.1f}" for r in results]
         print(f"| {det_name} | " + " | ".join(rates) + " | " + " | ".join(times) + " |", flush=True)
 
@@ -182,11 +229,14 @@ def main(argv: list[str] | None = None) -> int:
                             epilog=COUNT_RULE, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--detectors", nargs="+", default=["haar", "short", "full", "auto"],
                         help="any of haar, short, full, auto, any_angle (auto, also on the image turned by 90, "
-                        "180 and 270 degrees), or BlazeFace .tflite paths")
+                        "180 and 270 degrees), auto_first_look (auto without its second look at an image where "
+                        "it finds nothing), or BlazeFace .tflite paths")
     parser.add_argument("--realfaces", default=REALFACES, help="the real-face folder (ytf68/, dlib_faces/, "
                         "lfw_unlabeled/; see ../shared/realfaces/README.md)")
     parser.add_argument("--lfw", type=int, default=500, help="LFW photos to use, spread over the sorted list")
     parser.add_argument("--threads", type=int, default=1, help="tflite_runtime threads")
+    parser.add_argument("--close-ups", action="store_true", help="also face crops (faces filling the picture) "
+                        "and background patches with no face")
     parser.add_argument("--fit", action="store_true",
                         help="instead: measure each model's detector box -> 68-point box fit on ytf68/train")
     parser.add_argument("--limit", type=int, default=None, help="--fit: use only the first N train faces")
