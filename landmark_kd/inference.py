@@ -111,7 +111,8 @@ class LandmarkDetector:
     def __init__(self, model_path: str | Predictor | None = None, detector: str | Callable = "blazeface",
                  threads: int = 1, margin: float = CROP_MARGIN, scheme=None, align: bool = True, flip_test: bool = False,
                  refine: int | None = None, any_angle: bool = False):
-        """`model_path`: a .keras or .tflite file, or a ready `Predictor`. `threads`: TFLite threads; 1 by default
+        """`model_path`: a .keras or .tflite file, or a ready `Predictor`. `scheme`: a .tflite's landmark layout (a
+        built-in name or a .json file), where no `.scheme.json` lies beside it. `threads`: TFLite threads; 1 by default
         because a second thread only pays while the other core is idle, and costs several times the latency when
         it is not (README, "Deploying on a board"). `align`: turn each crop upright by the detector's eye-keypoint
         roll (BlazeFace only). `flip_test`: also run each crop mirrored and average the two answers (the research

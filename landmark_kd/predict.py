@@ -345,7 +345,8 @@ def _main(argv: list[str]) -> int:
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("input", nargs="?", help="an image, a folder of images, or a video")
-    parser.add_argument("--list", default=None, help="a text file of image paths, one per line (instead of input)")
+    parser.add_argument("--list", default=None, help="a text file of image paths, one per line (instead of input); "
+                        "relative paths are taken from the list file's folder")
     parser.add_argument("--format", default="json", choices=("json", "pts"),
                         help="json: landmarks.json + annotated images; pts: one .pts per image with every face, "
                         "right to left (the ICME 2024 challenge's format; empty file when no face)")
@@ -354,6 +355,9 @@ def _main(argv: list[str]) -> int:
                         "the .pts files and landmarks.json; the overlays still show all 68")
     parser.add_argument("--model", default=None, help=".keras or .tflite landmark model (default: the shipped "
                         "real-face student, landmark_kd/pretrained/real_student_fp16.tflite)")
+    parser.add_argument("--scheme", default=None, help="a .tflite model's landmark layout: a built-in name (68, "
+                        "98, 29, 51) or a .json layout (default: the .scheme.json convert.py wrote beside the model, "
+                        "else the built-in layout of its point count, with a warning)")
     parser.add_argument("--out", default=os.path.join("runs", "predict"), help="output folder")
     parser.add_argument("--detector", default="blazeface", choices=("blazeface", "short", "full_range", "haar", "full"),
                         help="blazeface: MediaPipe's BlazeFace, short and full range together (default); short / "
@@ -382,7 +386,7 @@ def _main(argv: list[str]) -> int:
                         "what the face detector's keypoints get right")
     parser.add_argument("--any-angle", action="store_true", help="also find faces lying on their side or upside "
                         "down (BlazeFace on the image turned by 90, 180 and 270 degrees too: 4x the detector's time)")
-    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and the TFLite runtime's log output")
     args = parser.parse_args(argv)
     if sum(source is not None for source in (args.input, args.list, args.camera)) != 1:
         parser.error("give one of: an input (image, folder or video), --list FILE or --camera INDEX")
@@ -390,7 +394,7 @@ def _main(argv: list[str]) -> int:
         parser.error("--format pts is for images, not --camera")
     if args.box and not (args.box[2] > args.box[0] and args.box[3] > args.box[1]):
         parser.error(f"argument --box: X1 > X0 and Y1 > Y0 needed, got {' '.join(f'{v:g}' for v in args.box)}")
-    from .inference import LandmarkDetector
+    from .inference import LandmarkDetector, default_model_path
     from .outputs import prepare_output_dir, refuse_input_folder
 
     source = args.input or args.list
@@ -412,8 +416,10 @@ def _main(argv: list[str]) -> int:
         paths = None  # a video or a camera
     if paths:  # outputs beside the inputs would replace them (a predicted .pts over the label of its image)
         refuse_input_folder(args.out, {os.path.dirname(os.path.abspath(p)) for p in paths})
+    if args.scheme and not (args.model or default_model_path()).lower().endswith(".tflite"):
+        parser.error("--scheme is for a .tflite model; a .keras model carries its own layout")
     detector = LandmarkDetector(args.model, args.detector, args.threads, flip_test=args.flip_test,
-                                refine=args.refine, any_angle=args.any_angle)
+                                refine=args.refine, any_angle=args.any_angle, scheme=args.scheme)
     if args.points == "51" and detector.scheme.num_points not in (68, 51):
         raise ConfigError(f"--points 51 needs a 68-point model (or a 51-point one); {detector.model_path} predicts "
                           f"{detector.scheme.num_points}")
@@ -443,7 +449,8 @@ def _main(argv: list[str]) -> int:
     if drop_jaw:
         inner51(results)
     json_path = os.path.join(args.out, "landmarks.json")
-    atomic_json(json_path, {"model": detector.model_path, "scheme": detector.scheme.name, "results": results})
+    scheme = "51" if drop_jaw else detector.scheme.name  # the layout of the landmarks written
+    atomic_json(json_path, {"model": detector.model_path, "scheme": scheme, "results": results})
     faces = sum(len(r.get("faces", [])) for r in results.values() if "faces" in r)
     faces += sum(len(f["faces"]) for r in results.values() for f in r.get("frames", []))
     no_face = [p for p, r in results.items() if r.get("message") == "no face found"]

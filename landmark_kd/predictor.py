@@ -6,12 +6,14 @@ Evaluation, inference, the export checks and the benchmarks all go through it, s
 """
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
 
+from .errors import MissingFileError, ModelFileError
 from .schemes import LandmarkScheme
 
 OVERLAY_FACES = 16  # faces kept, with their crops, for the overlay plot
@@ -48,12 +50,23 @@ class Predictor:
     scheme: LandmarkScheme
 
     @staticmethod
-    def from_path(path: str, threads: int = 1, scheme: LandmarkScheme | None = None) -> "Predictor":
+    def from_path(path: str, threads: int = 1, scheme: LandmarkScheme | str | None = None) -> "Predictor":
         """A `.tflite` (run by tflite_runtime, verified in a child process first) or a `.keras` model; a shipped
-        model may be named by its file name alone (`resolve_model_path`)."""
+        model may be named by its file name alone (`resolve_model_path`). `scheme` (a .tflite's landmark layout:
+        a LandmarkScheme, a built-in name or a .json file) overrides the `.scheme.json` beside the file; a .keras
+        model carries its own."""
         path = resolve_model_path(path)
         if path.endswith(".tflite"):
             return TFLitePredictor(path, threads, scheme)
+        if os.path.isfile(path):
+            try:
+                importlib.import_module("keras")
+            except ImportError:  # a device with only tflite_runtime
+                raise ModelFileError(f"{path}: a .keras model needs TensorFlow, which is not installed here; run its "
+                                     ".tflite export (convert.py) instead") from None
+        else:
+            raise MissingFileError(f"{path}: a folder, not a model file" if os.path.isdir(path) else
+                                   f"{path}: model file not found")
         from .models import load_model
 
         predictor = KerasPredictor(load_model(path))
@@ -107,9 +120,11 @@ class KerasPredictor(Predictor):
 class TFLitePredictor(Predictor):
     """A `.tflite` landmark model (path or bytes): one crop per invoke, int8 input/output handled."""
 
-    def __init__(self, path_or_bytes, threads: int = 1, scheme: LandmarkScheme | None = None):
+    def __init__(self, path_or_bytes, threads: int = 1, scheme: LandmarkScheme | str | None = None):
         from .export.tflite_runner import TFLiteLandmarkModel
+        from .schemes import get_scheme
 
+        scheme = None if scheme is None else get_scheme(scheme)  # a name ("68", "wflw") or a .json layout
         self.runner = TFLiteLandmarkModel(path_or_bytes, threads=threads, scheme=scheme)
         self.path = path_or_bytes if isinstance(path_or_bytes, str) else None
         self.image_size, self.scheme = self.runner.image_size, self.runner.scheme

@@ -69,10 +69,36 @@ def test_latency_is_measured_in_a_tflite_runtime_only_process(tflite_path):
 
 
 def test_a_broken_model_fails_the_latency_process_with_its_name(tmp_path):
+    from landmark_kd.errors import ModelFileError
+
     bad = tmp_path / "bad.tflite"
-    bad.write_bytes(b"TFL3" + bytes(64))
-    with pytest.raises(RuntimeError, match="bad.tflite: latency process failed"):
+    bad.write_bytes(bytes(4) + b"TFL3" + bytes(64))
+    with pytest.raises(ModelFileError, match="bad.tflite: not a loadable .tflite model"):
         measure_latency(str(bad), runs=1, warmup=0)
+
+
+def test_the_board_latency_script_refuses_bad_input_in_one_line(tflite_path, tmp_path):
+    """`python landmark_kd/export/benchmark.py MODEL` on a board (no TensorFlow): a good model gives one JSON line;
+    a missing, random, truncated (which crashes the runtime) or non-.tflite file and bad counts give one `error:`
+    line and exit 2."""
+    script = os.path.join(ROOT, "landmark_kd", "export", "benchmark.py")
+    (tmp_path / "random.tflite").write_bytes(np.random.default_rng(0).bytes(100))
+    whole = open(tflite_path, "rb").read()
+    (tmp_path / "half.tflite").write_bytes(whole[: len(whole) // 2])
+    cases = {"missing.tflite": "missing.tflite: no such file", "random.tflite": "random.tflite: not a loadable",
+             "half.tflite": "half.tflite: not a loadable", f"{tflite_path} --runs 0": "--runs: must be at least 1",
+             f"{tflite_path} --threads 0": "--threads: must be at least 1"}
+    for args, needle in cases.items():
+        done = _run_without_tensorflow(f"import runpy, sys; sys.argv = [{script!r}, *{args.split()!r}]; "
+                                       f"runpy.run_path({script!r}, run_name='__main__')", tmp_path)
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert done.returncode == 2 and len(errors) == 1 and needle in errors[0], (args, done.stderr[-1500:])
+        assert "Traceback" not in done.stderr
+    done = _run_without_tensorflow(f"import runpy, sys; sys.argv = [{script!r}, {tflite_path!r}, '--runs', '3']; "
+                                   f"runpy.run_path({script!r}, run_name='__main__')", tmp_path)
+    assert done.returncode == 0 and done.stderr.strip() == "", done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["runs"] == 3 and result["tensorflow_imported"] is False and result["median"] > 0
 
 
 def test_the_shipped_student_finds_landmarks_on_a_real_photo_without_tensorflow(tmp_path):
@@ -135,3 +161,20 @@ def test_video_tracking_runs_without_tensorflow(tmp_path):
     result = json.load(open(tmp_path / "out" / "landmarks.json"))["results"]["clip.avi"]
     assert len(result["frames"]) == 5 and result["tracking"]["detector_runs"] < 5
     assert all(len(f["faces"]) == 1 for f in result["frames"])
+
+
+def test_a_keras_model_on_a_device_is_one_clear_error(tmp_path):
+    """A board has no TensorFlow: a .keras model, a missing file or a folder given to predict is one `error:` line
+    that says what to do, not a ModuleNotFoundError traceback from the Keras loader."""
+    image = tmp_path / "face.png"
+    cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
+    (tmp_path / "folder").mkdir()
+    cases = {os.path.join(ROOT, "landmark_kd", "pretrained", "real_fast.keras"): "needs TensorFlow",
+             "missing.keras": "missing.keras: model file not found", "folder": "folder: a folder, not a model file"}
+    for model, needle in cases.items():
+        done = _run_without_tensorflow(f"""
+            from landmark_kd.predict import main
+            sys.exit(main([{str(image)!r}, "--model", {model!r}, "--detector", "full"]))
+        """, tmp_path)
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert done.returncode == 2 and len(errors) == 1 and needle in errors[0], (model, done.stderr[-1500:])

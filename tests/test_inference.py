@@ -216,7 +216,9 @@ def test_points_51_holds_for_json_and_pts_refuses_what_is_no_image(model_path, t
     out = tmp_path / "o"
     assert predict_main([str(tmp_path / "face.png"), "--model", model_path, "--out", str(out), "--detector", "full",
                          "--points", "51"]) == 0
-    (face,) = _load_json(out / "landmarks.json")["results"][str(tmp_path / "face.png")]["faces"]
+    saved = _load_json(out / "landmarks.json")
+    (face,) = saved["results"][str(tmp_path / "face.png")]["faces"]
+    assert saved["scheme"] == "51"  # the layout written, not the model's
     full = LandmarkDetector(model_path, detector="full")(image)[0].landmarks
     from landmark_kd.schemes import convert_68_to_51
 
@@ -263,6 +265,14 @@ def test_a_folder_of_folders_says_subfolders_are_not_searched(model_path, tmp_pa
     cv2.imwrite(str(tmp_path / "photos" / "day1" / "a.png"), np.zeros((8, 8, 3), np.uint8))
     assert predict_main([str(tmp_path / "photos"), "--model", model_path, "--out", str(tmp_path / "out")]) == 2
     assert "no images found (its subfolders are not searched" in capsys.readouterr().err
+
+
+def test_predict_scheme_is_for_tflite_models(model_path, tmp_path, capsys):
+    image = tmp_path / "face.png"
+    cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(SystemExit) as stop:
+        predict_main([str(image), "--model", model_path, "--scheme", "68", "--out", str(tmp_path / "o")])
+    assert stop.value.code == 2 and "--scheme is for a .tflite model" in capsys.readouterr().err
 
 
 def test_predict_any_angle_needs_blazeface_and_refine_needs_a_count(model_path, tmp_path, capsys):

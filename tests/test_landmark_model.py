@@ -69,6 +69,12 @@ def test_load_model_errors(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="not a loadable .keras model"):
         load_model(str(bad))
+    renamed = tmp_path / "renamed.keras"  # a .tflite under the wrong name: Keras itself says "File not found"
+    renamed.write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(32))
+    with pytest.raises(ValueError, match="renamed.keras: not a loadable .keras model .*TFLite flatbuffer"):
+        load_model(str(renamed))
+    with pytest.raises(FileNotFoundError, match="a folder, not a model file"):
+        load_model(str(tmp_path))
 
 
 def test_pretrained_checkpoint_initialises_the_backbone():

@@ -70,3 +70,27 @@ def test_a_shipped_model_can_be_named_from_any_folder(tmp_path, monkeypatch):
     assert resolve_model_path("real_fast_fp16.tflite") == "real_fast_fp16.tflite"  # the user's own file comes first
     assert resolve_model_path("nowhere.tflite") == "nowhere.tflite"
     assert Predictor.from_path("landmark_kd/pretrained/real_fast_fp16.tflite").image_size == 128
+
+
+def test_a_tflite_layout_comes_from_beside_it_or_is_named(saved_model, tmp_path, capsys):
+    """The .tflite holds only a point count: without the .scheme.json convert.py writes beside it, a user's own
+    68-point layout would pass for iBUG's. So that case warns; a layout given by name or file does not, and one
+    with another point count is refused."""
+    import json
+    import shutil
+
+    from landmark_kd.errors import ConfigError
+
+    model = tmp_path / "m.tflite"
+    shutil.copy(saved_model / "m.tflite", model)
+    assert Predictor.from_path(str(model)).scheme.name == "68"
+    assert "no m.scheme.json beside it; taking the built-in 68-point layout" in capsys.readouterr().err
+    assert Predictor.from_path(str(model), scheme="ibug").scheme.name == "68"
+    layout = dict(get_scheme("68").get_config(), name="my_layout")
+    (tmp_path / "layout.json").write_text(json.dumps(layout))
+    assert Predictor.from_path(str(model), scheme=str(tmp_path / "layout.json")).scheme.name == "my_layout"
+    (tmp_path / "m.scheme.json").write_text(json.dumps(layout))
+    assert Predictor.from_path(str(model)).scheme.name == "my_layout"
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ConfigError, match="a 98-point scheme .* for a 68-point model"):
+        Predictor.from_path(str(model), scheme="wflw")

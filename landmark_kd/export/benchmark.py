@@ -78,6 +78,11 @@ def measure_latency(path_or_bytes, threads: int = 1, warmup: int = 10, runs: int
                "--warmup", str(warmup), "--runs", str(runs), "--seed", str(seed)]
     done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    refused = [line[len("error: "):] for line in done.stderr.splitlines() if line.startswith("error: ")]
+    if done.returncode == 2 and refused:  # the model (or a flag) was refused, with the reason
+        from ..errors import ModelFileError
+
+        raise ModelFileError(refused[-1])
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"{path_or_bytes}: latency process failed (exit {done.returncode}): {tail}")
@@ -85,21 +90,47 @@ def measure_latency(path_or_bytes, threads: int = 1, warmup: int = 10, runs: int
 
 
 def _main(argv: list[str]) -> int:
+    """The script: one JSON line; a bad flag or model is one `error:` line and exit 2. The model is first loaded
+    and run once in a child process (`verify_tflite`): the runtime does not check its input, and a damaged file
+    would otherwise kill this process with no message."""
     import argparse
 
-    parser = argparse.ArgumentParser(description="Latency of one .tflite in a tflite_runtime-only process.")
-    parser.add_argument("model")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    from tflite_runtime.interpreter import Interpreter
+    if not __package__:  # run as a file: make the package importable (none of what is used imports TensorFlow)
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    from landmark_kd.cli import ArgumentParser, non_negative_int, positive_int, run
+    from landmark_kd.quiet import silenced
 
-    result = _time_interpreter(Interpreter, args.model, args.threads, args.warmup, args.runs, args.seed)
-    result["tensorflow_imported"] = "tensorflow" in sys.modules
-    print(json.dumps(result))
-    return 0
+    parser = ArgumentParser(description="Latency of one .tflite in a process that imports only numpy and "
+                            "tflite_runtime, as on a device: one JSON line (init_ms, median and p90 in ms).")
+    parser.add_argument("model", help="a .tflite file (or a shipped model's file name, e.g. real_student_fp16.tflite)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="interpreter threads")
+    parser.add_argument("--warmup", type=non_negative_int, default=10, help="untimed invocations first")
+    parser.add_argument("--runs", type=positive_int, default=50, help="timed invocations")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random input")
+    parser.add_argument("--verified", action="store_true", help=argparse.SUPPRESS)  # measure_latency's own
+
+    def main(args_list):
+        from landmark_kd.errors import MissingFileError, ModelFileError
+        from landmark_kd.export.tflite_runner import verify_tflite
+        from landmark_kd.predictor import resolve_model_path
+
+        args = parser.parse_args(args_list)
+        path = resolve_model_path(args.model)
+        if not os.path.exists(path):
+            raise MissingFileError(f"{path}: no such file")
+        if not os.path.isfile(path):
+            raise ModelFileError(f"{path}: a folder, not a .tflite file")
+        if not args.verified:
+            verify_tflite(path)
+        from tflite_runtime.interpreter import Interpreter
+
+        with silenced():  # the runtime's "Created TensorFlow Lite XNNPACK delegate" line on stderr
+            result = _time_interpreter(Interpreter, path, args.threads, args.warmup, args.runs, args.seed)
+        result["tensorflow_imported"] = "tensorflow" in sys.modules
+        print(json.dumps(result))
+        return 0
+
+    return run(main, argv)
 
 
 if __name__ == "__main__":

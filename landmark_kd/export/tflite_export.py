@@ -127,7 +127,9 @@ def _tail_layers() -> dict:
 def convert(model, mode: str = "fp32", representative: Callable[[], Iterable[list[np.ndarray]]] | None = None,
             int8_io: bool = False, with_heatmaps: bool = False, float_blocks: Sequence[str] = ()) -> bytes:
     """Convert with tf.lite.TFLiteConverter straight from Keras; `representative` is needed for `int8`, whose
-    `float_blocks` (layer names, see int8_sensitivity) stay float besides the decode tail."""
+    `float_blocks` (layer names, see int8_sensitivity) stay float besides the decode tail. `int8_io` (int8 only):
+    the image input is int8 (pixel value - 128 for a uint8 pixel), the outputs stay float (coordinates in int8
+    would step by half a pixel)."""
     import tensorflow as tf
 
     if mode not in MODES:
@@ -176,13 +178,17 @@ def _integer_body_float_tail(converter, representative, int8_io: bool, float_blo
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    if int8_io:
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float)
     debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=representative,
                                                          debug_options=options)
-    return debugger.get_nondebug_quantized_model()
+    buffer = debugger.get_nondebug_quantized_model()
+    if not int8_io:
+        return buffer
+    # The debugger's model ignores the converter's inference_input_type; drop its input QUANTIZE here instead, as
+    # the converter itself does. The outputs stay float: they come from the float tail.
+    from tensorflow.lite.python.util import modify_model_io_type
+
+    return modify_model_io_type(buffer, tf.int8, tf.float32)
 
 
 def _weight_only_int8(buffer: bytes) -> bytes:

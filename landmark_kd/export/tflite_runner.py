@@ -100,8 +100,13 @@ class TFLiteLandmarkModel:
         self.output = landmark_outputs[0]
         self.image_size = int(self.input["shape"][1])
         self.num_points = int(self.output["shape"][1])
-        if scheme is None and isinstance(path_or_bytes, str) and os.path.isfile(scheme_file(path_or_bytes)):
+        if scheme is not None and scheme.num_points != self.num_points:
+            raise ConfigError(f"a {scheme.num_points}-point scheme ({scheme.name}) for a {self.num_points}-point model")
+        self._named = isinstance(path_or_bytes, str) and scheme is None  # a file whose layout must come from beside it
+        if self._named and os.path.isfile(scheme_file(path_or_bytes)):
             scheme = self._read_scheme(scheme_file(path_or_bytes))
+            self._named = False
+        self.name = path_or_bytes if isinstance(path_or_bytes, str) else "model"
         self._scheme = scheme
 
     def _read_scheme(self, path: str):
@@ -126,9 +131,14 @@ class TFLiteLandmarkModel:
 
             match = [s for s in SCHEMES.values() if s.num_points == self.num_points]
             if not match:
-                raise ConfigError(f"{self.num_points}-point model and no scheme file beside it (convert.py writes "
-                                  "<model>.scheme.json): pass the landmark scheme explicitly")
+                raise ConfigError(f"{self.name}: a {self.num_points}-point model and no {scheme_file(self.name)} "
+                                  "beside it (convert.py writes one with each export): copy it there, or pass the "
+                                  "layout (predict --scheme FILE.json, LandmarkDetector(scheme=...))")
             self._scheme = match[0]
+            if self._named:  # a user's own 68-point layout would be taken for iBUG's without a word
+                print(f"warning: {self.name}: no {os.path.basename(scheme_file(self.name))} beside it; taking the "
+                      f"built-in {self.num_points}-point layout ({self._scheme.name}). Copy the .scheme.json that "
+                      "convert.py wrote with it, or pass the layout (predict --scheme)", file=sys.stderr)
         return self._scheme
 
     def _quantize(self, x: np.ndarray) -> np.ndarray:

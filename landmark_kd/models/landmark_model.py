@@ -6,6 +6,7 @@ Input: (B, S, S, 3) RGB in [0, 1]. Outputs (dict): `heatmaps` (fused, B x S/4 x 
 from __future__ import annotations
 
 import os
+import zipfile
 
 import keras
 
@@ -90,10 +91,17 @@ def copy_weights(source: keras.Model, target: keras.Model, source_name: str) -> 
 
 def load_model(path: str) -> keras.Model:
     """Load a `.keras` landmark model with safe_mode on; clear errors for missing or corrupt files."""
+    if os.path.isdir(path):
+        raise MissingFileError(f"{path}: a folder, not a model file")
     if not os.path.isfile(path):
         raise MissingFileError(f"{path}: model file not found")
     if path.lower().endswith(".tflite"):
         raise ModelFileError(f"{path}: a .tflite model; this needs the .keras model it was converted from")
+    if not zipfile.is_zipfile(path):  # Keras would report such a file as "not found"
+        with open(path, "rb") as handle:
+            looks = "; it is a TFLite flatbuffer: name it .tflite" if handle.read(8)[4:8] == b"TFL3" else ""
+        raise ModelFileError(f"{path}: not a loadable .keras model (a .keras file is a zip archive, this is not "
+                             f"one or is damaged{looks})")
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as err:  # keras raises many types for a bad archive
