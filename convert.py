@@ -15,7 +15,7 @@ from landmark_kd.quiet import quiet_unless_verbose
 quiet_unless_verbose(sys.argv)
 from landmark_kd.cli import (ArgumentParser, non_negative_float, positive_int, positive_int_list,  # noqa: E402
                              run, runtime_version)
-from landmark_kd.errors import ConfigError, MissingFileError  # noqa: E402
+from landmark_kd.errors import ConfigError, MissingFileError, ModelFileError  # noqa: E402
 from landmark_kd.quiet import silenced  # noqa: E402
 
 DEFAULT_MODEL = os.path.join("runs", "student", "best.keras")
@@ -26,7 +26,8 @@ def parse_args(argv):
     parser.add_argument("--model", default=DEFAULT_MODEL, help="Keras landmark model (.keras)")
     parser.add_argument("--modes", default="fp32,fp16,dynamic_int8,int8",
                         help="comma-separated subset of fp32, fp16, dynamic_int8, int8 (full integer)")
-    parser.add_argument("--int8-io", action="store_true", help="full-int8 model takes/returns int8 (default float I/O)")
+    parser.add_argument("--int8-io", action="store_true", help="full-int8 model takes an int8 image (uint8 pixel - "
+                        "128); its outputs stay float (default: float input)")
     parser.add_argument("--heatmaps", action="store_true", help="also output the fused heatmaps")
     parser.add_argument("--target-runtime", default="2.11.0", type=runtime_version, help="fail if any op needs a newer tflite-runtime")
     parser.add_argument("--threads", default="1,2", type=positive_int_list, help="thread counts to benchmark")
@@ -36,7 +37,8 @@ def parse_args(argv):
     parser.add_argument("--images-root", default=None, help="image folder for WFLW lists")
     parser.add_argument("--calibration-data", default=None, help="representative data for int8 (default: synthetic "
                         "training faces)")
-    parser.add_argument("--calibration-samples", type=positive_int, default=100)
+    parser.add_argument("--calibration-samples", type=positive_int, default=100,
+                        help="int8: calibrate on at most this many faces of --calibration-data, evenly spaced over it")
     parser.add_argument("--int8-float-blocks", default="auto",
                         help="blocks the full-int8 model keeps in float: auto (the fewest most int8-sensitive, "
                         "found by simulating int8 rounding on the calibration faces; ~30 s for the student), none, or "
@@ -51,22 +53,36 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def check_model_file(path: str) -> None:
+    """One clear line for a --model that is missing, a folder, or not a .keras (zip) file, before TensorFlow loads:
+    Keras itself reports a non-zip file as "not found"."""
+    if os.path.isdir(path):
+        raise ModelFileError(f"{path}: a directory, not a .keras file")
+    if not os.path.isfile(path):
+        hint = " Train and distil one first: `python train.py` then `python distill.py`." if path == DEFAULT_MODEL else ""
+        raise MissingFileError(f"no model at {path}.{hint}")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if not head.startswith(b"PK"):
+        looks = "this looks like a TFLite flatbuffer" if head[4:8] == b"TFL3" else "this is not one"
+        raise ModelFileError(f"{path}: not a .keras file (a .keras model is a zip archive; {looks})")
+
+
 def _main(argv: list[str] | None) -> int:
     args = parse_args(argv)
-    if not os.path.isfile(args.model):
-        hint = " Train and distil one first: `python train.py` then `python distill.py`." if args.model == DEFAULT_MODEL else ""
-        raise MissingFileError(f"no model at {args.model}.{hint}")
+    check_model_file(args.model)
     missing = [path for path in args.compare + ([args.data] if args.data else []) + ([args.calibration_data] if
                args.calibration_data else []) if not os.path.exists(path)]
     if missing:  # before the export, not after it
         raise MissingFileError(f"{missing[0]}: no such file or directory")
     from landmark_kd.export import MODES
-    from landmark_kd.export.report import ExportConfig, run_export
+    from landmark_kd.export.report import ExportConfig, check_modes_runtime, run_export
 
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise ConfigError(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
+    check_modes_runtime(modes, args.target_runtime)
     fields = {k: v for k, v in vars(args).items() if k in ExportConfig.__dataclass_fields__}
     config = ExportConfig(**{**fields, "modes": modes, "threads": tuple(args.threads)})
     report = run_export(config, silenced=lambda: silenced(not args.verbose))

@@ -142,3 +142,148 @@ def test_op_flops_names_each_ops_layer_and_sums_to_the_model_count():
     assert [flops for name, flops in ops if "conv_probe" in name] == [2 * 8 * 8 * 4 * 3 * 3 * 3]
     assert sorted(flops for _, flops in ops) == [2 * 8 * 8 * 2 * 4, 2 * 8 * 8 * 4 * 3 * 3 * 3]  # 2 x MACs each
     assert count_flops(buffer) == sum(flops for _, flops in ops)
+
+
+def _saved(model, tmp_path) -> str:
+    path = str(tmp_path / "student" / "best.keras")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    model.save(path)
+    return path
+
+
+def test_int8_io_export_takes_an_int8_image_and_a_rerun_replaces_the_earlier_export(tiny_model, tmp_path, capsys):
+    import convert as convert_cli
+    from landmark_kd.data import load_dataset
+    from landmark_kd.data.pipeline import LandmarkPipeline, PipelineConfig
+    from landmark_kd.export.report import _crops, int8_warnings, markdown
+    from landmark_kd.models import model_scheme
+    from landmark_kd.predictor import TFLitePredictor
+
+    faces = generate(str(tmp_path / "faces"), 6, seed=3, size=96, sheet=False)
+    model_path, out = _saved(tiny_model, tmp_path), str(tmp_path / "export")
+    common = ["--model", model_path, "--data", faces, "--runs", "1", "--threads", "1", "--output", out]
+    assert convert_cli.main(common + ["--modes", "fp32,int8", "--int8-io", "--int8-float-blocks", "none",
+                                      "--calibration-data", faces, "--calibration-samples", "6"]) == 0
+    report = json.load(open(os.path.join(out, "report.json")))
+    assert report["exports"]["int8"]["int8_io"] is True and report["exports"]["fp32"]["int8_io"] is False
+    runner = TFLiteLandmarkModel(report["exports"]["int8"]["file"])
+    assert runner.input["dtype"] == np.int8 and runner.output["dtype"] == np.float32
+    scale, zero = runner.input["quantization"]
+    assert scale == pytest.approx(1 / 255) and zero == -128
+    # the same calibration (all 6 faces, the evaluation set) with a float input: the predictor quantizes the
+    # int8-input model's crops itself, and the landmarks agree
+    samples, _ = load_dataset(faces, num_points=68)
+    crops = _crops(LandmarkPipeline(model_scheme(tiny_model), PipelineConfig(image_size=64)), samples)[0]
+    float_input = convert(tiny_model, "int8", lambda: ([c[None]] for c in crops))
+    assert TFLiteLandmarkModel(float_input).input["dtype"] == np.float32
+    expected = TFLitePredictor(float_input)(crops)
+    assert np.abs(TFLitePredictor(report["exports"]["int8"]["file"])(crops) - expected).max() < 0.05  # crop px
+    md = open(os.path.join(out, "report.md")).read()
+    int8_row = next(line for line in md.splitlines() if line.startswith("| int8 |"))
+    assert "int8 image input" in int8_row and "int8 image input" not in md.split("| fp32 |")[1].split("\n")[0]
+    assert f"- calibration: 6 faces of `{faces}` (labelled faces)" in md
+    assert "and no block (as given by `--int8-float-blocks`)" in md
+    assert f"measured {report['exports']['int8']['nme_relative_change']:+.1%} on the evaluation faces" in md
+    assert "- input: int8 image (uint8 pixel - 128" in md and "max dev (px): the largest deviation" in md
+    # calibrated on the faces it is scored on: said in the output and in report.md
+    assert "note: int8 was calibrated on the faces it is scored on" in capsys.readouterr().out
+    assert report["warnings"] and "**note**: int8 was calibrated" in md
+    over = {**report, "exports": {"int8": {**report["exports"]["int8"], "nme_relative_change": 0.022,
+                                           "calibration_is_eval_data": False}}}
+    assert int8_warnings(over) == ["warning: int8 NME +2.2% against the Keras model, over the 2% budget "
+                                   "(--int8-budget): keep more blocks in float (--int8-float-blocks, "
+                                   "--int8-max-float-blocks) or calibrate on more faces like the ones it will see"]
+    assert "**warning**: int8 NME +2.2%" in markdown({**over, "warnings": int8_warnings(over)}, [1])
+
+    # A rerun with fewer modes: the earlier export's files go, files it did not list stay.
+    old_int8 = report["exports"]["int8"]
+    open(os.path.join(out, "notes.txt"), "w").write("mine")
+    open(os.path.join(out, "other_int8.tflite"), "wb").write(b"x")
+    assert convert_cli.main(common + ["--modes", "fp32"]) == 0
+    assert f"replacing the earlier export in {out} (6 files)" in capsys.readouterr().out
+    assert not os.path.exists(old_int8["file"]) and not os.path.exists(old_int8["scheme_file"])
+    assert sorted(os.listdir(out)) == sorted(["notes.txt", "other_int8.tflite", "report.json", "report.md",
+                                              "student_best_fp32.tflite", "student_best_fp32.scheme.json"])
+    report = json.load(open(os.path.join(out, "report.json")))
+    assert list(report["exports"]) == ["fp32"] and report["warnings"] == []
+    assert "int8" not in open(os.path.join(out, "report.md")).read().split("max dev (px):")[1].split("Latency")[0]
+
+
+def test_calibration_data_is_loaded_first_and_unlabelled_photos_are_boxed(tiny_model, tmp_path, capsys):
+    import cv2
+    import skimage.data
+
+    import convert as convert_cli
+
+    faces = generate(str(tmp_path / "faces"), 4, seed=4, size=96, sheet=False)
+    model_path, out = _saved(tiny_model, tmp_path), str(tmp_path / "export")
+    common = ["--model", model_path, "--data", faces, "--modes", "int8", "--runs", "1", "--threads", "1",
+              "--output", out]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert convert_cli.main(common + ["--calibration-data", str(empty)]) == 2
+    captured = capsys.readouterr()
+    assert f"error: {empty}: no .pts files found" in captured.err and "Keras NME" not in captured.out
+    photos = tmp_path / "photos" / "person"  # LFW's layout: <person>/*.jpg, no labels
+    photos.mkdir(parents=True)
+    cv2.imwrite(str(photos / "astronaut.jpg"), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    calibration = str(tmp_path / "photos")
+    assert convert_cli.main(common + ["--calibration-data", calibration]) == 0
+    printed = capsys.readouterr().out
+    assert "the calibration faces are these unlabelled photos, boxed by the face detector" in printed
+    assert printed.index("boxed by the face detector") < printed.index("Keras NME")
+    int8 = json.load(open(os.path.join(out, "report.json")))["exports"]["int8"]
+    assert int8["calibration_images"] == 1 and int8["calibration_labelled"] is False
+    assert int8["calibration_data"] == calibration and not int8["calibration_is_eval_data"]
+    sensitivity = int8["int8_sensitivity"]  # auto: scored against the Keras model's own landmarks
+    assert np.isfinite(sensitivity["simulated_nme_all_int8"])
+    assert sensitivity["simulated_nme_float"] == pytest.approx(json.load(open(os.path.join(out, "report.json")))["nme_keras"])
+    assert "1 face of `" + calibration + "` (unlabelled photos, each face boxed by the face detector)" in \
+        open(os.path.join(out, "report.md")).read()
+
+
+def test_convert_refuses_early_and_writes_nothing_when_an_audit_fails(tiny_model, tmp_path, capsys, monkeypatch):
+    import zipfile
+
+    import convert as convert_cli
+    from landmark_kd.export import op_audit
+
+    # dynamic_int8 below 2.7.0: refused before the model is read (this zip is no model at all)
+    junk = tmp_path / "junk.keras"
+    with zipfile.ZipFile(junk, "w") as archive:
+        archive.writestr("config.json", "{}")
+    out = tmp_path / "export"
+    assert convert_cli.main(["--model", str(junk), "--target-runtime", "2.4", "--modes", "fp16,dynamic_int8",
+                             "--output", str(out)]) == 2
+    assert "error: mode dynamic_int8 needs tflite-runtime 2.7.0 or newer" in capsys.readouterr().err
+    assert not out.exists()
+    # one mode failing the audit: no .tflite of any mode is written, and an earlier export stays untouched
+    real_audit = op_audit.audit
+
+    def audit(buffer, target, source="model"):
+        return real_audit(buffer, "2.1.0" if source.startswith("fp16") else target, source)
+
+    monkeypatch.setattr(op_audit, "audit", audit)
+    faces = generate(str(tmp_path / "faces"), 2, seed=5, size=96, sheet=False)
+    out.mkdir()
+    (out / "report.json").write_text(json.dumps({"exports": {}}))
+    with pytest.raises(RuntimeCompatibilityError, match="fp16 export of .* needs a newer TFLite runtime than 2.1.0"):
+        run_export(ExportConfig(model=_saved(tiny_model, tmp_path), modes=("fp32", "fp16"), data=faces, output=str(out),
+                                runs=1, threads=(1,)))
+    assert sorted(os.listdir(out)) == ["report.json"]
+
+
+def test_convert_names_a_folder_or_a_tflite_given_as_the_keras_model(tmp_path, capsys):
+    import convert as convert_cli
+
+    assert convert_cli.main(["--model", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path}: a directory, not a .keras file"
+    renamed = tmp_path / "model.keras"
+    renamed.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 64)
+    assert convert_cli.main(["--model", str(renamed)]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {renamed}: not a .keras file (a .keras model is a zip archive; "
+                                               "this looks like a TFLite flatbuffer)")
+    with pytest.raises(SystemExit):
+        convert_cli.parse_args(["--help"])
+    assert "at most this many faces of --calibration-data, evenly spaced over it (default: 100)" in \
+        " ".join(capsys.readouterr().out.split())

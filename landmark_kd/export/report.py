@@ -23,7 +23,7 @@ class ExportConfig:
     modes: tuple[str, ...] = ("fp32", "fp16", "dynamic_int8", "int8")
     output: str = os.path.join("runs", "export")
     target_runtime: str = "2.11.0"  # refuse an export that needs a newer tflite-runtime
-    int8_io: bool = False  # full-int8 model takes and returns int8
+    int8_io: bool = False  # full-int8 model takes an int8 image (its outputs stay float)
     heatmaps: bool = False  # also output the fused heatmaps
     threads: tuple[int, ...] = (1, 2)  # thread counts to measure latency at
     runs: int = 50  # timed invocations per latency (after 10 warm-up)
@@ -31,7 +31,7 @@ class ExportConfig:
     data_format: str = "auto"
     images_root: str | None = None
     calibration_data: str | None = None  # int8 representative faces; None: the synthetic training faces
-    calibration_samples: int = 100
+    calibration_samples: int = 100  # int8: at most this many calibration faces, evenly spaced over the set
     int8_float_blocks: str = "auto"  # auto, none, or comma-separated layer names (see int8_sensitivity)
     int8_budget: float = 0.02
     int8_max_float_blocks: int = 3
@@ -90,10 +90,113 @@ def _choose_float_blocks(model, args, crops, score):
     return result.keep_float, result
 
 
+def check_modes_runtime(modes, target_runtime: str) -> None:
+    """ConfigError before any work when a mode always needs a newer runtime than the target: dynamic_int8 keeps
+    its weights in int8 behind DEQUANTIZE v5 whatever the model (tflite_export._weight_only_int8)."""
+    from .op_audit import OP_RUNTIME, parse_version
+
+    need = OP_RUNTIME["DEQUANTIZE"][5]
+    if "dynamic_int8" in modes and parse_version(target_runtime) < parse_version(need):
+        raise ConfigError(f"mode dynamic_int8 needs tflite-runtime {need} or newer (its int8 weights are expanded by "
+                          f"DEQUANTIZE v5); the target runtime is {target_runtime}: drop dynamic_int8 or raise "
+                          "--target-runtime")
+
+
+def _unlabelled_photos(path: str, data_format: str) -> bool:
+    """A folder of images with no .pts beside any of them (e.g. LFW's <person>/*.jpg)."""
+    if data_format not in ("auto", "300w") or not os.path.isdir(path):
+        return False
+    from ..data.pts300w import find_pairs
+    from ..pseudolabel import list_images
+
+    return not find_pairs(path) and bool(list_images(path))
+
+
+def _load_calibration(path: str, args: ExportConfig, num_points: int) -> tuple[list, bool]:
+    """(evenly spaced calibration samples, labelled). Calibration needs face crops, not landmarks, so a folder
+    of unlabelled photos is used too: each photo's face boxed by the detector (data.unlabeled)."""
+    from ..data import DatasetError, load_dataset
+
+    try:
+        samples, labelled = load_dataset(path, args.data_format, num_points, args.images_root)[0], True
+    except DatasetError:
+        if not _unlabelled_photos(path, args.data_format):
+            raise
+        from ..data.unlabeled import load_unlabeled
+
+        print(f"int8 calibration: {path} holds photos without landmark files; the calibration faces are these "
+              "unlabelled photos, boxed by the face detector (BlazeFace)")
+        samples, labelled = load_unlabeled(path, num_points), False
+    # Evenly spaced, not the first N: sorted folders put one person's (or one style's) faces together.
+    pick = np.unique(np.linspace(0, len(samples) - 1, min(args.calibration_samples, len(samples))).astype(int))
+    return [samples[i] for i in pick], labelled
+
+
+def _unlabelled_score(reference: np.ndarray, nme_keras: float, normalization: str, scheme):
+    """The int8 simulation's score on unlabelled calibration faces: the Keras model's landmarks (`reference`,
+    crop pixels) stand in for the truth, and its NME on the evaluation faces is added in quadrature (int8
+    rounding error taken as independent of the model's own), so a relative NME change can be estimated."""
+    from ..metrics import normalising_distance
+
+    norm = np.maximum(normalising_distance(reference, scheme, normalization), 1.0)
+
+    def score(pred: np.ndarray) -> float:
+        deviation = np.linalg.norm(np.asarray(pred, np.float64) - reference, axis=-1).mean(-1) / norm
+        return float(np.sqrt(nme_keras ** 2 + deviation ** 2).mean())
+    return score
+
+
+def _remove_earlier_export(output: str, keep=()) -> int:
+    """Delete what an earlier report.json in `output` lists (each export's .tflite and .scheme.json) and that
+    report (.json, .md), so a rerun with fewer modes leaves no stale export beside the new report. Returns the
+    count. Files it does not list stay, and so do this run's inputs (`keep`, e.g. a --compare model)."""
+    import json
+
+    report_path = os.path.join(output, "report.json")
+    if not os.path.isfile(report_path):
+        return 0
+    try:
+        with open(report_path) as handle:
+            exports = json.load(handle).get("exports", {})
+        listed = [e.get(key) for e in exports.values() for key in ("file", "scheme_file")]
+    except (OSError, ValueError, AttributeError, TypeError):
+        listed = []  # unreadable: it lists nothing we can trust; only the report itself is replaced
+    keep = {os.path.realpath(p) for p in keep}
+    removed = 0
+    for name in listed + [report_path, os.path.join(output, "report.md")]:
+        if not isinstance(name, str):
+            continue
+        # By file name inside `output`: the old paths are relative to wherever that run was started.
+        target = os.path.join(output, os.path.basename(name))
+        if os.path.isfile(target) and os.path.realpath(target) not in keep:
+            os.remove(target)
+            removed += 1
+    return removed
+
+
+def int8_warnings(report: dict) -> list[str]:
+    """Printed and written to report.md: int8 over its NME budget, or calibrated on the faces it is scored on."""
+    e = report["exports"].get("int8")
+    if not e:
+        return []
+    lines = []
+    budget = e.get("int8_budget")
+    if budget is not None and e["nme_relative_change"] > budget:
+        lines.append(f"warning: int8 NME {e['nme_relative_change']:+.1%} against the Keras model, over the "
+                     f"{budget * 100:g}% budget (--int8-budget): keep more blocks in float (--int8-float-blocks, "
+                     "--int8-max-float-blocks) or calibrate on more faces like the ones it will see")
+    if e.get("calibration_is_eval_data"):
+        lines.append(f"note: int8 was calibrated on the faces it is scored on ({e['calibration_data']}), which "
+                     "flatters its NME; pass --calibration-data with other faces for an honest figure")
+    return lines
+
+
 def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
     """Convert `args.model` in each mode, audit, score and time every export, write report.json / report.md and
-    return the report. `silenced` is a context manager factory that hides the converter's log output."""
+    return the report. `silenced` is a context manager factory that hides the converter's log output. Nothing is
+    written until every mode has converted and passed the op audit."""
     modes, threads = list(args.modes), list(args.threads)
+    check_modes_runtime(modes, args.target_runtime)  # before the model is loaded
     from ..data import load_dataset
     from ..data.pipeline import LandmarkPipeline, PipelineConfig
     from ..data.synthetic import ensure_default_dataset
@@ -118,6 +221,12 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
                               f"points: pass {' and '.join(need)} with faces in its layout")
         train_path, test_path = ensure_default_dataset(reuse_any=True)
     eval_path = args.data or test_path
+    calib_path, calib_samples, calib_labelled = args.calibration_data or train_path, [], True
+    if "int8" in modes:  # only full int8 calibrates; loaded first, so a bad --calibration-data fails at once
+        if args.calibration_data is None:
+            print(f"int8 calibration on the synthetic faces ({train_path}): for a model of real photos, pass "
+                  "--calibration-data with a few hundred of its own faces")
+        calib_samples, calib_labelled = _load_calibration(calib_path, args, scheme.num_points)
     samples, _ = load_dataset(eval_path, args.data_format, scheme.num_points, args.images_root)
     if args.max_eval:
         samples = samples[: args.max_eval]
@@ -129,20 +238,29 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
     print(f"{args.model}: {params / 1e6:.2f}M parameters, {size}px input, {scheme.num_points} points; "
           f"Keras NME {keras_metrics['nme']:.4f} on {len(samples)} faces ({eval_path})")
 
-    representative, float_blocks, sensitivity = None, [], None  # only full int8 needs calibration crops
+    representative, float_blocks, sensitivity, calib_crops = None, [], None, []
     if "int8" in modes:
-        if args.calibration_data is None:
-            print(f"int8 calibration on the synthetic faces ({train_path}): for a model of real photos, pass "
-                  "--calibration-data with a few hundred of its own faces")
-        calib_samples, _ = load_dataset(args.calibration_data or train_path, args.data_format, scheme.num_points,
-                                        args.images_root)
-        # Evenly spaced, not the first N: sorted folders put one person's (or one style's) faces together.
-        pick = np.unique(np.linspace(0, len(calib_samples) - 1, min(args.calibration_samples, len(calib_samples))).astype(int))
-        calib_samples = [calib_samples[i] for i in pick]
         calib_crops, calib_affines, calib_index = _crops(pipeline, calib_samples)
         representative = _representative(calib_crops)
-        float_blocks, sensitivity = _choose_float_blocks(
-            model, args, calib_crops, lambda pred: _nme(pred, calib_affines, calib_index, calib_samples, scheme)["nme"])
+        if calib_labelled:
+            score = lambda pred: _nme(pred, calib_affines, calib_index, calib_samples, scheme)["nme"]  # noqa: E731
+        else:
+            score = _unlabelled_score(KerasPredictor(model)(calib_crops), keras_metrics["nme"],
+                                      keras_metrics["normalization"], scheme)
+        float_blocks, sensitivity = _choose_float_blocks(model, args, calib_crops, score)
+
+    converted = {}  # every mode converted and audited before any file is written: no partial export
+    for mode in modes:
+        start = time.perf_counter()
+        with silenced():
+            buffer = convert(model, mode, representative, args.int8_io if mode == "int8" else False, args.heatmaps,
+                             float_blocks if mode == "int8" else ())
+        seconds = time.perf_counter() - start
+        converted[mode] = (buffer, audit(buffer, args.target_runtime, source=f"{mode} export of {args.model}"), seconds)
+    inputs = [args.model, *args.compare] + [p for p in (args.data, args.calibration_data) if p]
+    removed = _remove_earlier_export(args.output, keep=inputs)
+    if removed:
+        print(f"replacing the earlier export in {args.output} ({removed} files)")
 
     stem = os.path.splitext(os.path.basename(args.model))[0]
     prefix = f"{os.path.basename(os.path.dirname(os.path.abspath(args.model)))}_{stem}"
@@ -150,13 +268,7 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
               "scheme": scheme.name, "target_runtime": args.target_runtime, "eval_data": eval_path,
               "num_images": len(samples), "nme_keras": keras_metrics["nme"], "normalization": keras_metrics["normalization"],
               "latency_process": PROCESS_NOTE, "exports": {}, "compare": {}}
-    for mode in modes:
-        start = time.perf_counter()
-        with silenced():
-            buffer = convert(model, mode, representative, args.int8_io if mode == "int8" else False, args.heatmaps,
-                             float_blocks if mode == "int8" else ())
-        seconds = time.perf_counter() - start
-        result = audit(buffer, args.target_runtime, source=f"{mode} export of {args.model}")
+    for mode, (buffer, result, seconds) in converted.items():
         path = os.path.join(args.output, f"{prefix}_{mode}.tflite")
         atomic_bytes(path, buffer)
         atomic_json(scheme_file(path), scheme.get_config())  # the layout, which the .tflite cannot hold
@@ -183,7 +295,9 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
                     "deviation_px": sensitivity.deviation_px, "simulated_nme_float": sensitivity.nme_float,
                     "simulated_nme_all_int8": sensitivity.nme_int8, "simulated_nme_chosen": sensitivity.nme_chosen,
                     "budget": args.int8_budget, "calibration_images": len(calib_crops)}
-            entry["calibration_data"] = args.calibration_data or train_path
+            entry.update({"calibration_data": calib_path, "calibration_images": len(calib_crops),
+                          "calibration_labelled": calib_labelled, "int8_budget": args.int8_budget,
+                          "calibration_is_eval_data": os.path.realpath(calib_path) == os.path.realpath(eval_path)})
         report["exports"][mode] = entry
         lat = ", ".join(f"{t} thr {entry['latency_ms'][str(t)]['median']:.2f} ms" for t in threads)
         print(f"  {mode:>12}: {len(buffer) / 1e6:6.2f} MB, runtime >= {result.min_runtime_version}, NME "
@@ -200,6 +314,9 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
         c = report["compare"][other]
         print(f"  compare {os.path.basename(other)}: {len(buffer) / 1e6:.2f} MB, "
               + ", ".join(f"{t} thr {c['latency_ms'][str(t)]['median']:.2f} ms" for t in threads))
+    report["warnings"] = int8_warnings(report)
+    for line in report["warnings"]:
+        print(line)
     paths = {"json": os.path.join(args.output, "report.json"), "markdown": os.path.join(args.output, "report.md")}
     atomic_json(paths["json"], report)
     atomic_bytes(paths["markdown"], markdown(report, threads).encode())
@@ -207,8 +324,37 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
     return report
 
 
+def _int8_lines(report: dict) -> list[str]:
+    """report.md's int8 facts, which a deployer needs beside the table (report.json has them all)."""
+    e = report["exports"].get("int8")
+    if not e:
+        return []
+    where = "labelled faces" if e.get("calibration_labelled", True) else \
+        "unlabelled photos, each face boxed by the face detector"
+    chosen = "chosen by `--int8-float-blocks auto`" if "int8_sensitivity" in e else "as given by `--int8-float-blocks`"
+    blocks = f"blocks {', '.join(f'`{b}`' for b in e['float_blocks'])} ({chosen})" if e.get("float_blocks") else \
+        "no block (" + chosen + ")"
+    s = e.get("int8_sensitivity")
+    if s:
+        simulated = f"simulated {(s['simulated_nme_chosen'] - s['simulated_nme_float']) / s['simulated_nme_float']:+.1%}" \
+            " on the calibration faces" + ("" if e.get("calibration_labelled", True) else
+                                            " (against the Keras model's landmarks: they have no labels)")
+    else:
+        simulated = "not simulated (blocks given)"
+    budget = f"; budget {e['int8_budget'] * 100:g}%" if e.get("int8_budget") is not None else ""
+    n = e.get("calibration_images", 0)
+    image = ("int8 image (uint8 pixel - 128: scale 1/255, zero point -128)" if e.get("int8_io") else
+             "float32 image in [0, 1]")
+    return ["", f"**int8 export** (`{os.path.basename(e['file'])}`):", "",
+            f"- calibration: {n} face{'' if n == 1 else 's'} of `{e['calibration_data']}` ({where})",
+            f"- kept in float: the decode tail (heatmap softmax, AAM product, soft-argmax) and {blocks}",
+            f"- relative NME change against the Keras model: {simulated}; measured {e['nme_relative_change']:+.1%} "
+            f"on the evaluation faces{budget}",
+            f"- input: {image}; outputs float32"]
+
+
 def markdown(report: dict, threads) -> str:
-    """report.md: one table row per export and per compared model, and how latency was measured."""
+    """report.md: one table row per export and per compared model, the int8 facts, and how latency was measured."""
     lines = [f"# TFLite export of `{report['model']}`", "",
              f"{report['params'] / 1e6:.2f}M parameters, {report['image_size']}px input, {report['num_points']} points. "
              f"Accuracy on {report['num_images']} faces of `{report['eval_data']}` ({report['normalization']} NME); "
@@ -218,12 +364,19 @@ def markdown(report: dict, threads) -> str:
     lines += [head, "|" + "---|" * (7 + len(threads))]
     for mode, e in report["exports"].items():
         lat = " | ".join(f"{e['latency_ms'][str(t)]['median']:.2f} / {e['latency_ms'][str(t)]['p90']:.2f}" for t in threads)
-        lines.append(f"| {mode} | {e['quantization']} | {e['size_bytes'] / 1e6:.2f} | {e['flops'] / 1e9:.3f} | "
+        quantization = e["quantization"] + ("; int8 image input" if e.get("int8_io") else "")
+        lines.append(f"| {mode} | {quantization} | {e['size_bytes'] / 1e6:.2f} | {e['flops'] / 1e9:.3f} | "
                      f"{e['min_runtime_version']} | {e['nme_tflite']:.4f} | {e['max_deviation_px']:.3f} | {lat} |")
     for name, c in report["compare"].items():
         lat = " | ".join(f"{c['latency_ms'][str(t)]['median']:.2f} / {c['latency_ms'][str(t)]['p90']:.2f}" for t in threads)
         lines.append(f"| {os.path.basename(name)} (compare) | - | {c['size_bytes'] / 1e6:.2f} | {c['flops'] / 1e9:.3f} | "
                      f"{c['min_runtime_version']} | - | - | {lat} |")
+    lines += ["", f"max dev (px): the largest deviation of any landmark from the Keras model's, over the evaluation "
+              f"faces, in crop pixels of the model's {report['image_size']}px input."]
+    lines += _int8_lines(report)
+    warnings = report.get("warnings", [])
+    if warnings:
+        lines += [""] + [f"**{w.split(':', 1)[0]}**:{w.split(':', 1)[1]}" for w in warnings]
     lines += ["", "Latency: tflite_runtime with XNNPACK, batch 1, after 10 warm-up runs, measured on this machine in "
               "this run, each in a separate process that imports only numpy and tflite_runtime (as on a device: in a "
               "process that has imported TensorFlow the interpreter binds TensorFlow's newer XNNPACK, which also "
