@@ -15,7 +15,8 @@ from landmark_kd.quiet import quiet_unless_verbose
 quiet_unless_verbose(sys.argv)
 from landmark_kd.cli import (ArgumentParser, non_negative_float, positive_int, positive_int_list,  # noqa: E402
                              run, runtime_version)
-from landmark_kd.errors import ConfigError, MissingFileError, ModelFileError  # noqa: E402
+from landmark_kd.errors import ConfigError, MissingFileError  # noqa: E402
+from landmark_kd.predictor import check_keras_file  # noqa: E402
 from landmark_kd.quiet import silenced  # noqa: E402
 
 DEFAULT_MODEL = os.path.join("runs", "student", "best.keras")
@@ -53,28 +54,15 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def check_model_file(path: str) -> None:
-    """One clear line for a --model that is missing, a folder, or not a .keras (zip) file, before TensorFlow loads:
-    Keras itself reports a non-zip file as "not found"."""
-    if os.path.isdir(path):
-        raise ModelFileError(f"{path}: a directory, not a .keras file")
-    if not os.path.isfile(path):
-        hint = " Train and distil one first: `python train.py` then `python distill.py`." if path == DEFAULT_MODEL else ""
-        raise MissingFileError(f"no model at {path}.{hint}")
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-    if not head.startswith(b"PK"):
-        looks = "this looks like a TFLite flatbuffer" if head[4:8] == b"TFL3" else "this is not one"
-        raise ModelFileError(f"{path}: not a .keras file (a .keras model is a zip archive; {looks})")
-
-
 def _main(argv: list[str] | None) -> int:
     args = parse_args(argv)
-    check_model_file(args.model)
-    missing = [path for path in args.compare + ([args.data] if args.data else []) + ([args.calibration_data] if
-               args.calibration_data else []) if not os.path.exists(path)]
+    missing = [path for path in [args.model] + args.compare + ([args.data] if args.data else []) +
+               ([args.calibration_data] if args.calibration_data else []) if not os.path.exists(path)]
     if missing:  # before the export, not after it
-        raise MissingFileError(f"{missing[0]}: no such file or directory")
+        raise MissingFileError(f"no model at {args.model}. Train and distil one first: `python train.py` then "
+                               "`python distill.py`." if missing[0] == DEFAULT_MODEL else
+                               f"{missing[0]}: no such file or directory")
+    check_keras_file(args.model)  # a folder, a .tflite or no zip: one line before TensorFlow loads
     from landmark_kd.export import MODES
     from landmark_kd.export.report import ExportConfig, check_modes_runtime, run_export
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import zipfile
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -29,6 +30,22 @@ def resolve_model_path(path: str) -> str:
         return path
     shipped = os.path.join(PRETRAINED_DIR, os.path.basename(path))
     return shipped if os.path.basename(path) and os.path.isfile(shipped) else path
+
+
+def check_keras_file(path: str) -> None:
+    """One clear line, without importing Keras, for a path that cannot be a .keras model: missing, a folder, a
+    .tflite, or not a zip archive (Keras itself reports such a file as "not found")."""
+    if os.path.isdir(path):
+        raise MissingFileError(f"{path}: a folder, not a model file")
+    if not os.path.isfile(path):
+        raise MissingFileError(f"{path}: model file not found")
+    if path.lower().endswith(".tflite"):
+        raise ModelFileError(f"{path}: a .tflite model; this needs the .keras model it was converted from")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as handle:
+            looks = "; it is a TFLite flatbuffer: name it .tflite" if handle.read(8)[4:8] == b"TFL3" else ""
+        raise ModelFileError(f"{path}: not a loadable .keras model (a .keras file is a zip archive, this is not "
+                             f"one or is damaged{looks})")
 
 
 @dataclass

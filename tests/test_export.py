@@ -277,12 +277,13 @@ def test_convert_names_a_folder_or_a_tflite_given_as_the_keras_model(tmp_path, c
     import convert as convert_cli
 
     assert convert_cli.main(["--model", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {tmp_path}: a directory, not a .keras file"
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path}: a folder, not a model file"
     renamed = tmp_path / "model.keras"
     renamed.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 64)
     assert convert_cli.main(["--model", str(renamed)]) == 2
-    assert capsys.readouterr().err.strip() == (f"error: {renamed}: not a .keras file (a .keras model is a zip archive; "
-                                               "this looks like a TFLite flatbuffer)")
+    assert capsys.readouterr().err.strip() == (f"error: {renamed}: not a loadable .keras model (a .keras file is a zip "
+                                               "archive, this is not one or is damaged; it is a TFLite flatbuffer: "
+                                               "name it .tflite)")
     with pytest.raises(SystemExit):
         convert_cli.parse_args(["--help"])
     assert "at most this many faces of --calibration-data, evenly spaced over it (default: 100)" in \

@@ -5,11 +5,9 @@ Input: (B, S, S, 3) RGB in [0, 1]. Outputs (dict): `heatmaps` (fused, B x S/4 x 
 """
 from __future__ import annotations
 
-import os
-import zipfile
-
 import keras
 
+from ..predictor import check_keras_file
 from ..schemes import LandmarkScheme, get_scheme
 from .aam_head import EdgeToHeatmap, HeadConfig, aam_head
 from .common import ImagePreprocessing
@@ -17,7 +15,7 @@ from .mobilevitv2.mobilevitv2_backbone import MobileViTV2Backbone
 from .mobilevitv2.mobilevitv2_presets import MOBILEVITV2_PRESETS, mobilevitv2_config
 from .swinv2.swinv2_backbone import SwinV2Backbone
 from .swinv2.swinv2_presets import SWINV2_PRESETS, swinv2_config
-from ..errors import ConfigError, MissingFileError, ModelFileError
+from ..errors import ConfigError, ModelFileError
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 BACKBONES = sorted(SWINV2_PRESETS) + sorted(MOBILEVITV2_PRESETS)
@@ -91,17 +89,7 @@ def copy_weights(source: keras.Model, target: keras.Model, source_name: str) -> 
 
 def load_model(path: str) -> keras.Model:
     """Load a `.keras` landmark model with safe_mode on; clear errors for missing or corrupt files."""
-    if os.path.isdir(path):
-        raise MissingFileError(f"{path}: a folder, not a model file")
-    if not os.path.isfile(path):
-        raise MissingFileError(f"{path}: model file not found")
-    if path.lower().endswith(".tflite"):
-        raise ModelFileError(f"{path}: a .tflite model; this needs the .keras model it was converted from")
-    if not zipfile.is_zipfile(path):  # Keras would report such a file as "not found"
-        with open(path, "rb") as handle:
-            looks = "; it is a TFLite flatbuffer: name it .tflite" if handle.read(8)[4:8] == b"TFL3" else ""
-        raise ModelFileError(f"{path}: not a loadable .keras model (a .keras file is a zip archive, this is not "
-                             f"one or is damaged{looks})")
+    check_keras_file(path)
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as err:  # keras raises many types for a bad archive
