@@ -64,13 +64,12 @@ def _main(argv: list[str] | None) -> int:
                                f"{missing[0]}: no such file or directory")
     check_keras_file(args.model)  # a folder, a .tflite or no zip: one line before TensorFlow loads
     from landmark_kd.export import MODES
-    from landmark_kd.export.report import ExportConfig, check_modes_runtime, run_export
+    from landmark_kd.export.report import ExportConfig, run_export
 
     modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise ConfigError(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
-    check_modes_runtime(modes, args.target_runtime)
     fields = {k: v for k, v in vars(args).items() if k in ExportConfig.__dataclass_fields__}
     config = ExportConfig(**{**fields, "modes": modes, "threads": tuple(args.threads)})
     report = run_export(config, silenced=lambda: silenced(not args.verbose))

@@ -93,8 +93,6 @@ def _main(argv: list[str]) -> int:
     """The script: one JSON line; a bad flag or model is one `error:` line and exit 2. The model is first loaded
     and run once in a child process (`verify_tflite`): the runtime does not check its input, and a damaged file
     would otherwise kill this process with no message."""
-    import argparse
-
     if not __package__:  # run as a file: make the package importable (none of what is used imports TensorFlow)
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     from landmark_kd.cli import ArgumentParser, non_negative_int, positive_int, run
@@ -107,7 +105,6 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--warmup", type=non_negative_int, default=10, help="untimed invocations first")
     parser.add_argument("--runs", type=positive_int, default=50, help="timed invocations")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random input")
-    parser.add_argument("--verified", action="store_true", help=argparse.SUPPRESS)  # measure_latency's own
 
     def main(args_list):
         from landmark_kd.errors import MissingFileError, ModelFileError
@@ -120,8 +117,7 @@ def _main(argv: list[str]) -> int:
             raise MissingFileError(f"{path}: no such file")
         if not os.path.isfile(path):
             raise ModelFileError(f"{path}: a folder, not a .tflite file")
-        if not args.verified:
-            verify_tflite(path)
+        verify_tflite(path)
         from tflite_runtime.interpreter import Interpreter
 
         with silenced():  # the runtime's "Created TensorFlow Lite XNNPACK delegate" line on stderr

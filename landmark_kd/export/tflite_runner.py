@@ -102,12 +102,11 @@ class TFLiteLandmarkModel:
         self.num_points = int(self.output["shape"][1])
         if scheme is not None and scheme.num_points != self.num_points:
             raise ConfigError(f"a {scheme.num_points}-point scheme ({scheme.name}) for a {self.num_points}-point model")
-        self._named = isinstance(path_or_bytes, str) and scheme is None  # a file whose layout must come from beside it
-        if self._named and os.path.isfile(scheme_file(path_or_bytes)):
-            scheme = self._read_scheme(scheme_file(path_or_bytes))
-            self._named = False
-        self.name = path_or_bytes if isinstance(path_or_bytes, str) else "model"
-        self._scheme = scheme
+        self.path = path_or_bytes if isinstance(path_or_bytes, str) else None
+        self.name = self.path or "model"
+        if scheme is None and self.path and os.path.isfile(scheme_file(self.path)):
+            scheme = self._read_scheme(scheme_file(self.path))
+        self._scheme = scheme  # None: neither given nor beside the file; the scheme property guesses it
 
     def _read_scheme(self, path: str):
         """The layout convert.py wrote beside the export; it must have the model's point count."""
@@ -135,7 +134,7 @@ class TFLiteLandmarkModel:
                                   "beside it (convert.py writes one with each export): copy it there, or pass the "
                                   "layout (predict --scheme FILE.json, LandmarkDetector(scheme=...))")
             self._scheme = match[0]
-            if self._named:  # a user's own 68-point layout would be taken for iBUG's without a word
+            if self.path:  # a user's own 68-point layout would be taken for iBUG's without a word
                 print(f"warning: {self.name}: no {os.path.basename(scheme_file(self.name))} beside it; taking the "
                       f"built-in {self.num_points}-point layout ({self._scheme.name}). Copy the .scheme.json that "
                       "convert.py wrote with it, or pass the layout (predict --scheme)", file=sys.stderr)
