@@ -105,7 +105,7 @@ def run_evaluation(config: EvalConfig) -> dict:
 
     predictor = Predictor.from_path(config.model)
     scheme = predictor.scheme
-    data = config.data or ensure_default_dataset(reuse_any=True)[1]
+    data = config.data or ensure_default_dataset(reuse_any=True, splits=("test",))[1]
     samples, report = load_dataset(data, config.data_format, scheme.num_points, config.images_root)
     if config.face_box == "landmarks":  # the crop a benchmark with ground-truth landmark boxes uses
         samples = [replace(s, bbox=None) for s in samples]

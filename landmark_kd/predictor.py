@@ -73,17 +73,14 @@ class Predictor:
         a LandmarkScheme, a built-in name or a .json file) overrides the `.scheme.json` beside the file; a .keras
         model carries its own."""
         path = resolve_model_path(path)
-        if path.endswith(".tflite"):
+        if path.lower().endswith(".tflite"):
             return TFLitePredictor(path, threads, scheme)
-        if os.path.isfile(path):
-            try:
-                importlib.import_module("keras")
-            except ImportError:  # a device with only tflite_runtime
-                raise ModelFileError(f"{path}: a .keras model needs TensorFlow, which is not installed here; run its "
-                                     ".tflite export (convert.py) instead") from None
-        else:
-            raise MissingFileError(f"{path}: a folder, not a model file" if os.path.isdir(path) else
-                                   f"{path}: model file not found")
+        check_keras_file(path)  # missing, a folder or no zip: said before Keras is looked for
+        try:
+            importlib.import_module("keras")
+        except ImportError:  # a device with only tflite_runtime
+            raise ModelFileError(f"{path}: a .keras model needs TensorFlow, which is not installed here; run its "
+                                 ".tflite export (convert.py) instead") from None
         from .models import load_model
 
         predictor = KerasPredictor(load_model(path))

@@ -375,3 +375,22 @@ def test_read_bgr_reads_gifs_that_imread_cannot(tmp_path):
     assert np.abs(cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(int) - rgb).max() <= 2
     (tmp_path / "bad.gif").write_bytes(b"GIF89a not really")
     assert read_bgr(str(tmp_path / "bad.gif")) is None
+
+
+def test_decoder_warnings_name_the_file(tmp_path, capfd):
+    """libjpeg writes "Premature end of JPEG file" to descriptor 2 without saying which file; read_bgr passes
+    the line on with the path in front, and still returns what could be decoded."""
+    import cv2
+
+    from landmark_kd.data.records import read_bgr
+
+    image = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    data = cv2.imencode(".jpg", image)[1].tobytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 2 // 3])
+    (tmp_path / "whole.jpg").write_bytes(data)
+    assert read_bgr(str(tmp_path / "whole.jpg")).shape == (128, 128, 3)
+    assert capfd.readouterr().err == ""
+    assert read_bgr(str(tmp_path / "cut.jpg")).shape == (128, 128, 3)
+    lines = capfd.readouterr().err.splitlines()
+    assert lines and all(line.startswith(f"warning: {tmp_path / 'cut.jpg'}: ") for line in lines), lines
+    assert any("JPEG" in line for line in lines)

@@ -52,3 +52,17 @@ def test_scoring_reuses_a_set_made_with_another_seed(tmp_path):
     again = ensure_default_dataset(root, reuse_any=True)
     assert again == (train, test) and os.path.getmtime(os.path.join(test, "manifest.json")) == stamp
     assert json.load(open(os.path.join(test, "manifest.json")))["seed"] == 1 + 7919
+
+
+def test_only_the_splits_asked_for_are_generated(tmp_path):
+    """Scoring needs the test faces only: the 2,000 training faces must not be drawn for it."""
+    import os
+
+    from landmark_kd.data.synthetic import ensure_default_dataset
+
+    root = str(tmp_path / "syn")
+    train, test = ensure_default_dataset(root, 3, 2, size=64, splits=("test",))
+    assert train is None and os.path.isfile(os.path.join(test, "manifest.json"))
+    assert not os.path.exists(os.path.join(root, "train"))
+    train, again = ensure_default_dataset(root, 3, 2, size=64)
+    assert again == test and len([f for f in os.listdir(train) if f.endswith(".pts")]) == 3

@@ -80,12 +80,15 @@ def read_bgr(path: str):
     tf.io.decode_image), so predict, pseudolabel and unlabelled distillation would otherwise drop them."""
     import cv2
 
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None and path.lower().endswith(".gif"):
-        capture = cv2.VideoCapture(path)
-        ok, frame = capture.read()
-        capture.release()
-        image = frame if ok else None
+    from ..quiet import named_native_warnings
+
+    with named_native_warnings(path):  # libjpeg's "Corrupt JPEG data" lines, which would not say which file
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image is None and path.lower().endswith(".gif"):
+            capture = cv2.VideoCapture(path)
+            ok, frame = capture.read()
+            capture.release()
+            image = frame if ok else None
     return image
 
 

@@ -250,12 +250,17 @@ def generate(out_dir: str, num: int, seed: int = 0, size: int = 256, sheet: bool
 
 
 def ensure_default_dataset(root: str = "data/synthetic", num_train: int = 2000, num_test: int = 300,
-                           seed: int = 0, size: int = 256, reuse_any: bool = False) -> tuple[str, str]:
+                           seed: int = 0, size: int = 256, reuse_any: bool = False,
+                           splits: tuple[str, ...] = ("train", "test")) -> tuple[str | None, str | None]:
     """Generate (once) the default train/test sets; reused while their manifest matches. `reuse_any` (scoring
     and export) takes whatever complete set is there, so a model trained with `--seed 1` is scored on its own
-    faces instead of the set being silently regenerated with the defaults."""
+    faces instead of the set being silently regenerated with the defaults. Only the `splits` asked for are made
+    (evaluation needs no 2,000 training faces); the others' paths come back as None."""
     paths = []
     for split, num, split_seed in (("train", num_train, seed), ("test", num_test, seed + 7919)):
+        if split not in splits:
+            paths.append(None)
+            continue
         path = os.path.join(root, split)
         want = {"version": VERSION, "num": num, "seed": split_seed, "size": size}
         try:

@@ -212,14 +212,16 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
     model = load_model(args.model)
     scheme, size = model_scheme(model), model_image_size(model)
     prepare_output_dir(args.output)
+    needed = (("test",) if args.data is None else ()) + (  # the synthetic splits this export uses, if any
+        ("train",) if "int8" in modes and args.calibration_data is None else ())
     train_path, test_path = (None, None)
-    if args.data is None or ("int8" in modes and args.calibration_data is None):
+    if needed:
         if scheme.num_points not in (68, 51):  # the synthetic faces are 68-point (51 is their inner part)
             need = [flag for flag, given in (("--data", args.data), ("--calibration-data", "int8" not in modes
                                              or args.calibration_data)) if not given]
             raise ConfigError(f"{args.model}: a {scheme.num_points}-point model; the default (synthetic) faces have 68 "
                               f"points: pass {' and '.join(need)} with faces in its layout")
-        train_path, test_path = ensure_default_dataset(reuse_any=True)
+        train_path, test_path = ensure_default_dataset(reuse_any=True, splits=needed)
     eval_path = args.data or test_path
     calib_path, calib_samples, calib_labelled = args.calibration_data or train_path, [], True
     if "int8" in modes:  # only full int8 calibrates; loaded first, so a bad --calibration-data fails at once

@@ -13,14 +13,17 @@ from ..errors import ConfigError, MissingFileError, ModelFileError
 
 def make_interpreter(path_or_bytes, threads: int = 1, allocate: bool = True):
     """An interpreter, allocated unless only its tensor details are wanted. The runtime logs "Created
-    TensorFlow Lite XNNPACK delegate" straight to stderr when it allocates; our CLIs' quiet mode hides it."""
-    from ..quiet import is_quiet, silenced
+    TensorFlow Lite XNNPACK delegate" straight to stderr when it allocates: that notice is dropped unless
+    asked for (runtime_notices_wanted), anything else it writes is passed on."""
+    from ..quiet import native_stderr, runtime_notices_wanted
+
+    keep = runtime_notices_wanted()
 
     try:
         from tflite_runtime.interpreter import Interpreter
     except ImportError:  # fall back to TensorFlow's copy of the same interpreter
         from tensorflow.lite.python.interpreter import Interpreter
-    with silenced(is_quiet()):
+    with native_stderr(lambda line: line if keep or "XNNPACK delegate" not in line else None):
         if isinstance(path_or_bytes, (bytes, bytearray)):
             interpreter = Interpreter(model_content=bytes(path_or_bytes), num_threads=threads)
         else:
