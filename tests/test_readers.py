@@ -357,6 +357,11 @@ def test_68_point_data_serves_the_51_point_scheme(tmp_path):
     lo, hi = pts.min(0), pts.max(0)
     assert np.allclose(samples[0].bbox, [lo[0], lo[1], hi[0], hi[1]], atol=1e-3)
     assert "expected 51 or 68 points" in dict(report.skipped)[str(tmp_path / "b.pts")]
+    assert report.notes == []
+    write_pts(str(tmp_path / "c.pts"), pts[17:])  # a native 51-point file: .pts holds no face box
+    _image(str(tmp_path / "c.png"))
+    samples, report = load_dataset(str(tmp_path), num_points=51)
+    assert len(samples) == 2 and "1 face(s) have 51 points and no face box" in report.summary()
 
 
 def test_read_bgr_reads_gifs_that_imread_cannot(tmp_path):

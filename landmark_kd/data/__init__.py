@@ -60,9 +60,10 @@ def _inner51(path: str, samples: list[Sample], report: LoadReport, strict: bool)
     51-point faces as they are; other counts skipped and counted."""
     from ..schemes import convert_68_to_51
 
-    kept = []
+    kept, boxless = [], 0
     for sample in samples:
         count = sample.landmarks.shape[0]
+        boxless += count == 51 and sample.bbox is None
         if count == 68:
             sample = Sample(sample.image_path, convert_68_to_51(sample.landmarks), sample.face_box(), sample.source)
         elif count != 51:
@@ -75,6 +76,10 @@ def _inner51(path: str, samples: list[Sample], report: LoadReport, strict: bool)
     report.loaded = len(kept)
     if not kept:
         raise DatasetError(f"{path}: no usable samples for the 51-point scheme ({len(report.skipped)} skipped)")
+    if boxless:  # the model learns (and is scored on) crops of the 68 points' box; the jaw is what is missing
+        report.notes.append(f"{boxless} face(s) have 51 points and no face box, so each is cropped around its 51 "
+                            "points, tighter than the 68-point box 51-point models use: give each its bbox "
+                            "(the face with the jaw)")
     return kept, report
 
 

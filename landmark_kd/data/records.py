@@ -45,6 +45,7 @@ class LoadReport:
     """How many samples a reader kept, and each skipped one with its `file:line` and reason."""
     loaded: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # about samples that were kept but may not be what was meant
 
     def skip(self, source: str, reason: str) -> None:
         self.skipped.append((source, reason))
@@ -64,6 +65,8 @@ class LoadReport:
             text += f"\n  skipped {source}: {reason}"
         if len(self.skipped) > 5:
             text += f"\n  ... and {len(self.skipped) - 5} more"
+        for note in self.notes:
+            text += f"\n  note: {note}"
         return text
 
 
