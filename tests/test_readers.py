@@ -1,5 +1,6 @@
 import json
 import os
+import re
 
 import cv2
 import numpy as np
@@ -399,3 +400,45 @@ def test_decoder_warnings_name_the_file(tmp_path, capfd):
     lines = capfd.readouterr().err.splitlines()
     assert lines and all(line.startswith(f"warning: {tmp_path / 'cut.jpg'}: ") for line in lines), lines
     assert any("JPEG" in line for line in lines)
+
+
+def test_csv_columns_are_read_by_name(tmp_path):
+    """A CSV with every x before every y used to be read pairwise in column order, scrambling each face with no
+    warning; columns are now matched by name, and a column that is no coordinate is named in the error."""
+    _image(str(tmp_path / "a.png"))
+    pts = _face_points(4)
+    x_then_y = "image," + ",".join(f"x{i}" for i in range(4)) + "," + ",".join(f"y_{i}" for i in range(4))
+    row = "a.png," + ",".join(f"{v:.2f}" for v in pts[:, 0]) + "," + ",".join(f"{v:.2f}" for v in pts[:, 1])
+    (tmp_path / "xy.csv").write_text(f"{x_then_y}\n{row}\n")
+    samples, _ = load_dataset(str(tmp_path / "xy.csv"), num_points=4)
+    assert np.allclose(samples[0].landmarks, pts, atol=0.01)
+    cases = {"image,subject,x0,y0\n": "column 2 ('subject') is not a coordinate",
+             "image,x0,y0,x1\n": "point 1 has no y1 column",
+             "image,x0,y0,x2,y2\n": "no columns for point(s) [1]",
+             "image,bbox_x0,bbox_y0,x0,y0\n": "bbox columns ['bbox_x0', 'bbox_y0'] given without the rest",
+             "image;x0;y0\n": "separated by ';'"}
+    for i, (header, message) in enumerate(cases.items()):
+        (tmp_path / f"bad{i}.csv").write_text(header + "a.png,1,2,3,4\n")
+        with pytest.raises(DatasetError, match=r"bad%d\.csv:1: .*%s" % (i, re.escape(message))):
+            load_dataset(str(tmp_path / f"bad{i}.csv"))
+
+
+def test_points_outside_the_image_and_xywh_boxes_are_skipped_with_a_reason(tmp_path):
+    """Coordinates of another image or scale used to train on crops of nothing; a face cut by the border keeps
+    most points inside and stays."""
+    _image(str(tmp_path / "a.png"), size=64)
+    pts = _face_points(5)
+    border = pts.copy()
+    border[0] = (-5, -7)
+    entries = [{"image": "a.png", "landmarks": pts.tolist()},
+               {"image": "a.png", "landmarks": border.tolist()},
+               {"image": "a.png", "landmarks": (pts - 1000).tolist()},
+               {"image": "a.png", "landmarks": (pts * 50).tolist()},
+               {"image": "a.png", "landmarks": pts.tolist(), "bbox": [30, 20, 15, 15]}]
+    (tmp_path / "ann.json").write_text(json.dumps(entries))
+    samples, report = load_dataset(str(tmp_path / "ann.json"), num_points=5)
+    assert len(samples) == 2
+    reasons = dict(report.skipped)
+    assert "only 0 of 5 points lie inside the 64x64 image" in reasons[f"{tmp_path / 'ann.json'}[2]"]
+    assert "inside the 64x64 image" in reasons[f"{tmp_path / 'ann.json'}[3]"]
+    assert "not [x, y, width, height]" in reasons[f"{tmp_path / 'ann.json'}[4]"]

@@ -2,7 +2,8 @@
 
 JSON: `{"samples": [{"image": "a.jpg", "landmarks": [[x, y], ...], "bbox": [x0, y0, x1, y1]}, ...]}`
 (or the bare list); `bbox` is optional. CSV: a header `image,bbox_x0,bbox_y0,bbox_x1,bbox_y1,x0,y0,x1,y1,...`
-where the bbox columns are optional (columns or cells may be empty). Image paths are relative to the
+where the bbox columns are optional (columns or cells may be empty); coordinate columns are matched by name
+(`x0`/`y0` or `x_0`/`y_0`), so their order does not matter. Image paths are relative to the
 annotation file's folder unless absolute. Coordinates are 0-based pixels.
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 
 import numpy as np
 
@@ -38,6 +40,41 @@ def _sample(entry: object, base: str, source: str) -> Sample:
     if os.sep == "/" and "\\" in image and not os.path.exists(os.path.join(base, image)):
         image = image.replace("\\", "/")  # a file written on Windows (img\\a.jpg)
     return Sample(os.path.join(base, image), points, bbox, source)
+
+
+_BBOX_COLUMNS = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
+_COORDINATE = re.compile(r"([xy])_?(\d+)", re.IGNORECASE)
+
+
+def _csv_columns(header: list[str], path: str) -> tuple[list[int], list[int]]:
+    """(bbox column indices, coordinate column indices in x0, y0, x1, y1, ... order), read from the header's
+    names, so that a file with every x before every y, or its columns in another order, is read right; any
+    other column is an error naming it (it would otherwise become a point)."""
+    given = [c for c in _BBOX_COLUMNS if c in header]
+    if given and len(given) != 4:
+        raise DatasetError(f"{path}:1: bbox columns {given} given without the rest of {', '.join(_BBOX_COLUMNS)}")
+    bbox_cols = [header.index(c) for c in given]
+    named: dict[tuple[int, str], int] = {}
+    for i, name in enumerate(header):
+        if i == 0 or i in bbox_cols:
+            continue
+        match = _COORDINATE.fullmatch(name.strip())
+        if match is None:
+            raise DatasetError(f"{path}:1: column {i + 1} ({name!r}) is not a coordinate: the header is image, then "
+                               f"optionally {', '.join(_BBOX_COLUMNS)}, then x0, y0, x1, y1, ...")
+        key = int(match.group(2)), match.group(1).lower()
+        if key in named:
+            raise DatasetError(f"{path}:1: column {name!r} appears twice")
+        named[key] = i
+    indices = sorted({k for k, _ in named})
+    for k in indices:
+        for axis in "xy":
+            if (k, axis) not in named:
+                raise DatasetError(f"{path}:1: point {k} has no {axis}{k} column")
+    if indices and indices != list(range(indices[0], indices[0] + len(indices))):
+        missing = sorted(set(range(indices[0], indices[-1] + 1)) - set(indices))
+        raise DatasetError(f"{path}:1: no columns for point(s) {missing[:5]} between {indices[0]} and {indices[-1]}")
+    return bbox_cols, [named[k, axis] for k in indices for axis in "xy"]
 
 
 def load_custom(path: str, num_points: int | None = None, strict: bool = False) -> tuple[list[Sample], LoadReport]:
@@ -76,13 +113,13 @@ def load_custom(path: str, num_points: int | None = None, strict: bool = False) 
             raise DatasetError(f"{path}: not UTF-8 text (byte {err.start})") from None
         except csv.Error as err:
             raise DatasetError(f"{path}: malformed CSV ({err})") from None
+        if rows and len(rows[0]) == 1 and rows[0][0].startswith("image") and rows[0][0][5:6] in (";", "\t", "|"):
+            raise DatasetError(f"{path}:1: the columns are separated by {rows[0][0][5:6]!r}; this reader takes "
+                               "commas")
         if not rows or not rows[0] or rows[0][0] != "image":
             raise DatasetError(f"{path}:1: header must start with 'image'")
         header = rows[0]
-        bbox_cols = [header.index(c) for c in ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1") if c in header]
-        point_cols = [i for i, c in enumerate(header) if i and i not in bbox_cols]
-        if len(point_cols) % 2:
-            raise DatasetError(f"{path}:1: odd number of coordinate columns ({len(point_cols)})")
+        bbox_cols, point_cols = _csv_columns(header, path)
         for number, row in enumerate(rows[1:], 2):
             source = f"{path}:{number}"
             if not any(cell.strip() for cell in row):

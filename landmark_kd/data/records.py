@@ -203,26 +203,46 @@ def too_many_pixels(size: tuple[int, int] | None) -> str | None:
 def check_image_file(path: str) -> str | None:
     """Cheap check that `path` is an image TensorFlow can decode: a known signature and, for PNG and JPEG,
     the end marker (a truncated download is the commonest corruption). Returns a reason or None."""
+    return _inspect_image(path)[0]
+
+
+def _inspect_image(path: str) -> tuple[str | None, tuple[int, int] | None]:
+    """(check_image_file's reason, the (width, height) annotations refer to: EXIF orientation applied; None
+    when the header does not say) without decoding the pixels."""
     if not os.path.isfile(path):
-        return f"image not found: {path}"
+        return f"image not found: {path}", None
     try:
         with open(path, "rb") as handle:
             head = handle.read(32)
             size = image_dimensions(head, handle)
+            if size is not None and head.startswith(_SIGNATURES[1]) and _exif_orientation(handle) >= 5:
+                size = size[1], size[0]  # orientations 5-8 turn the picture a quarter
             handle.seek(max(0, os.path.getsize(path) - _TAIL_BYTES))
             tail = handle.read()
     except OSError as err:
-        return f"image unreadable: {path} ({err.strerror})"
+        return f"image unreadable: {path} ({err.strerror})", None
     if not head:
-        return f"image is empty: {path}"
+        return f"image is empty: {path}", None
     if not any(head.startswith(sig) for sig in _SIGNATURES) and not needs_opencv(head):
-        return f"not a PNG/JPEG/BMP/GIF/TIFF/WebP image: {path}"
+        return f"not a PNG/JPEG/BMP/GIF/TIFF/WebP image: {path}", None
     if head.startswith(_SIGNATURES[0]) and b"IEND" not in tail:
-        return f"truncated PNG (no IEND chunk): {path}"
+        return f"truncated PNG (no IEND chunk): {path}", size
     if head.startswith(_SIGNATURES[1]) and b"\xff\xd9" not in tail:
-        return f"truncated JPEG (no end-of-image marker): {path}"
+        return f"truncated JPEG (no end-of-image marker): {path}", size
     reason = too_many_pixels(size)
-    return f"{reason}: {path}" if reason else None
+    return (f"{reason}: {path}" if reason else None), size
+
+
+def _points_outside(points: np.ndarray, size: tuple[int, int]) -> str | None:
+    """A reason when most landmarks lie outside the image: coordinates of another image or scale (a face cut
+    by the border keeps most of its points inside, and is kept)."""
+    width, height = size
+    inside = (points[:, 0] >= -0.5) & (points[:, 0] <= width - 0.5) & (points[:, 1] >= -0.5) & (points[:, 1] <= height - 0.5)
+    if inside.mean() >= 0.5:
+        return None
+    lo, hi = points.min(0), points.max(0)
+    return (f"only {int(inside.sum())} of {len(points)} points lie inside the {width}x{height} image (the points "
+            f"span x {lo[0]:.0f}..{hi[0]:.0f}, y {lo[1]:.0f}..{hi[1]:.0f}: another image's or scale's coordinates?)")
 
 
 def check_sample(sample: Sample, num_points: int | None, check_image: bool = True) -> str | None:
@@ -239,9 +259,12 @@ def check_sample(sample: Sample, num_points: int | None, check_image: bool = Tru
     if not np.all(np.isfinite(box)):
         return f"non-finite bbox {box.tolist()}"
     if box[2] - box[0] <= 0 or box[3] - box[1] <= 0:
-        return f"zero-area face box {np.round(box, 2).tolist()}"
+        hint = " (bbox is [x0, y0, x1, y1], not [x, y, width, height])" if sample.bbox is not None and (
+            box[2] < box[0] or box[3] < box[1]) else ""
+        return f"zero-area face box {np.round(box, 2).tolist()}{hint}"
     if check_image:
-        return check_image_file(sample.image_path)
+        reason, size = _inspect_image(sample.image_path)
+        return reason or (_points_outside(pts, size) if size is not None and size[0] * size[1] else None)
     return None
 
 
