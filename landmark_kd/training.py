@@ -204,6 +204,9 @@ def run_training(config: TrainConfig) -> dict:
     from .outputs import output_lock, prepare_output_dir
 
     config.check_teacher(bool(config.teacher))
+    from .models.landmark_model import check_image_size
+
+    check_image_size(config.preset, config.image_size)  # before any data is loaded
     if config.pose_balance:
         from .metrics import yaw_points
         from .schemes import get_scheme

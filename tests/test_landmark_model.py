@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,21 @@ def test_fast_student_preset_halves_the_students_cost(tmp_path):
     fast.save(path)
     x = np.random.default_rng(1).uniform(0, 1, (1, 128, 128, 3)).astype(np.float32)
     assert np.array_equal(load_model(path)(x)["landmarks"].numpy(), fast(x)["landmarks"].numpy())
+
+
+@pytest.mark.parametrize("preset, size, message, near", [
+    ("mobilevitv2_pico", 96, "multiple of 64", "64, 128, 192"),
+    ("swinv2_pico", 100, "stage 0's 25x25 map does not tile into 4x4 windows", "64, 128"),
+    ("swinv2_nano", 192, "stage 2's 12x12 map", "64, 128, 256")])
+def test_an_image_size_the_backbone_cannot_take_is_one_clear_error(preset, size, message, near):
+    """Such a size used to get through the CLI and end in a Keras traceback after the data had loaded; the
+    check agrees with what actually builds."""
+    from landmark_kd.errors import ConfigError
+    from landmark_kd.models.landmark_model import check_image_size
+
+    with pytest.raises(ConfigError, match=f"--image-size {size} does not fit {preset}: .*{re.escape(message)}.*"
+                                          f"nearest that do: {near}"):
+        build_landmark_model(preset, "68", size)
+    for fits in [int(s) for s in near.split(", ")][:2]:
+        check_image_size(preset, fits)
+    build_landmark_model(preset, "68", int(near.split(", ")[0]))  # a suggested size builds

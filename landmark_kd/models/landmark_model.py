@@ -21,9 +21,31 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 BACKBONES = sorted(SWINV2_PRESETS) + sorted(MOBILEVITV2_PRESETS)
 
 
+def _backbone_config(preset: str, image_size: int):
+    if preset in SWINV2_PRESETS:
+        return swinv2_config(preset, image_size)
+    if preset in MOBILEVITV2_PRESETS:
+        return mobilevitv2_config(preset, image_size)
+    raise ConfigError(f"unknown backbone preset {preset!r}; known: {BACKBONES}")
+
+
+def check_image_size(preset: str, image_size: int) -> None:
+    """A ConfigError naming the nearest sizes that work when `preset` cannot take `image_size` (before any data
+    is loaded; the layers' own errors come out of Keras as a traceback)."""
+    problem = _backbone_config(preset, image_size).image_size_problem()
+    if problem is None:
+        return
+    fits = [s for s in range(64, max(2 * image_size, 512) + 1, 16)
+            if _backbone_config(preset, s).image_size_problem() is None]
+    near = sorted(sorted(fits, key=lambda s: abs(s - image_size))[:3])
+    raise ConfigError(f"--image-size {image_size} does not fit {preset}: {problem}; the nearest that do: "
+                      f"{', '.join(map(str, near))}")
+
+
 def build_backbone(preset: str, image_size: int, pretrained: str | None = None) -> tuple[keras.Model, ImagePreprocessing, slice]:
     """(backbone model, preprocessing layer, features to use from stride 4). With `pretrained`, the
     architecture comes from the checkpoint's own transformers config."""
+    check_image_size(preset, image_size)
     if preset in SWINV2_PRESETS:
         cls, config = SwinV2Backbone, swinv2_config(preset, image_size)
         preprocess = ImagePreprocessing(IMAGENET_MEAN, IMAGENET_STD, name="preprocess")

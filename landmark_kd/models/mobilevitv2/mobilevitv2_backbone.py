@@ -27,6 +27,14 @@ class MobileViTV2Config:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def image_size_problem(self) -> str | None:
+        """Why `image_size` cannot be built, or None: five stride-2 stages, and the last attention stage (stride
+        32) cuts its map into patch_size x patch_size patches."""
+        step = 32 * self.patch_size
+        if self.image_size % step:
+            return f"MobileViT-v2 needs a multiple of {step} (32 x its patch size {self.patch_size})"
+        return None
+
     def channels(self) -> list[int]:
         w = self.width_multiplier
         return [make_divisible(min(max(32 * w, 16), 64), 8, 16), make_divisible(64 * w, 16), make_divisible(128 * w, 8),

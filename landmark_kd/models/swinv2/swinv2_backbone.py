@@ -31,6 +31,20 @@ class SwinV2Config:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def image_size_problem(self) -> str | None:
+        """Why `image_size` cannot be built, or None: each stage's map (patch_size, then halved per stage) must be
+        whole and tile into windows; a map no larger than the window is one window (SwinV2's rule)."""
+        resolution, size = self.image_size, self.image_size
+        for stage in range(len(self.depths)):
+            step = self.patch_size * 2 ** stage
+            if size % step:
+                return f"SwinV2 needs a multiple of {step} (patch size {self.patch_size}, {len(self.depths)} stages)"
+            resolution = size // step
+            if resolution > self.window_size and resolution % self.window_size:
+                return (f"stage {stage}'s {resolution}x{resolution} map does not tile into {self.window_size}x"
+                        f"{self.window_size} windows")
+        return None
+
 
 @register
 class SwinV2Backbone(Backbone):
