@@ -14,7 +14,7 @@ import sys
 from landmark_kd.quiet import quiet_unless_verbose
 
 quiet_unless_verbose(sys.argv)
-from landmark_kd.cli import (ArgumentParser, add_training_arguments, non_negative_float, run,  # noqa: E402
+from landmark_kd.cli import (TRAINING_INTERRUPTED, ArgumentParser, add_training_arguments, non_negative_float, run,  # noqa: E402
                              training_config_from_args)
 from landmark_kd.teacher import check_teacher_files, teacher_paths  # noqa: E402
 from landmark_kd.training import TrainConfig  # noqa: E402
@@ -58,7 +58,7 @@ def _main(argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(_main, argv)
+    return run(_main, argv, TRAINING_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ import sys
 from landmark_kd.quiet import quiet_unless_verbose
 
 quiet_unless_verbose(sys.argv)
-from landmark_kd.cli import ArgumentParser, add_training_arguments, run, training_config_from_args  # noqa: E402
+from landmark_kd.cli import (TRAINING_INTERRUPTED, ArgumentParser, add_training_arguments, run,  # noqa: E402
+                             training_config_from_args)
 from landmark_kd.training import TrainConfig  # noqa: E402
 
 DEFAULTS = TrainConfig()
@@ -28,7 +29,7 @@ def _main(argv: list[str] | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(_main, argv)
+    return run(_main, argv, TRAINING_INTERRUPTED)
 
 
 if __name__ == "__main__":

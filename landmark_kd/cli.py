@@ -152,8 +152,9 @@ def add_training_arguments(parser, defaults) -> None:
     g.add_argument("--output", default=defaults.output, help="output folder")
     g.add_argument("--resume", action="store_true", help="require and continue an interrupted run in --output "
                    "(an interrupted run is continued automatically anyway)")
-    g.add_argument("--restart", action="store_true", help="start over: discard an interrupted run's backup, or train over a "
-                   "finished run in --output (by default a finished run is kept and the command refused)")
+    g.add_argument("--restart", action="store_true", help="start over: remove the earlier run's files from --output (its "
+                   "backup, best/last.keras, metrics, plots and logs) first; without it an interrupted run is resumed and "
+                   "a finished one kept (the command refused)")
     g.add_argument("--verbose", action="store_true", help="show TensorFlow's log output")
 
 
@@ -174,9 +175,14 @@ def training_config_from_args(args, defaults):
         light_head=None if args.head == "auto" else args.head == "light", star_w=args.star_w, star_dist=args.star_dist)
 
 
-def run(main, argv: list[str] | None = None) -> int:
+TRAINING_INTERRUPTED = ("interrupted: the same command resumes from the last finished epoch (--restart starts "
+                        "over)")
+
+
+def run(main, argv: list[str] | None = None, interrupted: str = "interrupted") -> int:
     """Run a CLI's `main(argv)`: a `UserError` (bad data, flag, file or output folder) becomes one `error:` line
-    and exit 2; any other exception is a bug and keeps its traceback."""
+    and exit 2; Ctrl-C prints `interrupted` (what to do next, for training) and exits 130; any other exception
+    is a bug and keeps its traceback."""
     from .errors import UserError
 
     try:
@@ -185,5 +191,5 @@ def run(main, argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(interrupted, file=sys.stderr)
         return 130

@@ -249,6 +249,64 @@ def _refuse_to_overwrite(config: TrainConfig, out: str, backup_dir: str) -> None
                           "pass its flags to resume it, --restart to start over, or another --output")
 
 
+# What a run writes into its --output (the unlabelled photos' face boxes are a cache, valid for any run, and stay).
+RUN_FILES = ("backup", "best.keras", "last.keras", "best.json", "metrics.json", "ced.png", "predictions.png", "logs",
+             "skipped.json", "config.json")
+
+
+def _clear_earlier_run(out: str, needed: list[str]) -> None:
+    """--restart: the earlier run's files go first, so that an interrupted restart never leaves its new best.keras
+    beside the old run's metrics.json, nor TensorBoard two runs' curves in one log folder. A model this run
+    still needs (`needed`: --init-from, --teacher) is refused rather than deleted."""
+    import shutil
+
+    doomed = {os.path.realpath(os.path.join(out, name)) for name in RUN_FILES}
+    for path in needed:
+        if os.path.realpath(path) in doomed:
+            raise ConfigError(f"{path}: --restart would delete this model, which this run needs; copy it out of "
+                              f"{out} first")
+    removed = []
+    for name in RUN_FILES:
+        path = os.path.join(out, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+        else:
+            continue
+        removed.append(name + ("/" if name in ("backup", "logs") else ""))
+    if removed:
+        print(f"--restart: removed the earlier run's {', '.join(removed)} from {out}")
+
+
+# Flags that only say how to start or report a run; a resumed run's weights come from its backup.
+_NOT_SETTINGS = ("output", "resume", "restart", "verbose", "init_from", "pretrained")
+
+
+def _read_json(path: str):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def _changed_on_resume(started: dict, record: dict) -> dict:
+    """{flag: [what the run had, what it resumes with]}, earlier resumes' changes kept, printed as a warning: the
+    epochs before the resume were trained with the old values (a new --lr or --epochs also reshapes the rest of
+    the schedule), so config.json alone would misstate the run."""
+    now = {name: [started[name], value] for name, value in record.items()
+           if name in started and name not in _NOT_SETTINGS and started[name] != value}
+    if now:
+        print("warning: resuming with other settings than the run had: " +
+              ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in now.items()) +
+              " (recorded as changed_on_resume in config.json)")
+    changed = dict(started.get("changed_on_resume") or {})
+    for name, (old, new) in now.items():
+        changed[name] = [changed[name][0] if name in changed else old, new]  # from the first value to the last
+    return changed
+
+
 def _run_training(config: TrainConfig, out: str) -> dict:
     import keras
     import tensorflow as tf
@@ -261,16 +319,17 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     from .trainer import EvaluateAndCheckpoint, LandmarkTrainer, ResumableBackup
 
     backup_dir = os.path.join(out, "backup")
-    if config.restart and os.path.isdir(backup_dir):
-        import shutil
-
-        shutil.rmtree(backup_dir)
-    if not config.restart:
+    if config.restart:
+        teachers = [config.teacher] if isinstance(config.teacher, str) else list(config.teacher or [])
+        _clear_earlier_run(out, [p for p in [config.init_from, *teachers] if p])
+    else:
         _refuse_to_overwrite(config, out, backup_dir)
     if config.resume and not os.path.isdir(backup_dir):
         raise MissingFileError(f"{backup_dir}: nothing to resume (no interrupted run in {out})")
+    started = None
     if os.path.isdir(backup_dir):
         print(f"Resuming the interrupted run from {backup_dir} (use --restart to start over)")
+        started = _read_json(os.path.join(out, "config.json"))
     elif os.path.exists(os.path.join(out, "best.json")):
         os.remove(os.path.join(out, "best.json"))  # a finished earlier run's best score must not gate this one
 
@@ -344,8 +403,11 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     print(f"model {model.name}: {model.count_params() / 1e6:.2f}M parameters, input {config.image_size}px, "
           f"{strategy.num_replicas_in_sync} replica(s), "
           f"{len(train_samples)} train / {len(val_samples)} val faces, {config.epochs} epochs x {steps} steps")
+    record = dataclasses.asdict(config)
+    if isinstance(started, dict):
+        record["changed_on_resume"] = _changed_on_resume(started, record)
     with open(os.path.join(out, "config.json"), "w") as handle:
-        json.dump(dataclasses.asdict(config), handle, indent=2)
+        json.dump(record, handle, indent=2)
     backup = ResumableBackup(backup_dir)
     callbacks = [
         EvaluateAndCheckpoint(model, val_ds, val_samples, scheme, config, out),

@@ -221,3 +221,15 @@ def test_run_turns_user_errors_into_one_line_and_keeps_tracebacks_for_bugs(capsy
     assert run(full_disk, []) == 2
     with pytest.raises(ValueError, match="internal mistake"):  # not a UserError: the traceback is kept
         run(bug, [])
+
+
+def test_ctrl_c_in_training_says_how_to_go_on(capsys):
+    from landmark_kd.cli import TRAINING_INTERRUPTED, run
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    assert run(interrupted, [], TRAINING_INTERRUPTED) == 130
+    assert capsys.readouterr().err.strip() == "interrupted: the same command resumes from the last finished epoch " \
+                                               "(--restart starts over)"
+    assert run(interrupted, []) == 130 and capsys.readouterr().err.strip() == "interrupted"

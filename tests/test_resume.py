@@ -32,9 +32,12 @@ def test_killed_run_resumes_to_the_same_step_count(tmp_path):
     proc.wait(timeout=60)
     assert proc.returncode != 0
     assert os.path.isdir(os.path.join(out, "backup")) and os.path.exists(os.path.join(out, "best.keras"))
-    again = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    # resumed with another learning rate: allowed, but said and recorded (config.json alone would misstate the run)
+    again = subprocess.run(cmd + ["--lr", "0.001"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "Resuming the interrupted run" in again.stdout
+    assert "warning: resuming with other settings than the run had: learning_rate 0.002 -> 0.001" in again.stdout
+    assert json.load(open(os.path.join(out, "config.json")))["changed_on_resume"] == {"learning_rate": [0.002, 0.001]}
     assert "epoch 1:" not in again.stdout  # finished epochs are not redone
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["steps"] == 16  # 4 epochs x 4 steps, as if never interrupted
@@ -42,6 +45,17 @@ def test_killed_run_resumes_to_the_same_step_count(tmp_path):
     assert len(metrics["history"]["loss"]) == 4 and len(metrics["history"]["val_nme"]) == 4
     assert all(v == v for v in metrics["history"]["val_nme"])  # no NaN gaps
     assert not os.path.exists(os.path.join(out, "backup"))
+    # --restart removes the finished run's files before training, so no mix of two runs can be left behind
+    os.makedirs(os.path.join(out, "logs", "old_run"), exist_ok=True)
+    restart = subprocess.run(cmd + ["--restart", "--epochs", "1", "--init-from", os.path.join(out, "best.keras")],
+                             capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert restart.returncode == 2 and "--restart would delete this model" in restart.stderr
+    restart = subprocess.run(cmd + ["--restart", "--epochs", "1"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert restart.returncode == 0, restart.stderr[-2000:]
+    assert "--restart: removed the earlier run's best.keras, last.keras, best.json, metrics.json" in restart.stdout
+    assert not os.path.exists(os.path.join(out, "logs", "old_run"))
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["steps"] == 4 and "changed_on_resume" not in json.load(open(os.path.join(out, "config.json")))
 
 
 def test_a_full_disk_keeps_the_old_checkpoint_and_leaves_no_temporary_file(tmp_path):
