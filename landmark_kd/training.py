@@ -150,8 +150,8 @@ def load_data(config: TrainConfig, scheme, skipped_file: str | None = None):
         atomic_json(skipped_file, {"skipped": skipped})
         print(f"every skipped record: {skipped_file} ({len(skipped)})")
     if config.val_data:  # a validation face the model trained on makes the score (and the best checkpoint) flatter
-        seen = {os.path.realpath(s.image_path) for s in train}
-        shared = [s for s in val if os.path.realpath(s.image_path) in seen]
+        copies = _copied_images([s.image_path for s in val], [s.image_path for s in train])
+        shared = [s for s in val if s.image_path in copies]
         if shared:
             print(f"warning: {len(shared)} of the {len(val)} validation faces' images are also training images "
                   f"(first: {shared[0].image_path}); the validation score will look better than it is")
@@ -159,6 +159,44 @@ def load_data(config: TrainConfig, scheme, skipped_file: str | None = None):
         print(f"val   held out: {len(val)} faces, 10% of the training faces picked at random; near-duplicates "
               "(frames of one video, one person's photos) fall on both sides: pass --val-data for a fair score")
     return train, val
+
+
+def _copied_images(val_paths: list[str], train_paths: list[str]) -> set[str]:
+    """The validation images that are training images: the same file, or a copy of one (same bytes; only files
+    of equal size are read, so this costs little)."""
+    import hashlib
+
+    def digest(path: str) -> str | None:
+        try:
+            with open(path, "rb") as handle:
+                return hashlib.sha1(handle.read()).hexdigest()
+        except OSError:
+            return None
+
+    def size(path: str) -> int:
+        try:
+            return os.path.getsize(path)
+        except OSError:
+            return -1
+
+    real = {os.path.realpath(p) for p in train_paths}
+    by_size: dict[int, list[str]] = {}
+    for path in real:
+        by_size.setdefault(size(path), []).append(path)
+    found, digests = set(), {}
+    for path in val_paths:
+        if os.path.realpath(path) in real:
+            found.add(path)
+            continue
+        same_size = by_size.get(size(path), [])
+        mine = digest(path) if same_size else None
+        if mine is not None:
+            for other in same_size:
+                if other not in digests:
+                    digests[other] = digest(other)
+            if mine in {digests[o] for o in same_size}:
+                found.add(path)
+    return found
 
 
 def _check_decodable(pipeline, train_samples, val_ds, num_val: int, config: TrainConfig) -> np.ndarray:

@@ -2,6 +2,7 @@
 import json
 import os
 
+import cv2
 import numpy as np
 import pytest
 
@@ -229,8 +230,15 @@ def test_validation_faces_that_are_training_faces_are_reported(faces, tmp_path, 
     assert "32 of the 32 validation faces' images are also training images" in capsys.readouterr().out
     val = tmp_path / "val"
     val.mkdir()
-    for name in sorted(os.listdir(faces))[:4]:  # the same pictures under another folder are other files
+    for name in sorted(os.listdir(faces))[:4]:  # copies of training pictures are training pictures too
         shutil.copy(os.path.join(faces, name), val / name)
+    train, held = load_data(_config(faces, tmp_path / "x", val_data=str(val)), get_scheme("68"))
+    assert f"{len(held)} of the {len(held)} validation faces' images are also training images" in \
+        capsys.readouterr().out and len(held) >= 1
+    for name in os.listdir(val):  # the same faces saved again (other bytes) are other images
+        if not name.endswith(".pts"):
+            image = cv2.imread(str(val / name))
+            cv2.imwrite(str(val / name), cv2.GaussianBlur(image, (3, 3), 0))
     train, held = load_data(_config(faces, tmp_path / "x", val_data=str(val)), get_scheme("68"))
     assert "also training images" not in capsys.readouterr().out and len(held) >= 1
     load_data(_config(faces, tmp_path / "x", val_data=None), get_scheme("68"))
