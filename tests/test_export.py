@@ -74,7 +74,7 @@ def test_corrupt_tflite_files_are_reported(tmp_path):
         TFLiteLandmarkModel(str(tmp_path / "none.tflite"))
 
 
-def test_convert_cli_writes_report(tiny_model, tmp_path):
+def test_convert_cli_writes_report(tiny_model, tmp_path, capsys):
     import convert as convert_cli
 
     faces = generate(str(tmp_path / "faces"), 8, seed=2, size=96, sheet=False)
@@ -85,6 +85,7 @@ def test_convert_cli_writes_report(tiny_model, tmp_path):
     rc = convert_cli.main(["--model", model_path, "--modes", "fp32,int8", "--data", faces, "--calibration-data", faces,
                            "--calibration-samples", "4", "--runs", "3", "--threads", "1", "--output", out])
     assert rc == 0
+    assert "warning: int8 calibration on only 4 faces" in capsys.readouterr().out
     report = json.load(open(os.path.join(out, "report.json")))
     assert report["params"] == tiny_model.count_params() and report["num_images"] == 8
     for mode in ("fp32", "int8"):
@@ -103,6 +104,8 @@ def test_convert_cli_writes_report(tiny_model, tmp_path):
     assert report["exports"]["fp32"]["max_deviation_px"] < 0.05
     assert report["exports"]["fp32"]["nme_tflite"] == pytest.approx(report["nme_keras"], rel=1e-3)
     assert "| fp32 |" in open(os.path.join(out, "report.md")).read()
+    assert "calibration: 4 faces of" in open(os.path.join(out, "report.md")).read() and \
+        "(**few**: 100-300 is usual)" in open(os.path.join(out, "report.md")).read()
     # each export has its layout beside it: a user's own layout is not mistaken for the built-in one of its size
     from landmark_kd.errors import ModelFileError
     from landmark_kd.models import model_scheme

@@ -112,6 +112,9 @@ def _unlabelled_photos(path: str, data_format: str) -> bool:
     return not find_pairs(path) and bool(list_images(path))
 
 
+FEW_CALIBRATION_FACES = 50  # below this, report.md and the console warn that int8's ranges rest on few faces
+
+
 def _load_calibration(path: str, args: ExportConfig, num_points: int) -> tuple[list, bool]:
     """(evenly spaced calibration samples, labelled). Calibration needs face crops, not landmarks, so a folder
     of unlabelled photos is used too: each photo's face boxed by the detector (data.unlabeled)."""
@@ -129,6 +132,10 @@ def _load_calibration(path: str, args: ExportConfig, num_points: int) -> tuple[l
         samples, labelled = load_unlabeled(path, num_points), False
     # Evenly spaced, not the first N: sorted folders put one person's (or one style's) faces together.
     pick = np.unique(np.linspace(0, len(samples) - 1, min(args.calibration_samples, len(samples))).astype(int))
+    if len(pick) < FEW_CALIBRATION_FACES:
+        print(f"warning: int8 calibration on only {len(pick)} face{'' if len(pick) == 1 else 's'} of {path}: the "
+              "activation ranges they give may miss what other faces reach; 100-300 is usual "
+              "(--calibration-samples, --calibration-data)")
     return [samples[i] for i in pick], labelled
 
 
@@ -348,7 +355,8 @@ def _int8_lines(report: dict) -> list[str]:
     image = ("int8 image (uint8 pixel - 128: scale 1/255, zero point -128)" if e.get("int8_io") else
              "float32 image in [0, 1]")
     return ["", f"**int8 export** (`{os.path.basename(e['file'])}`):", "",
-            f"- calibration: {n} face{'' if n == 1 else 's'} of `{e['calibration_data']}` ({where})",
+            f"- calibration: {n} face{'' if n == 1 else 's'} of `{e['calibration_data']}` ({where})" +
+            (" (**few**: 100-300 is usual)" if n < FEW_CALIBRATION_FACES else ""),
             f"- kept in float: the decode tail (heatmap softmax, AAM product, soft-argmax) and {blocks}",
             f"- relative NME change against the Keras model: {simulated}; measured {e['nme_relative_change']:+.1%} "
             f"on the evaluation faces{budget}",
