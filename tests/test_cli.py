@@ -92,7 +92,7 @@ CASES = {
     "missing image to predict": (["-m", "landmark_kd.predict", "{t}/nowhere.png", "--model", "{t}/bad.tflite"],
                                  ["nowhere.png", "no such file or directory"]),
     "point count differs from the scheme": (["train.py", "--train-data", "{t}/five.json", "--output", "{t}/out"],
-                                            ["five.json", "no usable samples", "expected 68 points, got 5"]),
+                                            ["five.json", "has 5 points per face, the scheme (or model) expects 68"]),
     "output folder not writable": (["train.py", "--output", "{t}/a_file/run"],
                                    ["a_file/run", "output directory is not writable"]),
     "half a tflite to predict": (["-m", "landmark_kd.predict", "{t}/face.png", "--model", "{m}/half.tflite"],

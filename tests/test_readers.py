@@ -61,7 +61,7 @@ def test_300w_folder_skips_and_counts_bad_samples(tmp_path):
     assert len(samples) == 3 and report.loaded == 3
     reasons = dict(report.skipped)
     assert len(reasons) == 5
-    assert "image not found" in reasons[str(tmp_path / "missing.pts")]
+    assert reasons[str(tmp_path / "missing.pts")] == "no image named missing.jpg/.png/... beside it"
     assert "not a PNG/JPEG" in reasons[str(tmp_path / "garbage.pts")]
     assert "expected 68 points, got 60" in reasons[str(tmp_path / "short.pts")]
     assert "non-finite coordinate at point 5" in reasons[str(tmp_path / "nan.pts")]
@@ -156,8 +156,8 @@ def test_missing_paths_and_point_count_mismatch(tmp_path):
         load_dataset(str(tmp_path / "nope"))
     _image(str(tmp_path / "a.png"))
     write_pts(str(tmp_path / "a.pts"), _face_points(68))
-    with pytest.raises(DatasetError, match="no usable samples"):
-        load_dataset(str(tmp_path), num_points=98)
+    with pytest.raises(DatasetError, match=r"has 68 points per face, the scheme \(or model\) expects 98"):
+        load_dataset(str(tmp_path), num_points=98)  # as a 98-point model on 68-point data: the layout is named
 
 
 # --- fuzzing: corrupted annotation files and image bytes -------------------------------------------------

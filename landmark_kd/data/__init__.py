@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from .records import DatasetError, LoadReport, Sample
 
@@ -45,8 +46,15 @@ def load_dataset(path: str, data_format: str = "auto", num_points: int | None = 
         samples, report = load_custom(path, num_points, strict)
     else:
         raise DatasetError(f"unknown dataset format {data_format!r}; choose from {', '.join(FORMATS)}")
-    if num_points is not None and samples and samples[0].landmarks.shape[0] != num_points:
+    counts = {m.group(1) for _, why in report.skipped
+              for m in [re.fullmatch(rf"expected {num_points} points, got (\d+)", why)] if m}
+    if num_points is not None and not samples and len(counts) == 1 and len(report.skipped) > 0:
+        found = int(counts.pop())  # every face was refused for its point count: the layout, not the faces, is wrong
+    elif num_points is not None and samples and samples[0].landmarks.shape[0] != num_points:
         found = samples[0].landmarks.shape[0]
+    else:
+        found = None
+    if found is not None:
         hint = f" (training: pass --scheme {found})" if str(found) in ("68", "98", "29") else ""
         raise DatasetError(f"{path}: has {found} points per face, the scheme (or model) expects {num_points}{hint}")
     if not samples:  # one line: the count and the first reason, which is usually the reason for all

@@ -65,8 +65,9 @@ def write_pts(path: str, landmarks: np.ndarray) -> None:
         handle.write(format_pts(landmarks))
 
 
-def find_pairs(root: str) -> list[tuple[str, str]]:
-    """(image, .pts) pairs under `root`, recursively, sorted for determinism."""
+def find_pairs(root: str) -> list[tuple[str | None, str]]:
+    """(image, .pts) pairs under `root`, recursively, sorted for determinism; image None where no image has the
+    .pts file's name."""
     if not os.path.isdir(root):
         raise DatasetError(f"{root}: not a directory of images and .pts files")
     pairs = []
@@ -79,7 +80,7 @@ def find_pairs(root: str) -> list[tuple[str, str]]:
             image = next((stem + ext for ext in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)
                           if stem + ext in names), None)
             pts = os.path.join(folder, name)
-            pairs.append((os.path.join(folder, image) if image else os.path.join(folder, stem + ".png"), pts))
+            pairs.append((os.path.join(folder, image) if image else None, pts))
     return pairs
 
 
@@ -91,6 +92,12 @@ def load_300w(root: str, num_points: int | None = 68, strict: bool = False) -> t
     if not pairs:
         raise DatasetError(f"{root}: no .pts files found")
     for image, pts in pairs:
+        if image is None:
+            reason = f"no image named {os.path.basename(pts)[:-4]}.jpg/.png/... beside it"
+            if strict:
+                raise DatasetError(f"{pts}: {reason}")
+            report.skip(pts, reason)
+            continue
         try:
             samples.append(Sample(image, read_pts(pts), None, pts))
         except DatasetError as err:
