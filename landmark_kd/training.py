@@ -199,7 +199,7 @@ def _copied_images(val_paths: list[str], train_paths: list[str]) -> set[str]:
     return found
 
 
-def _check_decodable(pipeline, train_samples, val_ds, num_val: int, config: TrainConfig) -> np.ndarray:
+def _check_decodable(pipeline, train_samples, val_ds, val_samples, config: TrainConfig) -> np.ndarray:
     """Images can pass the load-time checks and still fail to decode; the pipeline drops those. If it would drop
     them all, the repeated training set would spin forever and scoring would fail after an epoch: say so now.
     Returns the mean shape (crop pixels) of the first 512 training faces that decode, for the mean-shape
@@ -207,20 +207,21 @@ def _check_decodable(pipeline, train_samples, val_ds, num_val: int, config: Trai
     from .data import DatasetError
     from .decode import normalised_to_pixels
 
-    cfg = pipeline.config
+    cfg, num_val = pipeline.config, len(val_samples)
     # The pipeline drops undecodable images before batching: 8 batches of 64 are the first 512 that decode (a set
     # with fewer is read to its end, and one with none raises below).
     batches = pipeline.dataset(train_samples, 64, training=False).take(8)
     shapes = [t["landmarks"].numpy() for _, t in batches]
     if not shapes:
         raise DatasetError(f"{config.train_data}: none of the {len(train_samples)} training images could be decoded")
-    decoded = sum(len(t["index"]) for _, t in val_ds)
-    if decoded == 0:
+    decoded = {int(i) for _, t in val_ds for i in t["index"].numpy()}
+    if not decoded:
         raise DatasetError(f"{config.val_data or 'validation faces'}: none of the {num_val} validation images "
                            "could be decoded")
-    if decoded < num_val:
-        print(f"warning: {num_val - decoded} validation image(s) passed the load checks but cannot be decoded; "
-              "they are left out of the scores")
+    if len(decoded) < num_val:
+        lost = [val_samples[i].image_path for i in range(num_val) if i not in decoded]
+        print(f"warning: {len(lost)} validation image(s) passed the load checks but cannot be decoded (first: "
+              f"{lost[0]}); they are left out of the scores")
     return normalised_to_pixels(np.concatenate(shapes).mean(0), cfg.heatmap_size, cfg.heatmap_stride)
 
 
@@ -394,7 +395,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         0.0 if warmup else config.learning_rate, max(1, total_steps - warmup), alpha=0.01,
         warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
     val_ds = pipeline.dataset(val_samples, config.batch_size, training=False)
-    mean_shape = _check_decodable(pipeline, train_samples, val_ds, len(val_samples), config)
+    mean_shape = _check_decodable(pipeline, train_samples, val_ds, val_samples, config)
     train_list = train_samples
     if config.pose_balance:
         from .data.pose_balance import pose_balanced

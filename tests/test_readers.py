@@ -442,3 +442,17 @@ def test_points_outside_the_image_and_xywh_boxes_are_skipped_with_a_reason(tmp_p
     assert "only 0 of 5 points lie inside the 64x64 image" in reasons[f"{tmp_path / 'ann.json'}[2]"]
     assert "inside the 64x64 image" in reasons[f"{tmp_path / 'ann.json'}[3]"]
     assert "not [x, y, width, height]" in reasons[f"{tmp_path / 'ann.json'}[4]"]
+
+
+def test_a_jpeg_whose_header_breaks_off_is_skipped_at_load(tmp_path):
+    """Zeroed header bytes keep the start and end markers, so the file looked whole, then libjpeg printed
+    "missing SOS marker" on every read during training and the face was dropped without a record."""
+    from landmark_kd.data.records import check_image_file
+
+    image = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    data = bytearray(cv2.imencode(".jpg", image)[1].tobytes())
+    (tmp_path / "good.jpg").write_bytes(bytes(data))
+    data[300:400] = bytes(100)  # inside the Huffman tables, before the scan
+    (tmp_path / "bad.jpg").write_bytes(bytes(data))
+    assert check_image_file(str(tmp_path / "good.jpg")) is None
+    assert check_image_file(str(tmp_path / "bad.jpg")).startswith("damaged JPEG (its header does not lead to")

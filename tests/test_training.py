@@ -298,3 +298,20 @@ def test_pose_balance_keeps_the_training_budget(faces, tmp_path, capsys):
     with pytest.raises(ConfigError, match="--pose-balance reads the yaw .* scheme '29' is not one"):
         run_training(_config(faces, tmp_path / "cofw", scheme="29", pose_balance=True))
     assert not (tmp_path / "cofw").exists()
+
+
+def test_an_undecodable_validation_image_is_named(faces, tmp_path, capsys):
+    """A PNG with damaged pixel data passes the load checks (signature, end chunk, size) and then fails to decode:
+    the warning names it, not only how many there were."""
+    import shutil
+
+    val = tmp_path / "val"
+    shutil.copytree(faces, val)
+    png = sorted(p for p in os.listdir(val) if p.endswith(".png"))[0]
+    data = bytearray((val / png).read_bytes())
+    at = data.find(b"IDAT")
+    data[at + 40:at + 60] = bytes(20)
+    (val / png).write_bytes(bytes(data))
+    run_training(_config(faces, tmp_path / "run", val_data=str(val), epochs=1, steps_per_epoch=1))
+    assert f"1 validation image(s) passed the load checks but cannot be decoded (first: {val / png})" in \
+        capsys.readouterr().out

@@ -143,6 +143,26 @@ def _jpeg_segments(handle):
         handle.seek(handle.tell() + length - 2)
 
 
+def _reaches_scan(handle) -> bool:
+    """Whether a JPEG's segments lead to its scan (start-of-scan marker): damaged header bytes break the chain,
+    and libjpeg then fails with "missing SOS marker" on every read."""
+    handle.seek(2)
+    for _ in range(10000):
+        marker = handle.read(2)
+        if len(marker) < 2 or marker[0] != 0xFF:
+            return False
+        if marker[1] == 0xFF:  # a fill byte before a marker
+            handle.seek(handle.tell() - 1)
+            continue
+        if marker[1] == 0xDA:
+            return True
+        length = handle.read(2)
+        if len(length) < 2:
+            return False
+        handle.seek(handle.tell() + int.from_bytes(length, "big") - 2)
+    return False
+
+
 def image_dimensions(head: bytes, handle) -> tuple[int, int] | None:
     """(width, height) from an image header without decoding the pixels; None if not found. `head` is the
     file's first 32 or more bytes, `handle` the open file (JPEG and TIFF need to look further in)."""
@@ -217,6 +237,7 @@ def _inspect_image(path: str) -> tuple[str | None, tuple[int, int] | None]:
             size = image_dimensions(head, handle)
             if size is not None and head.startswith(_SIGNATURES[1]) and _exif_orientation(handle) >= 5:
                 size = size[1], size[0]  # orientations 5-8 turn the picture a quarter
+            scan_found = not head.startswith(_SIGNATURES[1]) or _reaches_scan(handle)
             handle.seek(max(0, os.path.getsize(path) - _TAIL_BYTES))
             tail = handle.read()
     except OSError as err:
@@ -229,6 +250,8 @@ def _inspect_image(path: str) -> tuple[str | None, tuple[int, int] | None]:
         return f"truncated PNG (no IEND chunk): {path}", size
     if head.startswith(_SIGNATURES[1]) and b"\xff\xd9" not in tail:
         return f"truncated JPEG (no end-of-image marker): {path}", size
+    if head.startswith(_SIGNATURES[1]) and (size is None or not scan_found):  # TF's decoder refuses these
+        return f"damaged JPEG (its header does not lead to the image data): {path}", size
     reason = too_many_pixels(size)
     return (f"{reason}: {path}" if reason else None), size
 
