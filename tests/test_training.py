@@ -66,8 +66,8 @@ def test_a_finished_or_other_architecture_run_is_never_trained_over(teacher_run,
     assert (finished / "best.keras").read_bytes() == best
     (finished / "backup").mkdir()  # an interrupted run (its config.json says swinv2_pico, 64 px)
     with pytest.raises(ConfigError, match=r"another architecture \(preset 'swinv2_pico' -> 'mobilevitv2_pico', "
-                                          r"image_size 64 -> 96\)"):
-        run_training(_config(faces, finished, preset="mobilevitv2_pico", image_size=96))
+                                          r"image_size 64 -> 128\)"):
+        run_training(_config(faces, finished, preset="mobilevitv2_pico", image_size=128))
     assert (finished / "best.keras").read_bytes() == best
     metrics = run_training(_config(faces, finished, restart=True, epochs=1, steps_per_epoch=1))
     assert metrics["steps"] == 1 and (finished / "best.keras").read_bytes() != best
