@@ -275,10 +275,8 @@ def _refuse_to_overwrite(config: TrainConfig, out: str, backup_dir: str) -> None
             raise ConfigError(f"{out} holds a finished run{hint}; pass --restart to train over it, or another "
                               "--output")
         return
-    try:
-        with open(os.path.join(out, "config.json")) as handle:
-            started = json.load(handle)
-    except (OSError, ValueError):
+    started = _read_json(os.path.join(out, "config.json"))
+    if not isinstance(started, dict):
         return  # no record of the interrupted run's flags: the backup's own check decides
     asked = dataclasses.asdict(config)
     changed = [f"{name} {started[name]!r} -> {asked[name]!r}" for name in ARCHITECTURE_FIELDS
@@ -359,8 +357,9 @@ def _run_training(config: TrainConfig, out: str) -> dict:
 
     backup_dir = os.path.join(out, "backup")
     if config.restart:
-        teachers = [config.teacher] if isinstance(config.teacher, str) else list(config.teacher or [])
-        _clear_earlier_run(out, [p for p in [config.init_from, *teachers] if p])
+        from .teacher import teacher_paths
+
+        _clear_earlier_run(out, [p for p in [config.init_from, *teacher_paths(config.teacher)] if p])
     else:
         _refuse_to_overwrite(config, out, backup_dir)
     if config.resume and not os.path.isdir(backup_dir):

@@ -132,35 +132,32 @@ def _webp_dimensions(head: bytes) -> tuple[int, int] | None:
 
 
 def _jpeg_segments(handle):
-    """(marker, payload offset, length) of the segments before a JPEG's scan data, from a file opened at 0."""
+    """(marker, payload offset, length) of the segments before a JPEG's scan data, from a file opened at 0; the
+    start-of-scan marker (0xDA) comes last when the chain of segments reaches it, so a damaged header shows as
+    its absence."""
     handle.seek(2)
     for _ in range(10000):  # bounded, so a damaged file cannot spin
-        marker = handle.read(4)
-        if len(marker) < 4 or marker[0] != 0xFF or marker[1] == 0xDA:
+        marker = handle.read(2)
+        if len(marker) < 2 or marker[0] != 0xFF:
             return
-        length = int.from_bytes(marker[2:4], "big")
+        if marker[1] == 0xFF:  # a fill byte before a marker
+            handle.seek(handle.tell() - 1)
+            continue
+        if marker[1] == 0xDA:
+            yield 0xDA, handle.tell(), 0
+            return
+        length = handle.read(2)
+        if len(length) < 2:
+            return
+        length = int.from_bytes(length, "big")
         yield marker[1], handle.tell(), length - 2
         handle.seek(handle.tell() + length - 2)
 
 
 def _reaches_scan(handle) -> bool:
-    """Whether a JPEG's segments lead to its scan (start-of-scan marker): damaged header bytes break the chain,
-    and libjpeg then fails with "missing SOS marker" on every read."""
-    handle.seek(2)
-    for _ in range(10000):
-        marker = handle.read(2)
-        if len(marker) < 2 or marker[0] != 0xFF:
-            return False
-        if marker[1] == 0xFF:  # a fill byte before a marker
-            handle.seek(handle.tell() - 1)
-            continue
-        if marker[1] == 0xDA:
-            return True
-        length = handle.read(2)
-        if len(length) < 2:
-            return False
-        handle.seek(handle.tell() + int.from_bytes(length, "big") - 2)
-    return False
+    """Whether a JPEG's segments lead to its scan: damaged header bytes break the chain, and libjpeg then fails
+    with "missing SOS marker" on every read."""
+    return any(kind == 0xDA for kind, _, _ in _jpeg_segments(handle))
 
 
 def image_dimensions(head: bytes, handle) -> tuple[int, int] | None:

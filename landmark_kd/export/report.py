@@ -224,8 +224,7 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
     train_path, test_path = (None, None)
     if needed:
         if scheme.num_points not in (68, 51):  # the synthetic faces are 68-point (51 is their inner part)
-            need = [flag for flag, given in (("--data", args.data), ("--calibration-data", "int8" not in modes
-                                             or args.calibration_data)) if not given]
+            need = [{"test": "--data", "train": "--calibration-data"}[split] for split in needed]
             raise ConfigError(f"{args.model}: a {scheme.num_points}-point model; the default (synthetic) faces have 68 "
                               f"points: pass {' and '.join(need)} with faces in its layout")
         train_path, test_path = ensure_default_dataset(reuse_any=True, splits=needed)

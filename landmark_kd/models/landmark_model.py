@@ -45,16 +45,12 @@ def check_image_size(preset: str, image_size: int) -> None:
 def build_backbone(preset: str, image_size: int, pretrained: str | None = None) -> tuple[keras.Model, ImagePreprocessing, slice]:
     """(backbone model, preprocessing layer, features to use from stride 4). With `pretrained`, the
     architecture comes from the checkpoint's own transformers config."""
-    check_image_size(preset, image_size)
+    check_image_size(preset, image_size)  # also refuses an unknown preset
+    config = _backbone_config(preset, image_size)
     if preset in SWINV2_PRESETS:
-        cls, config = SwinV2Backbone, swinv2_config(preset, image_size)
-        preprocess = ImagePreprocessing(IMAGENET_MEAN, IMAGENET_STD, name="preprocess")
-    elif preset in MOBILEVITV2_PRESETS:
-        cls, config = MobileViTV2Backbone, mobilevitv2_config(preset, image_size)
-        # The apple/mobilevitv2 processors feed BGR in [0, 1].
-        preprocess = ImagePreprocessing(flip_channels=True, name="preprocess")
-    else:
-        raise ConfigError(f"unknown backbone preset {preset!r}; known: {BACKBONES}")
+        cls, preprocess = SwinV2Backbone, ImagePreprocessing(IMAGENET_MEAN, IMAGENET_STD, name="preprocess")
+    else:  # the apple/mobilevitv2 processors feed BGR in [0, 1]
+        cls, preprocess = MobileViTV2Backbone, ImagePreprocessing(flip_channels=True, name="preprocess")
     if pretrained:
         from .transformers_import import backbone_from_transformers, resolve_checkpoint
 
