@@ -48,6 +48,11 @@ def non_negative_float(text: str) -> float:
     return _checked(text, float, "a number", lambda v: math.isfinite(v) and v >= 0, "a finite number of at least 0")
 
 
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (nan and inf are refused: a box corner, say)."""
+    return _checked(text, float, "a number", math.isfinite, "a finite number")
+
+
 def positive_int_list(text: str) -> list[int]:
     """argparse type: comma-separated integers >= 1, e.g. thread counts `1,2`."""
     values = [positive_int(part.strip()) for part in text.split(",") if part.strip()]
@@ -79,6 +84,9 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", HelpFormatter)
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        if "prog" not in kwargs and spec is not None and spec.name.startswith("landmark_kd."):
+            kwargs["prog"] = f"python -m {spec.name}"  # what was typed, not the module's file name
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):

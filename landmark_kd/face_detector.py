@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass, replace
 
 import cv2
@@ -282,15 +283,17 @@ class _BlazeFaceModel:
             raise ModelFileError(f"{path}: outputs {[tuple(o['shape']) for o in outputs]}, expected "
                              f"(1, {len(self.anchors)}, 16) and (1, {len(self.anchors)}, 1)")
         self.regressor_index, self.score_index = by_width[16]["index"], by_width[1]["index"]
+        self._lock = threading.Lock()  # one invoke at a time: threads sharing a detector would mix their outputs
 
     def run(self, image: np.ndarray, min_score: float, iou: float) -> list[Detection]:
         size = self.input_size
         square, sx, sy, px, py = letterbox(image, size)
         tensor = square.astype(np.float32)[None] / 127.5 - 1.0
-        self.interpreter.set_tensor(self.input_index, tensor)
-        self.interpreter.invoke()
-        regressors = self.interpreter.get_tensor(self.regressor_index)[0]
-        logits = self.interpreter.get_tensor(self.score_index)[0]
+        with self._lock:
+            self.interpreter.set_tensor(self.input_index, tensor)
+            self.interpreter.invoke()
+            regressors = self.interpreter.get_tensor(self.regressor_index)[0]
+            logits = self.interpreter.get_tensor(self.score_index)[0]
         boxes, keypoints, scores = decode(regressors, logits, self.anchors, size)
         keep = (scores >= min_score) & (boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])
         faces = weighted_nms(boxes[keep], keypoints[keep], scores[keep], iou)

@@ -9,6 +9,7 @@ one face (pre-cropped input).
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -48,11 +49,14 @@ class HaarFaceDetector:
         if self.cascade.empty():
             raise RuntimeError(f"{path}: OpenCV's Haar cascade could not be loaded")
         self.min_size, self.scale_factor, self.min_neighbors = min_size, scale_factor, min_neighbors
+        self._lock = threading.Lock()  # OpenCV does not promise one cascade object is safe across threads
 
     def __call__(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY))
-        boxes, _, weights = self.cascade.detectMultiScale3(
-            grey, self.scale_factor, self.min_neighbors, minSize=(self.min_size, self.min_size), outputRejectLevels=True)
+        with self._lock:
+            boxes, _, weights = self.cascade.detectMultiScale3(grey, self.scale_factor, self.min_neighbors,
+                                                               minSize=(self.min_size, self.min_size),
+                                                               outputRejectLevels=True)
         out = []
         for (x, y, w, h), weight in zip(boxes, np.ravel(weights) if len(boxes) else []):
             out.append((np.array([x, y, x + w, y + h], np.float32), float(weight)))
@@ -92,16 +96,39 @@ def default_model_path() -> str:
     return path
 
 
+MAX_BOX_TO_IMAGE = 10  # a face box at most this many times the image's longer side (a close-up overfills it)
+
+
 def checked_box(box: Box, image_shape: Sequence[int]) -> np.ndarray:
-    """`box` as float32 x0 y0 x1 y1, or DataError when it has no area or lies wholly outside the image: its crop
-    would be blank and its landmarks made up. A box partly outside is kept (faces cut by the border)."""
-    x0, y0, x1, y1 = (float(v) for v in box)
+    """`box` as float32 x0 y0 x1 y1, or DataError when it is not four finite numbers, has no area, lies wholly
+    outside the image (its crop would be blank and its landmarks made up) or is absurdly larger than the image
+    (a typo: its crop would be a smear of one pixel). A box partly outside is kept (faces cut by the border)."""
+    try:
+        values = np.asarray(box, np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise DataError(f"box {box!r}: expected four numbers x0 y0 x1 y1") from None
+    if values.size != 4:
+        raise DataError(f"box {box!r}: expected four numbers x0 y0 x1 y1, got {values.size}")
+    x0, y0, x1, y1 = (float(v) for v in values)
+    text = f"box {x0:g} {y0:g} {x1:g} {y1:g}"
+    if not np.all(np.isfinite(values)):
+        raise DataError(f"{text}: every corner must be a finite number")
     height, width = image_shape[:2]
     if not (x1 > x0 and y1 > y0):
-        raise DataError(f"box {x0:g} {y0:g} {x1:g} {y1:g}: X1 > X0 and Y1 > Y0 needed")
+        raise DataError(f"{text}: X1 > X0 and Y1 > Y0 needed")
     if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
-        raise DataError(f"box {x0:g} {y0:g} {x1:g} {y1:g} lies outside the {width}x{height} image")
+        raise DataError(f"{text} lies outside the {width}x{height} image")
+    if max(x1 - x0, y1 - y0) > MAX_BOX_TO_IMAGE * max(width, height):
+        raise DataError(f"{text} is over {MAX_BOX_TO_IMAGE} times the size of the {width}x{height} image")
     return np.array([x0, y0, x1, y1], np.float32)
+
+
+def checked_boxes(boxes: Sequence[Box], image_shape: Sequence[int]) -> list[np.ndarray]:
+    """`checked_box` for each of a list of boxes; four bare numbers (one box not put in a list) are named as
+    such rather than read as four boxes."""
+    if len(boxes) == 4 and all(np.isscalar(v) for v in boxes):
+        raise DataError(f"boxes {list(boxes)!r}: a list of boxes is expected; one face's box is [[x0, y0, x1, y1]]")
+    return [checked_box(b, image_shape) for b in boxes]
 
 
 class LandmarkDetector:
@@ -128,6 +155,8 @@ class LandmarkDetector:
         the detector's time."""
         if refine is not None and refine < 0:
             raise ConfigError(f"refine must be 0 or more passes, got {refine}")
+        if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 1:
+            raise ConfigError(f"threads must be a whole number of at least 1, got {threads!r}")
         if isinstance(model_path, Predictor):  # a ready predictor (e.g. TeacherPredictor)
             self.predictor, model_path = model_path, getattr(model_path, "path", None) or type(model_path).__name__
         else:
@@ -226,11 +255,11 @@ class LandmarkDetector:
         """Every face in an RGB uint8 image (H, W, 3)."""
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
+            raise DataError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
         if not image.size:
             raise DataError(f"empty image ({image.shape[1]}x{image.shape[0]} pixels)")
         if boxes is not None:
-            found = [(checked_box(b, image.shape), 1.0, 0.0) for b in boxes]
+            found = [(box, 1.0, 0.0) for box in checked_boxes(boxes, image.shape)]
         else:
             found = self.find_faces(image)
         rolls = [roll for _, _, roll in found]
@@ -278,10 +307,13 @@ def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
     Marks are sized by each face, not by the image: a dot sized for the picture covers the eyes and lips of a
     small face in a group photo, and the overlay is there to judge the points by eye."""
     out = image.copy()
+    reach = 4 * max(image.shape[:2])  # coordinates beyond this draw nothing; clipped so OpenCV takes them
     for face in faces:
-        x0, y0, x1, y1 = (int(round(v)) for v in face.box)
-        radius = max(1, int(round(max(x1 - x0, y1 - y0) / MARK_SIZE_DIVISOR)))
+        box = np.nan_to_num(np.asarray(face.box, np.float64), nan=0.0)
+        x0, y0, x1, y1 = (int(round(v)) for v in np.clip(box, -reach, reach))
+        radius = min(max(1, int(round(max(x1 - x0, y1 - y0) / MARK_SIZE_DIVISOR))), max(image.shape[:2]))
         cv2.rectangle(out, (x0, y0), (x1, y1), (255, 200, 0), radius)
-        for x, y in face.landmarks:
+        points = np.asarray(face.landmarks, np.float64)
+        for x, y in np.clip(points[np.all(np.isfinite(points), axis=1)], -reach, reach):
             cv2.circle(out, (int(round(x)), int(round(y))), radius, (0, 255, 0), -1, cv2.LINE_AA)
     return out

@@ -33,7 +33,7 @@ def _progress(done: int, total: int | None, start: float, what: str) -> None:
 def _read_image(path: str):
     import cv2
 
-    from .data.records import image_dimensions, read_bgr, too_many_pixels
+    from .data.records import check_image_file, image_dimensions, read_bgr, too_many_pixels
 
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file")
@@ -43,6 +43,12 @@ def _read_image(path: str):
         reason = too_many_pixels(image_dimensions(handle.read(32), handle))
     if reason:
         raise DataError(f"{path}: {reason}")
+    damage = check_image_file(path) or ""
+    if damage.startswith(("truncated", "damaged", "image is empty")):
+        # OpenCV would decode what is there and fill the rest with grey, and the landmarks of a half-grey face
+        # would be given as if it were whole; training skips such files for the same reason (other formats
+        # OpenCV reads, which check_image_file does not know, are left to it)
+        raise DataError(f"{path}: {damage.removesuffix(f': {path}')}")
     image = read_bgr(path)
     if image is None:
         raise DataError(f"{path}: cannot read image (missing, unreadable or not an image)")
@@ -93,23 +99,20 @@ def _frame_step(detector, smooth: bool, track: bool, boxes, fps: float, redetect
     """frame -> faces, and the tracker (None without tracking). Tracking: `tracking.FaceTracker` follows each face
     through its landmarks and runs the detector only every `redetect_every` frames (or when a face looks lost),
     smoothing per track; a --box is what its detector returns. Without tracking: the detector (or the box) on
-    every frame, One-Euro smoothing per face slot in detection order."""
-    from .inference import OneEuroFilter, checked_box
+    every frame, each face smoothed with the filter of the previous frame's face its box overlaps
+    (`tracking.DetectionSmoother`)."""
+    from .inference import checked_boxes
+    from .tracking import DetectionSmoother, FaceTracker
 
     if track:
-        from .tracking import FaceTracker
-
-        detect = (lambda image: [(checked_box(b, image.shape), 1.0) for b in boxes]) if boxes else None
+        detect = (lambda image: [(box, 1.0) for box in checked_boxes(boxes, image.shape)]) if boxes else None
         tracker = FaceTracker(detector, redetect_every=redetect_every, smooth=smooth, fps=fps, detect=detect)
         return tracker.update, tracker
-    filters: dict[int, OneEuroFilter] = {}
+    smoother = DetectionSmoother() if smooth else None
 
     def step(image, dt: float):
         faces = detector(image, boxes)
-        if smooth:  # one filter per face slot, in detection order (largest-score first)
-            for k, face in enumerate(faces):
-                face.landmarks = filters.setdefault(k, OneEuroFilter())(face.landmarks, dt)
-        return faces
+        return smoother(faces, dt, image) if smoother else faces
 
     return step, None
 
@@ -188,7 +191,7 @@ def _tracking_summary(tracker) -> dict | None:
     if tracker is None:
         return None
     return {"redetect_every": tracker.redetect_every, "detector_runs": tracker.detector_runs,
-            "lost": tracker.lost, "tracks": tracker.tracks_started}
+            "lost": tracker.lost, "shot_cuts": tracker.cuts, "tracks": tracker.tracks_started}
 
 
 def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None, track: bool = True,
@@ -214,6 +217,11 @@ def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None, t
         capture.release()
     if not result["frames"]:
         raise DataError(f"{path}: video has no readable frames")
+    read = len(result["frames"])
+    if result["stopped"] == "end of input" and not max_frames and total and read < 0.95 * total:
+        # the container's count is an estimate for some formats, hence the margin
+        print(f"warning: {path}: the video ended after {read} of the {total} frames its header announces "
+              "(a truncated or damaged file?)", file=sys.stderr)
     return {path: {"frames": result["frames"], "fps": fps, "smoothed": smooth, "annotated": out_path,
                    "tracking": _tracking_summary(tracker)}}
 
@@ -341,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     quiet_unless_verbose(argv)
-    from .cli import ArgumentParser, non_negative_int, positive_int
+    from .cli import ArgumentParser, finite_float, non_negative_int, positive_int
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("input", nargs="?", help="an image, a folder of images, or a video")
@@ -363,7 +371,7 @@ def _main(argv: list[str]) -> int:
                         help="blazeface: MediaPipe's BlazeFace, short and full range together (default); short / "
                         "full_range: one of them; haar: OpenCV's cascade; full: the whole image is one face "
                         "(pre-cropped input)")
-    parser.add_argument("--box", type=float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="use this face box")
+    parser.add_argument("--box", type=finite_float, nargs=4, metavar=("X0", "Y0", "X1", "Y1"), help="use this face box")
     parser.add_argument("--camera", type=non_negative_int, default=None, metavar="INDEX",
                         help="live input from this camera (instead of input): a window where a display exists "
                         "('q' quits), otherwise an annotated .mp4 in --out; Ctrl-C or --max-frames stop it")

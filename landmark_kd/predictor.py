@@ -14,7 +14,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .errors import MissingFileError, ModelFileError
+from .errors import ConfigError, MissingFileError, ModelFileError
 from .schemes import LandmarkScheme
 
 OVERLAY_FACES = 16  # faces kept, with their crops, for the overlay plot
@@ -22,11 +22,15 @@ PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretr
 
 
 def resolve_model_path(path: str) -> str:
-    """`path` itself when it exists; otherwise the shipped model of that file name (`real_fast_fp16.tflite`, or
-    `landmark_kd/pretrained/real_fast_fp16.tflite` typed from outside the checkout), so the shipped models can be
-    named from any folder once the package is installed. A path that is neither stays as given (and is reported
-    missing by the loader)."""
+    """`path` itself when it exists; otherwise, for a bare file name (`real_fast_fp16.tflite`) or one under
+    `landmark_kd/pretrained/` (typed from outside the checkout), the shipped model of that name, so the shipped
+    models can be named from any folder once the package is installed. Any other path stays as given and is
+    reported missing by the loader: `runs/x/real_student.keras` that is not there is a mistake, not a request
+    for the shipped model of the same name."""
     if os.path.exists(path):
+        return path
+    folder = os.path.normpath(os.path.dirname(path)).replace(os.sep, "/")
+    if folder not in (".", "landmark_kd/pretrained") and not folder.endswith("/landmark_kd/pretrained"):
         return path
     shipped = os.path.join(PRETRAINED_DIR, os.path.basename(path))
     return shipped if os.path.basename(path) and os.path.isfile(shipped) else path
@@ -41,6 +45,10 @@ def check_keras_file(path: str) -> None:
         raise MissingFileError(f"{path}: model file not found")
     if path.lower().endswith(".tflite"):
         raise ModelFileError(f"{path}: a .tflite model; this needs the .keras model it was converted from")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix != ".keras":  # Keras 3 picks the format by the extension and loads nothing else of ours
+        raise ModelFileError(f"{path}: not a model landmark_kd runs ({suffix or 'no extension'}); it runs .keras models "
+                             "(train.py, distill.py) and their .tflite exports (convert.py)")
     if not zipfile.is_zipfile(path):
         with open(path, "rb") as handle:
             looks = "; it is a TFLite flatbuffer: name it .tflite" if handle.read(8)[4:8] == b"TFL3" else ""
@@ -85,6 +93,14 @@ class Predictor:
 
         predictor = KerasPredictor(load_model(path))
         predictor.path = path
+        if scheme is not None:  # a .keras model carries its layout: a different one given is a mistake
+            from .schemes import get_scheme
+
+            given = get_scheme(scheme)
+            if (given.name, given.num_points) != (predictor.scheme.name, predictor.scheme.num_points):
+                raise ConfigError(f"{path}: a .keras model carries its own landmark layout ({predictor.scheme.name}, "
+                                  f"{predictor.scheme.num_points} points); the layout given ({given.name}, "
+                                  f"{given.num_points} points) is only for a .tflite model")
         return predictor
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:

@@ -18,7 +18,16 @@ The detector runs only
 - every `redetect_every` frames, to pick up new faces and confirm the followed ones: detections are matched to
   tracks by IoU; a track no detection overlaps is dropped (it may have drifted onto background), a track whose
   landmark box disagrees with its detection is re-cropped from the detection box (drift correction) and keeps
-  its id, and a detection no track claims starts a new track;
+  its id, unless the face found there has jumped in size or place from the track's last landmarks (a shot cut,
+  another person in the same spot): that starts a new track, whose smoothing does not blend in the old face;
+  a detection no track claims starts a new track;
+- at once when the picture cuts to another shot: the mean absolute difference of two successive frames' 32x32
+  grey thumbnails above `cut_change` grey levels (benchmarks/shot_cuts.py: 14 to 60 at cuts between real
+  faces, under 0.2 between noisy frames of one shot; a fast pan or zoom can pass it too, which costs one
+  detection). A face model answers a face-shaped set of points for any crop, so the landmarks of a crop left
+  on the old face's place after a cut do not jump and the tracker would follow empty background until the next
+  scheduled detection (benchmarks/shot_cuts.py: 94% mean error on the first frame after the cut, 78% on the
+  next five). Every track is then matched afresh, as a lost one is;
 - at once when a track looks lost: compared with the previous frame's, its landmark box (the model's own idea
   of where the face is) changed width or height by more than `max_scale_change`, or its centre moved by more
   than `max_shift` of its size; or it shrank below `min_size` pixels; or less than `min_inside` of it is still
@@ -63,6 +72,92 @@ def landmark_box(points: np.ndarray) -> np.ndarray:
     return np.concatenate([points.min(0), points.max(0)])
 
 
+def jump_reason(previous_box: np.ndarray, landmarks: np.ndarray, max_scale_change: float = 0.3,
+                max_shift: float = 0.5) -> str | None:
+    """Why finite `landmarks` cannot be the face whose landmark box was `previous_box` one frame earlier: their
+    box changed width or height by more than `max_scale_change`, or its centre moved by more than `max_shift` of
+    the previous size (None: they can be)."""
+    x0, y0, x1, y1 = (float(v) for v in landmark_box(landmarks))
+    w, h = x1 - x0, y1 - y0
+    px0, py0, px1, py1 = (float(v) for v in previous_box)
+    pw, ph = max(px1 - px0, 1e-6), max(py1 - py0, 1e-6)
+    limit = 1.0 + max_scale_change
+    if not (1 / limit <= w / pw <= limit and 1 / limit <= h / ph <= limit):
+        return f"box changed from {pw:.0f}x{ph:.0f} to {w:.0f}x{h:.0f} px in one frame"
+    shift = np.hypot((x0 + x1 - px0 - px1) / 2, (y0 + y1 - py0 - py1) / 2)
+    if shift > max_shift * max(pw, ph):
+        return f"box moved {shift:.0f} px in one frame"
+    return None
+
+
+class ShotCutDetector:
+    """`detector(frame) -> bool`: whether a frame (RGB uint8) starts another shot than the one before it: the
+    mean absolute difference of the two frames' 32x32 grey thumbnails above `change` grey levels (None or 0:
+    never). See the module docstring for why tracking and smoothing need it, and the figures behind 12."""
+
+    def __init__(self, change: float | None = 12.0):
+        self.change = change
+        self.reset()
+
+    def reset(self) -> None:
+        self._thumbnail: np.ndarray | None = None
+        self.last_change: float | None = None  # the last frame's difference from the one before (None: first)
+
+    def __call__(self, image: np.ndarray) -> bool:
+        import cv2
+
+        thumbnail = cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (32, 32), interpolation=cv2.INTER_AREA)
+        previous, self._thumbnail = self._thumbnail, thumbnail.astype(np.float32)
+        self.last_change = None if previous is None else float(np.abs(self._thumbnail - previous).mean())
+        return bool(self.change) and self.last_change is not None and self.last_change > self.change
+
+
+def greedy_pairs(iou: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
+    """(row, column) pairs of an IoU matrix, best overlap first, each row and column used once, none below
+    `min_iou`."""
+    pairs, rows, columns = [], set(), set()
+    for flat in np.argsort(-iou, axis=None, kind="stable"):
+        r, c = (int(i) for i in np.unravel_index(flat, iou.shape))
+        if iou[r, c] < min_iou:
+            break
+        if r not in rows and c not in columns:
+            pairs.append((r, c))
+            rows.add(r)
+            columns.add(c)
+    return pairs
+
+
+class DetectionSmoother:
+    """One-Euro smoothing of faces detected afresh on every frame (`predict --no-track`). Each face takes the
+    filter of the previous frame's face its box overlaps most (IoU >= `match_iou`), unless its landmarks jumped
+    from that face's (`jump_reason`: a shot cut, another person), else a new one: detectors list faces by score,
+    an order that changes from frame to frame, and a filter kept per place in that order would blend one
+    person's landmarks into another's."""
+
+    def __init__(self, match_iou: float = 0.3, filter_factory: Callable[[], OneEuroFilter] = OneEuroFilter,
+                 cut_change: float | None = 12.0):
+        self.match_iou, self.filter_factory = match_iou, filter_factory
+        self.is_cut = ShotCutDetector(cut_change)
+        self.previous: list[tuple[np.ndarray, np.ndarray, OneEuroFilter]] = []  # box, raw landmarks' box, filter
+
+    def __call__(self, faces: Sequence[Face], dt: float, image: np.ndarray | None = None) -> list[Face]:
+        """`faces` with their landmarks smoothed in place (and returned); `image`, their frame, lets a shot cut
+        (`ShotCutDetector`) start every face's smoothing afresh."""
+        if image is not None and self.is_cut(image):
+            self.previous = []
+        boxes = np.array([np.asarray(f.box, np.float32).reshape(4) for f in faces], np.float32).reshape(-1, 4)
+        before = np.array([box for box, _, _ in self.previous], np.float32).reshape(-1, 4)
+        iou = iou_matrix(boxes, before) if len(boxes) and len(before) else np.zeros((len(boxes), len(before)))
+        taken = {i: j for i, j in greedy_pairs(iou, self.match_iou)
+                 if np.all(np.isfinite(faces[i].landmarks)) and not jump_reason(self.previous[j][1], faces[i].landmarks)}
+        filters = [self.previous[taken[i]][2] if i in taken else self.filter_factory() for i in range(len(faces))]
+        raw = [landmark_box(face.landmarks) for face in faces]
+        for face, smoother in zip(faces, filters):
+            face.landmarks = smoother(face.landmarks, dt)
+        self.previous = list(zip(boxes, raw, filters))
+        return list(faces)
+
+
 @dataclass
 class Track:
     """One followed face."""
@@ -91,7 +186,8 @@ class FaceTracker:
                  detect: Callable[[np.ndarray], Detections] | None = None, match_iou: float = 0.3,
                  confirm_iou: float = 0.5, hold_iou: float = 0.9, max_scale_change: float = 0.3,
                  max_shift: float = 0.5, min_size: float = 8.0, min_inside: float = 0.5,
-                 filter_factory: Callable[[], OneEuroFilter] = OneEuroFilter, hold_roll: float = np.radians(5)):
+                 filter_factory: Callable[[], OneEuroFilter] = OneEuroFilter, hold_roll: float = np.radians(5),
+                 cut_change: float | None = 12.0):
         if int(redetect_every) < 1:
             raise ValueError(f"redetect_every must be at least 1, got {redetect_every}")
         if not fps > 0:
@@ -105,6 +201,7 @@ class FaceTracker:
         self.match_iou, self.confirm_iou, self.hold_iou, self.hold_roll = match_iou, confirm_iou, hold_iou, hold_roll
         self.max_scale_change, self.max_shift = max_scale_change, max_shift
         self.min_size, self.min_inside, self.filter_factory = min_size, min_inside, filter_factory
+        self.is_cut = ShotCutDetector(cut_change)
         self.reset()
 
     def reset(self) -> None:
@@ -113,6 +210,8 @@ class FaceTracker:
         self.frame_index = -1
         self.detector_runs = 0  # how often the detector ran
         self.lost = 0  # how often a followed face looked lost (each forced a detection)
+        self.cuts = 0  # shot cuts seen (each forced a detection)
+        self.is_cut.reset()
         self._next_detection = 0
         self._next_id = 0
 
@@ -139,21 +238,22 @@ class FaceTracker:
             return "landmarks are not finite"
         x0, y0, x1, y1 = (float(v) for v in landmark_box(landmarks))
         w, h = x1 - x0, y1 - y0
-        px0, py0, px1, py1 = (float(v) for v in previous_box)
-        pw, ph = max(px1 - px0, 1e-6), max(py1 - py0, 1e-6)
         if min(w, h) < self.min_size:
             return f"box {w:.0f}x{h:.0f} px is smaller than {self.min_size:g} px"
-        limit = 1.0 + self.max_scale_change
-        if not (1 / limit <= w / pw <= limit and 1 / limit <= h / ph <= limit):
-            return f"box changed from {pw:.0f}x{ph:.0f} to {w:.0f}x{h:.0f} px in one frame"
-        shift = np.hypot((x0 + x1 - px0 - px1) / 2, (y0 + y1 - py0 - py1) / 2)
-        if shift > self.max_shift * max(pw, ph):
-            return f"box moved {shift:.0f} px in one frame"
+        jump = self.jump_reason(previous_box, landmarks)
+        if jump:
+            return jump
         height, width = image_shape[:2]
         inside = max(0.0, min(x1, width) - max(x0, 0.0)) * max(0.0, min(y1, height) - max(y0, 0.0))
         if inside < self.min_inside * w * h:
             return "box is leaving the image"
         return None
+
+    def jump_reason(self, previous_box: np.ndarray, landmarks: np.ndarray) -> str | None:
+        """Why finite `landmarks` cannot be the face of `previous_box` one frame later (`jump_reason`, with this
+        tracker's limits): the test for a followed face that looks lost, and for a face found again after it: one
+        that jumped is another face (a shot cut, another person in the same spot)."""
+        return jump_reason(previous_box, landmarks, self.max_scale_change, self.max_shift)
 
     def update(self, image: np.ndarray, dt: float | None = None) -> list[Face]:
         """The faces in the next frame (RGB uint8 (H, W, 3)), each with its track id; `dt` is the seconds since
@@ -169,6 +269,11 @@ class FaceTracker:
         lost = [self.loss_reason(track.box, points, image.shape) is not None
                 for track, points in zip(self.tracks, followed)]
         self.lost += sum(lost)
+        if self.is_cut(image):
+            self.cuts += 1
+            lost = [True] * len(self.tracks)  # another shot: no track's crop can be trusted to hold its face
+            for track in self.tracks:  # and no smoothing blends across the cut, whichever ids survive it
+                track.filter = self.filter_factory() if self.smooth else None
         if not self.tracks or any(lost) or self.frame_index >= self._next_detection:
             self._detect(image, crops, followed, lost)
         else:
@@ -193,15 +298,8 @@ class FaceTracker:
         for t, gone in enumerate(lost):
             if gone:
                 iou[t] = np.maximum(iou[t], iou_matrix(self.tracks[t].crop_box, boxes)[0])
-        pairs, used_tracks, used_boxes = [], set(), set()
-        for flat in np.argsort(-iou, axis=None, kind="stable"):  # greedy, best overlap first
-            t, d = (int(i) for i in np.unravel_index(flat, iou.shape))
-            if iou[t, d] < self.match_iou:
-                break
-            if t not in used_tracks and d not in used_boxes:
-                pairs.append((t, d))
-                used_tracks.add(t)
-                used_boxes.add(d)
+        pairs = greedy_pairs(iou, self.match_iou)
+        used_boxes = {d for _, d in pairs}
         kept, recrop = [], []
         for t, d in pairs:
             track = self.tracks[t]
@@ -223,6 +321,11 @@ class FaceTracker:
                 # a face whose landmarks collapsed keeps its detection's crop (and answer)
                 framed = [crop if good else first for crop, good, first in zip(crops, ok, framed)]
             for (track, d), face_points, (box, roll) in zip(recrop, points, framed):
+                if track is not None and np.all(np.isfinite(face_points)) and self.jump_reason(track.box, face_points):
+                    # the detection overlaps where the track was, but the face found there is not the track's
+                    # face one frame on (a shot cut, another person stepping in): a new id, and a fresh filter
+                    # that does not pull the new face towards the old one
+                    track = None
                 if track is None:
                     track = Track(self._next_id, face_points, box, float(found[d][1]),
                                   self.filter_factory() if self.smooth else None)

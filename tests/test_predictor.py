@@ -70,6 +70,79 @@ def test_a_shipped_model_can_be_named_from_any_folder(tmp_path, monkeypatch):
     assert resolve_model_path("real_fast_fp16.tflite") == "real_fast_fp16.tflite"  # the user's own file comes first
     assert resolve_model_path("nowhere.tflite") == "nowhere.tflite"
     assert Predictor.from_path("landmark_kd/pretrained/real_fast_fp16.tflite").image_size == 128
+    # a path into another folder that is not there is the user's mistake, not the shipped model of that name
+    assert resolve_model_path("runs/x/real_fast_fp16.tflite") == "runs/x/real_fast_fp16.tflite"
+    with pytest.raises(MissingFileError, match="runs/x/real_fast_fp16.tflite"):
+        Predictor.from_path("runs/x/real_fast_fp16.tflite")
+
+
+def test_models_of_other_frameworks_and_layouts_a_keras_model_lacks_are_named(saved_model, tmp_path):
+    from landmark_kd.errors import ConfigError
+
+    (tmp_path / "face.onnx").write_bytes(b"\x08\x07onnx")
+    with pytest.raises(ModelFileError, match=r"face.onnx: not a model landmark_kd runs \(.onnx\)"):
+        Predictor.from_path(str(tmp_path / "face.onnx"))
+    keras_model = str(saved_model / "m.keras")
+    assert Predictor.from_path(keras_model, scheme="68").scheme.name == "68"  # its own layout: fine
+    with pytest.raises(ConfigError, match="carries its own landmark layout"):
+        Predictor.from_path(keras_model, scheme="98")
+
+
+def _fake_python(path, body: str) -> str:
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_the_tflite_load_check_is_skipped_not_blamed_on_the_model_where_no_child_python_runs(
+        saved_model, tmp_path, monkeypatch, capsys):
+    """Under uWSGI or a frozen app sys.executable is not a Python; the load check cannot run in a child, and
+    the model (which is fine) must load with a warning rather than be reported damaged."""
+    import sys
+
+    from landmark_kd.export import tflite_runner
+
+    model = str(saved_model / "m.tflite")
+    monkeypatch.setattr(sys, "executable", _fake_python(tmp_path / "uwsgi", "exit 1"))
+    assert tflite_runner.child_python() is None
+    assert TFLitePredictor(model).image_size == 64
+    assert "loaded without the child-process check (no Python interpreter to start" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "executable", _fake_python(tmp_path / "python3", "echo usage >&2; exit 2"))
+    assert TFLitePredictor(model).image_size == 64
+    assert "did not run as Python (exit 2)" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python-gone"))
+    assert TFLitePredictor(model).image_size == 64
+    assert "could not be started" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert tflite_runner.child_python() is None
+    monkeypatch.undo()
+    (tmp_path / "bad.tflite").write_bytes(b"TFL3" * 10)  # a real Python child still catches a damaged file
+    with pytest.raises(ModelFileError, match="bad.tflite: not a loadable"):
+        TFLitePredictor(str(tmp_path / "bad.tflite"))
+
+
+def test_without_tflite_runtime_tensorflows_interpreter_runs_with_one_note(saved_model, monkeypatch, capsys):
+    import sys
+    import warnings
+
+    from landmark_kd.export import tflite_runner
+
+    monkeypatch.setitem(sys.modules, "tflite_runtime", None)  # None in sys.modules: the import fails
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    tflite_runner.interpreter_class.cache_clear()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # TF's deprecation notice is not passed on
+            runner = tflite_runner.TFLiteLandmarkModel(str(saved_model / "m.tflite"))
+            again = tflite_runner.TFLiteLandmarkModel(str(saved_model / "m.tflite"))
+        assert "tensorflow" in type(runner.interpreter).__mro__[1].__module__
+        crop = np.full((64, 64, 3), 0.5, np.float32)
+        assert np.allclose(runner.invoke(crop), again.invoke(crop))
+        assert capsys.readouterr().err.count("tflite_runtime is not installed") == 1
+    finally:
+        tflite_runner.interpreter_class.cache_clear()
 
 
 def test_a_tflite_layout_comes_from_beside_it_or_is_named(saved_model, tmp_path, capsys):

@@ -1,14 +1,50 @@
 """Run an exported landmark .tflite with tflite_runtime (XNNPACK), handling int8 input/output."""
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
 
 from ..errors import ConfigError, MissingFileError, ModelFileError
+
+
+@functools.lru_cache(maxsize=None)
+def interpreter_class():
+    """The TFLite Interpreter to run models with: tflite_runtime's (what a device has), else LiteRT's
+    (`ai_edge_litert`, its successor), else TensorFlow's copy, with a one-line note: importing TensorFlow takes
+    seconds and changes the CPU's float mode, so timings taken that way are not a device's."""
+    import warnings
+
+    try:
+        from tflite_runtime.interpreter import Interpreter
+        return Interpreter
+    except ImportError:
+        pass
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+        return Interpreter
+    except ImportError:
+        pass
+    try:
+        from tensorflow.lite.python.interpreter import Interpreter
+    except ImportError:
+        raise ConfigError("running a .tflite model needs tflite-runtime (pip install tflite-runtime), "
+                          "ai-edge-litert or TensorFlow; none is installed") from None
+    print("note: tflite_runtime is not installed; running .tflite models with TensorFlow's interpreter (slower to "
+          "start; pip install tflite-runtime for a device's runtime)", file=sys.stderr)
+
+    class QuietInterpreter(Interpreter):  # without TF's deprecation notice on every model loaded
+        def __init__(self, *args, **kwargs):
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated", category=UserWarning)
+                super().__init__(*args, **kwargs)
+
+    return QuietInterpreter
 
 
 def make_interpreter(path_or_bytes, threads: int = 1, allocate: bool = True):
@@ -19,10 +55,7 @@ def make_interpreter(path_or_bytes, threads: int = 1, allocate: bool = True):
 
     keep = runtime_notices_wanted()
 
-    try:
-        from tflite_runtime.interpreter import Interpreter
-    except ImportError:  # fall back to TensorFlow's copy of the same interpreter
-        from tensorflow.lite.python.interpreter import Interpreter
+    Interpreter = interpreter_class()
     with native_stderr(lambda line: line if keep or "XNNPACK delegate" not in line else None):
         if isinstance(path_or_bytes, (bytes, bytearray)):
             interpreter = Interpreter(model_content=bytes(path_or_bytes), num_threads=threads)
@@ -33,22 +66,43 @@ def make_interpreter(path_or_bytes, threads: int = 1, allocate: bool = True):
     return interpreter
 
 
-_CHILD_LOAD = """
+_CHILD_READY = "landmark_kd: child ready"
+_CHILD_LOAD = f"""
 import sys
+print({_CHILD_READY!r}, flush=True)  # a Python that ran this far: what follows is about the model
 try:
     from tflite_runtime.interpreter import Interpreter
 except ImportError:
-    from tensorflow.lite.python.interpreter import Interpreter
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        from tensorflow.lite.python.interpreter import Interpreter
 interpreter = Interpreter(model_path=sys.argv[1])
 interpreter.allocate_tensors()
 interpreter.invoke()  # some damage only shows when the graph runs
 """
 
 
+def child_python() -> str | None:
+    """The Python to run the load check in, or None where this process has none to start: a frozen app
+    (PyInstaller), or an embedding server (uWSGI) whose `sys.executable` is its own binary, which `-c` would
+    start as something else entirely."""
+    name = os.path.basename(sys.executable or "").lower()
+    if getattr(sys, "frozen", False) or not name.startswith(("python", "pypy")):
+        return None
+    return sys.executable
+
+
+def _unchecked(path: str, why: str) -> None:
+    print(f"warning: {path}: loaded without the child-process check ({why}); a damaged file may crash this "
+          "process", file=sys.stderr)
+
+
 def verify_tflite(path: str) -> None:
     """Raise ValueError naming `path` unless it is a flatbuffer the runtime can load and allocate. The runtime
     does not verify its input: a truncated or altered file can kill the process with SIGSEGV and no message,
-    so the first load (and one run) happens in a child process."""
+    so the first load (and one run) happens in a child process, where this process can start one
+    (`child_python`); where it cannot, the check is skipped with a warning rather than blamed on the model."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(8)
@@ -56,11 +110,18 @@ def verify_tflite(path: str) -> None:
         raise ModelFileError(f"{path}: cannot read ({err.strerror})") from None
     if len(head) < 8 or head[4:8] != b"TFL3":
         raise ModelFileError(f"{path}: not a loadable .tflite model (no TFL3 flatbuffer identifier)")
+    python = child_python()
+    if python is None:
+        return _unchecked(path, f"no Python interpreter to start: sys.executable is {sys.executable!r}")
     try:
-        done = subprocess.run([sys.executable, "-c", _CHILD_LOAD, path], capture_output=True, text=True, timeout=120,
+        done = subprocess.run([python, "-c", _CHILD_LOAD, path], capture_output=True, text=True, timeout=120,
                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     except subprocess.TimeoutExpired:
         raise ModelFileError(f"{path}: the TFLite runtime hung loading it") from None
+    except OSError as err:
+        return _unchecked(path, f"{python} could not be started: {err.strerror}")
+    if done.returncode != 0 and _CHILD_READY not in done.stdout:
+        return _unchecked(path, f"{python} did not run as Python (exit {done.returncode})")
     if done.returncode != 0:
         if done.returncode < 0:
             reason = f"the runtime crashed loading it (signal {-done.returncode}); the file is damaged"
@@ -80,6 +141,7 @@ class TFLiteLandmarkModel:
     """`predict_landmarks(crops (B, S, S, 3) in [0, 1]) -> (B, N, 2)` input pixels, one crop per invoke."""
 
     def __init__(self, path_or_bytes, threads: int = 1, scheme=None):
+        interpreter_class()  # no runtime at all is said as such, not blamed on the model by the load check
         if isinstance(path_or_bytes, str):
             if not os.path.isfile(path_or_bytes):
                 raise MissingFileError(f"{path_or_bytes}: TFLite model not found")
@@ -101,6 +163,7 @@ class TFLiteLandmarkModel:
                              f"landmark output; has input {shape} and outputs "
                              f"{[tuple(int(v) for v in o['shape']) for o in outputs]})")
         self.output = landmark_outputs[0]
+        self._lock = threading.Lock()  # an interpreter runs one invoke at a time (see invoke)
         self.image_size = int(self.input["shape"][1])
         self.num_points = int(self.output["shape"][1])
         if scheme is not None and scheme.num_points != self.num_points:
@@ -157,9 +220,15 @@ class TFLiteLandmarkModel:
         return (y.astype(np.float32) - zero) * scale
 
     def invoke(self, crop: np.ndarray) -> np.ndarray:
-        self.interpreter.set_tensor(self.input["index"], self._quantize(crop[None]))
-        self.interpreter.invoke()
-        return self._dequantize(self.interpreter.get_tensor(self.output["index"]))[0]
+        """One crop's landmarks. Locked: an interpreter holds one input and one output, so two threads sharing a
+        model (a web server's workers) would otherwise read each other's answers; a model per thread runs them in
+        parallel."""
+        tensor = self._quantize(crop[None])
+        with self._lock:
+            self.interpreter.set_tensor(self.input["index"], tensor)
+            self.interpreter.invoke()
+            out = self.interpreter.get_tensor(self.output["index"])
+        return self._dequantize(out)[0]
 
     def predict_landmarks(self, crops: np.ndarray) -> np.ndarray:
         return np.stack([self.invoke(c) for c in np.asarray(crops, np.float32)])
