@@ -84,14 +84,15 @@ def nearest(faces, truth: np.ndarray):
     return min(faces, key=lambda f: np.linalg.norm(np.asarray(f.landmarks).mean(0) - truth.mean(0)))
 
 
-def frame_change(a: np.ndarray, b: np.ndarray) -> float:
-    """What `tracking.ShotCutDetector` compares with its threshold, for two frames."""
+def frame_changes(frames: list[np.ndarray]) -> list[float]:
+    """What `tracking.ShotCutDetector` compares with its threshold, for each frame after the first."""
     from landmark_kd.tracking import ShotCutDetector
 
-    detector = ShotCutDetector(change=None)
-    detector(a)
-    detector(b)
-    return 0.0 if detector.last_change is None else detector.last_change
+    detector, changes = ShotCutDetector(change=None), []
+    for frame in frames:
+        detector(frame)
+        changes.append(detector.last_change)
+    return changes[1:]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,7 +139,7 @@ def _main(args) -> int:
                     errors[name]["before" if k == cut - 1 else "first after" if k == cut else "later"].append(error)
             if name == "tracker":
                 new_ids += ids[cut] is not None and ids[cut] != ids[cut - 1]
-    changes = [[frame_change(a, b) for a, b in zip(frames, frames[1:])] for frames, _ in clips]
+    changes = [frame_changes(frames) for frames, _ in clips]
     at_cuts = np.array([c[cut - 1] for c in changes])
     within = np.array([v for c in changes for k, v in enumerate(c) if k != cut - 1])
     rows = {name: {part: float(np.mean(v)) for part, v in parts.items()} for name, parts in errors.items()}

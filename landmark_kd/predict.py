@@ -33,22 +33,19 @@ def _progress(done: int, total: int | None, start: float, what: str) -> None:
 def _read_image(path: str):
     import cv2
 
-    from .data.records import check_image_file, image_dimensions, read_bgr, too_many_pixels
+    from .data.records import check_image_file, read_bgr
 
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file")
     if not os.path.isfile(path):  # also refuses a named pipe, which would block the reader
         raise DataError(f"{path}: not a regular file")
-    with open(path, "rb") as handle:
-        reason = too_many_pixels(image_dimensions(handle.read(32), handle))
-    if reason:
-        raise DataError(f"{path}: {reason}")
-    damage = check_image_file(path) or ""
-    if damage.startswith(("truncated", "damaged", "image is empty")):
-        # OpenCV would decode what is there and fill the rest with grey, and the landmarks of a half-grey face
-        # would be given as if it were whole; training skips such files for the same reason (other formats
-        # OpenCV reads, which check_image_file does not know, are left to it)
-        raise DataError(f"{path}: {damage.removesuffix(f': {path}')}")
+    reason = check_image_file(path) or ""
+    if reason.startswith(("image too large", "truncated", "damaged", "image is empty")):
+        # too large: refused before decoding. Truncated or damaged: OpenCV would decode what is there and fill the
+        # rest with grey, and the landmarks of a half-grey face would be given as if it were whole; training skips
+        # such files for the same reason (other formats OpenCV reads, which check_image_file does not know, are
+        # left to it)
+        raise DataError(f"{path}: {reason.removesuffix(f': {path}')}")
     image = read_bgr(path)
     if image is None:
         raise DataError(f"{path}: cannot read image (missing, unreadable or not an image)")

@@ -13,38 +13,39 @@ import numpy as np
 from ..errors import ConfigError, MissingFileError, ModelFileError
 
 
+# where an Interpreter class is looked for, in order: tflite_runtime (what a device has), LiteRT (`ai_edge_litert`,
+# its successor), TensorFlow's copy; the load check's child process looks in the same order
+INTERPRETER_MODULES = ("tflite_runtime.interpreter", "ai_edge_litert.interpreter", "tensorflow.lite.python.interpreter")
+
+
 @functools.lru_cache(maxsize=None)
 def interpreter_class():
-    """The TFLite Interpreter to run models with: tflite_runtime's (what a device has), else LiteRT's
-    (`ai_edge_litert`, its successor), else TensorFlow's copy, with a one-line note: importing TensorFlow takes
-    seconds and changes the CPU's float mode, so timings taken that way are not a device's."""
+    """The TFLite Interpreter to run models with, from the first of `INTERPRETER_MODULES` installed; TensorFlow's
+    with a one-line note: importing TensorFlow takes seconds and changes the CPU's float mode, so timings taken
+    that way are not a device's."""
+    import importlib
     import warnings
 
-    try:
-        from tflite_runtime.interpreter import Interpreter
-        return Interpreter
-    except ImportError:
-        pass
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-        return Interpreter
-    except ImportError:
-        pass
-    try:
-        from tensorflow.lite.python.interpreter import Interpreter
-    except ImportError:
-        raise ConfigError("running a .tflite model needs tflite-runtime (pip install tflite-runtime), "
-                          "ai-edge-litert or TensorFlow; none is installed") from None
-    print("note: tflite_runtime is not installed; running .tflite models with TensorFlow's interpreter (slower to "
-          "start; pip install tflite-runtime for a device's runtime)", file=sys.stderr)
+    for name in INTERPRETER_MODULES:
+        try:
+            Interpreter = importlib.import_module(name).Interpreter
+        except ImportError:
+            continue
+        if not name.startswith("tensorflow."):
+            return Interpreter
+        print("note: tflite_runtime is not installed; running .tflite models with TensorFlow's interpreter (slower "
+              "to start; pip install tflite-runtime for a device's runtime)", file=sys.stderr)
 
-    class QuietInterpreter(Interpreter):  # without TF's deprecation notice on every model loaded
-        def __init__(self, *args, **kwargs):
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated", category=UserWarning)
-                super().__init__(*args, **kwargs)
+        class QuietInterpreter(Interpreter):  # without TF's deprecation notice on every model loaded
+            def __init__(self, *args, **kwargs):
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated",
+                                            category=UserWarning)
+                    super().__init__(*args, **kwargs)
 
-    return QuietInterpreter
+        return QuietInterpreter
+    raise ConfigError("running a .tflite model needs tflite-runtime (pip install tflite-runtime), ai-edge-litert or "
+                      "TensorFlow; none is installed")
 
 
 def make_interpreter(path_or_bytes, threads: int = 1, allocate: bool = True):
@@ -69,14 +70,14 @@ def make_interpreter(path_or_bytes, threads: int = 1, allocate: bool = True):
 _CHILD_READY = "landmark_kd: child ready"
 _CHILD_LOAD = f"""
 import sys
+import importlib
 print({_CHILD_READY!r}, flush=True)  # a Python that ran this far: what follows is about the model
-try:
-    from tflite_runtime.interpreter import Interpreter
-except ImportError:
+for name in {INTERPRETER_MODULES!r}:
     try:
-        from ai_edge_litert.interpreter import Interpreter
+        Interpreter = importlib.import_module(name).Interpreter
+        break
     except ImportError:
-        from tensorflow.lite.python.interpreter import Interpreter
+        pass
 interpreter = Interpreter(model_path=sys.argv[1])
 interpreter.allocate_tensors()
 interpreter.invoke()  # some damage only shows when the graph runs
