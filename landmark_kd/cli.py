@@ -158,9 +158,10 @@ def add_training_arguments(parser, defaults) -> None:
     g.add_argument("--seed", type=int, default=defaults.seed, help="random seed (weights, shuffling, augmentation)")
     g = parser.add_argument_group("output")
     g.add_argument("--output", default=defaults.output, help="output folder")
-    g.add_argument("--resume", action="store_true", help="require and continue an interrupted run in --output "
+    once = g.add_mutually_exclusive_group()  # resume-and-restart would delete the run it was asked to continue
+    once.add_argument("--resume", action="store_true", help="require and continue an interrupted run in --output "
                    "(an interrupted run is continued automatically anyway)")
-    g.add_argument("--restart", action="store_true", help="start over: remove the earlier run's files from --output (its "
+    once.add_argument("--restart", action="store_true", help="start over: remove the earlier run's files from --output (its "
                    "backup, best/last.keras, metrics, plots and logs) first; without it an interrupted run is resumed and "
                    "a finished one kept (the command refused)")
     g.add_argument("--verbose", action="store_true", help="show TensorFlow's log output")

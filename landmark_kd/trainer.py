@@ -148,10 +148,11 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     """Keras' epoch backup, made safe against a kill at any instant: the weights and the epoch counter are
     written to temporary names and renamed, the previous pair is kept (`double_checkpoint`), and a backup that
     cannot be read falls back to that pair, or, if it is unreadable too, to a fresh start with a warning
-    (the run's `best.keras` is never touched)."""
+    (the run's `best.keras` is never touched). The backup outlives `fit`: the run deletes it only once its final
+    report is written, so a run stopped while scoring resumes into the scoring, not into a 'finished' refusal."""
 
     def __init__(self, backup_dir: str):
-        super().__init__(backup_dir, save_freq="epoch", double_checkpoint=True, delete_checkpoint=True)
+        super().__init__(backup_dir, save_freq="epoch", double_checkpoint=True, delete_checkpoint=False)
         # Keras names the previous pair `*.bkp`, which `load_weights` refuses to read; ours stay loadable.
         self._prev_weights_path = os.path.join(backup_dir, "previous.weights.h5")
         self._prev_training_metadata_path = os.path.join(backup_dir, "previous_training_metadata.json")

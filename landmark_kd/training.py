@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -242,6 +243,9 @@ def run_training(config: TrainConfig) -> dict:
     metrics dict. Writes to `config.output`, which it holds locked for the run (a second run is refused)."""
     from .outputs import output_lock, prepare_output_dir
 
+    if config.resume and config.restart:  # refused before anything is deleted: --restart would remove the run
+        raise ConfigError("--resume and --restart contradict each other: --resume continues the interrupted run, "
+                          "--restart deletes it")
     config.check_teacher(bool(config.teacher))
     from .models.landmark_model import check_image_size
 
@@ -258,6 +262,22 @@ def run_training(config: TrainConfig) -> dict:
         return _run_training(config, out)
 
 
+def _evaluate_command(out: str, best: str) -> str:
+    """The evaluate command that scores `best` on the data its run validated on (from the run's config.json):
+    without --data, evaluate would score it on the drawn faces."""
+    import shlex
+
+    started = _read_json(os.path.join(out, "config.json"))
+    words = ["python", "-m", "landmark_kd.evaluate", "--model", best]
+    if isinstance(started, dict) and isinstance(started.get("val_data"), str):
+        words += ["--data", started["val_data"]]
+        for flag, name, default in (("--data-format", "data_format", "auto"), ("--images-root", "images_root", None),
+                                    ("--normalization", "normalization", None)):
+            if started.get(name) not in (default, None):
+                words += [flag, str(started[name])]
+    return shlex.join(words)
+
+
 # The TrainConfig fields that make a model's weights: an interrupted run resumes only into the same.
 ARCHITECTURE_FIELDS = ("preset", "image_size", "scheme", "head_dim", "head_convs", "light_head")
 
@@ -270,8 +290,7 @@ def _refuse_to_overwrite(config: TrainConfig, out: str, backup_dir: str) -> None
     if not os.path.isdir(backup_dir):
         if os.path.exists(best):
             done = os.path.exists(os.path.join(out, "metrics.json"))
-            hint = "" if done else (f" (its final report is missing: `python -m landmark_kd.evaluate --model {best}` "
-                                    "scores it)")
+            hint = "" if done else f" (its final report is missing: `{_evaluate_command(out, best)}` scores it)"
             raise ConfigError(f"{out} holds a finished run{hint}; pass --restart to train over it, or another "
                               "--output")
         return
@@ -295,8 +314,6 @@ def _clear_earlier_run(out: str, needed: list[str]) -> None:
     """--restart: the earlier run's files go first, so that an interrupted restart never leaves its new best.keras
     beside the old run's metrics.json, nor TensorBoard two runs' curves in one log folder. A model this run
     still needs (`needed`: --init-from, --teacher) is refused rather than deleted."""
-    import shutil
-
     doomed = {os.path.realpath(os.path.join(out, name)) for name in RUN_FILES}
     for path in needed:
         if os.path.realpath(path) in doomed:
@@ -456,6 +473,8 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     start = time.time()
     history = trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
+    if not history.history:
+        print(f"all {config.epochs} epochs were trained before the interruption: writing the final report")
     train_seconds = max(backup.seconds, time.time() - start)  # a resumed run: the epochs before it count too
     best_path = os.path.join(out, "best.keras")
     best = load_model(best_path) if os.path.exists(best_path) else model
@@ -473,6 +492,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         metrics.update({"teacher": config.teacher, "teacher_flip": config.teacher_flip, "alpha": config.alpha,
                         "kd_mode": config.kd_mode})
     paths = write_report(out, metrics, errors, result, val_samples)
+    shutil.rmtree(backup_dir, ignore_errors=True)  # only now: until the report is written, the run can resume
     metrics["paths"] = {"best": best_path, "last": os.path.join(out, "last.keras"), "logs": os.path.join(out, "logs"), **paths}
     return metrics
 

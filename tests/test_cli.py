@@ -118,6 +118,8 @@ CASES = {
                              ["good.tflite", "a .tflite model; this needs the .keras model"]),
     "output folder that is a file": (["-m", "landmark_kd.predict", "{t}/face.png", "--model", "{m}/good.tflite",
                                       "--out", "{t}/a_file"], ["a_file", "is a file, not an output folder"]),
+    "resume and restart together": (["distill.py", "--resume", "--restart"],
+                                    ["--restart", "not allowed with argument --resume"]),
     "zero batch size": (["train.py", "--batch-size", "0"], ["--batch-size", "at least 1"]),
     "zero epochs": (["train.py", "--epochs", "0"], ["--epochs", "at least 1"]),
     "negative steps per epoch": (["train.py", "--steps-per-epoch", "-1"], ["--steps-per-epoch", "at least 1"]),

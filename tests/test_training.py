@@ -61,7 +61,9 @@ def test_a_finished_or_other_architecture_run_is_never_trained_over(teacher_run,
     with pytest.raises(ConfigError, match="holds a finished run; pass --restart"):
         run_training(_config(faces, finished))
     (finished / "metrics.json").unlink()  # interrupted in its final evaluation
-    with pytest.raises(ConfigError, match="final report is missing.*landmark_kd.evaluate --model"):
+    # the hint scores it on the run's own validation data (without --data, evaluate uses the drawn faces)
+    with pytest.raises(ConfigError, match=f"final report is missing.*landmark_kd.evaluate --model "
+                                          f"{finished}/best.keras --data {faces}` scores it"):
         run_training(_config(faces, finished))
     assert (finished / "best.keras").read_bytes() == best
     (finished / "backup").mkdir()  # an interrupted run (its config.json says swinv2_pico, 64 px)
@@ -71,6 +73,46 @@ def test_a_finished_or_other_architecture_run_is_never_trained_over(teacher_run,
     assert (finished / "best.keras").read_bytes() == best
     metrics = run_training(_config(faces, finished, restart=True, epochs=1, steps_per_epoch=1))
     assert metrics["steps"] == 1 and (finished / "best.keras").read_bytes() != best
+
+
+def test_stopped_while_scoring_the_same_command_writes_the_report(faces, tmp_path, monkeypatch, capsys):
+    """Ctrl-C after the last epoch, during the final scoring, used to leave best.keras with no backup and no
+    metrics.json: the 'same command resumes' hint then answered 'holds a finished run'. The backup now outlives
+    the scoring, so the same command trains nothing and writes the report."""
+    import landmark_kd.evaluate
+
+    out = tmp_path / "stopped"
+    write_report = landmark_kd.evaluate.write_report
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(landmark_kd.evaluate, "write_report", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(_config(faces, out, epochs=2, steps_per_epoch=2))
+    assert (out / "backup").is_dir() and (out / "best.keras").exists() and not (out / "metrics.json").exists()
+    monkeypatch.setattr(landmark_kd.evaluate, "write_report", write_report)
+    capsys.readouterr()
+    metrics = run_training(_config(faces, out, epochs=2, steps_per_epoch=2))
+    printed = capsys.readouterr().out
+    assert "Resuming the interrupted run" in printed
+    assert "all 2 epochs were trained before the interruption: writing the final report" in printed
+    assert "epoch 1:" not in printed and "epoch 2:" not in printed  # nothing trained again
+    saved = json.load(open(out / "metrics.json"))
+    assert saved["steps"] == 4 and len(saved["history"]["val_nme"]) == 2 and saved["nme"] == metrics["nme"]
+    assert not (out / "backup").exists()  # dropped once the report is written
+
+
+def test_resume_with_restart_is_refused_before_anything_is_deleted(teacher_run, faces, tmp_path):
+    import shutil
+
+    run = tmp_path / "interrupted"
+    shutil.copytree(teacher_run[0], run)
+    (run / "backup").mkdir()
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.raises(ConfigError, match="--resume and --restart contradict each other"):
+        run_training(_config(faces, run, resume=True, restart=True))
+    assert sorted(p.name for p in run.iterdir()) == before
 
 
 def test_distillation_kd_falls_and_student_round_trips(teacher_run, faces, tmp_path):
