@@ -178,3 +178,32 @@ def test_a_keras_model_on_a_device_is_one_clear_error(tmp_path):
         """, tmp_path)
         errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
         assert done.returncode == 2 and len(errors) == 1 and needle in errors[0], (model, done.stderr[-1500:])
+
+
+def test_the_package_without_its_keras_models_runs_on_a_board(tmp_path):
+    """The README's board copy: landmark_kd/ without its .keras files (6.7 MB, not 73 MB; the teacher alone is
+    56 MB) and no TensorFlow still finds the face with the default model and runs the latency script."""
+    import shutil
+
+    from skimage.data import astronaut
+
+    board = tmp_path / "board"
+    shutil.copytree(os.path.join(ROOT, "landmark_kd"), board / "landmark_kd",
+                    ignore=shutil.ignore_patterns("*.keras", "__pycache__"))
+    assert not list(board.rglob("*.keras"))
+    cv2.imwrite(str(board / "photo.jpg"), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    code = BLOCK_TF + textwrap.dedent("""
+        from landmark_kd.predict import main
+        sys.exit(main(["photo.jpg", "--out", "out"]))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only the copy, not the checkout
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=board, env=env,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.load(open(board / "out" / "landmarks.json"))
+    assert result["model"].startswith(str(board / "landmark_kd")) and result["model"].endswith(".tflite")
+    assert len(result["results"]["photo.jpg"]["faces"]) == 1
+    latency = subprocess.run([sys.executable, "landmark_kd/export/benchmark.py",
+                              "landmark_kd/pretrained/real_student_fp16.tflite", "--runs", "3"],
+                             capture_output=True, text=True, cwd=board, env=env, timeout=120)
+    assert latency.returncode == 0, latency.stderr[-2000:]
