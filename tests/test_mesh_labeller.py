@@ -38,3 +38,32 @@ def test_a_box_far_off_the_face_gives_a_low_score_or_far_points():
 def test_missing_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.tflite"):
         MeshLabeller(str(tmp_path / "nope.tflite"), str(tmp_path / "t.json"))
+
+
+def test_wrong_labeller_files_are_one_line_errors_naming_the_file(tmp_path):
+    """Swapped files, another model, a table of another layout: each is a user error that names the file and
+    what is wrong (these were a StopIteration, a KeyError and a UnicodeDecodeError)."""
+    import json
+    import os
+
+    from landmark_kd.errors import DataError, ModelFileError
+
+    model, table = realfaces("labellers/face_landmark.tflite"), realfaces("labellers/mesh468_to_ibug68.json")
+    with pytest.raises(DataError, match=f"{model}: not a JSON text file"):
+        MeshLabeller(table, model)  # swapped: the model read as the table
+    with pytest.raises(ModelFileError, match=f"{table}: not a loadable .tflite model"):
+        MeshLabeller(table, table)
+    student = os.path.join(os.path.dirname(__file__), "..", "landmark_kd", "pretrained", "real_student_fp16.tflite")
+    with pytest.raises(ModelFileError, match=r"not MediaPipe's Face Mesh landmark model .*outputs \[\(1, 68, 2\)\]"):
+        MeshLabeller(student, table)
+    rows = json.load(open(table))["ibug68_from_mesh468"]
+    cases = {"other.json": ({"rows": rows}, "no 'ibug68_from_mesh468' entry"),
+             "short.json": ({"ibug68_from_mesh468": rows[:5]}, "'ibug68_from_mesh468' must list 68 rows, got 5"),
+             "index.json": ({"ibug68_from_mesh468": rows[:67] + [[468]]},
+                            r"'ibug68_from_mesh468' row 67 is \[468\]; each row lists mesh vertex indices 0\.\.467"),
+             "text.json": ("{not json", "not valid JSON")}
+    for name, (content, message) in cases.items():
+        path = tmp_path / name
+        path.write_text(content if isinstance(content, str) else json.dumps(content))
+        with pytest.raises(DataError, match=f"{path}: {message}"):
+            MeshLabeller(model, str(path))
