@@ -162,6 +162,22 @@ def load_data(config: TrainConfig, scheme, skipped_file: str | None = None):
     return train, val
 
 
+def record_skipped(skipped_file: str, set_name: str, report) -> None:
+    """Add `report`'s skipped records to `skipped_file` (load_data's list) as set `set_name`, replacing that
+    set's entries from an earlier load (a resumed run loads again) and keeping the other sets'."""
+    from .outputs import atomic_json
+
+    earlier = _read_json(skipped_file)
+    entries = earlier.get("skipped") if isinstance(earlier, dict) else None
+    entries = [e for e in entries if not (isinstance(e, dict) and e.get("set") == set_name)] if isinstance(
+        entries, list) else []
+    entries += [{"set": set_name, "record": src, "reason": why} for src, why in report.skipped]
+    if report.skipped or earlier is not None:
+        atomic_json(skipped_file, {"skipped": entries})
+    if report.skipped:
+        print(f"every skipped record: {skipped_file} ({len(entries)})")
+
+
 def _copied_images(val_paths: list[str], train_paths: list[str]) -> set[str]:
     """The validation images that are training images: the same file, or a copy of one (same bytes; only files
     of equal size are read, so this costs little)."""
@@ -427,9 +443,15 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     train_ds = pipeline.dataset(train_list, config.batch_size, training=True, seed=config.seed, repeat=True,
                                 augment=config.augment, teacher_size=teacher_size)
     if config.unlabeled:
+        from .data import LoadReport
         from .data.unlabeled import load_unlabeled
 
-        unlabeled = load_unlabeled(config.unlabeled, scheme.num_points, os.path.join(out, "unlabeled_boxes.json"))
+        unlabeled_report = LoadReport()
+        try:
+            unlabeled = load_unlabeled(config.unlabeled, scheme.num_points, os.path.join(out, "unlabeled_boxes.json"),
+                                       report=unlabeled_report)
+        finally:  # listed even when no photo is usable, to say why
+            record_skipped(os.path.join(out, "skipped.json"), "unlabeled", unlabeled_report)
         unlabeled_ds = pipeline.dataset(unlabeled, config.batch_size, training=True, seed=config.seed + 1,
                                         repeat=True, augment=config.augment, images_only=True,
                                         teacher_size=teacher_size)

@@ -200,10 +200,14 @@ def test_distillation_on_unlabelled_photos(teacher_run, faces, photo_folder, tmp
     kd_u = metrics["history"]["kd_unlabeled"]
     assert len(kd_u) == 3 and all(np.isfinite(kd_u)) and kd_u[-1] < kd_u[0]
     boxes = json.load(open(tmp_path / "student_u" / "unlabeled_boxes.json"))["boxes"]
-    found = [b for b in boxes.values() if b is not None]
+    found = [b for b in boxes.values() if isinstance(b, list)]
     assert len(boxes) == 4 and len(found) == 3
     assert 150 < found[0][0] < 250 and found[0][2] - found[0][0] > 60  # the astronaut's face, not the whole photo
-    assert "3 samples loaded, 1 skipped" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "3 samples loaded, 1 skipped" in out and "skipped by reason: truncated JPEG" in out
+    listed = json.load(open(tmp_path / "student_u" / "skipped.json"))["skipped"]  # beside labelled data's skips
+    assert listed == [{"set": "unlabeled", "record": os.path.join(photo_folder, "broken.jpg"),
+                       "reason": "truncated JPEG (no end-of-image marker)"}]
 
 
 def test_a_larger_input_teacher_distils_from_its_own_crops(faces, photo_folder, tmp_path, capsys, monkeypatch):
@@ -293,6 +297,29 @@ def test_validation_faces_that_are_training_faces_are_reported(faces, tmp_path, 
     listed = json.load(open(tmp_path / "skipped.json"))["skipped"]
     assert sorted(os.path.basename(r["record"]).split(":")[0] for r in listed) == [f"bad{k}.pts" for k in range(7)]
     assert {r["set"] for r in listed} == {"val"}
+
+
+def test_unlabelled_skips_join_the_labelled_ones_in_skipped_json(tmp_path, capsys):
+    """The unlabelled photos' skips are added to load_data's list as set "unlabeled"; loading again (a resumed
+    run) replaces them rather than listing them twice, and leaves the labelled sets' entries."""
+    from landmark_kd.data import LoadReport
+    from landmark_kd.training import record_skipped
+
+    path = str(tmp_path / "skipped.json")
+    record_skipped(path, "unlabeled", LoadReport())
+    assert not os.path.exists(path)  # nothing skipped, nothing written
+    with open(path, "w") as handle:
+        json.dump({"skipped": [{"set": "train", "record": "a.pts", "reason": "expected 68 points, got 5"}]}, handle)
+    report = LoadReport()
+    report.skip("p/x.jpg", "no face found")
+    report.skip("p/y.jpg", "truncated JPEG (no end-of-image marker)")
+    for _ in range(2):
+        record_skipped(path, "unlabeled", report)
+    listed = json.load(open(path))["skipped"]
+    assert [(r["set"], r["record"], r["reason"]) for r in listed] == [
+        ("train", "a.pts", "expected 68 points, got 5"), ("unlabeled", "p/x.jpg", "no face found"),
+        ("unlabeled", "p/y.jpg", "truncated JPEG (no end-of-image marker)")]
+    assert f"every skipped record: {path} (3)" in capsys.readouterr().out
 
 
 def test_fine_tuning_starts_from_the_given_models_weights(teacher_run, faces, tmp_path, capsys):

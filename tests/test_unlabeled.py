@@ -71,3 +71,57 @@ def test_missing_folder_is_a_clear_error(tmp_path):
 
     with pytest.raises(DatasetError, match="no such file"):
         load_unlabeled(str(tmp_path / "absent"), 68)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A real small PNG whose header says `width` x `height` (the check reads the header, not the pixels)."""
+    import cv2
+
+    data = bytearray(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    return bytes(data)
+
+
+def test_each_skipped_photo_is_reported_with_its_own_reason(tmp_path, capsys):
+    """Damaged, oversized, unreadable and faceless photos each get their reason (not one vague one), counted
+    per reason, and the reasons are cached with the boxes so a resumed run reports them without detecting."""
+    import cv2
+
+    from landmark_kd.data.records import LoadReport
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    face = np.full((120, 120, 3), 200, np.uint8)
+    cv2.imwrite(str(root / "face.png"), face)
+    cv2.imwrite(str(root / "blank.png"), np.zeros((120, 120, 3), np.uint8))
+    jpeg = cv2.imencode(".jpg", face)[1].tobytes()
+    (root / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (root / "huge.png").write_bytes(_png_claiming(10000, 8000))
+    (root / "text.jpg").write_text("not a photo")
+    calls = []
+
+    def bright(image):  # a "face" wherever the picture is bright
+        calls.append(1)
+        return [(np.array([10, 10, 110, 110], np.float32), 1.0)] if image.mean() > 100 else []
+
+    cache = str(tmp_path / "boxes.json")
+    for run in range(2):
+        report = LoadReport()
+        samples = load_unlabeled(str(root), 68, cache, detector=bright, report=report)
+        assert [os.path.basename(s.image_path) for s in samples] == ["face.png"]
+        reasons = {os.path.basename(p): r for p, r in report.skipped}
+        assert reasons == {
+            "blank.png": "no face found",
+            "cut.jpg": "truncated JPEG (no end-of-image marker)",
+            "huge.png": "image too large to decode: 10000x8000 pixels (the limit is 50 million)",
+            "text.jpg": "not a PNG/JPEG/BMP/GIF/TIFF/WebP image"}
+        out = capsys.readouterr().out
+        assert "1 samples loaded, 4 skipped" in out and "skipped by reason: " in out
+        assert "no face found 1" in out and "image too large to decode 1" in out
+    assert len(calls) == 2  # face and blank, detected once: the second load took boxes and reasons from the cache
+    for name in ("face.png", "blank.png"):
+        os.remove(root / name)
+    from landmark_kd.data.records import DatasetError
+
+    with pytest.raises(DatasetError, match=r"no usable unlabelled face photos \(3 skipped: truncated JPEG"):
+        load_unlabeled(str(root), 68, cache, detector=bright)

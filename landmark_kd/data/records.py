@@ -59,6 +59,15 @@ class LoadReport:
         else:
             self.skip(source, message)
 
+    def reason_counts(self) -> dict[str, int]:
+        """Skips per kind of reason, most common first: the reason up to its first ': ' (the detail after it, a
+        size or a score, differs from file to file)."""
+        counts: dict[str, int] = {}
+        for _, reason in self.skipped:
+            kind = reason.split(": ", 1)[0]
+            counts[kind] = counts.get(kind, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
     def summary(self) -> str:
         text = f"{self.loaded} samples loaded, {len(self.skipped)} skipped"
         for source, reason in self.skipped[:5]:
