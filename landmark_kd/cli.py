@@ -61,6 +61,18 @@ def positive_int_list(text: str) -> list[int]:
     return values
 
 
+def print_progress(done: int, total: int | None, start: float, what: str, detail: str = "") -> None:
+    """`  images 30/100, 28 labelled (2.1/s)` on stderr: rewritten in place on a terminal, else a line every tenth
+    of the way (every item for fewer than 20), so a long run shows it is alive and a log stays short."""
+    import time
+
+    rate = done / max(time.time() - start, 1e-9)
+    text = (f"{what} {done}/{total}" if total else f"{what} {done}") + (f", {detail}" if detail else "")
+    end = "\r" if sys.stderr.isatty() else "\n"
+    if sys.stderr.isatty() or total is None or done == total or done % max(1, (total or 1) // 10) == 0:
+        print(f"  {text} ({rate:.1f}/s)", end=end if done != total else "\n", file=sys.stderr)
+
+
 def existing_path(text: str) -> str:
     """argparse type: a file or folder that exists (a mistyped model or dataset path is refused by the parser,
     before any model is loaded)."""

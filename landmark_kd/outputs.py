@@ -28,16 +28,21 @@ def prepare_output_dir(path: str) -> str:
     return path
 
 
-def refuse_input_folder(out_dir: str, input_folders, recursive: bool = False, flag: str = "--out") -> None:
+def refuse_input_folder(out_dir: str, input_folders, recursive: bool = False, flag: str = "--out",
+                        containing: bool = False) -> None:
     """OutputError when `out_dir` is one of `input_folders` (or, with `recursive`, lies inside one): outputs
     written there replace input files (a predicted `.pts` over the label beside its image, a pseudo-labelled copy
-    over its own source) or are read back as inputs by the next run."""
+    over its own source) or are read back as inputs by the next run. With `containing`, an `out_dir` that holds an
+    input folder is refused too: the inputs would be listed among the outputs (and emptying it deletes them)."""
     out = os.path.realpath(out_dir)
     for folder in sorted({os.path.realpath(f) for f in input_folders}):
         if out == folder or (recursive and out.startswith(folder.rstrip(os.sep) + os.sep)):
             where = "is" if out == folder else "lies inside"
             raise OutputError(f"{flag} {out_dir} {where} the input folder {folder}: its outputs would replace or "
                               "mix with the inputs; choose another folder")
+        if containing and folder.startswith(out.rstrip(os.sep) + os.sep):
+            raise OutputError(f"{flag} {out_dir} contains the input folder {folder}: the inputs would mix with the "
+                              "outputs; choose a folder outside it")
 
 
 @contextlib.contextmanager

@@ -14,20 +14,13 @@ import os
 import sys
 import time
 
+from .cli import print_progress as _progress
 from .data.records import IMAGE_EXTENSIONS
 from .errors import ConfigError, DataError, MissingFileError
 from .outputs import atomic_bytes, atomic_json
 from .quiet import quiet_unless_verbose
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-
-
-def _progress(done: int, total: int | None, start: float, what: str) -> None:
-    rate = done / max(time.time() - start, 1e-9)
-    text = f"{what} {done}/{total}" if total else f"{what} {done}"
-    end = "\r" if sys.stderr.isatty() else "\n"
-    if sys.stderr.isatty() or total is None or done == total or done % max(1, (total or 1) // 10) == 0:
-        print(f"  {text} ({rate:.1f}/s)", end=end if done != total else "\n", file=sys.stderr)
 
 
 def _read_image(path: str):
