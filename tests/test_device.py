@@ -207,3 +207,29 @@ def test_the_package_without_its_keras_models_runs_on_a_board(tmp_path):
                               "landmark_kd/pretrained/real_student_fp16.tflite", "--runs", "3"],
                              capture_output=True, text=True, cwd=board, env=env, timeout=120)
     assert latency.returncode == 0, latency.stderr[-2000:]
+
+
+def test_the_latency_script_reports_a_blocked_tensorflow_as_not_imported_and_sends_keras_models_to_convert(
+        tflite_path, tmp_path):
+    """`sys.modules["tensorflow"] = None` (how a process blocks TensorFlow) is a name in sys.modules, not TensorFlow
+    loaded; a .keras given to the latency script is one line that says to export it with convert.py first."""
+    script = os.path.join(ROOT, "landmark_kd", "export", "benchmark.py")
+
+    def latency(prelude: str, model: str) -> subprocess.CompletedProcess:
+        code = (f"import runpy, sys, types; {prelude}; sys.argv = [{script!r}, {model!r}, '--runs', '2']; "
+                f"runpy.run_path({script!r}, run_name='__main__')")
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                              env={**os.environ, "PYTHONPATH": ROOT}, timeout=120)
+
+    blocked = latency("sys.modules['tensorflow'] = None", tflite_path)
+    assert blocked.returncode == 0, blocked.stderr[-1500:]
+    assert json.loads(blocked.stdout.strip().splitlines()[-1])["tensorflow_imported"] is False
+    loaded = latency("sys.modules['tensorflow'] = types.ModuleType('tensorflow')", tflite_path)
+    assert json.loads(loaded.stdout.strip().splitlines()[-1])["tensorflow_imported"] is True
+    keras_model = os.path.join(ROOT, "landmark_kd", "pretrained", "real_fast.keras")
+    refused = latency("pass", keras_model)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-1500:]
+    assert errors == [f"error: {keras_model}: a Keras model; this times .tflite files: export it first with "
+                      f"`python convert.py --model {keras_model}` and time the .tflite it writes"]
+
