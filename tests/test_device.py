@@ -233,3 +233,39 @@ def test_the_latency_script_reports_a_blocked_tensorflow_as_not_imported_and_sen
     assert errors == [f"error: {keras_model}: a Keras model; this times .tflite files: export it first with "
                       f"`python convert.py --model {keras_model}` and time the .tflite it writes"]
 
+
+def test_evaluate_scores_a_tflite_without_tensorflow_as_with_it(tmp_path):
+    """`python -m landmark_kd.evaluate --model X.tflite` on a board (no TensorFlow, Keras or matplotlib): the faces
+    are cropped with OpenCV, and the scores agree with TensorFlow's pipeline on a 300-W folder and a custom JSON."""
+    from landmark_kd.data import load_dataset
+    from landmark_kd.data.synthetic import generate
+    from landmark_kd.evaluate import EvalConfig, run_evaluation
+
+    faces = generate(str(tmp_path / "faces"), 6, seed=11, size=96, sheet=False)
+    samples, _ = load_dataset(faces, num_points=68)
+    (tmp_path / "faces.json").write_text(json.dumps(
+        {"samples": [{"image": s.image_path, "landmarks": s.landmarks.tolist()} for s in samples]}))
+    model = os.path.join(ROOT, "landmark_kd", "pretrained", "real_fast_fp16.tflite")
+    no_plots = BLOCK_TF.replace('("tensorflow", "keras")', '("tensorflow", "keras", "matplotlib")')
+    for data, block in ((faces, BLOCK_TF), (str(tmp_path / "faces.json"), no_plots)):
+        out = str(tmp_path / f"out_{os.path.basename(data)}")
+        code = block + textwrap.dedent(f"""
+            from landmark_kd.evaluate import main
+            code = main(["--model", {model!r}, "--data", {data!r}, "--out", {out!r}])
+            print("exit", code, "tensorflow loaded:", any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules))
+        """)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                              env={**os.environ, "PYTHONPATH": ROOT}, timeout=120)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert "exit 0 tensorflow loaded: False" in done.stdout, done.stdout[-2000:]
+        assert "the faces are cropped with OpenCV" in done.stdout
+        without = json.load(open(os.path.join(out, "eval_metrics.json")))
+        assert without["num_images"] == 6 and without["undecodable"] == 0
+        if block is no_plots:
+            assert "note: no CED plot or overlay picture (matplotlib is not installed)" in done.stdout
+            assert sorted(os.listdir(out)) == ["eval_metrics.json"]
+        else:
+            assert os.path.isfile(os.path.join(out, "eval_ced.png"))
+        with_tf = run_evaluation(EvalConfig(model=model, data=data, out=str(tmp_path / "with_tf")))
+        assert without["nme"] == pytest.approx(with_tf["nme"], rel=2e-3)
+        assert without["nme_inner51"] == pytest.approx(with_tf["nme_inner51"], rel=2e-3)
