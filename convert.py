@@ -36,7 +36,8 @@ def parse_args(argv):
     parser.add_argument("--data", default=None, help="evaluation set (default: synthetic test faces)")
     parser.add_argument("--data-format", default="auto", help="300w, wflw, cofw, custom or auto")
     parser.add_argument("--images-root", default=None, help="image folder for WFLW lists")
-    parser.add_argument("--calibration-data", default=None, help="representative data for int8 (default: synthetic "
+    parser.add_argument("--calibration-data", default=None, help="representative faces for int8: a folder of photos "
+                        "(labelled or not), a WFLW .txt, a COFW .mat or a custom .json/.csv (default: synthetic "
                         "training faces)")
     parser.add_argument("--calibration-samples", type=positive_int, default=100,
                         help="int8: calibrate on at most this many faces of --calibration-data, evenly spaced over it")
@@ -49,7 +50,11 @@ def parse_args(argv):
     parser.add_argument("--int8-max-float-blocks", type=int, default=3, help="auto: keep at most this many in float")
     parser.add_argument("--max-eval", type=positive_int, default=None, help="evaluate on at most this many faces")
     parser.add_argument("--compare", action="append", default=[], help="another .tflite to benchmark side by side")
-    parser.add_argument("--output", default=os.path.join("runs", "export"), help="output folder")
+    parser.add_argument("--output", default=os.path.join("runs", "export"), help="output folder; a rerun of the same "
+                        "model replaces its earlier export there, another model's export is refused (default: "
+                        "runs/export)")
+    parser.add_argument("--overwrite", action="store_true", help="replace what --output holds even when it is another "
+                        "model's export, or files no export of this model lists")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and the converter's log output")
     return parser.parse_args(argv)
 

@@ -52,13 +52,19 @@ def pose_lines(metrics: dict) -> list[str]:
 
 def write_report(out_dir: str, metrics: dict, errors: np.ndarray, prediction: DatasetPrediction, samples,
                  stem: str = "", extra_curves: dict | None = None) -> dict:
-    """metrics.json, ced.png and predictions.png (prediction red over ground truth green) in `out_dir`."""
-    from .plots import overlay_grid, plot_ced
-
+    """metrics.json, ced.png and predictions.png (prediction red over ground truth green) in `out_dir`. Without
+    matplotlib (a board has numpy, OpenCV and tflite_runtime) the pictures are left out, said in one note."""
     os.makedirs(out_dir, exist_ok=True)
-    paths = {"metrics": os.path.join(out_dir, f"{stem}metrics.json"), "ced": os.path.join(out_dir, f"{stem}ced.png"),
-             "predictions": os.path.join(out_dir, f"{stem}predictions.png")}
+    paths = {"metrics": os.path.join(out_dir, f"{stem}metrics.json")}
     atomic_json(paths["metrics"], metrics)
+    try:
+        from .plots import overlay_grid, plot_ced
+    except ImportError as err:
+        print(f"note: no CED plot or overlay picture ({err.name or 'matplotlib'} is not installed); the scores are in "
+              f"{paths['metrics']}")
+        return paths
+    paths.update({"ced": os.path.join(out_dir, f"{stem}ced.png"),
+                  "predictions": os.path.join(out_dir, f"{stem}predictions.png")})
     curves = {"model": errors, **(extra_curves or {})}
     plot_ced(curves, paths["ced"], metrics.get("threshold", 0.1), f"CED ({metrics['normalization']})")
     shown = len(prediction.overlay_crops)
@@ -67,6 +73,92 @@ def write_report(out_dir: str, metrics: dict, errors: np.ndarray, prediction: Da
         gt = image_to_crop(gt_img, prediction.affine[:shown])
         overlay_grid(prediction.overlay_crops, prediction.overlay_landmarks, gt, paths["predictions"])
     return paths
+
+
+def opencv_batches(samples, image_size: int, batch_size: int):
+    """The evaluation crops without TensorFlow, for a .tflite on a board: each face's box cropped by the same
+    matrix as LandmarkPipeline's evaluation crop (crop.box_crop_matrix), resampled bilinearly by OpenCV instead
+    of TensorFlow (black outside the image), from the same pixels (cv2.imread turns a photo by its EXIF
+    orientation, as the pipeline does). Yields (crops, {"affine", "index"}) batches as the pipeline's dataset
+    does; an image that cannot be decoded is left out, as the pipeline drops it."""
+    import cv2
+
+    from .crop import box_crop_matrix
+    from .data.records import read_bgr
+
+    crops, affines, indices = [], [], []
+    for i, sample in enumerate(samples):
+        image = read_bgr(sample.image_path)
+        if image is not None:
+            matrix = box_crop_matrix(sample.face_box(), image_size)
+            rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+            crops.append(cv2.warpAffine(rgb, matrix, (image_size, image_size), flags=cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_CONSTANT, borderValue=0))
+            affines.append(matrix)
+            indices.append(i)
+        if crops and (len(crops) == batch_size or i == len(samples) - 1):
+            yield np.stack(crops), {"affine": np.stack(affines), "index": np.asarray(indices, np.int32)}
+            crops, affines, indices = [], [], []
+
+
+def _read_json(path: str):
+    import json
+
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def trained_on_real_faces(model: str) -> str | None:
+    """Why `model` counts as a model of real photographs, or None when nothing says so: a shipped model
+    (landmark_kd/pretrained, all trained on real photos), a .keras whose run's config.json (beside it) names
+    training data or unlabelled photos other than the drawn faces, or a .tflite whose convert report.json (beside
+    it) says so of its source. Needs neither TensorFlow nor the model loaded."""
+    from .data.synthetic import is_synthetic_set
+    from .predictor import PRETRAINED_DIR, resolve_model_path
+
+    path = os.path.realpath(resolve_model_path(model))
+    folder = os.path.dirname(path)
+    if folder == os.path.realpath(PRETRAINED_DIR):
+        return "a shipped model, trained on real photographs"
+    if path.lower().endswith(".tflite"):
+        report = _read_json(os.path.join(folder, "report.json"))
+        exports = report.get("exports") if isinstance(report, dict) else None
+        files = [e.get("file") for e in exports.values() if isinstance(e, dict)] if isinstance(exports, dict) else []
+        listed = any(isinstance(f, str) and os.path.basename(f) == os.path.basename(path) for f in files)
+        why = report.get("trained_on_real_faces") if listed else None
+        return f"exported from {report.get('model')}: {why}" if isinstance(why, str) else None
+    config = _read_json(os.path.join(folder, "config.json"))
+    if not isinstance(config, dict):
+        return None
+    data = config.get("train_data")
+    paths = [data] if isinstance(data, str) else [p for p in data if isinstance(p, str)] if isinstance(data, list) else []
+    if isinstance(config.get("unlabeled"), str):
+        paths.append(config["unlabeled"])
+    drawn = os.path.normpath(os.path.join(str(config.get("synthetic_root", "data/synthetic")), "train"))
+    real = [p for p in paths if os.path.normpath(p) != drawn and not is_synthetic_set(p)]
+    if not real or config.get("data_format") == "synthetic":
+        return None
+    return f"its run's config.json names {', '.join(real)}"
+
+
+def drawn_faces_warning(model: str, data: str) -> str | None:
+    """The warning for a model of real photos scored on the drawn (synthetic) faces because no --data was given:
+    that figure says little about real photos. None for any other model."""
+    from .data.synthetic import is_synthetic_set
+
+    why = trained_on_real_faces(model)
+    if why is None:
+        return None
+    config = _read_json(os.path.join(os.path.dirname(os.path.abspath(model)), "config.json"))
+    val = config.get("val_data") if isinstance(config, dict) else None
+    example = f", e.g. --data {val} (its run's validation set)" if isinstance(val, str) and os.path.exists(val) \
+        and not is_synthetic_set(val) else ""
+    return (f"warning: {model} was trained on real photographs ({why}), but this accuracy is on drawn synthetic "
+            f"faces ({data}) because no --data was given; pass --data with labelled real faces (a 300-W folder of "
+            f"images and .pts files, a WFLW .txt, a COFW .mat or a custom .json/.csv){example}")
 
 
 @dataclass
@@ -97,7 +189,6 @@ def run_evaluation(config: EvalConfig) -> dict:
     """Score `config.model` on `config.data`: writes eval_metrics.json, eval_ced.png and eval_predictions.png
     and returns the metrics (with `paths`). Bad samples are skipped and counted; none left is a DataError."""
     from .data import DatasetError, load_dataset
-    from .data.pipeline import LandmarkPipeline, PipelineConfig
     from .data.synthetic import ensure_default_dataset
     from .metrics import drop_unnormalisable
     from .outputs import prepare_output_dir
@@ -106,6 +197,9 @@ def run_evaluation(config: EvalConfig) -> dict:
     predictor = Predictor.from_path(config.model)
     scheme = predictor.scheme
     data = config.data or ensure_default_dataset(reuse_any=True, splits=("test",))[1]
+    warning = None if config.data else drawn_faces_warning(config.model, data)
+    if warning:
+        print(warning)
     samples, report = load_dataset(data, config.data_format, scheme.num_points, config.images_root)
     if config.face_box == "landmarks":  # the crop a benchmark with ground-truth landmark boxes uses
         samples = [replace(s, bbox=None) for s in samples]
@@ -114,12 +208,21 @@ def run_evaluation(config: EvalConfig) -> dict:
         raise DatasetError(f"{data}: no face can be scored ({report.skipped[0][0]}: {report.skipped[0][1]})")
     out = prepare_output_dir(config.out or default_output(config.model))
     print(f"{data}: {report.summary()}")
-    pipeline = LandmarkPipeline(scheme, PipelineConfig(image_size=predictor.image_size))
-    result = predictor.predict_dataset(pipeline.dataset(samples, config.batch_size, training=False))
+    try:  # TensorFlow's pipeline where it is installed (a .keras model needs it anyway), else OpenCV's crops
+        from .data.pipeline import LandmarkPipeline, PipelineConfig
+    except ImportError:
+        print("note: TensorFlow is not installed: the faces are cropped with OpenCV (the same crop box; bilinear "
+              "resampling by OpenCV instead of TensorFlow)")
+        batches = opencv_batches(samples, predictor.image_size, config.batch_size)
+    else:
+        pipeline = LandmarkPipeline(scheme, PipelineConfig(image_size=predictor.image_size))
+        batches = pipeline.dataset(samples, config.batch_size, training=False)
+    result = predictor.predict_dataset(batches)
     metrics, errors = evaluate_predictions(result.landmarks, result.index, samples, scheme, config.normalization,
                                            config.threshold)
     undecodable = len(samples) - len(result.index)
-    metrics.update({"model": config.model, "data": data, "skipped": len(report.skipped), "undecodable": undecodable})
+    metrics.update({"model": config.model, "data": data, "skipped": len(report.skipped), "undecodable": undecodable,
+                    "warnings": [warning] if warning else []})
     if undecodable:
         print(f"{undecodable} image(s) passed the load-time checks but could not be decoded; they were left out")
     metrics["paths"] = write_report(out, metrics, errors, result, samples, stem="eval_")

@@ -207,3 +207,65 @@ def test_the_package_without_its_keras_models_runs_on_a_board(tmp_path):
                               "landmark_kd/pretrained/real_student_fp16.tflite", "--runs", "3"],
                              capture_output=True, text=True, cwd=board, env=env, timeout=120)
     assert latency.returncode == 0, latency.stderr[-2000:]
+
+
+def test_the_latency_script_reports_a_blocked_tensorflow_as_not_imported_and_sends_keras_models_to_convert(
+        tflite_path, tmp_path):
+    """`sys.modules["tensorflow"] = None` (how a process blocks TensorFlow) is a name in sys.modules, not TensorFlow
+    loaded; a .keras given to the latency script is one line that says to export it with convert.py first."""
+    script = os.path.join(ROOT, "landmark_kd", "export", "benchmark.py")
+
+    def latency(prelude: str, model: str) -> subprocess.CompletedProcess:
+        code = (f"import runpy, sys, types; {prelude}; sys.argv = [{script!r}, {model!r}, '--runs', '2']; "
+                f"runpy.run_path({script!r}, run_name='__main__')")
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                              env={**os.environ, "PYTHONPATH": ROOT}, timeout=120)
+
+    blocked = latency("sys.modules['tensorflow'] = None", tflite_path)
+    assert blocked.returncode == 0, blocked.stderr[-1500:]
+    assert json.loads(blocked.stdout.strip().splitlines()[-1])["tensorflow_imported"] is False
+    loaded = latency("sys.modules['tensorflow'] = types.ModuleType('tensorflow')", tflite_path)
+    assert json.loads(loaded.stdout.strip().splitlines()[-1])["tensorflow_imported"] is True
+    keras_model = os.path.join(ROOT, "landmark_kd", "pretrained", "real_fast.keras")
+    refused = latency("pass", keras_model)
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-1500:]
+    assert errors == [f"error: {keras_model}: a Keras model; this times .tflite files: export it first with "
+                      f"`python convert.py --model {keras_model}` and time the .tflite it writes"]
+
+
+def test_evaluate_scores_a_tflite_without_tensorflow_as_with_it(tmp_path):
+    """`python -m landmark_kd.evaluate --model X.tflite` on a board (no TensorFlow, Keras or matplotlib): the faces
+    are cropped with OpenCV, and the scores agree with TensorFlow's pipeline on a 300-W folder and a custom JSON."""
+    from landmark_kd.data import load_dataset
+    from landmark_kd.data.synthetic import generate
+    from landmark_kd.evaluate import EvalConfig, run_evaluation
+
+    faces = generate(str(tmp_path / "faces"), 6, seed=11, size=96, sheet=False)
+    samples, _ = load_dataset(faces, num_points=68)
+    (tmp_path / "faces.json").write_text(json.dumps(
+        {"samples": [{"image": s.image_path, "landmarks": s.landmarks.tolist()} for s in samples]}))
+    model = os.path.join(ROOT, "landmark_kd", "pretrained", "real_fast_fp16.tflite")
+    no_plots = BLOCK_TF.replace('("tensorflow", "keras")', '("tensorflow", "keras", "matplotlib")')
+    for data, block in ((faces, BLOCK_TF), (str(tmp_path / "faces.json"), no_plots)):
+        out = str(tmp_path / f"out_{os.path.basename(data)}")
+        code = block + textwrap.dedent(f"""
+            from landmark_kd.evaluate import main
+            code = main(["--model", {model!r}, "--data", {data!r}, "--out", {out!r}])
+            print("exit", code, "tensorflow loaded:", any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules))
+        """)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                              env={**os.environ, "PYTHONPATH": ROOT}, timeout=120)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert "exit 0 tensorflow loaded: False" in done.stdout, done.stdout[-2000:]
+        assert "the faces are cropped with OpenCV" in done.stdout
+        without = json.load(open(os.path.join(out, "eval_metrics.json")))
+        assert without["num_images"] == 6 and without["undecodable"] == 0
+        if block is no_plots:
+            assert "note: no CED plot or overlay picture (matplotlib is not installed)" in done.stdout
+            assert sorted(os.listdir(out)) == ["eval_metrics.json"]
+        else:
+            assert os.path.isfile(os.path.join(out, "eval_ced.png"))
+        with_tf = run_evaluation(EvalConfig(model=model, data=data, out=str(tmp_path / "with_tf")))
+        assert without["nme"] == pytest.approx(with_tf["nme"], rel=2e-3)
+        assert without["nme_inner51"] == pytest.approx(with_tf["nme_inner51"], rel=2e-3)

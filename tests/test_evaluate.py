@@ -80,3 +80,77 @@ def test_default_output_keeps_one_folder_per_model():
     teacher, student = default_output("runs/teacher/best.keras"), default_output("runs/student/best.keras")
     assert teacher == os.path.join("runs", "evaluate", "teacher_best") and teacher != student
     assert default_output("e/s_best_int8.tflite") != default_output("e/s_best_fp16.tflite")
+
+
+def _real_face_run(tmp_path, model) -> str:
+    """`model` saved as a run's best.keras whose config.json names real photos (as train.py writes it)."""
+    import json
+
+    run = tmp_path / "runs" / "real"
+    run.mkdir(parents=True)
+    model.save(str(run / "best.keras"))
+    (run / "config.json").write_text(json.dumps({"train_data": "../shared/realfaces/ytf68/train", "val_data": None,
+                                                 "synthetic_root": "data/synthetic", "data_format": "auto"}))
+    return str(run / "best.keras")
+
+
+def test_what_marks_a_model_trained_on_real_faces(tmp_path):
+    """The shipped models, a run whose config.json names real data, and an export of such a run (its report.json);
+    not a run on the drawn faces (its config.json names the synthetic set), nor a model with no record."""
+    import json
+
+    from landmark_kd.data.synthetic import generate
+    from landmark_kd.evaluate import trained_on_real_faces
+    from landmark_kd.predictor import PRETRAINED_DIR
+
+    assert trained_on_real_faces(os.path.join(PRETRAINED_DIR, "real_fast.keras")).startswith("a shipped model")
+    assert trained_on_real_faces("real_student_fp16.tflite").startswith("a shipped model")  # a shipped name
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.keras").write_bytes(b"")
+    assert trained_on_real_faces(str(run / "best.keras")) is None  # no config.json: nothing says so
+    config = {"train_data": "data/synthetic/train", "synthetic_root": "data/synthetic", "unlabeled": None}
+    (run / "config.json").write_text(json.dumps(config))
+    assert trained_on_real_faces(str(run / "best.keras")) is None
+    drawn = generate(str(tmp_path / "my_drawn"), 1, seed=1, size=64, sheet=False)
+    (run / "config.json").write_text(json.dumps({**config, "train_data": [drawn]}))  # drawn, elsewhere
+    assert trained_on_real_faces(str(run / "best.keras")) is None
+    (run / "config.json").write_text(json.dumps({**config, "unlabeled": "photos/lfw"}))  # distilled on real photos
+    assert trained_on_real_faces(str(run / "best.keras")) == "its run's config.json names photos/lfw"
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "run_best_fp16.tflite").write_bytes(b"")
+    report = {"model": "run/best.keras", "trained_on_real_faces": "its run's config.json names photos/lfw",
+              "exports": {"fp16": {"file": "somewhere/run_best_fp16.tflite"}}}
+    (export / "report.json").write_text(json.dumps(report))
+    assert trained_on_real_faces(str(export / "run_best_fp16.tflite")) == \
+        "exported from run/best.keras: its run's config.json names photos/lfw"
+    (export / "other.tflite").write_bytes(b"")
+    assert trained_on_real_faces(str(export / "other.tflite")) is None  # not one the report lists
+
+
+def test_a_real_face_model_scored_on_the_drawn_faces_is_warned_about(tmp_path, monkeypatch, capsys):
+    """No --data: the score is on the synthetic faces, which says little of a model of real photos."""
+    import json
+
+    import keras
+
+    from landmark_kd.data.synthetic import generate
+    from landmark_kd.evaluate import EvalConfig, run_evaluation
+    from landmark_kd.models import build_landmark_model
+
+    monkeypatch.chdir(tmp_path)
+    drawn = generate(os.path.join("data", "synthetic", "test"), 3, seed=8, size=96, sheet=False)
+    keras.utils.set_random_seed(0)
+    model = _real_face_run(tmp_path, build_landmark_model("mobilevitv2_pico", "68", 64))
+    metrics = run_evaluation(EvalConfig(model=model, out=str(tmp_path / "scored")))
+    expected = (f"warning: {model} was trained on real photographs (its run's config.json names "
+                f"../shared/realfaces/ytf68/train), but this accuracy is on drawn synthetic faces ({drawn}) because no "
+                "--data was given; pass --data with labelled real faces (a 300-W folder of images and .pts files, a "
+                "WFLW .txt, a COFW .mat or a custom .json/.csv)")
+    assert expected in capsys.readouterr().out.splitlines()
+    assert metrics["warnings"] == [expected]
+    assert json.load(open(tmp_path / "scored" / "eval_metrics.json"))["warnings"] == [expected]
+    # the same faces named with --data: the user chose them, no warning
+    assert run_evaluation(EvalConfig(model=model, data=drawn, out=str(tmp_path / "named")))["warnings"] == []
+    assert "warning" not in capsys.readouterr().out

@@ -85,8 +85,16 @@ def test_convert_cli_writes_report(tiny_model, tmp_path, capsys):
     rc = convert_cli.main(["--model", model_path, "--modes", "fp32,int8", "--data", faces, "--calibration-data", faces,
                            "--calibration-samples", "4", "--runs", "3", "--threads", "1", "--output", out])
     assert rc == 0
-    assert "warning: int8 calibration on only 4 faces" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "warning: int8 calibration on only 4 faces" in printed
     report = json.load(open(os.path.join(out, "report.json")))
+    # report.json carries the warnings the console and report.md give: few calibration faces, and int8's speed
+    # against this run's own fp32 timing
+    few = next(w for w in report["warnings"] if w.startswith("warning: int8 calibration on only 4 faces of"))
+    assert few in open(os.path.join(out, "report.md")).read().replace("**warning**:", "warning:")
+    ms = {m: report["exports"][m]["latency_ms"]["1"]["median"] for m in ("fp32", "int8")}
+    speed = next(w for w in report["warnings"] if w.startswith("note: full int8 measured"))
+    assert f"fp32 in this run ({ms['int8']:.2f} vs {ms['fp32']:.2f} ms median, 1 thread" in speed and speed in printed
     assert report["params"] == tiny_model.count_params() and report["num_images"] == 8
     for mode in ("fp32", "int8"):
         entry = report["exports"][mode]
@@ -192,10 +200,11 @@ def test_int8_io_export_takes_an_int8_image_and_a_rerun_replaces_the_earlier_exp
     assert "note: int8 was calibrated on the faces it is scored on" in capsys.readouterr().out
     assert report["warnings"] and "**note**: int8 was calibrated" in md
     over = {**report, "exports": {"int8": {**report["exports"]["int8"], "nme_relative_change": 0.022,
-                                           "calibration_is_eval_data": False}}}
-    assert int8_warnings(over) == ["warning: int8 NME +2.2% against the Keras model, over the 2% budget "
-                                   "(--int8-budget): keep more blocks in float (--int8-float-blocks, "
-                                   "--int8-max-float-blocks) or calibrate on more faces like the ones it will see"]
+                                           "calibration_is_eval_data": False, "calibration_images": 100}}}
+    assert int8_warnings(over)[:1] == ["warning: int8 NME +2.2% against the Keras model, over the 2% budget "
+                                       "(--int8-budget): keep more blocks in float (--int8-float-blocks, "
+                                       "--int8-max-float-blocks) or calibrate on more faces like the ones it will see"]
+    assert len(int8_warnings(over)) == 2 and int8_warnings(over)[1].startswith("note: full int8 is for runtimes")
     assert "**warning**: int8 NME +2.2%" in markdown({**over, "warnings": int8_warnings(over)}, [1])
 
     # A rerun with fewer modes: the earlier export's files go, files it did not list stay.
@@ -269,9 +278,10 @@ def test_convert_refuses_early_and_writes_nothing_when_an_audit_fails(tiny_model
     monkeypatch.setattr(op_audit, "audit", audit)
     faces = generate(str(tmp_path / "faces"), 2, seed=5, size=96, sheet=False)
     out.mkdir()
-    (out / "report.json").write_text(json.dumps({"exports": {}}))
+    model_path = _saved(tiny_model, tmp_path)
+    (out / "report.json").write_text(json.dumps({"model": model_path, "model_path": model_path, "exports": {}}))
     with pytest.raises(RuntimeCompatibilityError, match="fp16 export of .* needs a newer TFLite runtime than 2.1.0"):
-        run_export(ExportConfig(model=_saved(tiny_model, tmp_path), modes=("fp32", "fp16"), data=faces, output=str(out),
+        run_export(ExportConfig(model=model_path, modes=("fp32", "fp16"), data=faces, output=str(out),
                                 runs=1, threads=(1,)))
     assert sorted(os.listdir(out)) == ["report.json"]
 
@@ -291,3 +301,135 @@ def test_convert_names_a_folder_or_a_tflite_given_as_the_keras_model(tmp_path, c
         convert_cli.parse_args(["--help"])
     assert "at most this many faces of --calibration-data, evenly spaced over it (default: 100)" in \
         " ".join(capsys.readouterr().out.split())
+
+
+def test_another_models_export_is_refused_before_any_work_and_replaced_only_with_overwrite(tiny_model, tmp_path,
+                                                                                          capsys):
+    """runs/export is every model's default --output: converting the student there must not delete the teacher's
+    export. Refused in one line (nothing loaded, nothing written) unless --overwrite; files no export lists stay."""
+    import convert as convert_cli
+
+    out = tmp_path / "export"
+    out.mkdir()
+    teacher = {"model": "runs/teacher/best.keras", "model_path": str(tmp_path / "runs" / "teacher" / "best.keras"),
+               "exports": {"fp32": {"file": "runs/export/teacher_best_fp32.tflite",
+                                    "scheme_file": "runs/export/teacher_best_fp32.scheme.json"}}}
+    for name, text in {"report.json": json.dumps(teacher), "report.md": "# teacher", "notes.txt": "mine",
+                       "teacher_best_fp32.tflite": "tflite", "teacher_best_fp32.scheme.json": "{}"}.items():
+        (out / name).write_text(text)
+    before = {p.name: p.read_text() for p in out.iterdir()}
+    model_path = _saved(tiny_model, tmp_path)
+    faces = generate(str(tmp_path / "faces"), 2, seed=6, size=96, sheet=False)
+    common = ["--model", model_path, "--modes", "fp32", "--data", faces, "--runs", "1", "--threads", "1",
+              "--output", str(out)]
+    assert convert_cli.main(common) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == (f"error: {out} holds an export of another model ({teacher['model_path']}); pass "
+                                    f"another --output (e.g. {tmp_path / 'export_student_best'}), or --overwrite to "
+                                    "replace it")
+    assert "Keras NME" not in captured.out and {p.name: p.read_text() for p in out.iterdir()} == before
+    # an older report (no model_path) of another model: told apart by its file-name prefix
+    (out / "report.json").write_text(json.dumps({**teacher, "model_path": None}))
+    assert convert_cli.main(common) == 2 and "holds an export of another model" in capsys.readouterr().err
+    # a file this run would write that no export of ours lists (a report.md of someone else's, say)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.md").write_text("my notes")
+    assert convert_cli.main(common[:-1] + [str(mine)]) == 2
+    assert f"error: {mine / 'report.md'}: already there, and no earlier export of {model_path}" in capsys.readouterr().err
+    assert (mine / "report.md").read_text() == "my notes"
+    # --overwrite: the teacher's export (the files its report lists) is replaced; files it does not list stay
+    (out / "report.json").write_text(json.dumps(teacher))
+    assert convert_cli.main(common + ["--overwrite"]) == 0
+    assert sorted(os.listdir(out)) == ["notes.txt", "report.json", "report.md", "student_best_fp32.scheme.json",
+                                       "student_best_fp32.tflite"]
+    report = json.load(open(out / "report.json"))
+    assert report["model_path"] == os.path.realpath(model_path)
+    # and the same model again needs no flag: its own earlier export is replaced
+    assert convert_cli.main(common) == 0
+    assert "replacing the earlier export" in capsys.readouterr().out
+
+
+def test_bad_compare_models_and_a_single_image_are_refused_before_the_export(tiny_model, tmp_path, capsys):
+    """--compare with something that is no .tflite (or a damaged one), and one photo given as --data or
+    --calibration-data: one line naming the file and the flag, before the model is loaded or anything written."""
+    import cv2
+
+    import convert as convert_cli
+
+    model_path = _saved(tiny_model, tmp_path)
+    (tmp_path / "notes.txt").write_text("not a model")
+    (tmp_path / "random.tflite").write_bytes(np.random.default_rng(0).bytes(200))
+    (tmp_path / "half.tflite").write_bytes(convert(tiny_model, "fp32")[:5000])
+    photo = str(tmp_path / "photo.jpg")
+    cv2.imwrite(photo, np.full((64, 64, 3), 128, np.uint8))
+    out = tmp_path / "export"
+    cases = {
+        ("--compare", str(tmp_path / "notes.txt")): f"--compare {tmp_path / 'notes.txt'}: not a .tflite file (.txt)",
+        ("--compare", model_path): f"--compare {model_path}: a Keras model; --compare times .tflite files: export it "
+                                   "first",
+        ("--compare", str(tmp_path / "random.tflite")): f"--compare {tmp_path / 'random.tflite'}: not a loadable "
+                                                        ".tflite model",
+        ("--compare", str(tmp_path / "half.tflite")): f"--compare {tmp_path / 'half.tflite'}: not a loadable",
+        ("--calibration-data", photo): f"--calibration-data {photo}: a single image; --calibration-data takes a "
+                                       "folder of face photos",
+        ("--data", photo): f"--data {photo}: a single image; --data takes a labelled dataset",
+    }
+    for flag, needle in cases.items():
+        assert convert_cli.main(["--model", model_path, "--modes", "int8", "--output", str(out), *flag]) == 2, flag
+        captured = capsys.readouterr()
+        errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and errors[0].startswith(f"error: {needle}"), (flag, captured.err)
+        assert "pass --data-format" not in errors[0] and "Keras NME" not in captured.out
+        assert not out.exists()
+
+
+def test_the_int8_latency_note_cites_this_runs_timings_or_what_the_project_measured():
+    """With a float export timed in the same run, its own ratio; without one, the figure the project measured
+    (landmark_kd/pretrained/README.md's side-by-side run), which the constants must match."""
+    from landmark_kd.export.report import MEASURED_FP16_MS, MEASURED_INT8_MS, int8_latency_note
+
+    def timed(ms):
+        return {"latency_ms": {"1": {"median": ms}, "2": {"median": ms * 2}}}
+
+    assert int8_latency_note({"exports": {"fp16": timed(4.0)}}) is None
+    report = {"latency_process": "separate process", "exports": {"fp32": timed(4.4), "fp16": timed(4.0),
+                                                                 "int8": timed(31.0)}}
+    assert int8_latency_note(report).startswith("note: full int8 measured 7.8x slower than fp16 in this run (31.00 vs "
+                                                "4.00 ms median, 1 thread, separate process); tflite-runtime's x86")
+    assert int8_latency_note({"exports": {"fp32": timed(4.0), "int8": timed(1.0)}}).startswith(
+        "note: full int8 measured 4.0x faster than fp32 in this run")
+    alone = int8_latency_note({"exports": {"int8": timed(31.0)}})
+    assert "the project measured its full-int8 student at 31.0 ms against 4.00 ms in fp16 (1 thread, 7.8x slower" in alone
+    card = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "landmark_kd", "pretrained",
+                             "README.md")).read()
+    assert f"`real_student_fp16.tflite` {MEASURED_FP16_MS:.2f} ms" in card
+    assert f"`real_student_int8.tflite` {MEASURED_INT8_MS:.1f} ms" in card
+
+
+def test_converting_a_real_face_model_without_data_warns_that_its_nme_is_on_drawn_faces(tiny_model, tmp_path,
+                                                                                        monkeypatch, capsys):
+    """No --data: convert scores on the synthetic faces. For a model of real photos that is said (console,
+    report.md, report.json), and its exports carry the mark, so evaluating the .tflite without --data warns too."""
+    import convert as convert_cli
+    from landmark_kd.evaluate import EvalConfig, run_evaluation
+
+    monkeypatch.chdir(tmp_path)
+    drawn = generate(os.path.join("data", "synthetic", "test"), 2, seed=9, size=96, sheet=False)
+    model_path = _saved(tiny_model, tmp_path)
+    (tmp_path / "student" / "config.json").write_text(json.dumps({"train_data": "photos/ytf68/train",
+                                                                  "synthetic_root": "data/synthetic"}))
+    out = str(tmp_path / "export")
+    assert convert_cli.main(["--model", model_path, "--modes", "fp32", "--runs", "1", "--threads", "1",
+                             "--output", out]) == 0
+    printed = capsys.readouterr().out
+    warning = next(line for line in printed.splitlines() if line.startswith(f"warning: {model_path} was trained on "
+                                                                            "real photographs"))
+    assert f"this accuracy is on drawn synthetic faces ({drawn}) because no --data was given; pass --data" in warning
+    assert printed.index(warning) < printed.index("Keras NME")  # said before the scores it qualifies
+    report = json.load(open(os.path.join(out, "report.json")))
+    assert report["warnings"] == [warning] and "photos/ytf68/train" in report["trained_on_real_faces"]
+    assert warning.split(":", 1)[1] in open(os.path.join(out, "report.md")).read()
+    metrics = run_evaluation(EvalConfig(model=report["exports"]["fp32"]["file"], out=str(tmp_path / "scored")))
+    assert metrics["warnings"] and f"(exported from {model_path}: its run's config.json names photos/ytf68/train)" \
+        in metrics["warnings"][0]

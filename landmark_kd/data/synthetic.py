@@ -249,6 +249,16 @@ def generate(out_dir: str, num: int, seed: int = 0, size: int = 256, sheet: bool
     return out_dir
 
 
+def is_synthetic_set(path: str) -> bool:
+    """Whether `path` is a folder of faces `generate` drew (it writes manifest.json with the seed and count)."""
+    try:
+        with open(os.path.join(path, "manifest.json")) as handle:
+            manifest = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and {"version", "num", "seed"} <= set(manifest)
+
+
 def ensure_default_dataset(root: str = "data/synthetic", num_train: int = 2000, num_test: int = 300,
                            seed: int = 0, size: int = 256, reuse_any: bool = False,
                            splits: tuple[str, ...] = ("train", "test")) -> tuple[str | None, str | None]:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 
 import numpy as np
 
@@ -89,6 +90,12 @@ def measure_latency(path_or_bytes, threads: int = 1, warmup: int = 10, runs: int
     return {**json.loads(lines[-1]), "process": "tflite_runtime only"}
 
 
+def tensorflow_imported() -> bool:
+    """Whether TensorFlow is loaded in this process: a module in sys.modules, not the None a blocked import (or
+    `sys.modules["tensorflow"] = None`) leaves there."""
+    return isinstance(sys.modules.get("tensorflow"), types.ModuleType)
+
+
 def _main(argv: list[str]) -> int:
     """The script: one JSON line; a bad flag or model is one `error:` line and exit 2. The model is first loaded
     and run once in a child process (`verify_tflite`): the runtime does not check its input, and a damaged file
@@ -117,12 +124,15 @@ def _main(argv: list[str]) -> int:
             raise MissingFileError(f"{path}: no such file")
         if not os.path.isfile(path):
             raise ModelFileError(f"{path}: a folder, not a .tflite file")
+        if path.lower().endswith(".keras"):  # else "no TFL3 identifier", which does not say what to do
+            raise ModelFileError(f"{path}: a Keras model; this times .tflite files: export it first with "
+                                 f"`python convert.py --model {path}` and time the .tflite it writes")
         verify_tflite(path)
         from tflite_runtime.interpreter import Interpreter
 
         with silenced():  # the runtime's "Created TensorFlow Lite XNNPACK delegate" line on stderr
             result = _time_interpreter(Interpreter, path, args.threads, args.warmup, args.runs, args.seed)
-        result["tensorflow_imported"] = "tensorflow" in sys.modules
+        result["tensorflow_imported"] = tensorflow_imported()
         print(json.dumps(result))
         return 0
 

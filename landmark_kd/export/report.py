@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError, MissingFileError
+from ..errors import ConfigError, MissingFileError, ModelFileError
 from ..outputs import atomic_bytes, atomic_json
 
 QUANTIZATION = {"fp32": "none (float32)", "fp16": "float16 weights", "dynamic_int8": "int8 weights, float activations",
@@ -37,6 +37,7 @@ class ExportConfig:
     int8_max_float_blocks: int = 3
     max_eval: int | None = None
     compare: list[str] = field(default_factory=list)  # other .tflite files measured side by side
+    overwrite: bool = False  # replace an export of another model (or files no export of ours lists) in `output`
 
 
 def _crops(pipeline, samples, batch_size=32):
@@ -102,6 +103,119 @@ def check_modes_runtime(modes, target_runtime: str) -> None:
                           "--target-runtime")
 
 
+def export_prefix(model: str) -> str:
+    """The exports' file-name prefix, `<model's folder>_<model file name>` (runs/student/best.keras ->
+    student_best), so two models' exports differ by name."""
+    stem = os.path.splitext(os.path.basename(model))[0]
+    return f"{os.path.basename(os.path.dirname(os.path.abspath(model)))}_{stem}"
+
+
+def export_targets(output: str, model: str, modes) -> list[str]:
+    """Every file a run writes into `output`: each mode's .tflite and .scheme.json, report.json and report.md."""
+    from .tflite_runner import scheme_file
+
+    files = [os.path.join(output, f"{export_prefix(model)}_{mode}.tflite") for mode in modes]
+    return files + [scheme_file(f) for f in files] + [os.path.join(output, n) for n in ("report.json", "report.md")]
+
+
+def _read_earlier_report(output: str):
+    """(report.json in `output` as a dict, or None when there is none); ConfigError when it cannot be read."""
+    import json
+
+    path = os.path.join(output, "report.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as handle:
+            report = json.load(handle)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"{path}: cannot be read ({getattr(err, 'strerror', None) or err}), so whose export "
+                          f"{output} holds is unknown; pass another --output, or --overwrite to replace it") from None
+    if not isinstance(report, dict):
+        raise ConfigError(f"{path}: not a convert.py report (no JSON object); pass another --output, or "
+                          "--overwrite to replace it")
+    return report
+
+
+def _listed_files(output: str, report: dict | None) -> list[str]:
+    """The files an earlier report lists (each export's .tflite and .scheme.json), by name inside `output`: the
+    paths it holds are relative to wherever that run was started."""
+    exports = report.get("exports") if report else None
+    entries = exports.values() if isinstance(exports, dict) else []
+    names = [e.get(key) for e in entries if isinstance(e, dict) for key in ("file", "scheme_file")]
+    return [os.path.join(output, os.path.basename(n)) for n in names if isinstance(n, str) and n]
+
+
+def same_model(report: dict, model: str) -> bool:
+    """Whether an earlier report in the output folder is an export of `model`: its `model_path` (absolute, written
+    since reports record it) is the same file; an older report's `model` (as typed, from wherever it ran) gives
+    the same file-name prefix."""
+    if isinstance(report.get("model_path"), str):
+        return os.path.realpath(report["model_path"]) == os.path.realpath(model)
+    return isinstance(report.get("model"), str) and export_prefix(report["model"]) == export_prefix(model)
+
+
+def check_output_folder(output: str, model: str, modes, overwrite: bool = False) -> None:
+    """Before any work: ConfigError when `output` holds an export of another model (the default runs/export is
+    every model's), or a file this run would write that no earlier export of this model there lists (someone
+    else's), unless `overwrite`. A rerun of the same model replaces its own earlier export."""
+    if overwrite or not os.path.isdir(output):
+        return
+    report = _read_earlier_report(output)
+    own = os.path.join(os.path.dirname(output.rstrip(os.sep)), f"export_{export_prefix(model)}")
+    hint = f"pass another --output (e.g. {own}), or --overwrite to replace it"
+    if report is not None and not same_model(report, model):
+        other = report.get("model_path") or report.get("model")
+        whose = f"of another model ({other})" if isinstance(other, str) else "that names no source model"
+        raise ConfigError(f"{output} holds an export {whose}; {hint}")
+    ours = {os.path.realpath(p) for p in _listed_files(output, report)}
+    if report is not None:
+        ours |= {os.path.realpath(os.path.join(output, n)) for n in ("report.json", "report.md")}
+    foreign = [p for p in export_targets(output, model, modes) if os.path.lexists(p) and os.path.realpath(p) not in ours]
+    if foreign:
+        raise ConfigError(f"{foreign[0]}: already there, and no earlier export of {model} in {output} lists it; {hint}")
+
+
+def check_compare_models(paths) -> None:
+    """Each --compare model, before any export: a .tflite file the runtime loads (checked in a child process),
+    so a bad one fails at once, named, instead of after the export with half a report written."""
+    from .tflite_runner import verify_tflite
+
+    for path in paths:
+        if not os.path.exists(path):
+            raise MissingFileError(f"--compare {path}: no such file")
+        if not os.path.isfile(path):
+            raise MissingFileError(f"--compare {path}: a folder, not a .tflite file")
+        suffix = os.path.splitext(path)[1].lower()
+        if suffix == ".keras":
+            raise ModelFileError(f"--compare {path}: a Keras model; --compare times .tflite files: export it first "
+                                 f"(`python convert.py --model {path} --output OTHER_FOLDER`) and compare its .tflite")
+        if suffix != ".tflite":
+            raise ModelFileError(f"--compare {path}: not a .tflite file ({suffix or 'no extension'}); --compare times "
+                                 ".tflite models")
+        try:
+            verify_tflite(path)
+        except ModelFileError as err:
+            raise ModelFileError(f"--compare {err}") from None
+
+
+def check_not_single_image(path: str | None, flag: str) -> None:
+    """A single photo given where a dataset is wanted: one line naming the flag and what it takes (the format
+    detector's own advice, --data-format, cannot help: no format reads one image)."""
+    from ..data.records import IMAGE_EXTENSIONS
+
+    if path is None or not os.path.isfile(path) or not path.lower().endswith(IMAGE_EXTENSIONS):
+        return
+    if flag == "--calibration-data":
+        takes = ("a folder of face photos (with a .pts beside each, or unlabelled: each face is then boxed by the "
+                 "face detector; put your photos in a folder and pass that), a WFLW .txt list, a COFW .mat or a "
+                 "custom .json/.csv; 100-300 faces are usual")
+    else:
+        takes = ("a labelled dataset: a 300-W folder (images with a .pts beside each), a WFLW .txt list, a COFW .mat "
+                 "or a custom .json/.csv")
+    raise ConfigError(f"{flag} {path}: a single image; {flag} takes {takes}")
+
+
 def _unlabelled_photos(path: str, data_format: str) -> bool:
     """A folder of images with no .pts beside any of them (e.g. LFW's <person>/*.jpg)."""
     if data_format not in ("auto", "300w") or not os.path.isdir(path):
@@ -113,6 +227,13 @@ def _unlabelled_photos(path: str, data_format: str) -> bool:
 
 
 FEW_CALIBRATION_FACES = 50  # below this, report.md and the console warn that int8's ranges rest on few faces
+
+
+def few_calibration_faces(count: int, path) -> str:
+    """The warning for int8 calibrated on fewer than FEW_CALIBRATION_FACES faces (console and report.json)."""
+    return (f"warning: int8 calibration on only {count} face{'' if count == 1 else 's'} of {path}: the activation "
+            "ranges they give may miss what other faces reach; 100-300 is usual (--calibration-samples, "
+            "--calibration-data)")
 
 
 def _load_calibration(path: str, args: ExportConfig, num_points: int) -> tuple[list, bool]:
@@ -133,9 +254,7 @@ def _load_calibration(path: str, args: ExportConfig, num_points: int) -> tuple[l
     # Evenly spaced, not the first N: sorted folders put one person's (or one style's) faces together.
     pick = np.unique(np.linspace(0, len(samples) - 1, min(args.calibration_samples, len(samples))).astype(int))
     if len(pick) < FEW_CALIBRATION_FACES:
-        print(f"warning: int8 calibration on only {len(pick)} face{'' if len(pick) == 1 else 's'} of {path}: the "
-              "activation ranges they give may miss what other faces reach; 100-300 is usual "
-              "(--calibration-samples, --calibration-data)")
+        print(few_calibration_faces(len(pick), path))
     return [samples[i] for i in pick], labelled
 
 
@@ -156,33 +275,60 @@ def _unlabelled_score(reference: np.ndarray, nme_keras: float, normalization: st
 def _remove_earlier_export(output: str, keep=()) -> int:
     """Delete what an earlier report.json in `output` lists (each export's .tflite and .scheme.json) and that
     report (.json, .md), so a rerun with fewer modes leaves no stale export beside the new report. Returns the
-    count. Files it does not list stay, and so do this run's inputs (`keep`, e.g. a --compare model)."""
-    import json
-
+    count. Files it does not list stay, and so do this run's inputs (`keep`, e.g. a --compare model). Whose export
+    it is was checked before the work (check_output_folder)."""
     report_path = os.path.join(output, "report.json")
     if not os.path.isfile(report_path):
         return 0
     try:
-        with open(report_path) as handle:
-            exports = json.load(handle).get("exports", {})
-        listed = [e.get(key) for e in exports.values() for key in ("file", "scheme_file")]
-    except (OSError, ValueError, AttributeError, TypeError):
-        listed = []  # unreadable: it lists nothing we can trust; only the report itself is replaced
+        listed = _listed_files(output, _read_earlier_report(output))
+    except ConfigError:
+        listed = []  # unreadable (and --overwrite): it lists nothing we can trust; only the report is replaced
     keep = {os.path.realpath(p) for p in keep}
     removed = 0
-    for name in listed + [report_path, os.path.join(output, "report.md")]:
-        if not isinstance(name, str):
-            continue
-        # By file name inside `output`: the old paths are relative to wherever that run was started.
-        target = os.path.join(output, os.path.basename(name))
+    for target in listed + [report_path, os.path.join(output, "report.md")]:
         if os.path.isfile(target) and os.path.realpath(target) not in keep:
             os.remove(target)
             removed += 1
     return removed
 
 
+# What the project measured for full int8 on the x86 tflite-runtime 2.14 wheel (its XNNPACK runs no int8 op): the
+# shipped full-int8 student against its fp16 model, 1 thread, benchmarks/latency_side_by_side.py, sixth release
+# (landmark_kd/pretrained/README.md, "Latency"). Cited when a run has no fp16/fp32 timing of its own to compare.
+MEASURED_INT8_MS, MEASURED_FP16_MS = 31.0, 4.00
+
+
+def int8_latency_note(report: dict) -> str | None:
+    """The full-int8 export's speed against the float one, from this run's own timings where it measured a float
+    mode (fp16, else fp32 or dynamic_int8: they run at one speed), else what the project measured: on a runtime
+    without int8 kernels (tflite-runtime's x86 wheel) full int8 is several times slower, not faster."""
+    exports = report["exports"]
+    e = exports.get("int8")
+    if not e:
+        return None
+    advice = ("tflite-runtime's x86 wheel runs no int8 kernel in XNNPACK; put fp16 or dynamic_int8 on such CPUs, "
+              "full int8 on runtimes with integer kernels (ARM, NPUs)")
+    base = next((m for m in ("fp16", "fp32", "dynamic_int8") if m in exports), None)
+    common = [t for t in e.get("latency_ms", {}) if base and t in exports[base].get("latency_ms", {})]
+    if base and common:
+        t = "1" if "1" in common else common[0]
+        ms, base_ms = e["latency_ms"][t]["median"], exports[base]["latency_ms"][t]["median"]
+        ratio = ms / base_ms
+        how = f"{ratio:.1f}x slower than" if ratio >= 1.05 else ("about as fast as" if ratio > 0.95 else
+                                                                 f"{1 / ratio:.1f}x faster than")
+        return (f"note: full int8 measured {how} {base} in this run ({ms:.2f} vs {base_ms:.2f} ms median, {t} "
+                f"thread{'' if t == '1' else 's'}, {report.get('latency_process', 'tflite_runtime')})"
+                + (f"; {advice}" if ratio >= 1.05 else ""))
+    return (f"note: full int8 is for runtimes with integer kernels: on x86 with tflite-runtime 2.14 the project "
+            f"measured its full-int8 student at {MEASURED_INT8_MS:.1f} ms against {MEASURED_FP16_MS:.2f} ms in fp16 "
+            f"(1 thread, {MEASURED_INT8_MS / MEASURED_FP16_MS:.1f}x slower; benchmarks/latency_side_by_side.py); "
+            "export fp16 too (--modes fp16,int8) to time both here")
+
+
 def int8_warnings(report: dict) -> list[str]:
-    """Printed and written to report.md: int8 over its NME budget, or calibrated on the faces it is scored on."""
+    """Printed and written to report.md and report.json: int8 over its NME budget, calibrated on few faces or on
+    the faces it is scored on, and its speed against the float export."""
     e = report["exports"].get("int8")
     if not e:
         return []
@@ -192,9 +338,15 @@ def int8_warnings(report: dict) -> list[str]:
         lines.append(f"warning: int8 NME {e['nme_relative_change']:+.1%} against the Keras model, over the "
                      f"{budget * 100:g}% budget (--int8-budget): keep more blocks in float (--int8-float-blocks, "
                      "--int8-max-float-blocks) or calibrate on more faces like the ones it will see")
+    n = e.get("calibration_images")
+    if isinstance(n, int) and n < FEW_CALIBRATION_FACES:
+        lines.append(few_calibration_faces(n, e.get("calibration_data")))
     if e.get("calibration_is_eval_data"):
         lines.append(f"note: int8 was calibrated on the faces it is scored on ({e['calibration_data']}), which "
                      "flatters its NME; pass --calibration-data with other faces for an honest figure")
+    speed = int8_latency_note(report)
+    if speed:
+        lines.append(speed)
     return lines
 
 
@@ -203,7 +355,13 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
     return the report. `silenced` is a context manager factory that hides the converter's log output. Nothing is
     written until every mode has converted and passed the op audit."""
     modes, threads = list(args.modes), list(args.threads)
-    check_modes_runtime(modes, args.target_runtime)  # before the model is loaded
+    # Before the model is loaded: refusals that need no model, each naming its flag or file.
+    check_modes_runtime(modes, args.target_runtime)
+    check_output_folder(args.output, args.model, modes, args.overwrite)
+    check_not_single_image(args.data, "--data")
+    if "int8" in modes:
+        check_not_single_image(args.calibration_data, "--calibration-data")
+    check_compare_models(args.compare)
     from ..data import load_dataset
     from ..data.pipeline import LandmarkPipeline, PipelineConfig
     from ..data.synthetic import ensure_default_dataset
@@ -229,6 +387,11 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
                               f"points: pass {' and '.join(need)} with faces in its layout")
         train_path, test_path = ensure_default_dataset(reuse_any=True, splits=needed)
     eval_path = args.data or test_path
+    from ..evaluate import drawn_faces_warning, trained_on_real_faces
+
+    drawn = None if args.data else drawn_faces_warning(args.model, eval_path)
+    if drawn:
+        print(drawn)
     calib_path, calib_samples, calib_labelled = args.calibration_data or train_path, [], True
     if "int8" in modes:  # only full int8 calibrates; loaded first, so a bad --calibration-data fails at once
         if args.calibration_data is None:
@@ -265,17 +428,28 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
                              float_blocks if mode == "int8" else ())
         seconds = time.perf_counter() - start
         converted[mode] = (buffer, audit(buffer, args.target_runtime, source=f"{mode} export of {args.model}"), seconds)
+    compare = {}  # measured before any file is written: a model that fails here leaves no half an export
+    for other in args.compare:
+        with open(other, "rb") as handle:
+            buffer = handle.read()
+        ops, runtime = read_model(buffer)
+        compare[other] = {
+            "size_bytes": len(buffer), "flops": count_flops(buffer), "min_runtime_version": runtime,
+            "latency_ms": {str(t): measure_latency(other, t, runs=args.runs) for t in threads}}
     inputs = [args.model, *args.compare] + [p for p in (args.data, args.calibration_data) if p]
     removed = _remove_earlier_export(args.output, keep=inputs)
     if removed:
         print(f"replacing the earlier export in {args.output} ({removed} files)")
 
-    stem = os.path.splitext(os.path.basename(args.model))[0]
-    prefix = f"{os.path.basename(os.path.dirname(os.path.abspath(args.model)))}_{stem}"
-    report = {"model": args.model, "params": params, "image_size": size, "num_points": scheme.num_points,
-              "scheme": scheme.name, "target_runtime": args.target_runtime, "eval_data": eval_path,
-              "num_images": len(samples), "nme_keras": keras_metrics["nme"], "normalization": keras_metrics["normalization"],
-              "latency_process": PROCESS_NOTE, "exports": {}, "compare": {}}
+    prefix = export_prefix(args.model)
+    # model_path: whose export this folder holds (check_output_folder); trained_on_real_faces: read by evaluate for
+    # these .tflite files, which cannot say what they were trained on
+    report = {"model": args.model, "model_path": os.path.realpath(args.model),
+              "trained_on_real_faces": trained_on_real_faces(args.model), "params": params, "image_size": size,
+              "num_points": scheme.num_points, "scheme": scheme.name, "target_runtime": args.target_runtime,
+              "eval_data": eval_path, "num_images": len(samples), "nme_keras": keras_metrics["nme"],
+              "normalization": keras_metrics["normalization"], "latency_process": PROCESS_NOTE, "exports": {},
+              "compare": compare}
     for mode, (buffer, result, seconds) in converted.items():
         path = os.path.join(args.output, f"{prefix}_{mode}.tflite")
         atomic_bytes(path, buffer)
@@ -310,19 +484,10 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
         lat = ", ".join(f"{t} thr {entry['latency_ms'][str(t)]['median']:.2f} ms" for t in threads)
         print(f"  {mode:>12}: {len(buffer) / 1e6:6.2f} MB, runtime >= {result.min_runtime_version}, NME "
               f"{entry['nme_tflite']:.4f} (max dev {entry['max_deviation_px']:.3f} px), {lat} -> {path}")
-    for other in args.compare:
-        if not os.path.isfile(other):
-            raise MissingFileError(f"{other}: --compare model not found")
-        with open(other, "rb") as handle:
-            buffer = handle.read()
-        ops, runtime = read_model(buffer)
-        report["compare"][other] = {
-            "size_bytes": len(buffer), "flops": count_flops(buffer), "min_runtime_version": runtime,
-            "latency_ms": {str(t): measure_latency(other, t, runs=args.runs) for t in threads}}
-        c = report["compare"][other]
-        print(f"  compare {os.path.basename(other)}: {len(buffer) / 1e6:.2f} MB, "
+    for other, c in compare.items():
+        print(f"  compare {os.path.basename(other)}: {c['size_bytes'] / 1e6:.2f} MB, "
               + ", ".join(f"{t} thr {c['latency_ms'][str(t)]['median']:.2f} ms" for t in threads))
-    report["warnings"] = int8_warnings(report)
+    report["warnings"] = ([drawn] if drawn else []) + int8_warnings(report)
     for line in report["warnings"]:
         print(line)
     paths = {"json": os.path.join(args.output, "report.json"), "markdown": os.path.join(args.output, "report.md")}
