@@ -99,7 +99,10 @@ def test_backup_half_written_by_a_kill_falls_back_to_the_previous_epoch(tmp_path
     _, seen = _fit(backup)
     assert seen == [2, 3]  # resumed from the previous backup (after epoch 2), not from the start
     assert "unreadable" in capsys.readouterr().out
-    assert not backup.exists()  # a finished run drops its backup
+    # the backup outlives fit (the run deletes it after its final report), now holding the last epoch
+    assert json.load(open(backup / "training_metadata.json"))["epoch"] == 4
+    _, seen = _fit(backup)
+    assert seen == []  # every epoch done: the same fit trains nothing again
 
 
 def test_backup_with_a_truncated_epoch_counter_resumes_or_starts_over(tmp_path, capsys):
