@@ -44,9 +44,13 @@ def evaluate_predictions(pred: np.ndarray, index: np.ndarray, samples, scheme, n
     return metrics, errors
 
 
-def pose_lines(metrics: dict) -> list[str]:
-    """One printed line per pose group of `metrics["by_pose"]` that has faces."""
-    return [f"  {group.replace('_', '-')} faces: NME {row['nme']:.4f} (median {row['median_nme']:.4f}), "
+def score_lines(metrics: dict) -> list[str]:
+    """Printed under the main score: the challenge's inner-51 NME (what the model card's tables report) where it
+    was computed, then one line per pose group of `metrics["by_pose"]` that has faces."""
+    inner = ([f"  inner 51 points (no jaw line): NME {metrics['nme_inner51']:.4f} (median "
+              f"{metrics['median_nme_inner51']:.4f}), FR {metrics['fr_inner51']:.4f}"]
+             if "nme_inner51" in metrics else [])
+    return inner + [f"  {group.replace('_', '-')} faces: NME {row['nme']:.4f} (median {row['median_nme']:.4f}), "
             f"FR {row['fr']:.4f} on {row['faces']}" for group, row in metrics.get("by_pose", {}).items() if row["faces"]]
 
 
@@ -207,6 +211,8 @@ def run_evaluation(config: EvalConfig) -> dict:
     if not samples:
         raise DatasetError(f"{data}: no face can be scored ({report.skipped[0][0]}: {report.skipped[0][1]})")
     out = prepare_output_dir(config.out or default_output(config.model))
+    if os.path.exists(os.path.join(out, "eval_metrics.json")):
+        print(f"replacing the earlier evaluation in {out} (--out names another folder)")
     print(f"{data}: {report.summary()}")
     try:  # TensorFlow's pipeline where it is installed (a .keras model needs it anyway), else OpenCV's crops
         from .data.pipeline import LandmarkPipeline, PipelineConfig
@@ -262,7 +268,7 @@ def _main(argv: list[str] | None) -> int:
     metrics = run_evaluation(config)
     print(f"NME {metrics['nme']:.4f} ({metrics['normalization']}), FR@{config.threshold:g} {metrics['fr']:.4f}, "
           f"AUC@{config.threshold:g} {metrics['auc']:.4f} on {metrics['num_images']} images")
-    for line in pose_lines(metrics):
+    for line in score_lines(metrics):
         print(line)
     print("wrote " + ", ".join(metrics["paths"].values()))
     return 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError, MissingFileError
-from .evaluate import pose_lines
+from .evaluate import score_lines
 from .predictor import DatasetPrediction
 
 
@@ -525,7 +525,7 @@ def print_summary(metrics: dict) -> None:
     print(f"\nValidation NME {metrics['nme']:.4f} ({metrics['normalization']}), FR@{metrics['threshold']:g} "
           f"{metrics['fr']:.4f}, AUC@{metrics['threshold']:g} {metrics['auc']:.4f} on {metrics['num_images']} faces "
           f"(mean-shape baseline NME {metrics['baseline_mean_shape_nme']:.4f}); trained {metrics['train_seconds']:.0f}s")
-    for line in pose_lines(metrics):
+    for line in score_lines(metrics):
         print(line)
     print(f"  best model   {p['best']}\n  last model   {p['last']}\n  metrics      {p['metrics']}\n"
           f"  CED plot     {p['ced']}\n  predictions  {p['predictions']}\n  TensorBoard  tensorboard --logdir {p['logs']}")

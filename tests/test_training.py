@@ -159,7 +159,13 @@ def test_evaluate_cli_scores_a_saved_model(teacher_run, faces, tmp_path, capsys)
     saved = json.load(open(os.path.join(out, "eval_metrics.json")))
     assert saved["nme"] == pytest.approx(metrics["nme"], rel=1e-4)  # same model, same faces, same numbers
     assert os.path.exists(os.path.join(out, "eval_ced.png")) and os.path.exists(os.path.join(out, "eval_predictions.png"))
-    assert "NME" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    # the inner-51 figure the model card reports is printed, not only stored
+    assert (f"  inner 51 points (no jaw line): NME {saved['nme_inner51']:.4f} (median "
+            f"{saved['median_nme_inner51']:.4f}), FR {saved['fr_inner51']:.4f}") in printed.splitlines()
+    assert "replacing the earlier evaluation" not in printed
+    assert evaluate.main(["--model", os.path.join(teacher_dir, "best.keras"), "--data", faces, "--out", out]) == 0
+    assert f"replacing the earlier evaluation in {out}" in capsys.readouterr().out
     assert evaluate.main(["--model", str(tmp_path / "nope.keras"), "--data", faces]) == 2
 
 
