@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     parser.add_argument("--mesh", nargs=2, metavar=("MODEL", "TABLE"), type=existing_path, default=None,
                         help="MediaPipe's face_landmark.tflite and its 68-point table: the independent labeller")
     parser.add_argument("--one-pixel", action="store_true",
-                        help="also say what one pixel is in % of the eye distance on each set (the median face)")
+                        help="also say what one pixel is in %% of the eye distance on each set (the median face)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
     from landmark_kd.quiet import quiet_tensorflow

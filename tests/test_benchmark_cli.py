@@ -39,3 +39,20 @@ def test_a_bad_path_is_one_error_line(tmp_path, case):
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and needle.format(t=tmp_path) in errors[0], done.stderr[-2000:]
+
+
+SCRIPTS = sorted(name for name in os.listdir(os.path.join(ROOT, "benchmarks"))
+                 if name.endswith(".py") and "__main__" in open(os.path.join(ROOT, "benchmarks", name)).read())
+
+
+def _help(script: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_has_working_help(script):
+    """A `%` or a bad format in any help text only shows when --help formats it: run each script's --help."""
+    done = _help(script)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith(f"usage: {script}") and "options:" in done.stdout, done.stdout[:500]
