@@ -15,7 +15,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, existing_path, model_path, run  # noqa: E402
 from landmark_kd.quiet import quiet_tensorflow, silenced  # noqa: E402
 
 quiet_tensorflow()
@@ -51,7 +51,7 @@ def _representative(model, calibration: str | None, samples: int):
 def main(argv=None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0],
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", required=True, type=existing_path, help=".keras landmark model")
+    parser.add_argument("--model", required=True, type=model_path, help=".keras landmark model")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--runs", type=int, default=50, help="timed invocations per measurement")

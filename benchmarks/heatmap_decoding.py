@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, existing_path, model_path, run  # noqa: E402
 
 FULL = "full (the model's)"
 
@@ -50,7 +50,7 @@ def decodings(heatmaps: np.ndarray, image_size: int, radii) -> dict[str, np.ndar
 
 def main(argv=None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", required=True, type=existing_path,
+    parser.add_argument("--models", nargs="+", required=True, type=model_path,
                         help=".keras 68-point landmark models")
     parser.add_argument("--data", nargs="+", required=True, type=existing_path,
                         help="68-point datasets (any format load_dataset reads)")

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, model_path, run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     from landmark_kd.export.benchmark import measure_latency
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("models", nargs="+", type=existing_path,
+    parser.add_argument("models", nargs="+", type=model_path,
                         help=".tflite files; the first is the reference of the ratios")
     parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--rounds", type=positive_int, default=3)

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.cli import ArgumentParser, existing_path, non_negative_int, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, existing_path, model_path, non_negative_int, run  # noqa: E402
 
 
 def load_images(samples) -> dict:
@@ -146,7 +146,7 @@ def pose_cell(r: dict) -> str:
 
 def main(argv=None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="*", default=[], type=existing_path,
+    parser.add_argument("--models", nargs="*", default=[], type=model_path,
                         help=".keras or .tflite 68-point landmark models")
     parser.add_argument("--data", nargs="+", required=True, type=existing_path,
                         help="68-point datasets (any format load_dataset reads)")
@@ -157,7 +157,7 @@ def main(argv=None) -> int:
     parser.add_argument("--refine", type=non_negative_int, default=None, metavar="N",
                         help="refinement passes after the crop of the given box (default: LandmarkDetector's, 1 "
                         "for 68-point models; 0: the box is cropped once); MediaPipe is always cropped once")
-    parser.add_argument("--teacher", nargs="+", metavar="MODEL", type=existing_path,
+    parser.add_argument("--teacher", nargs="+", metavar="MODEL", type=model_path,
                         help="also score the teacher `distill.py --teacher "
                         "MODEL ... --teacher-flip` distils: these .keras models' heatmaps averaged, flip-averaged")
     parser.add_argument("--teacher-crop", type=int, metavar="PX", help="also score that teacher on PX px crops "

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, existing_path, model_path, run  # noqa: E402
 
 
 def rolled(image: np.ndarray, points: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
@@ -34,7 +34,7 @@ def rolled(image: np.ndarray, points: np.ndarray, degrees: float) -> tuple[np.nd
 
 def main(argv=None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, type=existing_path,
+    parser.add_argument("--model", default=None, type=model_path,
                         help="landmark model (default: the shipped student)")
     parser.add_argument("--data", required=True, type=existing_path, help="a 68-point dataset")
     parser.add_argument("--every", type=int, default=1, help="use every N-th face")

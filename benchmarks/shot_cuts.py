@@ -26,7 +26,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from landmark_kd.cli import ArgumentParser, existing_path, positive_int, run as run_cli  # noqa: E402
+from landmark_kd.cli import ArgumentParser, model_path, positive_int, run as run_cli  # noqa: E402
 
 
 def person(path: str) -> str:
@@ -97,7 +97,7 @@ def frame_changes(frames: list[np.ndarray]) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, type=existing_path, help="landmark model (default: the shipped one)")
+    parser.add_argument("--model", default=None, type=model_path, help="landmark model (default: the shipped one)")
     parser.add_argument("--root", default=os.path.join(ROOT, "..", "shared", "realfaces", "ytf68", "val"),
                         help="a folder of 68-point .pts-labelled photos named <split>_<person>_<frame>.jpg")
     parser.add_argument("--cuts", type=positive_int, default=30, help="clips, one cut each")

@@ -33,7 +33,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from landmark_kd.cli import ArgumentParser, existing_path, run as run_cli  # noqa: E402
+from landmark_kd.cli import ArgumentParser, model_path, run as run_cli  # noqa: E402
 
 from landmark_kd.inference import (  # noqa: E402
     DEFAULT_MODEL_NAME,
@@ -101,7 +101,7 @@ def jitter(points: np.ndarray) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, type=existing_path,
+    parser.add_argument("--model", default=None, type=model_path,
                         help=".keras or .tflite landmark model (default: the shipped one)")
     parser.add_argument("--detector", default="blazeface", help="face detector (as in predict --detector)")
     parser.add_argument("--frames", type=int, default=90, help="still frames")

@@ -56,3 +56,47 @@ def test_every_script_has_working_help(script):
     done = _help(script)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith(f"usage: {script}") and "options:" in done.stdout, done.stdout[:500]
+
+
+SHIPPED_NAMES = {  # each script's model flags given the model card's bare names, then one bad flag after them
+    "box_conventions.py": ["--model", "real_student_fp16.tflite", "--data", "{t}/nowhere"],
+    "denormals.py": ["--model", "real_student.keras", "--calibration-data", "{t}/nowhere"],
+    "flops_by_block.py": ["--model", "real_student.keras", "--image-size", "{t}/nowhere"],
+    "heatmap_decoding.py": ["--models", "real_student.keras", "--data", "{t}/nowhere"],
+    "int8_latency.py": ["real_student_int8.tflite", "--runs", "{t}/nowhere"],
+    "label_offsets.py": ["--models", "real_student.keras", "real_fast_fp16.tflite", "--data", "{t}/nowhere"],
+    "latency_side_by_side.py": ["real_fast_fp16.tflite", "landmark_kd/pretrained/real_student_fp16.tflite",
+                                "--runs", "{t}/nowhere"],
+    "real_faces.py": ["--models", "real_student.keras", "--teacher", "real_teacher.keras", "--data", "{t}/nowhere"],
+    "rotation_alignment.py": ["--model", "real_fast_fp16.tflite", "--data", "{t}/nowhere"],
+    "shot_cuts.py": ["--model", "real_fast_fp16.tflite", "--cuts", "{t}/nowhere"],
+    "tflite_efficiency.py": ["--model", "real_student.keras", "--compare", "real_fast_fp16.tflite",
+                             "--runs", "{t}/nowhere"],
+    "video_tracking.py": ["--model", "real_fast_fp16.tflite", "--frames", "{t}/nowhere"],
+}
+
+
+@pytest.mark.parametrize("script", sorted(SHIPPED_NAMES))
+def test_shipped_models_by_bare_name(tmp_path, script):
+    """The benchmarks take what predict takes (`predictor.resolve_model_path`): from any folder, a shipped model's
+    bare name passes the parser, which then stops at the bad flag after it, before loading anything."""
+    args = [a.format(t=tmp_path) for a in SHIPPED_NAMES[script]]
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr[-2000:]
+    assert f"{tmp_path}/nowhere" in errors[0] and ".keras" not in errors[0] and ".tflite" not in errors[0], errors
+
+
+def test_model_path_resolves_shipped_names_only(tmp_path, monkeypatch):
+    import argparse
+
+    from landmark_kd.cli import model_path
+    from landmark_kd.predictor import PRETRAINED_DIR
+
+    monkeypatch.chdir(tmp_path)
+    assert model_path("real_student.keras") == os.path.join(PRETRAINED_DIR, "real_student.keras")
+    (tmp_path / "real_student.keras").write_bytes(b"")  # a file of that name here is the one meant
+    assert model_path("real_student.keras") == "real_student.keras"
+    with pytest.raises(argparse.ArgumentTypeError, match="runs/real_student.keras: no such file"):
+        model_path("runs/real_student.keras")
