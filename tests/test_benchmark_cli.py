@@ -12,7 +12,12 @@ CASES = {
     "real_faces data": (["real_faces.py", "--data", "{t}/nowhere"], "{t}/nowhere: no such file or directory"),
     "real_faces model": (["real_faces.py", "--models", "{t}/missing.keras", "--data", "{t}"],
                          "{t}/missing.keras: no such file or directory"),
-    "real_faces empty dataset": (["real_faces.py", "--data", "{t}/empty"], "{t}/empty"),
+    "real_faces empty dataset": (["real_faces.py", "--models", "real_fast_fp16.tflite", "--data", "{t}/empty"],
+                                 "{t}/empty"),
+    "real_faces no data": (["real_faces.py", "--models", "real_fast_fp16.tflite"],
+                           "--data: name the 68-point sets to score, e.g. --data ../shared/realfaces/ytf68/val"),
+    "real_faces nothing to score": (["real_faces.py", "--data", "{t}/empty"],
+                                    "nothing to score: pass --models (e.g. real_student.keras) and/or --mesh"),
     "heatmap_decoding model": (["heatmap_decoding.py", "--models", "{t}/missing.keras", "--data", "{t}"],
                                "{t}/missing.keras: no such file or directory"),
     "int8_latency": (["int8_latency.py", "{t}/missing.tflite"], "{t}/missing.tflite: no such file or directory"),
@@ -100,3 +105,14 @@ def test_model_path_resolves_shipped_names_only(tmp_path, monkeypatch):
     assert model_path("real_student.keras") == "real_student.keras"
     with pytest.raises(argparse.ArgumentTypeError, match="runs/real_student.keras: no such file"):
         model_path("runs/real_student.keras")
+
+
+def test_latency_side_by_side_without_models_times_the_shipped_files(tmp_path):
+    """The model card's bare command: MediaPipe's model where ../shared/realfaces has it, then the shipped files."""
+    pytest.importorskip("tflite_runtime.interpreter")
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "latency_side_by_side.py"), "--runs", "1",
+                           "--rounds", "1", "--warmup", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split(" | ")[0].strip("| ") for line in done.stdout.splitlines()[3:]]
+    shipped = sorted(f for f in os.listdir(os.path.join(ROOT, "landmark_kd", "pretrained")) if f.endswith(".tflite"))
+    assert rows[-len(shipped):] == shipped and rows[:-len(shipped)] in ([], ["face_landmark.tflite"]), done.stdout
