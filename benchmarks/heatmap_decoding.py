@@ -70,10 +70,10 @@ def main(argv=None) -> int:
     from landmark_kd.metrics import nme_inner51, pose_groups
 
     detectors = {path: LandmarkDetector(path, detector="full") for path in args.models}
+    sets = {data: load_faces(data) for data in args.data}  # each set's "N faces" line before the table
     results = {}
     print("| model | set | decode | mean NME | median NME | large-pose median |\n|---|---|---|---|---|---|")
-    for data in args.data:
-        samples, images = load_faces(data)
+    for data, (samples, images) in sets.items():
         gt = np.stack([s.landmarks for s in samples])
         large = pose_groups(gt)["large_pose"]
         for path, detector in detectors.items():
