@@ -30,7 +30,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from landmark_kd.cli import ArgumentParser, model_path, run  # noqa: E402  (imports neither numpy nor TensorFlow)
+from landmark_kd.cli import ArgumentParser, model_path, non_negative_int, positive_int, run  # noqa: E402  (imports neither numpy nor TensorFlow)
 
 
 # ---- model surgery (needs TensorFlow's flatbuffer schema; runs in the parent process) ----
@@ -218,9 +218,9 @@ def by_op_type(ops: list[dict]) -> list[dict]:
 def main(argv: list[str] | None = None) -> None:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("models", nargs="*", type=model_path, help=".tflite files (labelled by file name)")
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=positive_int, default=20, help="timed invocations per op and kernel set")
     parser.add_argument("--reference", action="store_true", help="also time the reference (BUILTIN_REF) kernels")
-    parser.add_argument("--top", type=int, default=10, help="list the slowest single ops of each model")
+    parser.add_argument("--top", type=non_negative_int, default=10, help="list the slowest single ops of each model")
     parser.add_argument("--out", default=None, help="write the full per-op JSON here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

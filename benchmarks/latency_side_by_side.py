@@ -37,10 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("models", nargs="*", type=model_path, help=".tflite files; the first is the reference of "
                         "the ratios (default: MediaPipe's face_landmark.tflite from ../shared/realfaces/labellers "
                         "where found, then the shipped .tflite files)")
-    parser.add_argument("--threads", type=positive_int, default=1)
-    parser.add_argument("--rounds", type=positive_int, default=3)
+    parser.add_argument("--threads", type=positive_int, default=1, help="interpreter threads")
+    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds over all the models")
     parser.add_argument("--runs", type=positive_int, default=300, help="timed invocations per model and round")
-    parser.add_argument("--warmup", type=positive_int, default=20)
+    parser.add_argument("--warmup", type=positive_int, default=20, help="untimed invocations before each timing")
     args = parser.parse_args(argv)
     if not args.models:
         args.models = default_models()

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.cli import ArgumentParser, existing_path, model_path, non_negative_int, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, existing_path, model_path, non_negative_int, positive_int, run  # noqa: E402
 
 
 DATA_EXAMPLE = "../shared/realfaces/ytf68/val ../shared/realfaces/dlib_faces/faces.json"  # the model card's sets
@@ -155,7 +155,7 @@ def main(argv=None) -> int:
                         "load_dataset reads), e.g. " + DATA_EXAMPLE)
     parser.add_argument("--mesh", nargs=2, metavar=("MODEL", "TABLE"), type=existing_path,
                         help="also score MediaPipe's Face Mesh")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1, help="TFLite / TensorFlow threads per model")
     parser.add_argument("--flip-test", action="store_true", help="also score each model with the flip test")
     parser.add_argument("--refine", type=non_negative_int, default=None, metavar="N",
                         help="refinement passes after the crop of the given box (default: LandmarkDetector's, 1 "

@@ -116,3 +116,64 @@ def test_latency_side_by_side_without_models_times_the_shipped_files(tmp_path):
     rows = [line.split(" | ")[0].strip("| ") for line in done.stdout.splitlines()[3:]]
     shipped = sorted(f for f in os.listdir(os.path.join(ROOT, "landmark_kd", "pretrained")) if f.endswith(".tflite"))
     assert rows[-len(shipped):] == shipped and rows[:-len(shipped)] in ([], ["face_landmark.tflite"]), done.stdout
+
+
+def test_rotation_rows_without_a_face_say_n_a_without_numpy_warnings():
+    import warnings
+
+    from benchmarks.rotation_alignment import score_cells
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "Mean of empty slice" would fail here
+        assert score_cells([]) == "n/a | n/a | n/a"
+        assert score_cells([0.02, 0.04, 0.2]) == "8.67% | 4.00% | 33.3%"
+
+
+def _train_throughput(monkeypatch, worker):
+    import importlib
+
+    tool = importlib.import_module("benchmarks.train_throughput")
+    monkeypatch.setattr(tool, "torch_missing", lambda: ["torch"])
+    calls = []
+    monkeypatch.setattr(tool, "run_worker", lambda args, framework, *a, **k: calls.append(framework) or worker(framework))
+    return tool, calls
+
+
+def test_train_throughput_without_torch_measures_keras(tmp_path, monkeypatch, capsys):
+    """No torch: the Keras figures are still measured (no paired worker, which imports torch), torch's absence is
+    said once, and the run succeeds."""
+    tool, calls = _train_throughput(monkeypatch, lambda framework: {"keras": {"images_per_s": 10.0},
+                                                                    "memory": {"images_per_s": 11.0},
+                                                                    "images_per_s": 100.0})
+    assert tool.main(["--models", "student", "--out", str(tmp_path / "t.json")]) == 0
+    out = capsys.readouterr()
+    assert "paired" not in calls and out.err.count("torch not installed") == 1
+    assert "requirements-bench.txt" in out.err and "failed" not in out.out and "keras 10.0" in out.out
+
+
+def test_train_throughput_fails_only_when_nothing_was_measured(tmp_path, monkeypatch, capsys):
+    tool, _ = _train_throughput(monkeypatch, lambda framework: {"error": "boom"})
+    assert tool.main(["--models", "student", "--out", str(tmp_path / "t.json")]) == 1
+    assert "error: no figure could be measured" in capsys.readouterr().err
+
+
+def _options_without_help(text: str) -> list[str]:
+    """Option lines of a --help text with no description (argparse prints none for a flag without help), and
+    lines that show `(default: None)` or two defaults."""
+    import re
+
+    lines, bad = text.splitlines(), []
+    for i, line in enumerate(lines):
+        if "(default: None)" in line or line.count("(default:") > 1:
+            bad.append(line.strip())
+        if re.match(r"^  -", line) and not re.search(r"\S {2,}\S", line.strip()):
+            after = lines[i + 1] if i + 1 < len(lines) else ""
+            if not (re.match(r"^ {4,}\S", after) and not after.strip().startswith("-")):
+                bad.append(line.strip())
+    return bad
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_flag_says_what_it_does(script):
+    done = _help(script)
+    assert _options_without_help(done.stdout) == [], done.stdout
