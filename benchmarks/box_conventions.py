@@ -16,7 +16,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.cli import ArgumentParser, existing_path, non_negative_int, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, existing_path, model_path, non_negative_int, positive_int, run  # noqa: E402
 
 CONVENTIONS = {
     "landmarks": "the 68 points' box (the training framing)",
@@ -46,12 +46,12 @@ def box_conventions(landmark_box, dataset_box=None) -> dict:
 
 def main(argv=None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, type=existing_path, help="a 68-point .keras or .tflite model")
+    parser.add_argument("--model", required=True, type=model_path, help="a 68-point .keras or .tflite model")
     parser.add_argument("--data", nargs="+", required=True, type=existing_path,
                         help="68-point datasets (any format load_dataset reads)")
     parser.add_argument("--refine", nargs="+", type=non_negative_int, default=[0, 1], metavar="N",
                         help="refinement passes to compare (default: 0 1)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1, help="TFLite / TensorFlow threads")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
     from landmark_kd.quiet import quiet_tensorflow

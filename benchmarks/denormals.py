@@ -9,13 +9,12 @@ XNNPACK delegate (its TfLiteXNNPackDelegateCreate* symbols bind to libtensorflow
 hybrid and more float ops; a tflite_runtime-only process gets tflite_runtime's own (2.14: float ops only).
 Full-int8 calibration uses random crops unless --calibration-data is given (latency barely depends on it).
 """
-import argparse
 import os
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, existing_path, model_path, non_negative_int, positive_int, run  # noqa: E402
 from landmark_kd.quiet import quiet_tensorflow, silenced  # noqa: E402
 
 quiet_tensorflow()
@@ -49,16 +48,16 @@ def _representative(model, calibration: str | None, samples: int):
 
 
 def main(argv=None) -> int:
-    parser = ArgumentParser(description=__doc__.split("\n\n")[0],
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", required=True, type=existing_path, help=".keras landmark model")
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])  # cli.HelpFormatter shows the real defaults
+    parser.add_argument("--model", required=True, type=model_path, help=".keras landmark model")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    parser.add_argument("--runs", type=int, default=50, help="timed invocations per measurement")
-    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--runs", type=positive_int, default=50, help="timed invocations per measurement")
+    parser.add_argument("--warmup", type=non_negative_int, default=10, help="untimed invocations first")
     parser.add_argument("--calibration-data", default=None, type=existing_path,
                         help="faces for full-int8 calibration (default: random crops)")
-    parser.add_argument("--calibration-samples", type=int, default=16)
+    parser.add_argument("--calibration-samples", type=positive_int, default=16,
+                        help="crops the full-int8 export is calibrated on")
     parser.add_argument("--save", default=None, help="folder to keep the .tflite files in (default: temporary)")
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]

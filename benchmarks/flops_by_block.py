@@ -13,7 +13,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, model_path, positive_int, run  # noqa: E402
 from landmark_kd.quiet import quiet_tensorflow, silenced  # noqa: E402
 
 quiet_tensorflow()
@@ -33,11 +33,11 @@ def flops_by_block(buffer: bytes) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, type=existing_path,
+    parser.add_argument("--model", default=None, type=model_path,
                         help=".keras landmark model (default: an untrained --preset)")
-    parser.add_argument("--preset", default="mobilevitv2_050")
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--head-dim", type=int, default=64)
+    parser.add_argument("--preset", default="mobilevitv2_050", help="backbone of the untrained model (without --model)")
+    parser.add_argument("--image-size", type=positive_int, default=128, help="its input size in pixels")
+    parser.add_argument("--head-dim", type=positive_int, default=64, help="its head channels")
     args = parser.parse_args(argv)
     from landmark_kd.export.tflite_export import convert
     from landmark_kd.models import HeadConfig, build_landmark_model, load_model

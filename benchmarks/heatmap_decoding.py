@@ -17,7 +17,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, existing_path, model_path, run  # noqa: E402
 
 FULL = "full (the model's)"
 
@@ -50,7 +50,7 @@ def decodings(heatmaps: np.ndarray, image_size: int, radii) -> dict[str, np.ndar
 
 def main(argv=None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", required=True, type=existing_path,
+    parser.add_argument("--models", nargs="+", required=True, type=model_path,
                         help=".keras 68-point landmark models")
     parser.add_argument("--data", nargs="+", required=True, type=existing_path,
                         help="68-point datasets (any format load_dataset reads)")
@@ -70,10 +70,10 @@ def main(argv=None) -> int:
     from landmark_kd.metrics import nme_inner51, pose_groups
 
     detectors = {path: LandmarkDetector(path, detector="full") for path in args.models}
+    sets = {data: load_faces(data) for data in args.data}  # each set's "N faces" line before the table
     results = {}
     print("| model | set | decode | mean NME | median NME | large-pose median |\n|---|---|---|---|---|---|")
-    for data in args.data:
-        samples, images = load_faces(data)
+    for data, (samples, images) in sets.items():
         gt = np.stack([s.landmarks for s in samples])
         large = pose_groups(gt)["large_pose"]
         for path, detector in detectors.items():

@@ -30,14 +30,35 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402  (imports neither numpy nor TensorFlow)
+from landmark_kd.cli import ArgumentParser, model_path, non_negative_int, positive_int, run  # noqa: E402  (imports neither numpy nor TensorFlow)
 
 
 # ---- model surgery (needs TensorFlow's flatbuffer schema; runs in the parent process) ----
 
+def _fp16_weights(base, schema) -> dict[int, tuple[int, np.ndarray]]:
+    """{output tensor: (op index, float32 bytes)} of each DEQUANTIZE that turns a constant fp16 weight into float32 (an fp16
+    export's). The interpreter and XNNPACK do that once at load, so the per-op models get the float32 weight as a
+    constant: a DEQUANTIZE cut out alone has nothing to run (XNNPACK refuses an all-constant graph), and its
+    consumer with the weight as an input would time a convolution with run-time weights, which no model runs."""
+    graph = base.subgraphs[0]
+    folded = {}
+    for index, op in enumerate(graph.operators):
+        code = base.operatorCodes[op.opcodeIndex]
+        if max(code.builtinCode, code.deprecatedBuiltinCode) != schema.BuiltinOperator.DEQUANTIZE:
+            continue
+        source = graph.tensors[op.inputs[0]]
+        data = base.buffers[source.buffer].data if source.buffer else None
+        if source.type == schema.TensorType.FLOAT16 and data is not None and len(data):
+            weight = np.frombuffer(bytes(bytearray(data)), np.float16).astype(np.float32)
+            folded[op.outputs[0]] = index, np.frombuffer(weight.tobytes(), np.uint8)
+    return folded
+
+
 def split_ops(buffer: bytes) -> list[dict]:
     """One single-op .tflite (bytes) per operator of the main subgraph, with what it computes on:
-    [{"index", "op", "dtype" (first input's), "shape" (first output's), "name" (its output tensor), "model"}]."""
+    [{"index", "op", "dtype" (first input's), "shape" (first output's), "name" (its output tensor), "model",
+    "folded" (indices of the DEQUANTIZE ops whose fp16 weights it takes as float32 constants: those ops get no
+    model of their own)}]."""
     import flatbuffers
     from tensorflow.lite.python import schema_py_generated as schema
 
@@ -45,8 +66,11 @@ def split_ops(buffer: bytes) -> list[dict]:
     op_names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     type_names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
     graph = base.subgraphs[0]
+    fp16 = _fp16_weights(base, schema)
     out = []
     for index, op in enumerate(graph.operators):
+        if op.outputs[0] in fp16:
+            continue
         code = base.operatorCodes[op.opcodeIndex]
         name = op_names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
         used = list(dict.fromkeys(t for t in list(op.inputs) + list(op.outputs) if t >= 0))
@@ -60,6 +84,8 @@ def split_ops(buffer: bytes) -> list[dict]:
         for t in used:
             tensor = copy.copy(graph.tensors[t])
             data = base.buffers[tensor.buffer].data if tensor.buffer else None
+            if t in fp16:
+                data, tensor.type, tensor.quantization = fp16[t][1], schema.TensorType.FLOAT32, None
             if data is not None and len(data):
                 stored = schema.BufferT()
                 stored.data = data
@@ -83,7 +109,7 @@ def split_ops(buffer: bytes) -> list[dict]:
         out.append({"index": index, "op": name, "dtype": type_names.get(graph.tensors[first_in].type, "?"),
                     "shape": [int(s) for s in graph.tensors[op.outputs[0]].shape],
                     "name": (graph.tensors[op.outputs[0]].name or b"").decode(errors="replace"),
-                    "model": bytes(builder.Output())})
+                    "model": bytes(builder.Output()), "folded": [fp16[t][0] for t in used if t in fp16]})
     return out
 
 
@@ -191,10 +217,10 @@ def by_op_type(ops: list[dict]) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("models", nargs="*", type=existing_path, help=".tflite files (labelled by file name)")
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("models", nargs="*", type=model_path, help=".tflite files (labelled by file name)")
+    parser.add_argument("--runs", type=positive_int, default=20, help="timed invocations per op and kernel set")
     parser.add_argument("--reference", action="store_true", help="also time the reference (BUILTIN_REF) kernels")
-    parser.add_argument("--top", type=int, default=10, help="list the slowest single ops of each model")
+    parser.add_argument("--top", type=non_negative_int, default=10, help="list the slowest single ops of each model")
     parser.add_argument("--out", default=None, help="write the full per-op JSON here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -215,6 +241,10 @@ def main(argv: list[str] | None = None) -> None:
         total = sum(op["xnnpack_ms"] for op in data["ops"])
         print(f"\n## {label}: whole model {data['whole_ms']:.2f} ms, sum of its {len(data['ops'])} single ops "
               f"{total:.2f} ms (1 thread, tflite_runtime only)")
+        folded = len({i for op in data["ops"] for i in op.get("folded", [])})
+        if folded:
+            print(f"its {folded} DEQUANTIZE ops of fp16 weights are not timed: each consumer gets that weight as a "
+                  "float32 constant, as the interpreter makes it once at load")
         ref = " | reference (ms)" if args.reference else ""
         print(f"| op | input | n | default delegates (ms) | builtin only (ms){ref} | taken by XNNPACK |")
         print("|---|---|---|---|---|" + ("---|" if args.reference else "") + "---|")

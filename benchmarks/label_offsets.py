@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, existing_path, model_path, run  # noqa: E402
 
 
 def mean_offset(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -33,12 +33,12 @@ def mean_offset(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 def main(argv=None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", required=True, type=existing_path, help="68-point .keras/.tflite models")
+    parser.add_argument("--models", nargs="+", required=True, type=model_path, help="68-point .keras/.tflite models")
     parser.add_argument("--data", nargs="+", required=True, type=existing_path, help="68-point datasets")
     parser.add_argument("--mesh", nargs=2, metavar=("MODEL", "TABLE"), type=existing_path, default=None,
                         help="MediaPipe's face_landmark.tflite and its 68-point table: the independent labeller")
     parser.add_argument("--one-pixel", action="store_true",
-                        help="also say what one pixel is in % of the eye distance on each set (the median face)")
+                        help="also say what one pixel is in %% of the eye distance on each set (the median face)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
     from landmark_kd.quiet import quiet_tensorflow

@@ -10,7 +10,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from landmark_kd.cli import ArgumentParser, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, positive_int, run  # noqa: E402
 from landmark_kd.quiet import quiet_tensorflow  # noqa: E402
 
 quiet_tensorflow()
@@ -41,10 +41,10 @@ def measure_pipeline(image_size: int = 128, batch_size: int = 16, batches: int =
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--batches", type=int, default=40)
-    parser.add_argument("--scheme", default="68")
+    parser.add_argument("--image-size", type=positive_int, default=128, help="crop size in pixels")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="faces per batch")
+    parser.add_argument("--batches", type=positive_int, default=40, help="timed batches after 5 warm-up ones")
+    parser.add_argument("--scheme", default="68", help="landmark scheme of the synthetic faces")
     args = parser.parse_args(argv)
     for kind, rate in measure_pipeline(args.image_size, args.batch_size, args.batches, args.scheme).items():
         print(f"pipeline ({kind}, {args.image_size}px): {rate:.0f} images/s")

@@ -23,7 +23,10 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.cli import ArgumentParser, existing_path, non_negative_int, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, existing_path, model_path, non_negative_int, positive_int, run  # noqa: E402
+
+
+DATA_EXAMPLE = "../shared/realfaces/ytf68/val ../shared/realfaces/dlib_faces/faces.json"  # the model card's sets
 
 
 def load_images(samples) -> dict:
@@ -146,18 +149,18 @@ def pose_cell(r: dict) -> str:
 
 def main(argv=None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="*", default=[], type=existing_path,
+    parser.add_argument("--models", nargs="*", default=[], type=model_path,
                         help=".keras or .tflite 68-point landmark models")
-    parser.add_argument("--data", nargs="+", required=True, type=existing_path,
-                        help="68-point datasets (any format load_dataset reads)")
+    parser.add_argument("--data", nargs="+", type=existing_path, help="68-point datasets (any format "
+                        "load_dataset reads), e.g. " + DATA_EXAMPLE)
     parser.add_argument("--mesh", nargs=2, metavar=("MODEL", "TABLE"), type=existing_path,
                         help="also score MediaPipe's Face Mesh")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=positive_int, default=1, help="TFLite / TensorFlow threads per model")
     parser.add_argument("--flip-test", action="store_true", help="also score each model with the flip test")
     parser.add_argument("--refine", type=non_negative_int, default=None, metavar="N",
                         help="refinement passes after the crop of the given box (default: LandmarkDetector's, 1 "
                         "for 68-point models; 0: the box is cropped once); MediaPipe is always cropped once")
-    parser.add_argument("--teacher", nargs="+", metavar="MODEL", type=existing_path,
+    parser.add_argument("--teacher", nargs="+", metavar="MODEL", type=model_path,
                         help="also score the teacher `distill.py --teacher "
                         "MODEL ... --teacher-flip` distils: these .keras models' heatmaps averaged, flip-averaged")
     parser.add_argument("--teacher-crop", type=int, metavar="PX", help="also score that teacher on PX px crops "
@@ -168,8 +171,16 @@ def main(argv=None) -> int:
     parser.add_argument("--plots", metavar="DIR", help="also draw, per dataset, every model's CED curve and its "
                         "worst faces here")
     args = parser.parse_args(argv)
-    if args.ratio and not set(args.ratio) <= set(args.models):
-        parser.error(f"--ratio {' '.join(args.ratio)}: both must be among --models")
+    if args.ratio:
+        from landmark_kd.predictor import resolve_model_path
+
+        named, args.ratio = args.ratio, [resolve_model_path(name) for name in args.ratio]  # as --models resolved them
+        if not set(args.ratio) <= set(args.models):
+            parser.error(f"--ratio {' '.join(named)}: both must be among --models")
+    if not args.data:
+        parser.error(f"--data: name the 68-point sets to score, e.g. --data {DATA_EXAMPLE}")
+    if not (args.models or args.mesh or args.teacher):
+        parser.error("nothing to score: pass --models (e.g. real_student.keras) and/or --mesh MODEL TABLE")
     from landmark_kd.metrics import FRONTAL_YAW, LARGE_POSE_YAW
     from landmark_kd.quiet import quiet_tensorflow
 

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, existing_path, finite_float, model_path, positive_int, run  # noqa: E402
 
 
 def rolled(image: np.ndarray, points: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
@@ -32,13 +32,22 @@ def rolled(image: np.ndarray, points: np.ndarray, degrees: float) -> tuple[np.nd
     return out, (points + pad) @ matrix[:, :2].T + matrix[:, 2]
 
 
+def score_cells(errors: list[float]) -> str:
+    """`mean | median | FR` of the faces found; `n/a` when none was (numpy would warn and print nan%)."""
+    if not errors:
+        return "n/a | n/a | n/a"
+    e = np.asarray(errors)
+    return f"{e.mean() * 100:.2f}% | {np.median(e) * 100:.2f}% | {np.mean(e > 0.1) * 100:.1f}%"
+
+
 def main(argv=None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, type=existing_path,
+    parser.add_argument("--model", default=None, type=model_path,
                         help="landmark model (default: the shipped student)")
     parser.add_argument("--data", required=True, type=existing_path, help="a 68-point dataset")
-    parser.add_argument("--every", type=int, default=1, help="use every N-th face")
-    parser.add_argument("--degrees", type=float, nargs="+", default=[0, 20, 40, 60, 90, 135, 180])
+    parser.add_argument("--every", type=positive_int, default=1, help="use every N-th face")
+    parser.add_argument("--degrees", type=finite_float, nargs="+", default=[0, 20, 40, 60, 90, 135, 180],
+                        help="rolls to test, each applied as +D and -D to alternate faces")
     args = parser.parse_args(argv)
     from landmark_kd.data import load_dataset
     from landmark_kd.metrics import nme_inner51
@@ -65,9 +74,8 @@ def main(argv=None) -> int:
                 face = min(faces, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - gt.mean(0)))
                 errors[align].append(nme_inner51(face.landmarks[None], gt[None])[0])
         for align in detectors:
-            e = np.asarray(errors[align])
-            print(f"| ±{degrees:g}° | {align} | {e.mean() * 100:.2f}% | {np.median(e) * 100:.2f}% | "
-                  f"{np.mean(e > 0.1) * 100:.1f}% | {missed[align]} of {len(samples)} |", flush=True)
+            print(f"| ±{degrees:g}° | {align} | {score_cells(errors[align])} | {missed[align]} of {len(samples)} |",
+                  flush=True)
     return 0
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from landmark_kd.cli import ArgumentParser, existing_path, positive_int, run as run_cli  # noqa: E402
+from landmark_kd.cli import ArgumentParser, model_path, positive_float, positive_int, run as run_cli  # noqa: E402
 
 
 def person(path: str) -> str:
@@ -97,15 +97,15 @@ def frame_changes(frames: list[np.ndarray]) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, type=existing_path, help="landmark model (default: the shipped one)")
+    parser.add_argument("--model", default=None, type=model_path, help="landmark model (default: the shipped one)")
     parser.add_argument("--root", default=os.path.join(ROOT, "..", "shared", "realfaces", "ytf68", "val"),
                         help="a folder of 68-point .pts-labelled photos named <split>_<person>_<frame>.jpg")
     parser.add_argument("--cuts", type=positive_int, default=30, help="clips, one cut each")
     parser.add_argument("--frames", type=positive_int, default=6, help="frames per shot")
     parser.add_argument("--canvas", type=positive_int, default=320, help="frame side in pixels")
     parser.add_argument("--noise", type=float, default=2.0, help="per-frame Gaussian noise sigma, grey levels")
-    parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fps", type=positive_float, default=30.0, help="the clips' frame rate (One-Euro time step)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (photos, placement, noise)")
     parser.add_argument("--cut-change", type=float, default=None, help="the trackers' shot-cut threshold "
                         "(default: tracking.ShotCutDetector's; 0: no cut detection, to see what it is worth)")
     parser.add_argument("--json", default=None, help="also write the results here")

@@ -9,7 +9,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.cli import ArgumentParser, existing_path, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, model_path, positive_int, positive_int_list, run  # noqa: E402
 from landmark_kd.quiet import quiet_tensorflow, silenced  # noqa: E402
 
 quiet_tensorflow()
@@ -17,15 +17,17 @@ quiet_tensorflow()
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, type=existing_path,
+    parser.add_argument("--model", default=None, type=model_path,
                         help=".keras landmark model (default: untrained student architecture)")
-    parser.add_argument("--preset", default="mobilevitv2_050")
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--compare", action="append", default=[], type=existing_path,
+    parser.add_argument("--preset", default="mobilevitv2_050", help="backbone of the untrained student (without --model)")
+    parser.add_argument("--image-size", type=positive_int, default=128, help="its input size in pixels")
+    parser.add_argument("--threads", type=positive_int_list, default=[1, 2], help="comma-separated thread counts "
+                        "(default: 1,2)")
+    parser.add_argument("--runs", type=positive_int, default=100, help="timed invocations per model and thread count")
+    parser.add_argument("--compare", action="append", default=[], type=model_path,
                         help="other .tflite files to time alongside")
-    parser.add_argument("--out", default=os.path.join("runs", "benchmarks", "tflite_efficiency.json"))
+    parser.add_argument("--out", default=os.path.join("runs", "benchmarks", "tflite_efficiency.json"),
+                        help="where the results are written as JSON")
     args = parser.parse_args(argv)
     import keras
     import tensorflow as tf
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     buffers[f"mobilenetv2_{best[0]}"] = best[1]
     for path in args.compare:
         buffers[os.path.basename(path)] = open(path, "rb").read()
-    threads = [int(t) for t in args.threads.split(",")]
+    threads = args.threads
     results = {}
     for name, buffer in buffers.items():
         flops = count_flops(buffer)

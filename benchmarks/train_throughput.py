@@ -9,6 +9,7 @@ pipeline against what the training step consumes. Every figure comes from this o
 Each measurement runs in its own subprocess so the two frameworks' thread pools never compete.
 """
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -17,7 +18,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from landmark_kd.cli import ArgumentParser, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, non_negative_int, positive_int, run  # noqa: E402
 from landmark_kd.quiet import quiet_tensorflow  # noqa: E402
 
 quiet_tensorflow()
@@ -166,6 +167,11 @@ def run_worker(args, framework: str, model: str = "", xla: bool = False, data: s
     return json.loads(lines[-1])
 
 
+def torch_missing() -> list[str]:
+    """The PyTorch reference's packages that are not installed (requirements-bench.txt holds them)."""
+    return [name for name in ("torch", "transformers") if importlib.util.find_spec(name) is None]
+
+
 def pick(result: dict, name: str) -> dict:
     """One measurement from a worker's result, or the worker's {"error": ...} so a failure is reported."""
     return result.get(name, result)
@@ -173,17 +179,19 @@ def pick(result: dict, name: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=20, help="timed steps after warm-up")
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--teacher-preset", default="swinv2_nano")
-    parser.add_argument("--student-preset", default="mobilevitv2_050")
-    parser.add_argument("--models", default="teacher,student")
-    parser.add_argument("--no-torch", action="store_true", help="Keras and pipeline figures only")
+    parser.add_argument("--image-size", type=positive_int, default=128, help="input size in pixels")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="images per train step")
+    parser.add_argument("--steps", type=positive_int, default=20, help="timed steps after warm-up")
+    parser.add_argument("--warmup", type=non_negative_int, default=5, help="untimed steps first (graph tracing)")
+    parser.add_argument("--teacher-preset", default="swinv2_nano", help="the teacher row's backbone")
+    parser.add_argument("--student-preset", default="mobilevitv2_050", help="the student row's backbone")
+    parser.add_argument("--models", default="teacher,student", help="comma-separated rows: teacher, student")
+    parser.add_argument("--no-torch", action="store_true", help="Keras and pipeline figures only (the default "
+                        "when torch or transformers is not installed)")
     parser.add_argument("--onednn-off-too", action="store_true",
                         help="also time the Keras step with TF_ENABLE_ONEDNN_OPTS=0 (its own process, run after)")
-    parser.add_argument("--out", default=os.path.join("runs", "benchmarks", "train_throughput.json"))
+    parser.add_argument("--out", default=os.path.join("runs", "benchmarks", "train_throughput.json"),
+                        help="where the results are written as JSON")
     parser.add_argument("--worker", choices=("keras", "paired", "pipeline"), help=argparse.SUPPRESS)
     parser.add_argument("--model", default="", help=argparse.SUPPRESS)
     parser.add_argument("--xla", action="store_true", help=argparse.SUPPRESS)
@@ -192,12 +200,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker = {"keras": keras_worker, "paired": paired_worker, "pipeline": pipeline_worker}[args.worker]
         print(json.dumps(worker(args)), flush=True)
-        return
+        return 0
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models or not set(models) <= set(MODELS):
+        parser.error(f"--models {args.models}: choose from {', '.join(MODELS)}")
+    missing = [] if args.no_torch else torch_missing()
+    if missing:  # the Keras figures need no torch: measure them and say once why the PyTorch column is absent
+        print(f"{' and '.join(missing)} not installed: no PyTorch column (pip install -r requirements-bench.txt, "
+              "or --no-torch to skip it)", file=sys.stderr)
+        args.no_torch = True
 
     print(f"train step, batch {args.batch_size}, {args.image_size}px, {os.cpu_count()} CPU threads, "
           f"{args.warmup} warm-up + {args.steps} timed steps, images/s from the median step")
     results = {"image_size": args.image_size, "batch_size": args.batch_size, "steps": args.steps, "models": {}}
-    for model in args.models.split(","):
+    for model in models:
         preset = getattr(args, MODELS[model][0])
         row = {"preset": preset}
         if args.no_torch:
@@ -226,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'':25s} oneDNN on / off {row['onednn_on_over_off']:.2f}x (separate processes, one after the other)")
     pipe = run_worker(args, "pipeline")
     results["pipeline"] = pipe
-    fastest = max(r["keras"].get("images_per_s", 0) for r in results["models"].values())
+    fastest = max(r["keras"].get("images_per_s") or 0 for r in results["models"].values())
     if "images_per_s" in pipe and fastest:
         results["fastest_train_images_per_s"] = fastest
         results["pipeline_over_consumption"] = pipe["images_per_s"] / fastest
@@ -236,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.out, "w") as handle:
         json.dump(results, handle, indent=2)
     print(f"written {args.out}")
+    measured = "images_per_s" in pipe or any("images_per_s" in v for row in results["models"].values()
+                                               for v in row.values() if isinstance(v, dict))
+    if not measured:
+        print("error: no figure could be measured (each measurement's failure is above)", file=sys.stderr)
+        return 1
     return 0
 
 

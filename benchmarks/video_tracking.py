@@ -33,7 +33,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from landmark_kd.cli import ArgumentParser, existing_path, run as run_cli  # noqa: E402
+from landmark_kd.cli import ArgumentParser, model_path, run as run_cli  # noqa: E402
 
 from landmark_kd.inference import (  # noqa: E402
     DEFAULT_MODEL_NAME,
@@ -101,16 +101,17 @@ def jitter(points: np.ndarray) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, type=existing_path,
+    parser.add_argument("--model", default=None, type=model_path,
                         help=".keras or .tflite landmark model (default: the shipped one)")
     parser.add_argument("--detector", default="blazeface", help="face detector (as in predict --detector)")
     parser.add_argument("--frames", type=int, default=90, help="still frames")
     parser.add_argument("--pan", type=int, default=30, help="panning frames after the still ones (1 px/frame)")
     parser.add_argument("--noise", type=float, default=3.0, help="per-frame Gaussian noise sigma, grey levels")
-    parser.add_argument("--redetect-every", type=int, default=15)
+    parser.add_argument("--redetect-every", type=int, default=15, help="the tracker runs the face detector every "
+                        "N frames")
     parser.add_argument("--fps", type=float, default=30.0, help="the clip's frame rate (One-Euro time step)")
     parser.add_argument("--threads", type=int, default=1, help="TFLite threads")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the per-frame noise")
     parser.add_argument("--tilt", type=float, default=0.0, help="turn the clip's photo by this many degrees "
                         "(clockwise) about the face: a tilted head")
     parser.add_argument("--refine", type=int, default=1, help="refinement passes of the detector-every-frame "

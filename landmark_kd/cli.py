@@ -83,6 +83,14 @@ def existing_path(text: str) -> str:
     return text
 
 
+def model_path(text: str) -> str:
+    """argparse type: a model file that exists, or a shipped model named as predict and evaluate accept it
+    (`real_student.keras`, via `predictor.resolve_model_path`), so the benchmarks take the model card's names."""
+    from .predictor import resolve_model_path
+
+    return existing_path(resolve_model_path(text))
+
+
 def runtime_version(text: str) -> str:
     """argparse type: a tflite-runtime version such as 2.11 or 2.11.0."""
     parts = text.split(".")

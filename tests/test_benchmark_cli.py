@@ -12,7 +12,12 @@ CASES = {
     "real_faces data": (["real_faces.py", "--data", "{t}/nowhere"], "{t}/nowhere: no such file or directory"),
     "real_faces model": (["real_faces.py", "--models", "{t}/missing.keras", "--data", "{t}"],
                          "{t}/missing.keras: no such file or directory"),
-    "real_faces empty dataset": (["real_faces.py", "--data", "{t}/empty"], "{t}/empty"),
+    "real_faces empty dataset": (["real_faces.py", "--models", "real_fast_fp16.tflite", "--data", "{t}/empty"],
+                                 "{t}/empty"),
+    "real_faces no data": (["real_faces.py", "--models", "real_fast_fp16.tflite"],
+                           "--data: name the 68-point sets to score, e.g. --data ../shared/realfaces/ytf68/val"),
+    "real_faces nothing to score": (["real_faces.py", "--data", "{t}/empty"],
+                                    "nothing to score: pass --models (e.g. real_student.keras) and/or --mesh"),
     "heatmap_decoding model": (["heatmap_decoding.py", "--models", "{t}/missing.keras", "--data", "{t}"],
                                "{t}/missing.keras: no such file or directory"),
     "int8_latency": (["int8_latency.py", "{t}/missing.tflite"], "{t}/missing.tflite: no such file or directory"),
@@ -39,3 +44,136 @@ def test_a_bad_path_is_one_error_line(tmp_path, case):
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and needle.format(t=tmp_path) in errors[0], done.stderr[-2000:]
+
+
+SCRIPTS = sorted(name for name in os.listdir(os.path.join(ROOT, "benchmarks"))
+                 if name.endswith(".py") and "__main__" in open(os.path.join(ROOT, "benchmarks", name)).read())
+
+
+def _help(script: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_has_working_help(script):
+    """A `%` or a bad format in any help text only shows when --help formats it: run each script's --help."""
+    done = _help(script)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith(f"usage: {script}") and "options:" in done.stdout, done.stdout[:500]
+
+
+SHIPPED_NAMES = {  # each script's model flags given the model card's bare names, then one bad flag after them
+    "box_conventions.py": ["--model", "real_student_fp16.tflite", "--data", "{t}/nowhere"],
+    "denormals.py": ["--model", "real_student.keras", "--calibration-data", "{t}/nowhere"],
+    "flops_by_block.py": ["--model", "real_student.keras", "--image-size", "{t}/nowhere"],
+    "heatmap_decoding.py": ["--models", "real_student.keras", "--data", "{t}/nowhere"],
+    "int8_latency.py": ["real_student_int8.tflite", "--runs", "{t}/nowhere"],
+    "label_offsets.py": ["--models", "real_student.keras", "real_fast_fp16.tflite", "--data", "{t}/nowhere"],
+    "latency_side_by_side.py": ["real_fast_fp16.tflite", "landmark_kd/pretrained/real_student_fp16.tflite",
+                                "--runs", "{t}/nowhere"],
+    "real_faces.py": ["--models", "real_student.keras", "--teacher", "real_teacher.keras", "--data", "{t}/nowhere"],
+    "rotation_alignment.py": ["--model", "real_fast_fp16.tflite", "--data", "{t}/nowhere"],
+    "shot_cuts.py": ["--model", "real_fast_fp16.tflite", "--cuts", "{t}/nowhere"],
+    "tflite_efficiency.py": ["--model", "real_student.keras", "--compare", "real_fast_fp16.tflite",
+                             "--runs", "{t}/nowhere"],
+    "video_tracking.py": ["--model", "real_fast_fp16.tflite", "--frames", "{t}/nowhere"],
+}
+
+
+@pytest.mark.parametrize("script", sorted(SHIPPED_NAMES))
+def test_shipped_models_by_bare_name(tmp_path, script):
+    """The benchmarks take what predict takes (`predictor.resolve_model_path`): from any folder, a shipped model's
+    bare name passes the parser, which then stops at the bad flag after it, before loading anything."""
+    args = [a.format(t=tmp_path) for a in SHIPPED_NAMES[script]]
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and len(errors) == 1, done.stderr[-2000:]
+    assert f"{tmp_path}/nowhere" in errors[0] and ".keras" not in errors[0] and ".tflite" not in errors[0], errors
+
+
+def test_model_path_resolves_shipped_names_only(tmp_path, monkeypatch):
+    import argparse
+
+    from landmark_kd.cli import model_path
+    from landmark_kd.predictor import PRETRAINED_DIR
+
+    monkeypatch.chdir(tmp_path)
+    assert model_path("real_student.keras") == os.path.join(PRETRAINED_DIR, "real_student.keras")
+    (tmp_path / "real_student.keras").write_bytes(b"")  # a file of that name here is the one meant
+    assert model_path("real_student.keras") == "real_student.keras"
+    with pytest.raises(argparse.ArgumentTypeError, match="runs/real_student.keras: no such file"):
+        model_path("runs/real_student.keras")
+
+
+def test_latency_side_by_side_without_models_times_the_shipped_files(tmp_path):
+    """The model card's bare command: MediaPipe's model where ../shared/realfaces has it, then the shipped files."""
+    pytest.importorskip("tflite_runtime.interpreter")
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "latency_side_by_side.py"), "--runs", "1",
+                           "--rounds", "1", "--warmup", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split(" | ")[0].strip("| ") for line in done.stdout.splitlines()[3:]]
+    shipped = sorted(f for f in os.listdir(os.path.join(ROOT, "landmark_kd", "pretrained")) if f.endswith(".tflite"))
+    assert rows[-len(shipped):] == shipped and rows[:-len(shipped)] in ([], ["face_landmark.tflite"]), done.stdout
+
+
+def test_rotation_rows_without_a_face_say_n_a_without_numpy_warnings():
+    import warnings
+
+    from benchmarks.rotation_alignment import score_cells
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's "Mean of empty slice" would fail here
+        assert score_cells([]) == "n/a | n/a | n/a"
+        assert score_cells([0.02, 0.04, 0.2]) == "8.67% | 4.00% | 33.3%"
+
+
+def _train_throughput(monkeypatch, worker):
+    import importlib
+
+    tool = importlib.import_module("benchmarks.train_throughput")
+    monkeypatch.setattr(tool, "torch_missing", lambda: ["torch"])
+    calls = []
+    monkeypatch.setattr(tool, "run_worker", lambda args, framework, *a, **k: calls.append(framework) or worker(framework))
+    return tool, calls
+
+
+def test_train_throughput_without_torch_measures_keras(tmp_path, monkeypatch, capsys):
+    """No torch: the Keras figures are still measured (no paired worker, which imports torch), torch's absence is
+    said once, and the run succeeds."""
+    tool, calls = _train_throughput(monkeypatch, lambda framework: {"keras": {"images_per_s": 10.0},
+                                                                    "memory": {"images_per_s": 11.0},
+                                                                    "images_per_s": 100.0})
+    assert tool.main(["--models", "student", "--out", str(tmp_path / "t.json")]) == 0
+    out = capsys.readouterr()
+    assert "paired" not in calls and out.err.count("torch not installed") == 1
+    assert "requirements-bench.txt" in out.err and "failed" not in out.out and "keras 10.0" in out.out
+
+
+def test_train_throughput_fails_only_when_nothing_was_measured(tmp_path, monkeypatch, capsys):
+    tool, _ = _train_throughput(monkeypatch, lambda framework: {"error": "boom"})
+    assert tool.main(["--models", "student", "--out", str(tmp_path / "t.json")]) == 1
+    assert "error: no figure could be measured" in capsys.readouterr().err
+
+
+def _options_without_help(text: str) -> list[str]:
+    """Option lines of a --help text with no description (argparse prints none for a flag without help), and
+    lines that show `(default: None)` or two defaults."""
+    import re
+
+    lines, bad = text.splitlines(), []
+    for i, line in enumerate(lines):
+        if "(default: None)" in line or line.count("(default:") > 1:
+            bad.append(line.strip())
+        if re.match(r"^  -", line) and not re.search(r"\S {2,}\S", line.strip()):
+            after = lines[i + 1] if i + 1 < len(lines) else ""
+            if not (re.match(r"^ {4,}\S", after) and not after.strip().startswith("-")):
+                bad.append(line.strip())
+    return bad
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_flag_says_what_it_does(script):
+    done = _help(script)
+    assert _options_without_help(done.stdout) == [], done.stdout

@@ -11,13 +11,15 @@ from landmark_kd.data.synthetic import generate
 from landmark_kd.models import build_landmark_model
 
 
-def test_full_decode_scores_what_real_faces_scores_and_each_radius_is_reported(tmp_path):
+def test_full_decode_scores_what_real_faces_scores_and_each_radius_is_reported(tmp_path, capsys):
     keras.utils.set_random_seed(0)
     data = generate(str(tmp_path / "faces"), 5, seed=3, size=128, sheet=False)
     model = str(tmp_path / "m.keras")
     build_landmark_model("mobilevitv2_pico", "68", 64).save(model)
     decoded, scored = tmp_path / "d.json", tmp_path / "r.json"
     assert heatmap_decoding.main(["--models", model, "--data", data, "--radius", "1", "3", "--json", str(decoded)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.index(f"{data}: 5 faces") < printed.index("| model |")  # what was loaded, then the table
     assert real_faces.main(["--models", model, "--data", data, "--threads", "1", "--json", str(scored)]) == 0
     rows = json.loads(decoded.read_text())[model][data]
     assert list(rows) == [heatmap_decoding.FULL, "local, radius 1", "local, radius 3"]

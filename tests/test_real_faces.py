@@ -49,6 +49,15 @@ def test_ratio_names_must_be_scored_models(tmp_path, capsys, monkeypatch):
     assert "--ratio a.keras b.keras: both must be among --models" in capsys.readouterr().err
 
 
+def test_ratio_takes_shipped_names_as_models_does(tmp_path, capsys, monkeypatch):
+    """`--models real_student.keras --ratio real_student.keras ...` names the same resolved file in both flags."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):  # stops at the empty-data check after the --ratio check, loading nothing
+        main(["--models", "real_student.keras", "real_fast_fp16.tflite", "--ratio", "real_student.keras",
+              "real_fast_fp16.tflite"])
+    assert "--data: name the 68-point sets" in capsys.readouterr().err
+
+
 def test_faces_with_unreadable_images_are_counted_not_dropped_silently(tmp_path, capsys):
     from benchmarks.real_faces import load_faces
     from landmark_kd.errors import DataError
