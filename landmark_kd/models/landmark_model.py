@@ -52,11 +52,9 @@ def build_backbone(preset: str, image_size: int, pretrained: str | None = None) 
     else:  # the apple/mobilevitv2 processors feed BGR in [0, 1]
         cls, preprocess = MobileViTV2Backbone, ImagePreprocessing(flip_channels=True, name="preprocess")
     if pretrained:
-        from .transformers_import import backbone_from_transformers, resolve_checkpoint
+        from .transformers_import import backbone_from_transformers, check_checkpoint
 
-        backbone = backbone_from_transformers(*resolve_checkpoint(pretrained), image_size=image_size)
-        if not isinstance(backbone, cls):
-            raise ModelFileError(f"{pretrained}: a {backbone.name} checkpoint does not fit preset {preset!r}")
+        backbone = backbone_from_transformers(*check_checkpoint(pretrained, preset), image_size=image_size)
     else:
         backbone = cls(**config.to_dict())
     return backbone, preprocess, slice(1, 5)
