@@ -108,7 +108,7 @@ class ArgumentParser(argparse.ArgumentParser):
 def add_training_arguments(parser, defaults) -> None:
     """The flags train.py and distill.py share; each maps onto a TrainConfig field."""
     from .data import FORMATS
-    from .models import BACKBONES
+    from .models.presets import BACKBONES  # the names only: Keras is not imported for --help
     from .schemes import SCHEMES
 
     g = parser.add_argument_group("data")

@@ -13,12 +13,12 @@ from .aam_head import EdgeToHeatmap, HeadConfig, aam_head
 from .common import ImagePreprocessing
 from .mobilevitv2.mobilevitv2_backbone import MobileViTV2Backbone
 from .mobilevitv2.mobilevitv2_presets import MOBILEVITV2_PRESETS, mobilevitv2_config
+from .presets import BACKBONES
 from .swinv2.swinv2_backbone import SwinV2Backbone
 from .swinv2.swinv2_presets import SWINV2_PRESETS, swinv2_config
 from ..errors import ConfigError, ModelFileError
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-BACKBONES = sorted(SWINV2_PRESETS) + sorted(MOBILEVITV2_PRESETS)
 
 
 def _backbone_config(preset: str, image_size: int):
