@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 
 from landmark_kd.quiet import quiet_unless_verbose
@@ -19,41 +18,56 @@ from landmark_kd.cli import (TRAINING_INTERRUPTED, ArgumentParser, add_training_
 from landmark_kd.teacher import check_teacher_files, teacher_paths  # noqa: E402
 from landmark_kd.training import TrainConfig  # noqa: E402
 
-DEFAULTS = TrainConfig(preset="mobilevitv2_050", output="runs/student", head_dim=64, learning_rate=2e-3, alpha=1.0,
-                       epochs=12)
-DEFAULT_TEACHER = os.path.join("runs", "teacher", "best.keras")
+DEFAULTS = TrainConfig.student()  # the library's student defaults: the two cannot drift apart
 
 
-def _main(argv: list[str] | None) -> int:
+def _parser() -> ArgumentParser:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     add_training_arguments(parser, DEFAULTS)
     g = parser.add_argument_group("distillation")
-    g.add_argument("--teacher", nargs="+", default=[DEFAULT_TEACHER], metavar="MODEL",
-                   help="teacher .keras model (from train.py); several: an ensemble, their heatmaps averaged")
+    g.add_argument("--teacher", nargs="+", default=[DEFAULTS.teacher], metavar="MODEL",
+                   help="teacher .keras model (from train.py), or the run folder holding it as best.keras; several: "
+                   "an ensemble, their heatmaps averaged")
     g.add_argument("--teacher-flip", action="store_true", help="average each teacher's heatmaps with its prediction "
                    "on the mirrored image (flip test): a stronger teacher for one more forward pass")
-    g.add_argument("--alpha", type=non_negative_float, default=DEFAULTS.alpha, help="weight of L_KD; 0 trains without the teacher")
+    g.add_argument("--alpha", type=non_negative_float, default=None,
+                   help=f"weight of L_KD (default: {DEFAULTS.alpha:g}); 0 trains without the teacher")
     g.add_argument("--no-kd", action="store_true", help="same as --alpha 0: the from-scratch ablation")
     g.add_argument("--kd-mode", default=DEFAULTS.kd_mode, choices=("l2", "mse"),
                    help="l2: sum over landmarks of the L2 norm of the heatmap difference (paper); mse: mean squared")
     g.add_argument("--kd-raw", action="store_true", help="compare raw heatmaps instead of sum-normalised ones")
     g.add_argument("--unlabeled", default=None, help="folder of unlabelled face photos: each step also distils the "
                    "teacher's heatmaps on a batch of them (L_KD needs no ground truth; faces found by the detector)")
+    return parser
+
+
+def config_from_argv(argv: list[str] | None) -> TrainConfig:
+    """The TrainConfig distill.py's flags describe (with none: `TrainConfig.student()`); contradictory flags are
+    refused by the parser, before any work."""
+    parser = _parser()
     args = parser.parse_args(argv)
+    if args.no_kd and args.alpha:  # the ablation would run, and the alpha asked for be silently dropped
+        parser.error(f"--no-kd trains without the teacher (alpha 0), --alpha {args.alpha:g} asks for it: pass one")
+    alpha = 0.0 if args.no_kd else DEFAULTS.alpha if args.alpha is None else args.alpha
+    paths = teacher_paths(args.teacher)  # a run folder stands for its best.keras
+    teacher = (paths[0] if len(paths) == 1 else paths) if alpha > 0 else None
+    return dataclasses.replace(training_config_from_args(args, DEFAULTS), alpha=alpha, kd_mode=args.kd_mode,
+                               kd_normalize=not args.kd_raw, teacher=teacher, teacher_flip=args.teacher_flip,
+                               unlabeled=args.unlabeled)
+
+
+def _main(argv: list[str] | None) -> int:
+    config = config_from_argv(argv)
     from landmark_kd.training import print_summary, run_training
 
-    alpha = 0.0 if args.no_kd else args.alpha
-    teacher = (args.teacher[0] if len(args.teacher) == 1 else list(args.teacher)) if alpha > 0 else None
-    config = dataclasses.replace(training_config_from_args(args, DEFAULTS), alpha=alpha, kd_mode=args.kd_mode,
-                                 kd_normalize=not args.kd_raw, teacher=teacher, teacher_flip=args.teacher_flip,
-                                 unlabeled=args.unlabeled)
-    if teacher:
-        check_teacher_files(teacher)
+    if config.teacher:
+        check_teacher_files(config.teacher)
     metrics = run_training(config)
     print_summary(metrics)
-    if alpha > 0:
+    if config.alpha > 0:
         flip = ", flip-averaged" if config.teacher_flip else ""
-        print(f"  distilled from {', '.join(teacher_paths(config.teacher))}{flip} with alpha={alpha:g} ({config.kd_mode})")
+        print(f"  distilled from {', '.join(teacher_paths(config.teacher))}{flip} with alpha={config.alpha:g} "
+              f"({config.kd_mode})")
     return 0
 
 

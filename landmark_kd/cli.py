@@ -116,7 +116,7 @@ class ArgumentParser(argparse.ArgumentParser):
 def add_training_arguments(parser, defaults) -> None:
     """The flags train.py and distill.py share; each maps onto a TrainConfig field."""
     from .data import FORMATS
-    from .models import BACKBONES
+    from .models.presets import BACKBONES  # the names only: Keras is not imported for --help
     from .schemes import SCHEMES
 
     g = parser.add_argument_group("data")
@@ -150,10 +150,12 @@ def add_training_arguments(parser, defaults) -> None:
     g.add_argument("--head-convs", type=positive_int, default=defaults.head_convs, help="convolutions per head branch")
     g.add_argument("--head", default="auto", choices=("auto", "light", "full"),
                    help="light: the student's depthwise head; auto: light for MobileViT-v2, full for SwinV2")
-    g.add_argument("--pretrained", default=None, help="Hugging Face checkpoint folder (config.json + model.safetensors) "
-                   "or .safetensors to start the backbone from")
-    g.add_argument("--init-from", default=None, help="fine-tune: start from the weights of a trained .keras of the same "
-                   "architecture (e.g. landmark_kd/pretrained/real_student.keras with distill.py's defaults)")
+    g.add_argument("--pretrained", type=existing_path, default=None, help="Hugging Face checkpoint folder (config.json "
+                   "+ model.safetensors) or .safetensors (its config beside it) to start the backbone from")
+    g.add_argument("--init-from", type=existing_path, default=None, help="fine-tune: start from the weights of a "
+                   "trained .keras of the same architecture: pass the --preset, --image-size, --head, --head-dim and "
+                   "--head-convs it was trained with (landmark_kd/pretrained/real_student.keras: distill.py with its "
+                   "default model flags, or train.py with --preset mobilevitv2_050 --head-dim 64)")
     g = parser.add_argument_group("optimisation")
     g.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="passes over the training set")
     g.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, help="faces per step (the global batch "
@@ -170,7 +172,9 @@ def add_training_arguments(parser, defaults) -> None:
     g.add_argument("--star-w", type=positive_float, default=defaults.star_w, help="STAR loss balance w")
     g.add_argument("--star-dist", default=defaults.star_dist, choices=("smoothl1", "l1", "l2"),
                    help="STAR loss distance")
-    g.add_argument("--mixed-precision", default="no", choices=("no", "mixed_float16", "mixed_bfloat16"))
+    g.add_argument("--mixed-precision", default="no", choices=("no", "mixed_float16", "mixed_bfloat16"),
+                   help="compute in float16 (GPUs with tensor cores) or bfloat16 (recent CPUs, TPUs) with float32 "
+                   "weights and losses: faster and lighter on hardware made for it, slower elsewhere")
     g.add_argument("--xla", action="store_true", help="compile the train step with XLA")
     g.add_argument("--strategy", default="auto", choices=("auto", "one_device", "mirrored", "multiworker"),
                    help="tf.distribute strategy; auto = mirrored over all local GPUs when there are several. "

@@ -88,10 +88,12 @@ class TeacherPredictor(Predictor):
 
 
 def teacher_paths(teacher: str | Sequence[str] | None) -> list[str]:
-    """`TrainConfig.teacher` as a list of model paths (one path or several)."""
+    """`TrainConfig.teacher` as a list of model paths (one path or several); a run folder holding best.keras
+    (train.py's --output) stands for that file, as a user naming the teacher's run expects."""
     if not teacher:
         return []
-    return [teacher] if isinstance(teacher, str) else list(teacher)
+    paths = [teacher] if isinstance(teacher, str) else list(teacher)
+    return [os.path.join(p, "best.keras") if os.path.isfile(os.path.join(p, "best.keras")) else p for p in paths]
 
 
 def load_teacher(teacher: str | Sequence[str], scheme, flip: bool = False) -> Teacher:
@@ -113,6 +115,10 @@ def load_teacher(teacher: str | Sequence[str], scheme, flip: bool = False) -> Te
 def check_teacher_files(teacher: str | Sequence[str]) -> None:
     """Every teacher file exists, checked before any work, with what to run if one is missing."""
     for path in teacher_paths(teacher):
+        if os.path.isdir(path):
+            raise MissingFileError(f"{path} is a folder without best.keras, not a teacher model; pass the teacher's "
+                                   ".keras file or the run folder train.py wrote it to (runs/teacher holds "
+                                   "runs/teacher/best.keras)")
         if not os.path.isfile(path):
             raise MissingFileError(f"no teacher at {path}. Train one first with `python train.py` (it writes "
                                    "runs/teacher/best.keras), pass --teacher PATH, or run the no-teacher ablation "

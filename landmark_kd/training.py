@@ -21,10 +21,17 @@ from .evaluate import score_lines
 from .predictor import DatasetPrediction
 
 
+# What distill.py trains (and `TrainConfig.student` returns): the MobileViT-v2 student with a light 64-channel head,
+# 12 epochs, distilled with alpha 1 from train.py's teacher. The teacher's defaults are TrainConfig's own.
+STUDENT_DEFAULTS = dict(preset="mobilevitv2_050", output="runs/student", head_dim=64, learning_rate=2e-3, alpha=1.0,
+                        epochs=12, teacher=os.path.join("runs", "teacher", "best.keras"))
+
+
 @dataclass
 class TrainConfig:
     """Defaults train the quick teacher on the synthetic set in about 25 minutes on a 2-core CPU: 24 epochs, twice
-    the student's 12, because a SwinV2 from scratch needs them to end stronger than the student it teaches."""
+    the student's 12, because a SwinV2 from scratch needs them to end stronger than the student it teaches.
+    `TrainConfig.student()` starts from distill.py's defaults instead."""
 
     preset: str = "swinv2_nano"
     scheme: str = "68"
@@ -76,6 +83,12 @@ class TrainConfig:
     pose_balance: bool = False  # repeat turned faces in the training list (data.pose_balance), same steps per epoch
     unlabeled: str | None = None  # folder of unlabelled photos: the student also learns L_KD on them
     verbose: int | None = None
+
+    @classmethod
+    def student(cls, **changes) -> "TrainConfig":
+        """distill.py's defaults (STUDENT_DEFAULTS) with `changes`: `TrainConfig()` alone is the teacher's setup,
+        so a library user building the student starts here, as distill.py does."""
+        return cls(**{**STUDENT_DEFAULTS, **changes})
 
     def check_teacher(self, has_teacher: bool) -> None:
         """L_KD (alpha > 0) and unlabelled photos, whose only loss is L_KD, both need a teacher."""
@@ -273,9 +286,40 @@ def run_training(config: TrainConfig) -> dict:
         yaw_points(get_scheme(config.scheme), "--pose-balance")  # refused before any work
     if config.init_from and not os.path.isfile(config.init_from):
         raise MissingFileError(f"{config.init_from}: no model to start from (--init-from)")
+    if config.pretrained:  # a missing or unusable checkpoint is refused before the data loads, not after
+        from .models.transformers_import import check_checkpoint
+
+        check_checkpoint(config.pretrained, config.preset)
+    created = _first_missing_folder(config.output)
     out = prepare_output_dir(config.output)
-    with output_lock(out):
-        return _run_training(config, out)
+    try:
+        with output_lock(out):
+            return _run_training(config, out)
+    except BaseException:
+        if created:  # a refused (or interrupted) run leaves no empty folder behind it; one with files stays
+            _remove_empty_folders(out, created)
+        raise
+
+
+def _first_missing_folder(path: str) -> str | None:
+    """The outermost folder of `path` that does not exist yet (what `prepare_output_dir` will create)."""
+    path, missing = os.path.abspath(path), None
+    while not os.path.exists(path):
+        path, missing = os.path.dirname(path), path
+    return missing
+
+
+def _remove_empty_folders(path: str, top: str) -> None:
+    """Remove `path` and its parents up to `top` while they are empty (what this run created and left unused)."""
+    path = os.path.abspath(path)
+    while True:
+        try:
+            os.rmdir(path)
+        except OSError:
+            return
+        if path == top:
+            return
+        path = os.path.dirname(path)
 
 
 def _evaluate_command(out: str, best: str) -> str:
@@ -510,9 +554,10 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         "train_seconds": round(train_seconds, 1), "baseline_mean_shape_nme": baseline,
         "history": backup.whole_history(history.history),
     })
-    if teacher is not None:
-        metrics.update({"teacher": config.teacher, "teacher_flip": config.teacher_flip, "alpha": config.alpha,
-                        "kd_mode": config.kd_mode})
+    # Every run says what it learned from, so a no-KD ablation's metrics compare key by key with the distilled run's.
+    metrics.update({"teacher": config.teacher if teacher is not None else None, "teacher_flip": config.teacher_flip,
+                    "alpha": config.alpha if teacher is not None else 0.0,
+                    "kd_mode": config.kd_mode if teacher is not None else None})
     paths = write_report(out, metrics, errors, result, val_samples)
     shutil.rmtree(backup_dir, ignore_errors=True)  # only now: until the report is written, the run can resume
     metrics["paths"] = {"best": best_path, "last": os.path.join(out, "last.keras"), "logs": os.path.join(out, "logs"), **paths}

@@ -21,6 +21,48 @@ def test_help(script, needle):
     assert result.returncode == 0 and needle in result.stdout
 
 
+@pytest.mark.parametrize("script", ["train.py", "distill.py"])
+def test_help_needs_no_tensorflow(script):
+    """--help took 3 s: building the parser imported Keras for the --preset names. Now it runs where importing
+    TensorFlow or Keras fails."""
+    from test_device import BLOCK_TF
+
+    code = BLOCK_TF + f"sys.argv = [{script!r}, '--help']\nimport runpy\nrunpy.run_path({script!r}, run_name='__main__')\n"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "--preset" in result.stdout and "swinv2_pico" in result.stdout
+
+
+def _distill():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("distill_cli", os.path.join(ROOT, "distill.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_library_student_is_distill_pys_student():
+    """The README's library student was TrainConfig(...) with the teacher's head and epochs; `TrainConfig.student()`
+    is what distill.py trains with no flags."""
+    from landmark_kd.training import TrainConfig
+
+    student = TrainConfig.student()
+    assert _distill().config_from_argv([]) == student
+    assert (student.preset, student.head_dim, student.epochs, student.alpha) == ("mobilevitv2_050", 64, 12, 1.0)
+    assert TrainConfig.student(epochs=3, output="runs/s").epochs == 3
+
+
+def test_distill_takes_a_teacher_run_folder_and_no_kd_drops_the_teacher(tmp_path):
+    (tmp_path / "teacher").mkdir()
+    (tmp_path / "teacher" / "best.keras").write_bytes(b"")
+    distill = _distill()
+    config = distill.config_from_argv(["--teacher", str(tmp_path / "teacher")])
+    assert config.teacher == str(tmp_path / "teacher" / "best.keras")
+    ablation = distill.config_from_argv(["--no-kd", "--alpha", "0"])
+    assert ablation.alpha == 0.0 and ablation.teacher is None
+
+
 def test_distill_without_teacher_says_what_to_run(tmp_path):
     result = _run(os.path.join(ROOT, "distill.py"), "--teacher", str(tmp_path / "missing.keras"))
     assert result.returncode == 2
@@ -78,6 +120,11 @@ def _bad_inputs(tmp_path):
     flat = points.copy()
     flat[45] = flat[36]  # outer eye corners on one pixel: the inter-ocular distance is zero
     (tmp_path / "flat.json").write_text(json.dumps({"samples": [{"image": "face.png", "landmarks": flat.tolist()}]}))
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
+    (tmp_path / "junk.config.json").write_text(json.dumps({"model_type": "swinv2"}))
+    (tmp_path / "mvit").mkdir()
+    (tmp_path / "mvit" / "config.json").write_text(json.dumps({"model_type": "mobilevitv2"}))
+    (tmp_path / "mvit" / "model.safetensors").write_bytes(b"")
 
 
 CASES = {
@@ -130,6 +177,17 @@ CASES = {
     "bad target runtime": (["convert.py", "--target-runtime", "abc"], ["--target-runtime", "2.11.0"]),
     "missing compare model": (["convert.py", "--model", "{t}/bad.keras", "--compare", "{t}/missing.tflite"],
                               ["missing.tflite", "no such file"]),
+    "missing pretrained checkpoint": (["train.py", "--pretrained", "{t}/nope", "--output", "{t}/out"],
+                                      ["--pretrained", "nope: no such file or directory"]),
+    "pretrained folder without a checkpoint": (["distill.py", "--no-kd", "--pretrained", "{t}/undecodable", "--output",
+                                                "{t}/out"], ["undecodable: a checkpoint folder needs config.json"]),
+    "pretrained weights that are no safetensors": (["train.py", "--pretrained", "{t}/junk.safetensors", "--output",
+                                                    "{t}/out"], ["junk.safetensors", "not a readable safetensors"]),
+    "pretrained checkpoint of another backbone": (["train.py", "--pretrained", "{t}/mvit", "--output", "{t}/out"],
+                                                  ["mvit: a mobilevitv2 checkpoint does not fit preset 'swinv2_nano'"]),
+    "no-kd with an alpha": (["distill.py", "--no-kd", "--alpha", "2"], ["--no-kd", "--alpha 2"]),
+    "teacher folder without best.keras": (["distill.py", "--teacher", "{t}/undecodable", "--output", "{t}/out"],
+                                          ["undecodable is a folder without best.keras"]),
     "tflite that is not a landmark model": (["-m", "landmark_kd.predict", "{t}/face.png", "--model",
                                              "{m}/not_landmarks.tflite"], ["not_landmarks.tflite", "not a landmark model"]),
 }
@@ -142,9 +200,12 @@ def test_bad_input_gives_one_clear_line(tmp_path, tflites, case):
     args = [a.format(t=tmp_path, m=tflites) for a in args]
     if args[0].endswith(".py"):
         args[0] = os.path.join(ROOT, args[0])
+    output = args[args.index("--output") + 1] if "--output" in args else None
+    assert output is None or not os.path.exists(output)
     result = _run(*args)
     assert result.returncode == 2, (case, result.stderr[-2000:])
     assert "Traceback" not in result.stderr
+    assert output is None or not os.path.exists(output), f"{case}: the refused run left {output} behind"
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr[-2000:]
     for needle in needles:

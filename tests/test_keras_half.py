@@ -44,6 +44,9 @@ def test_what_is_not_a_keras_archive_is_named_and_nothing_is_written(tmp_path, c
         save_with_half_weights(str(text), str(tmp_path / "out.keras"))
     with pytest.raises(MissingFileError, match=r"missing\.keras: model file not found"):
         save_with_half_weights(str(tmp_path / "missing.keras"), str(tmp_path / "out.keras"))
+    (tmp_path / "run").mkdir()
+    with pytest.raises(MissingFileError, match=r"run: a folder, not a model file"):
+        save_with_half_weights(str(tmp_path / "run"), str(tmp_path / "out.keras"))
     other = tmp_path / "other.keras"
     with zipfile.ZipFile(other, "w") as archive:
         archive.writestr("config.json", "{}")

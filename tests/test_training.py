@@ -45,6 +45,8 @@ def test_teacher_loss_falls_and_nme_on_training_faces_drops(teacher_run):
     for key in ("nme", "fr", "auc", "normalization", "num_images", "num_points"):
         assert key in saved
     assert saved["num_points"] == 68 and saved["num_images"] == 32 and saved["steps"] == 48
+    # a run without a teacher says so, as a distilled one names its teacher: an ablation compares key by key
+    assert (saved["teacher"], saved["alpha"], saved["kd_mode"], saved["teacher_flip"]) == (None, 0.0, None, False)
     assert os.listdir(os.path.join(out, "logs"))  # TensorBoard event files
     assert not os.path.exists(os.path.join(out, "backup"))  # finished runs drop their backup
 
@@ -360,6 +362,7 @@ def test_fine_tuning_from_another_architecture_or_no_file_is_refused(teacher_run
         run_training(_config(faces, tmp_path / "a", preset="mobilevitv2_pico", light_head=True, init_from=best))
     with pytest.raises(ConfigError, match="another architecture"):
         run_training(_config(faces, tmp_path / "b", head_dim=48, init_from=best))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused after the data loaded: no empty folder
     with pytest.raises(MissingFileError, match="no model to start from"):
         run_training(_config(faces, tmp_path / "c", init_from=str(tmp_path / "none.keras")))
     assert not (tmp_path / "c").exists()  # refused before any work

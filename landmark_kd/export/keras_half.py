@@ -56,6 +56,8 @@ def save_with_half_weights(source: str, target: str) -> int:
 
     Returns the number of weight arrays rewritten. Raises MissingFileError or ModelFileError for a `source` that
     is missing or not a `.keras` archive; a failed write leaves any earlier `target` as it was."""
+    if os.path.isdir(source):  # "not found" would send the user looking for a path that is there
+        raise MissingFileError(f"{source}: a folder, not a model file (name the .keras file in it)")
     if not os.path.isfile(source):
         raise MissingFileError(f"{source}: model file not found")
     if not zipfile.is_zipfile(source):

@@ -13,12 +13,12 @@ from .aam_head import EdgeToHeatmap, HeadConfig, aam_head
 from .common import ImagePreprocessing
 from .mobilevitv2.mobilevitv2_backbone import MobileViTV2Backbone
 from .mobilevitv2.mobilevitv2_presets import MOBILEVITV2_PRESETS, mobilevitv2_config
+from .presets import BACKBONES
 from .swinv2.swinv2_backbone import SwinV2Backbone
 from .swinv2.swinv2_presets import SWINV2_PRESETS, swinv2_config
 from ..errors import ConfigError, ModelFileError
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-BACKBONES = sorted(SWINV2_PRESETS) + sorted(MOBILEVITV2_PRESETS)
 
 
 def _backbone_config(preset: str, image_size: int):
@@ -52,11 +52,9 @@ def build_backbone(preset: str, image_size: int, pretrained: str | None = None) 
     else:  # the apple/mobilevitv2 processors feed BGR in [0, 1]
         cls, preprocess = MobileViTV2Backbone, ImagePreprocessing(flip_channels=True, name="preprocess")
     if pretrained:
-        from .transformers_import import backbone_from_transformers, resolve_checkpoint
+        from .transformers_import import backbone_from_transformers, check_checkpoint
 
-        backbone = backbone_from_transformers(*resolve_checkpoint(pretrained), image_size=image_size)
-        if not isinstance(backbone, cls):
-            raise ModelFileError(f"{pretrained}: a {backbone.name} checkpoint does not fit preset {preset!r}")
+        backbone = backbone_from_transformers(*check_checkpoint(pretrained, preset), image_size=image_size)
     else:
         backbone = cls(**config.to_dict())
     return backbone, preprocess, slice(1, 5)

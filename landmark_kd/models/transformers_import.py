@@ -13,20 +13,29 @@ import os
 import keras
 import numpy as np
 
+from ..errors import MissingFileError, ModelFileError
 from .mobilevitv2.mobilevitv2_backbone import IR_STRIDES, MobileViTV2Backbone, MobileViTV2Config
+from .mobilevitv2.mobilevitv2_presets import MOBILEVITV2_PRESETS
 from .swinv2.swinv2_backbone import SwinV2Backbone, SwinV2Config
+from .swinv2.swinv2_presets import SWINV2_PRESETS
 
 PREFIXES = ("swinv2.", "mobilevitv2.", "model.", "backbone.")
+# The transformers model_type each of our backbone families imports.
+MODEL_TYPES = {"swinv2": SWINV2_PRESETS, "mobilevitv2": MOBILEVITV2_PRESETS}
 
 
-class WeightImportError(ValueError):
-    pass
+class WeightImportError(ModelFileError):
+    """A checkpoint that cannot be imported (a user's file: the CLIs print it as one `error:` line)."""
+
+
+class MissingCheckpointError(WeightImportError, MissingFileError):
+    """A checkpoint path, or a file a checkpoint needs, that does not exist."""
 
 
 def load_state_dict(path: str) -> dict[str, np.ndarray]:
     """A safetensors file as numpy arrays, with task-head prefixes (`swinv2.`, `mobilevitv2.`) removed."""
     if not os.path.isfile(path):
-        raise WeightImportError(f"{path}: weights file not found")
+        raise MissingCheckpointError(f"{path}: weights file not found")
     from safetensors.numpy import load_file
 
     try:
@@ -52,17 +61,43 @@ def read_config(path: str) -> dict:
 
 
 def resolve_checkpoint(path: str) -> tuple[str, str]:
-    """A Hugging Face model folder (config.json + model.safetensors) or a .safetensors with a config beside it."""
+    """(config, weights) of a Hugging Face model folder (config.json + model.safetensors) or of a .safetensors
+    with its config beside it (NAME.config.json or config.json). Errors name `path` as the user gave it."""
+    if not os.path.exists(path):
+        raise MissingCheckpointError(f"{path}: no such file or directory")
     if os.path.isdir(path):
         config, weights = os.path.join(path, "config.json"), os.path.join(path, "model.safetensors")
-    else:
-        weights = path
-        stem = path[: -len(".safetensors")] if path.endswith(".safetensors") else path
-        config = next((c for c in (stem + ".config.json", os.path.join(os.path.dirname(path), "config.json"))
-                       if os.path.isfile(c)), stem + ".config.json")
-    for p in (config, weights):
-        if not os.path.isfile(p):
-            raise WeightImportError(f"{p}: not found (a checkpoint needs config.json and model.safetensors)")
+        missing = [os.path.basename(p) for p in (config, weights) if not os.path.isfile(p)]
+        if missing:
+            raise MissingCheckpointError(f"{path}: a checkpoint folder needs config.json and model.safetensors; "
+                                         f"it has no {' and no '.join(missing)}")
+        return config, weights
+    stem = path[: -len(".safetensors")] if path.endswith(".safetensors") else path
+    beside = (stem + ".config.json", os.path.join(os.path.dirname(path), "config.json"))
+    config = next((c for c in beside if os.path.isfile(c)), None)
+    if config is None:
+        raise MissingCheckpointError(f"{path}: no transformers config beside it (looked for {beside[0]} and "
+                                     f"{beside[1]})")
+    return config, path
+
+
+def check_checkpoint(path: str, preset: str | None = None) -> tuple[str, str]:
+    """`resolve_checkpoint`, and also that its config names a backbone we import (the one `preset` builds, if
+    given) and its weights file is a readable safetensors; reads only the config and the weights' header, so a
+    run can refuse a bad --pretrained before it loads any data."""
+    config, weights = resolve_checkpoint(path)
+    kind = read_config(config).get("model_type")
+    if kind not in MODEL_TYPES:
+        raise WeightImportError(f"{config}: model_type {kind!r} is not supported ({', '.join(MODEL_TYPES)})")
+    if preset is not None and preset not in MODEL_TYPES[kind]:
+        raise WeightImportError(f"{path}: a {kind} checkpoint does not fit preset {preset!r}")
+    from safetensors import safe_open
+
+    try:
+        with safe_open(weights, "np"):
+            pass
+    except Exception as err:  # safetensors raises its own error types
+        raise WeightImportError(f"{weights}: not a readable safetensors file ({err})") from None
     return config, weights
 
 

@@ -1,5 +1,10 @@
 """MobileViT-v2 presets by width multiplier (apple/mobilevitv2-{0.5..2.0}-imagenet1k-256 shapes)."""
-from .mobilevitv2_backbone import MobileViTV2Config
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the names alone load without Keras (the CLIs' --preset choices)
+    from .mobilevitv2_backbone import MobileViTV2Config
 
 MOBILEVITV2_PRESETS = {f"mobilevitv2_{round(w * 100):03d}": dict(width_multiplier=w)
                        for w in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)}  # mobilevitv2_050 ... mobilevitv2_200
@@ -10,6 +15,8 @@ MOBILEVITV2_PRESETS["mobilevitv2_pico"] = dict(width_multiplier=0.25, n_attn_blo
 
 
 def mobilevitv2_config(preset: str, image_size: int = 256) -> MobileViTV2Config:
+    from .mobilevitv2_backbone import MobileViTV2Config
+
     if preset not in MOBILEVITV2_PRESETS:
         raise ValueError(f"unknown MobileViT-v2 preset {preset!r}; known: {sorted(MOBILEVITV2_PRESETS)}")
     return MobileViTV2Config(image_size=image_size, **MOBILEVITV2_PRESETS[preset])

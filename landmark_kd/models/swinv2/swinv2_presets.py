@@ -1,6 +1,11 @@
 """SwinV2 presets. `tiny`/`small` follow the published microsoft/swinv2-*-patch4-window{8,16}-256 shapes;
 `nano`/`pico` are small configurations for CPU training and tests."""
-from .swinv2_backbone import SwinV2Config
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the names alone load without Keras (the CLIs' --preset choices)
+    from .swinv2_backbone import SwinV2Config
 
 SWINV2_PRESETS = {
     "swinv2_tiny_w8": dict(embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=8),
@@ -15,6 +20,8 @@ SWINV2_PRESETS["swinv2_small"] = SWINV2_PRESETS["swinv2_small_w8"]
 
 
 def swinv2_config(preset: str, image_size: int = 256) -> SwinV2Config:
+    from .swinv2_backbone import SwinV2Config
+
     if preset not in SWINV2_PRESETS:
         raise ValueError(f"unknown SwinV2 preset {preset!r}; known: {sorted(SWINV2_PRESETS)}")
     return SwinV2Config(image_size=image_size, **SWINV2_PRESETS[preset])
