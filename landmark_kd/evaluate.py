@@ -12,7 +12,7 @@ import numpy as np
 
 from .decode import image_to_crop
 from .metrics import YAW_POINTS, nme_inner51, pose_groups
-from .outputs import atomic_json
+from .outputs import atomic_json, read_json
 from .predictor import DatasetPrediction
 from .quiet import quiet_tensorflow
 
@@ -105,16 +105,6 @@ def opencv_batches(samples, image_size: int, batch_size: int):
             crops, affines, indices = [], [], []
 
 
-def _read_json(path: str):
-    import json
-
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
-
-
 def trained_on_real_faces(model: str) -> str | None:
     """Why `model` counts as a model of real photographs, or None when nothing says so: a shipped model
     (landmark_kd/pretrained, all trained on real photos), a .keras whose run's config.json (beside it) names
@@ -128,13 +118,13 @@ def trained_on_real_faces(model: str) -> str | None:
     if folder == os.path.realpath(PRETRAINED_DIR):
         return "a shipped model, trained on real photographs"
     if path.lower().endswith(".tflite"):
-        report = _read_json(os.path.join(folder, "report.json"))
+        report = read_json(os.path.join(folder, "report.json"))
         exports = report.get("exports") if isinstance(report, dict) else None
         files = [e.get("file") for e in exports.values() if isinstance(e, dict)] if isinstance(exports, dict) else []
         listed = any(isinstance(f, str) and os.path.basename(f) == os.path.basename(path) for f in files)
         why = report.get("trained_on_real_faces") if listed else None
         return f"exported from {report.get('model')}: {why}" if isinstance(why, str) else None
-    config = _read_json(os.path.join(folder, "config.json"))
+    config = read_json(os.path.join(folder, "config.json"))
     if not isinstance(config, dict):
         return None
     data = config.get("train_data")
@@ -156,7 +146,7 @@ def drawn_faces_warning(model: str, data: str) -> str | None:
     why = trained_on_real_faces(model)
     if why is None:
         return None
-    config = _read_json(os.path.join(os.path.dirname(os.path.abspath(model)), "config.json"))
+    config = read_json(os.path.join(os.path.dirname(os.path.abspath(model)), "config.json"))
     val = config.get("val_data") if isinstance(config, dict) else None
     example = f", e.g. --data {val} (its run's validation set)" if isinstance(val, str) and os.path.exists(val) \
         and not is_synthetic_set(val) else ""

@@ -113,3 +113,13 @@ def atomic_bytes(path: str, data: bytes) -> None:
 def atomic_json(path: str, data) -> None:
     """Write `data` as JSON to `path` through a temporary file (see atomic_write)."""
     atomic_bytes(path, json.dumps(data, indent=2).encode())
+
+
+def read_json(path: str):
+    """A JSON file's content, or None when it is missing or unreadable: for records (a run's config.json, an
+    export's report.json) whose absence only means there is nothing to compare with."""
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None

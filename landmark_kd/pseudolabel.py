@@ -117,12 +117,10 @@ def pseudolabel(images: list[str], root: str, out_dir: str, label, detect,
     return result
 
 
-def _label_one(path: str, dst: str, label, detect, min_score: float, labelled: list) -> str | None:
-    """Label `path` into `dst` (+ `.pts`), appending (dst, points) to `labelled`; or the reason it is skipped.
-    Training's own image check comes first: a file it would skip is not labelled either."""
+def find_central_face(path: str, detect) -> tuple[np.ndarray, np.ndarray] | str:
+    """(the RGB image, its central face's box), or why the photo is left out. Training's own image check comes
+    first, so a file it would skip (truncated, damaged, too large) is neither labelled nor distilled on."""
     import cv2
-
-    from .data.pts300w import write_pts
 
     reason = check_image_file(path)
     if reason:
@@ -132,8 +130,17 @@ def _label_one(path: str, dst: str, label, detect, min_score: float, labelled: l
         return "cannot read image (OpenCV cannot decode it)"
     image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     box = central_face(detect(image), image.shape)
-    if box is None:
-        return "no face found"
+    return "no face found" if box is None else (image, box)
+
+
+def _label_one(path: str, dst: str, label, detect, min_score: float, labelled: list) -> str | None:
+    """Label `path` into `dst` (+ `.pts`), appending (dst, points) to `labelled`; or the reason it is skipped."""
+    from .data.pts300w import write_pts
+
+    found = find_central_face(path, detect)
+    if isinstance(found, str):
+        return found
+    image, box = found
     points, score = label(image, box)
     if not np.all(np.isfinite(points)):
         return "labeller gave non-finite points"

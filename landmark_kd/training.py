@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError, MissingFileError
+from .outputs import read_json
 from .evaluate import score_lines
 from .predictor import DatasetPrediction
 
@@ -180,7 +181,7 @@ def record_skipped(skipped_file: str, set_name: str, report) -> None:
     set's entries from an earlier load (a resumed run loads again) and keeping the other sets'."""
     from .outputs import atomic_json
 
-    earlier = _read_json(skipped_file)
+    earlier = read_json(skipped_file)
     entries = earlier.get("skipped") if isinstance(earlier, dict) else None
     entries = [e for e in entries if not (isinstance(e, dict) and e.get("set") == set_name)] if isinstance(
         entries, list) else []
@@ -327,7 +328,7 @@ def _evaluate_command(out: str, best: str) -> str:
     without --data, evaluate would score it on the drawn faces."""
     import shlex
 
-    started = _read_json(os.path.join(out, "config.json"))
+    started = read_json(os.path.join(out, "config.json"))
     words = ["python", "-m", "landmark_kd.evaluate", "--model", best]
     if isinstance(started, dict) and isinstance(started.get("val_data"), str):
         words += ["--data", started["val_data"]]
@@ -354,7 +355,7 @@ def _refuse_to_overwrite(config: TrainConfig, out: str, backup_dir: str) -> None
             raise ConfigError(f"{out} holds a finished run{hint}; pass --restart to train over it, or another "
                               "--output")
         return
-    started = _read_json(os.path.join(out, "config.json"))
+    started = read_json(os.path.join(out, "config.json"))
     if not isinstance(started, dict):
         return  # no record of the interrupted run's flags: the backup's own check decides
     asked = dataclasses.asdict(config)
@@ -397,14 +398,6 @@ def _clear_earlier_run(out: str, needed: list[str]) -> None:
 _NOT_SETTINGS = ("output", "resume", "restart", "verbose", "init_from", "pretrained")
 
 
-def _read_json(path: str):
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return None
-
-
 def _changed_on_resume(started: dict, record: dict) -> dict:
     """{flag: [what the run had, what it resumes with]}, earlier resumes' changes kept, printed as a warning: the
     epochs before the resume were trained with the old values (a new --lr or --epochs also reshapes the rest of
@@ -444,7 +437,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     started = None
     if os.path.isdir(backup_dir):
         print(f"Resuming the interrupted run from {backup_dir} (use --restart to start over)")
-        started = _read_json(os.path.join(out, "config.json"))
+        started = read_json(os.path.join(out, "config.json"))
     elif os.path.exists(os.path.join(out, "best.json")):
         os.remove(os.path.join(out, "best.json"))  # a finished earlier run's best score must not gate this one
 

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from .records import DatasetError, LoadReport, Sample, check_image_file, read_bgr
+from .records import DatasetError, LoadReport, Sample
 
 
 DETECTOR = "blazeface-auto-landmark-box"  # names the boxes in a cache: boxes of another detector are not reused
@@ -72,17 +72,8 @@ def load_unlabeled(root: str, num_points: int, cache: str | None = None, detecto
 
 
 def _box_or_reason(path: str, detector) -> list[float] | str:
-    """The central face's box, or why the photo is left out: training's image check first (a truncated or
-    huge file is skipped, as in a labelled set), then OpenCV, then the detector."""
-    import cv2
+    """The central face's box, or why the photo is left out (as pseudolabel decides it)."""
+    from ..pseudolabel import find_central_face
 
-    from ..pseudolabel import central_face
-
-    reason = check_image_file(path)
-    if reason:
-        return reason.removesuffix(f": {path}")
-    image = read_bgr(path)
-    if image is None:
-        return "cannot read image (OpenCV cannot decode it)"
-    box = central_face(detector(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)), image.shape)
-    return "no face found" if box is None else [float(v) for v in box]
+    found = find_central_face(path, detector)
+    return found if isinstance(found, str) else [float(v) for v in found[1]]
