@@ -350,6 +350,33 @@ def test_another_models_export_is_refused_before_any_work_and_replaced_only_with
     assert "replacing the earlier export" in capsys.readouterr().out
 
 
+def test_an_export_stopped_halfway_is_replaced_by_the_same_command(tiny_model, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while timing, after the first .tflite was written: its provisional report.json names the files as
+    this model's, so the same command replaces them instead of refusing them as someone else's."""
+    import convert as convert_cli
+    import landmark_kd.export.benchmark as benchmark
+
+    out = tmp_path / "export"
+    model_path = _saved(tiny_model, tmp_path)
+    faces = generate(str(tmp_path / "faces"), 2, seed=6, size=96, sheet=False)
+    common = ["--model", model_path, "--modes", "fp32,fp16", "--data", faces, "--runs", "1", "--threads", "1",
+              "--output", str(out)]
+    measure = benchmark.measure_latency
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(benchmark, "measure_latency", stopped)
+    assert convert_cli.main(common) == 130
+    assert (out / "student_best_fp32.tflite").exists() and not (out / ".lock").exists()
+    assert json.load(open(out / "report.json"))["status"] == "partial"
+    monkeypatch.setattr(benchmark, "measure_latency", measure)
+    capsys.readouterr()
+    assert convert_cli.main(common) == 0, capsys.readouterr().err
+    report = json.load(open(out / "report.json"))
+    assert "status" not in report and sorted(report["exports"]) == ["fp16", "fp32"]
+
+
 def test_bad_compare_models_and_a_single_image_are_refused_before_the_export(tiny_model, tmp_path, capsys):
     """--compare with something that is no .tflite (or a damaged one), and one photo given as --data or
     --calibration-data: one line naming the file and the flag, before the model is loaded or anything written."""

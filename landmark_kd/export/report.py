@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError, MissingFileError, ModelFileError
-from ..outputs import atomic_bytes, atomic_json
+from ..outputs import atomic_bytes, atomic_json, output_lock
 
 QUANTIZATION = {"fp32": "none (float32)", "fp16": "float16 weights", "dynamic_int8": "int8 weights, float activations",
                 "int8": "int8 weights and activations; decode tail (heatmap softmax, AAM product, soft-argmax) in float"}
@@ -150,8 +150,9 @@ def same_model(report: dict, model: str) -> bool:
     """Whether an earlier report in the output folder is an export of `model`: its `model_path` (absolute, written
     since reports record it) is the same file; an older report's `model` (as typed, from wherever it ran) gives
     the same file-name prefix."""
-    if isinstance(report.get("model_path"), str):
-        return os.path.realpath(report["model_path"]) == os.path.realpath(model)
+    recorded = report.get("model_path")
+    if isinstance(recorded, str) and os.path.exists(recorded):  # a moved checkout: compared by prefix below
+        return os.path.realpath(recorded) == os.path.realpath(model)
     return isinstance(report.get("model"), str) and export_prefix(report["model"]) == export_prefix(model)
 
 
@@ -436,65 +437,77 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
         compare[other] = {
             "size_bytes": len(buffer), "flops": count_flops(buffer), "min_runtime_version": runtime,
             "latency_ms": {str(t): measure_latency(other, t, runs=args.runs) for t in threads}}
-    inputs = [args.model, *args.compare] + [p for p in (args.data, args.calibration_data) if p]
-    removed = _remove_earlier_export(args.output, keep=inputs)
-    if removed:
-        print(f"replacing the earlier export in {args.output} ({removed} files)")
+    os.makedirs(args.output, exist_ok=True)
+    with output_lock(args.output):  # two exports into one folder must not delete each other's files
+        # Checked again under the lock: another convert.py may have written here since the check before the work.
+        check_output_folder(args.output, args.model, modes, args.overwrite)
+        inputs = [args.model, *args.compare] + [p for p in (args.data, args.calibration_data) if p]
+        removed = _remove_earlier_export(args.output, keep=inputs)
+        if removed:
+            print(f"replacing the earlier export in {args.output} ({removed} files)")
 
-    prefix = export_prefix(args.model)
-    # model_path: whose export this folder holds (check_output_folder); trained_on_real_faces: read by evaluate for
-    # these .tflite files, which cannot say what they were trained on
-    report = {"model": args.model, "model_path": os.path.realpath(args.model),
-              "trained_on_real_faces": trained_on_real_faces(args.model), "params": params, "image_size": size,
-              "num_points": scheme.num_points, "scheme": scheme.name, "target_runtime": args.target_runtime,
-              "eval_data": eval_path, "num_images": len(samples), "nme_keras": keras_metrics["nme"],
-              "normalization": keras_metrics["normalization"], "latency_process": PROCESS_NOTE, "exports": {},
-              "compare": compare}
-    for mode, (buffer, result, seconds) in converted.items():
-        path = os.path.join(args.output, f"{prefix}_{mode}.tflite")
-        atomic_bytes(path, buffer)
-        atomic_json(scheme_file(path), scheme.get_config())  # the layout, which the .tflite cannot hold
-        pred = TFLitePredictor(path, threads=threads[0], scheme=scheme)(images)
-        tfl_metrics = _nme(pred, affines, index, samples, scheme)
-        entry = {
-            "file": path, "scheme_file": scheme_file(path), "size_bytes": len(buffer), "params": params,
-            "flops": count_flops(buffer),
-            "min_runtime_version": result.min_runtime_version,
-            "ops": result.to_dict()["ops"],
-            "quantization": QUANTIZATION[mode] + (f"; float blocks: {', '.join(float_blocks)}"
-                                                  if mode == "int8" and float_blocks else ""),
-            "int8_io": bool(args.int8_io and mode == "int8"),
-            "convert_seconds": round(seconds, 1),
-            "nme_keras": keras_metrics["nme"], "nme_tflite": tfl_metrics["nme"],
-            "nme_relative_change": (tfl_metrics["nme"] - keras_metrics["nme"]) / keras_metrics["nme"],
-            "max_deviation_px": float(np.abs(pred - keras_pred).max()),
-            "latency_ms": {str(t): measure_latency(path, t, runs=args.runs) for t in threads},
-        }
-        if mode == "int8":
-            entry["float_blocks"] = list(float_blocks)
-            if sensitivity is not None:
-                entry["int8_sensitivity"] = {
-                    "deviation_px": sensitivity.deviation_px, "simulated_nme_float": sensitivity.nme_float,
-                    "simulated_nme_all_int8": sensitivity.nme_int8, "simulated_nme_chosen": sensitivity.nme_chosen,
-                    "budget": args.int8_budget, "calibration_images": len(calib_crops)}
-            entry.update({"calibration_data": calib_path, "calibration_images": len(calib_crops),
-                          "calibration_labelled": calib_labelled, "int8_budget": args.int8_budget,
-                          "calibration_is_eval_data": os.path.realpath(calib_path) == os.path.realpath(eval_path)})
-        report["exports"][mode] = entry
-        lat = ", ".join(f"{t} thr {entry['latency_ms'][str(t)]['median']:.2f} ms" for t in threads)
-        print(f"  {mode:>12}: {len(buffer) / 1e6:6.2f} MB, runtime >= {result.min_runtime_version}, NME "
-              f"{entry['nme_tflite']:.4f} (max dev {entry['max_deviation_px']:.3f} px), {lat} -> {path}")
-    for other, c in compare.items():
-        print(f"  compare {os.path.basename(other)}: {c['size_bytes'] / 1e6:.2f} MB, "
-              + ", ".join(f"{t} thr {c['latency_ms'][str(t)]['median']:.2f} ms" for t in threads))
-    report["warnings"] = ([drawn] if drawn else []) + int8_warnings(report)
-    for line in report["warnings"]:
-        print(line)
-    paths = {"json": os.path.join(args.output, "report.json"), "markdown": os.path.join(args.output, "report.md")}
-    atomic_json(paths["json"], report)
-    atomic_bytes(paths["markdown"], markdown(report, threads).encode())
-    report["paths"] = paths
-    return report
+        prefix = export_prefix(args.model)
+        # A provisional report lists this run's files before any is written, so that an export stopped halfway
+        # (Ctrl-C while timing) is still this model's: the same command then replaces it instead of refusing it.
+        planned = {mode: {"file": os.path.join(args.output, f"{prefix}_{mode}.tflite")} for mode in converted}
+        for entry in planned.values():
+            entry["scheme_file"] = scheme_file(entry["file"])
+        atomic_json(os.path.join(args.output, "report.json"), {
+            "model": args.model, "model_path": os.path.realpath(args.model), "status": "partial",
+            "exports": planned})
+        # model_path: whose export this folder holds (check_output_folder); trained_on_real_faces: read by evaluate for
+        # these .tflite files, which cannot say what they were trained on
+        report = {"model": args.model, "model_path": os.path.realpath(args.model),
+                  "trained_on_real_faces": trained_on_real_faces(args.model), "params": params, "image_size": size,
+                  "num_points": scheme.num_points, "scheme": scheme.name, "target_runtime": args.target_runtime,
+                  "eval_data": eval_path, "num_images": len(samples), "nme_keras": keras_metrics["nme"],
+                  "normalization": keras_metrics["normalization"], "latency_process": PROCESS_NOTE, "exports": {},
+                  "compare": compare}
+        for mode, (buffer, result, seconds) in converted.items():
+            path = os.path.join(args.output, f"{prefix}_{mode}.tflite")
+            atomic_bytes(path, buffer)
+            atomic_json(scheme_file(path), scheme.get_config())  # the layout, which the .tflite cannot hold
+            pred = TFLitePredictor(path, threads=threads[0], scheme=scheme)(images)
+            tfl_metrics = _nme(pred, affines, index, samples, scheme)
+            entry = {
+                "file": path, "scheme_file": scheme_file(path), "size_bytes": len(buffer), "params": params,
+                "flops": count_flops(buffer),
+                "min_runtime_version": result.min_runtime_version,
+                "ops": result.to_dict()["ops"],
+                "quantization": QUANTIZATION[mode] + (f"; float blocks: {', '.join(float_blocks)}"
+                                                      if mode == "int8" and float_blocks else ""),
+                "int8_io": bool(args.int8_io and mode == "int8"),
+                "convert_seconds": round(seconds, 1),
+                "nme_keras": keras_metrics["nme"], "nme_tflite": tfl_metrics["nme"],
+                "nme_relative_change": (tfl_metrics["nme"] - keras_metrics["nme"]) / keras_metrics["nme"],
+                "max_deviation_px": float(np.abs(pred - keras_pred).max()),
+                "latency_ms": {str(t): measure_latency(path, t, runs=args.runs) for t in threads},
+            }
+            if mode == "int8":
+                entry["float_blocks"] = list(float_blocks)
+                if sensitivity is not None:
+                    entry["int8_sensitivity"] = {
+                        "deviation_px": sensitivity.deviation_px, "simulated_nme_float": sensitivity.nme_float,
+                        "simulated_nme_all_int8": sensitivity.nme_int8, "simulated_nme_chosen": sensitivity.nme_chosen,
+                        "budget": args.int8_budget, "calibration_images": len(calib_crops)}
+                entry.update({"calibration_data": calib_path, "calibration_images": len(calib_crops),
+                              "calibration_labelled": calib_labelled, "int8_budget": args.int8_budget,
+                              "calibration_is_eval_data": os.path.realpath(calib_path) == os.path.realpath(eval_path)})
+            report["exports"][mode] = entry
+            lat = ", ".join(f"{t} thr {entry['latency_ms'][str(t)]['median']:.2f} ms" for t in threads)
+            print(f"  {mode:>12}: {len(buffer) / 1e6:6.2f} MB, runtime >= {result.min_runtime_version}, NME "
+                  f"{entry['nme_tflite']:.4f} (max dev {entry['max_deviation_px']:.3f} px), {lat} -> {path}")
+        for other, c in compare.items():
+            print(f"  compare {os.path.basename(other)}: {c['size_bytes'] / 1e6:.2f} MB, "
+                  + ", ".join(f"{t} thr {c['latency_ms'][str(t)]['median']:.2f} ms" for t in threads))
+        report["warnings"] = ([drawn] if drawn else []) + int8_warnings(report)
+        for line in report["warnings"]:
+            print(line)
+        paths = {"json": os.path.join(args.output, "report.json"), "markdown": os.path.join(args.output, "report.md")}
+        atomic_json(paths["json"], report)
+        atomic_bytes(paths["markdown"], markdown(report, threads).encode())
+        report["paths"] = paths
+        return report
 
 
 def _int8_lines(report: dict) -> list[str]:
