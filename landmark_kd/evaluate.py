@@ -57,20 +57,19 @@ def score_lines(metrics: dict) -> list[str]:
 def write_report(out_dir: str, metrics: dict, errors: np.ndarray, prediction: DatasetPrediction, samples,
                  stem: str = "", extra_curves: dict | None = None) -> dict:
     """metrics.json, ced.png and predictions.png (prediction red over ground truth green) in `out_dir`. Without
-    matplotlib (a board has numpy, OpenCV and tflite_runtime) the pictures are left out, said in one note."""
+    matplotlib (a board has numpy, OpenCV and tflite_runtime) the CED plot is left out, said in one note."""
+    from .plots import overlay_grid, plot_ced
+
     os.makedirs(out_dir, exist_ok=True)
     paths = {"metrics": os.path.join(out_dir, f"{stem}metrics.json")}
     atomic_json(paths["metrics"], metrics)
     try:
-        from .plots import overlay_grid, plot_ced
+        plot_ced({"model": errors, **(extra_curves or {})}, os.path.join(out_dir, f"{stem}ced.png"),
+                 metrics.get("threshold", 0.1), f"CED ({metrics['normalization']})")
+        paths["ced"] = os.path.join(out_dir, f"{stem}ced.png")
     except ImportError as err:
-        print(f"note: no CED plot or overlay picture ({err.name or 'matplotlib'} is not installed); the scores are in "
-              f"{paths['metrics']}")
-        return paths
-    paths.update({"ced": os.path.join(out_dir, f"{stem}ced.png"),
-                  "predictions": os.path.join(out_dir, f"{stem}predictions.png")})
-    curves = {"model": errors, **(extra_curves or {})}
-    plot_ced(curves, paths["ced"], metrics.get("threshold", 0.1), f"CED ({metrics['normalization']})")
+        print(f"note: no CED plot ({err.name or 'matplotlib'} is not installed); the scores are in {paths['metrics']}")
+    paths["predictions"] = os.path.join(out_dir, f"{stem}predictions.png")
     shown = len(prediction.overlay_crops)
     if shown:
         gt_img = np.stack([samples[i].landmarks for i in prediction.index[:shown]])

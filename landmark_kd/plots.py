@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import cv2
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .metrics import ced  # noqa: E402
+from .metrics import ced
 
 
 def plot_ced(curves: dict[str, np.ndarray], path: str, threshold: float = 0.1, title: str = "CED") -> None:
-    """One curve per label, from per-image NMEs."""
+    """One curve per label, from per-image NMEs. matplotlib is imported here, not with the module: the overlays
+    need only OpenCV, and a board has no matplotlib (ImportError then comes from this call)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
     for label, errors in curves.items():
         xs, ys = ced(errors, threshold)

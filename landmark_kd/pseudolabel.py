@@ -295,6 +295,7 @@ def _main(argv: list[str]) -> int:
         atomic_json(summary_path, {**record, "status": "interrupted", **result})
         raise
     labelled = result.pop("labelled_points")
+    atomic_json(summary_path, {**record, "status": "done", **result})  # the labels are done, whatever the sheet does
     result["sheet"] = write_sheet(args.out, labelled)
     atomic_json(summary_path, {**record, "status": "done", **result})
     reasons = ", ".join(f"{kind} {n}" for kind, n in result["skipped_by_reason"].items())
