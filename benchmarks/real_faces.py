@@ -174,7 +174,10 @@ def main(argv=None) -> int:
     if args.ratio:
         from landmark_kd.predictor import resolve_model_path
 
-        named, args.ratio = args.ratio, [resolve_model_path(name) for name in args.ratio]  # as --models resolved them
+        # as --models resolved them, matched by the file they name (a bare shipped name, or its full path)
+        by_file = {os.path.realpath(m): m for m in args.models}
+        named = args.ratio
+        args.ratio = [by_file.get(os.path.realpath(resolve_model_path(name)), name) for name in named]
         if not set(args.ratio) <= set(args.models):
             parser.error(f"--ratio {' '.join(named)}: both must be among --models")
     if not args.data:

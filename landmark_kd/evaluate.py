@@ -145,7 +145,9 @@ def drawn_faces_warning(model: str, data: str) -> str | None:
     why = trained_on_real_faces(model)
     if why is None:
         return None
-    config = read_json(os.path.join(os.path.dirname(os.path.abspath(model)), "config.json"))
+    from .predictor import resolve_model_path
+
+    config = read_json(os.path.join(os.path.dirname(os.path.realpath(resolve_model_path(model))), "config.json"))
     val = config.get("val_data") if isinstance(config, dict) else None
     example = f", e.g. --data {val} (its run's validation set)" if isinstance(val, str) and os.path.exists(val) \
         and not is_synthetic_set(val) else ""

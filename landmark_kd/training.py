@@ -552,7 +552,12 @@ def _run_training(config: TrainConfig, out: str) -> dict:
                     "alpha": config.alpha if teacher is not None else 0.0,
                     "kd_mode": config.kd_mode if teacher is not None else None})
     paths = write_report(out, metrics, errors, result, val_samples)
-    shutil.rmtree(backup_dir, ignore_errors=True)  # only now: until the report is written, the run can resume
+    # Only now: until the report is written, the run can resume. Renamed first, so that a deletion that fails
+    # halfway never leaves a partial backup/ that the next command would take for an interrupted run.
+    if os.path.isdir(backup_dir):
+        doomed = f"{backup_dir}.done-{os.getpid()}"
+        os.replace(backup_dir, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
     metrics["paths"] = {"best": best_path, "last": os.path.join(out, "last.keras"), "logs": os.path.join(out, "logs"), **paths}
     return metrics
 

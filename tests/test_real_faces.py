@@ -1,5 +1,6 @@
 """benchmarks/real_faces.py: per-face errors in its JSON, the paired ratio, the CED plot and the worst-face sheets."""
 import json
+import os
 
 import cv2
 import keras
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks.real_faces import main, worst_faces
+from conftest import ROOT
 from landmark_kd.data import load_dataset
 from landmark_kd.data.synthetic import generate
 from landmark_kd.models import build_landmark_model
@@ -55,6 +57,12 @@ def test_ratio_takes_shipped_names_as_models_does(tmp_path, capsys, monkeypatch)
     with pytest.raises(SystemExit):  # stops at the empty-data check after the --ratio check, loading nothing
         main(["--models", "real_student.keras", "real_fast_fp16.tflite", "--ratio", "real_student.keras",
               "real_fast_fp16.tflite"])
+    assert "--data: name the 68-point sets" in capsys.readouterr().err
+    # a full path in one flag and the bare name in the other name the same file
+    shipped = os.path.relpath(os.path.join(ROOT, "landmark_kd", "pretrained"))  # relative to tmp_path
+    with pytest.raises(SystemExit):
+        main(["--models", os.path.join(shipped, "real_student.keras"), "real_fast_fp16.tflite", "--ratio",
+              "real_student.keras", os.path.join(shipped, "real_fast_fp16.tflite")])
     assert "--data: name the 68-point sets" in capsys.readouterr().err
 
 

@@ -91,7 +91,7 @@ def _main(argv: list[str]) -> int:
     parser = ArgumentParser(
         prog="python -m landmark_kd.export.keras_half",
         description="Rewrite a .keras model with its float32 weights stored as float16 (half the file); it loads "
-                    "with keras.saving.load_model as the same float32 model.")
+                    "with landmark_kd.models.load_model as the same float32 model.")
     parser.add_argument("source", help="the .keras model to read")
     parser.add_argument("target", help="where to write the half-size .keras model")
     parser.add_argument("--check", action="store_true",
