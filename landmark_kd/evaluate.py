@@ -117,10 +117,10 @@ def trained_on_real_faces(model: str) -> str | None:
     if folder == os.path.realpath(PRETRAINED_DIR):
         return "a shipped model, trained on real photographs"
     if path.lower().endswith(".tflite"):
+        from .export.report import listed_files
+
         report = read_json(os.path.join(folder, "report.json"))
-        exports = report.get("exports") if isinstance(report, dict) else None
-        files = [e.get("file") for e in exports.values() if isinstance(e, dict)] if isinstance(exports, dict) else []
-        listed = any(isinstance(f, str) and os.path.basename(f) == os.path.basename(path) for f in files)
+        listed = isinstance(report, dict) and path in listed_files(folder, report)
         why = report.get("trained_on_real_faces") if listed else None
         return f"exported from {report.get('model')}: {why}" if isinstance(why, str) else None
     config = read_json(os.path.join(folder, "config.json"))

@@ -17,6 +17,7 @@ import time
 import cv2
 import numpy as np
 
+from ..outputs import read_json
 from .pts300w import write_pts
 
 VERSION = 1  # bump when rendering changes, so cached default sets are regenerated
@@ -251,11 +252,7 @@ def generate(out_dir: str, num: int, seed: int = 0, size: int = 256, sheet: bool
 
 def is_synthetic_set(path: str) -> bool:
     """Whether `path` is a folder of faces `generate` drew (it writes manifest.json with the seed and count)."""
-    try:
-        with open(os.path.join(path, "manifest.json")) as handle:
-            manifest = json.load(handle)
-    except (OSError, ValueError):
-        return False
+    manifest = read_json(os.path.join(path, "manifest.json"))
     return isinstance(manifest, dict) and {"version", "num", "seed"} <= set(manifest)
 
 

@@ -137,7 +137,7 @@ def _read_earlier_report(output: str):
     return report
 
 
-def _listed_files(output: str, report: dict | None) -> list[str]:
+def listed_files(output: str, report: dict | None) -> list[str]:
     """The files an earlier report lists (each export's .tflite and .scheme.json), by name inside `output`: the
     paths it holds are relative to wherever that run was started."""
     exports = report.get("exports") if report else None
@@ -169,7 +169,7 @@ def check_output_folder(output: str, model: str, modes, overwrite: bool = False)
         other = report.get("model_path") or report.get("model")
         whose = f"of another model ({other})" if isinstance(other, str) else "that names no source model"
         raise ConfigError(f"{output} holds an export {whose}; {hint}")
-    ours = {os.path.realpath(p) for p in _listed_files(output, report)}
+    ours = {os.path.realpath(p) for p in listed_files(output, report)}
     if report is not None:
         ours |= {os.path.realpath(os.path.join(output, n)) for n in ("report.json", "report.md")}
     foreign = [p for p in export_targets(output, model, modes) if os.path.lexists(p) and os.path.realpath(p) not in ours]
@@ -282,7 +282,7 @@ def _remove_earlier_export(output: str, keep=()) -> int:
     if not os.path.isfile(report_path):
         return 0
     try:
-        listed = _listed_files(output, _read_earlier_report(output))
+        listed = listed_files(output, _read_earlier_report(output))
     except ConfigError:
         listed = []  # unreadable (and --overwrite): it lists nothing we can trust; only the report is replaced
     keep = {os.path.realpath(p) for p in keep}
