@@ -24,7 +24,8 @@ DEFAULT_MODEL = os.path.join("runs", "student", "best.keras")
 
 def parse_args(argv):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="Keras landmark model (.keras)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="Keras landmark model (.keras), or the run folder "
+                        "holding it as best.keras")
     parser.add_argument("--modes", default="fp32,fp16,dynamic_int8,int8",
                         help="comma-separated subset of fp32, fp16, dynamic_int8, int8 (full integer)")
     parser.add_argument("--int8-io", action="store_true", help="full-int8 model takes an int8 image (uint8 pixel - "
@@ -61,6 +62,9 @@ def parse_args(argv):
 
 def _main(argv: list[str] | None) -> int:
     args = parse_args(argv)
+    from landmark_kd.predictor import resolve_model_path
+
+    args.model = resolve_model_path(args.model)  # a run folder (its best.keras) or a shipped model's file name
     missing = [path for path in [args.model] + args.compare + ([args.data] if args.data else []) +
                ([args.calibration_data] if args.calibration_data else []) if not os.path.exists(path)]
     if missing:  # before the export, not after it

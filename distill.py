@@ -25,9 +25,9 @@ def _parser() -> ArgumentParser:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     add_training_arguments(parser, DEFAULTS)
     g = parser.add_argument_group("distillation")
-    g.add_argument("--teacher", nargs="+", default=[DEFAULTS.teacher], metavar="MODEL",
-                   help="teacher .keras model (from train.py), or the run folder holding it as best.keras; several: "
-                   "an ensemble, their heatmaps averaged")
+    g.add_argument("--teacher", nargs="+", default=None, metavar="MODEL",
+                   help=f"teacher .keras model (from train.py), or the run folder holding it as best.keras; several: "
+                   f"an ensemble, their heatmaps averaged (default: {DEFAULTS.teacher})")
     g.add_argument("--teacher-flip", action="store_true", help="average each teacher's heatmaps with its prediction "
                    "on the mirrored image (flip test): a stronger teacher for one more forward pass")
     g.add_argument("--alpha", type=non_negative_float, default=None,
@@ -49,7 +49,12 @@ def config_from_argv(argv: list[str] | None) -> TrainConfig:
     if args.no_kd and args.alpha:  # the ablation would run, and the alpha asked for be silently dropped
         parser.error(f"--no-kd trains without the teacher (alpha 0), --alpha {args.alpha:g} asks for it: pass one")
     alpha = 0.0 if args.no_kd else DEFAULTS.alpha if args.alpha is None else args.alpha
-    paths = teacher_paths(args.teacher)  # a run folder stands for its best.keras
+    asked = [flag for flag, given in (("--teacher", args.teacher), ("--teacher-flip", args.teacher_flip),
+                                      ("--unlabeled", args.unlabeled)) if given]
+    if alpha == 0 and asked:  # else the teacher named would be silently left out of the run it was meant for
+        without = "--no-kd" if args.no_kd else "--alpha 0"
+        parser.error(f"{without} trains without a teacher, {' and '.join(asked)} asks for one: pass one or the other")
+    paths = teacher_paths(args.teacher or [DEFAULTS.teacher])  # a run folder stands for its best.keras
     teacher = (paths[0] if len(paths) == 1 else paths) if alpha > 0 else None
     return dataclasses.replace(training_config_from_args(args, DEFAULTS), alpha=alpha, kd_mode=args.kd_mode,
                                kd_normalize=not args.kd_raw, teacher=teacher, teacher_flip=args.teacher_flip,

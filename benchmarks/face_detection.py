@@ -27,7 +27,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from landmark_kd.cli import ArgumentParser, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, positive_int, run  # noqa: E402
 from landmark_kd.errors import MissingFileError  # noqa: E402
 REALFACES = os.path.join(os.path.dirname(ROOT), "shared", "realfaces")
 
@@ -233,13 +233,13 @@ def main(argv: list[str] | None = None) -> int:
                         "it finds nothing), or BlazeFace .tflite paths")
     parser.add_argument("--realfaces", default=REALFACES, help="the real-face folder (ytf68/, dlib_faces/, "
                         "lfw_unlabeled/; see ../shared/realfaces/README.md)")
-    parser.add_argument("--lfw", type=int, default=500, help="LFW photos to use, spread over the sorted list")
-    parser.add_argument("--threads", type=int, default=1, help="tflite_runtime threads")
+    parser.add_argument("--lfw", type=positive_int, default=500, help="LFW photos to use, spread over the sorted list")
+    parser.add_argument("--threads", type=positive_int, default=1, help="tflite_runtime threads")
     parser.add_argument("--close-ups", action="store_true", help="also face crops (faces filling the picture) "
                         "and background patches with no face")
     parser.add_argument("--fit", action="store_true",
                         help="instead: measure each model's detector box -> 68-point box fit on ytf68/train")
-    parser.add_argument("--limit", type=int, default=None, help="--fit: use only the first N train faces")
+    parser.add_argument("--limit", type=positive_int, default=None, help="--fit: use only the first N train faces")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.realfaces):
         raise MissingFileError(f"{args.realfaces}: real-face data not found (pass --realfaces DIR)")

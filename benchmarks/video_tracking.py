@@ -33,7 +33,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from landmark_kd.cli import ArgumentParser, model_path, run as run_cli  # noqa: E402
+from landmark_kd.cli import (ArgumentParser, finite_float, model_path, non_negative_float, non_negative_int,  # noqa: E402
+                             positive_float, positive_int, run as run_cli)
 
 from landmark_kd.inference import (  # noqa: E402
     DEFAULT_MODEL_NAME,
@@ -104,21 +105,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, type=model_path,
                         help=".keras or .tflite landmark model (default: the shipped one)")
     parser.add_argument("--detector", default="blazeface", help="face detector (as in predict --detector)")
-    parser.add_argument("--frames", type=int, default=90, help="still frames")
-    parser.add_argument("--pan", type=int, default=30, help="panning frames after the still ones (1 px/frame)")
-    parser.add_argument("--noise", type=float, default=3.0, help="per-frame Gaussian noise sigma, grey levels")
-    parser.add_argument("--redetect-every", type=int, default=15, help="the tracker runs the face detector every "
+    parser.add_argument("--frames", type=positive_int, default=90, help="still frames")
+    parser.add_argument("--pan", type=non_negative_int, default=30, help="panning frames after the still ones (1 px/frame)")
+    parser.add_argument("--noise", type=non_negative_float, default=3.0, help="per-frame Gaussian noise sigma, grey levels")
+    parser.add_argument("--redetect-every", type=positive_int, default=15, help="the tracker runs the face detector every "
                         "N frames")
-    parser.add_argument("--fps", type=float, default=30.0, help="the clip's frame rate (One-Euro time step)")
-    parser.add_argument("--threads", type=int, default=1, help="TFLite threads")
+    parser.add_argument("--fps", type=positive_float, default=30.0, help="the clip's frame rate (One-Euro time step)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="TFLite threads")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the per-frame noise")
-    parser.add_argument("--tilt", type=float, default=0.0, help="turn the clip's photo by this many degrees "
+    parser.add_argument("--tilt", type=finite_float, default=0.0, help="turn the clip's photo by this many degrees "
                         "(clockwise) about the face: a tilted head")
-    parser.add_argument("--refine", type=int, default=1, help="refinement passes of the detector-every-frame "
+    parser.add_argument("--refine", type=non_negative_int, default=1, help="refinement passes of the detector-every-frame "
                         "pipelines (as predict --refine; the tracker crops from the previous landmarks)")
     args = parser.parse_args(argv)
-    if args.frames < 2 or args.pan < 0 or args.redetect_every < 1:
-        parser.error("need --frames >= 2, --pan >= 0 and --redetect-every >= 1")
+    if args.frames < 2:  # a jitter needs two positions
+        parser.error(f"argument --frames: must be at least 2, got {args.frames}")
     try:
         model = args.model or default_model_path()
     except FileNotFoundError:

@@ -152,8 +152,8 @@ def add_training_arguments(parser, defaults) -> None:
                    help="light: the student's depthwise head; auto: light for MobileViT-v2, full for SwinV2")
     g.add_argument("--pretrained", type=existing_path, default=None, help="Hugging Face checkpoint folder (config.json "
                    "+ model.safetensors) or .safetensors (its config beside it) to start the backbone from")
-    g.add_argument("--init-from", type=existing_path, default=None, help="fine-tune: start from the weights of a "
-                   "trained .keras of the same architecture: pass the --preset, --image-size, --head, --head-dim and "
+    g.add_argument("--init-from", type=model_path, default=None, help="fine-tune: start from the weights of a "
+                   "trained .keras (or the run folder holding it as best.keras) of the same architecture: pass the --preset, --image-size, --head, --head-dim and "
                    "--head-convs it was trained with (landmark_kd/pretrained/real_student.keras: distill.py with its "
                    "default model flags, or train.py with --preset mobilevitv2_050 --head-dim 64)")
     g = parser.add_argument_group("optimisation")

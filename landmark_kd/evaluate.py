@@ -187,8 +187,10 @@ def run_evaluation(config: EvalConfig) -> dict:
     from .data.synthetic import ensure_default_dataset
     from .metrics import drop_unnormalisable
     from .outputs import prepare_output_dir
-    from .predictor import Predictor
+    from .predictor import Predictor, resolve_model_path
 
+    if os.path.isdir(config.model):  # a run folder stands for its best.keras, in the report and its folder name too
+        config = replace(config, model=resolve_model_path(config.model))
     predictor = Predictor.from_path(config.model)
     scheme = predictor.scheme
     data = config.data or ensure_default_dataset(reuse_any=True, splits=("test",))[1]
@@ -237,7 +239,8 @@ def _main(argv: list[str] | None) -> int:
     from .cli import ArgumentParser, positive_float, positive_int
 
     parser = ArgumentParser(description="Evaluate a landmark model (.keras or .tflite) on a dataset.")
-    parser.add_argument("--model", required=True, help="a .keras model (or .tflite exported by convert.py)")
+    parser.add_argument("--model", required=True, help="a .keras model (or the run folder holding it as "
+                        "best.keras), or a .tflite exported by convert.py")
     parser.add_argument("--data", default=None, help="dataset path (300W folder, WFLW .txt, COFW .mat, .json/.csv); "
                         "default: the synthetic test set")
     parser.add_argument("--data-format", default="auto", help="300w, wflw, cofw, custom or auto (default)")

@@ -351,7 +351,7 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--points", default="all", choices=("all", "51"),
                         help="51: drop the 17 jaw points of a 68-point model (the challenge's 51-point layout) from "
                         "the .pts files and landmarks.json; the overlays still show all 68")
-    parser.add_argument("--model", default=None, help=".keras or .tflite landmark model (default: the shipped "
+    parser.add_argument("--model", default=None, help=".keras or .tflite landmark model, or a run folder holding best.keras (default: the shipped "
                         "real-face student, landmark_kd/pretrained/real_student_fp16.tflite)")
     parser.add_argument("--scheme", default=None, help="a .tflite model's landmark layout: a built-in name (68, "
                         "98, 29, 51) or a .json layout (default: the .scheme.json convert.py wrote beside the model, "

@@ -22,11 +22,14 @@ PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretr
 
 
 def resolve_model_path(path: str) -> str:
-    """`path` itself when it exists; otherwise, for a bare file name (`real_fast_fp16.tflite`) or one under
+    """`path` itself when it exists (a run folder holding best.keras, as train.py and distill.py write it, stands
+    for that file); otherwise, for a bare file name (`real_fast_fp16.tflite`) or one under
     `landmark_kd/pretrained/` (typed from outside the checkout), the shipped model of that name, so the shipped
     models can be named from any folder once the package is installed. Any other path stays as given and is
     reported missing by the loader: `runs/x/real_student.keras` that is not there is a mistake, not a request
     for the shipped model of the same name."""
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "best.keras")):
+        return os.path.join(path, "best.keras")
     if os.path.exists(path):
         return path
     folder = os.path.normpath(os.path.dirname(path)).replace(os.sep, "/")

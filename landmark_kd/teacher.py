@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import ConfigError, MissingFileError
-from .predictor import Predictor
+from .predictor import Predictor, resolve_model_path
 
 
 class Teacher:
@@ -89,11 +89,12 @@ class TeacherPredictor(Predictor):
 
 def teacher_paths(teacher: str | Sequence[str] | None) -> list[str]:
     """`TrainConfig.teacher` as a list of model paths (one path or several); a run folder holding best.keras
-    (train.py's --output) stands for that file, as a user naming the teacher's run expects."""
+    (train.py's --output) stands for that file, and a shipped model may be named by its file name
+    (`real_teacher.keras`), as `predictor.resolve_model_path` reads any model path."""
     if not teacher:
         return []
     paths = [teacher] if isinstance(teacher, str) else list(teacher)
-    return [os.path.join(p, "best.keras") if os.path.isfile(os.path.join(p, "best.keras")) else p for p in paths]
+    return [resolve_model_path(p) for p in paths]
 
 
 def load_teacher(teacher: str | Sequence[str], scheme, flip: bool = False) -> Teacher:

@@ -88,8 +88,12 @@ class TrainConfig:
     @classmethod
     def student(cls, **changes) -> "TrainConfig":
         """distill.py's defaults (STUDENT_DEFAULTS) with `changes`: `TrainConfig()` alone is the teacher's setup,
-        so a library user building the student starts here, as distill.py does."""
-        return cls(**{**STUDENT_DEFAULTS, **changes})
+        so a library user building the student starts here, as distill.py does. `alpha=0` (the no-KD ablation)
+        drops the default teacher, which that run never uses."""
+        defaults = dict(STUDENT_DEFAULTS)
+        if changes.get("alpha", defaults["alpha"]) == 0:
+            defaults["teacher"] = None
+        return cls(**{**defaults, **changes})
 
     def check_teacher(self, has_teacher: bool) -> None:
         """L_KD (alpha > 0) and unlabelled photos, whose only loss is L_KD, both need a teacher."""
@@ -268,6 +272,17 @@ def pipeline_config(config: TrainConfig, synthetic: bool):
     return PipelineConfig(image_size=config.image_size, sigma=config.sigma)
 
 
+def _without_unused_teacher(config: TrainConfig) -> TrainConfig:
+    """alpha 0 weights L_KD by nothing: a teacher named anyway would only cost a forward pass per step and put
+    its name in metrics.json, so it is left out, and said so (distill.py refuses --no-kd with --teacher)."""
+    if config.alpha > 0 or not config.teacher:
+        return config
+    from .teacher import teacher_paths
+
+    print(f"alpha is 0: training without a teacher ({', '.join(teacher_paths(config.teacher))} not loaded)")
+    return dataclasses.replace(config, teacher=None, teacher_flip=False)
+
+
 def run_training(config: TrainConfig) -> dict:
     """Train a landmark model, or distil `config.teacher` into one when `config.alpha` > 0; returns the final
     metrics dict. Writes to `config.output`, which it holds locked for the run (a second run is refused)."""
@@ -276,6 +291,7 @@ def run_training(config: TrainConfig) -> dict:
     if config.resume and config.restart:  # refused before anything is deleted: --restart would remove the run
         raise ConfigError("--resume and --restart contradict each other: --resume continues the interrupted run, "
                           "--restart deletes it")
+    config = _without_unused_teacher(config)
     config.check_teacher(bool(config.teacher))
     from .models.landmark_model import check_image_size
 
@@ -285,8 +301,15 @@ def run_training(config: TrainConfig) -> dict:
         from .schemes import get_scheme
 
         yaw_points(get_scheme(config.scheme), "--pose-balance")  # refused before any work
-    if config.init_from and not os.path.isfile(config.init_from):
-        raise MissingFileError(f"{config.init_from}: no model to start from (--init-from)")
+    if config.init_from:
+        from .predictor import resolve_model_path
+
+        config = dataclasses.replace(config, init_from=resolve_model_path(config.init_from))  # a run folder: best.keras
+        if os.path.isdir(config.init_from):
+            raise MissingFileError(f"{config.init_from}: a folder without best.keras, not a model to start from "
+                                   "(--init-from takes a .keras file or the run folder holding it as best.keras)")
+        if not os.path.isfile(config.init_from):
+            raise MissingFileError(f"{config.init_from}: no model to start from (--init-from)")
     if config.pretrained:  # a missing or unusable checkpoint is refused before the data loads, not after
         from .models.transformers_import import check_checkpoint
 
@@ -570,5 +593,9 @@ def print_summary(metrics: dict) -> None:
           f"(mean-shape baseline NME {metrics['baseline_mean_shape_nme']:.4f}); trained {metrics['train_seconds']:.0f}s")
     for line in score_lines(metrics):
         print(line)
-    print(f"  best model   {p['best']}\n  last model   {p['last']}\n  metrics      {p['metrics']}\n"
-          f"  CED plot     {p['ced']}\n  predictions  {p['predictions']}\n  TensorBoard  tensorboard --logdir {p['logs']}")
+    files = [("best model", p["best"]), ("last model", p["last"]), ("metrics", p["metrics"]),
+             ("CED plot", p.get("ced")), ("predictions", p["predictions"]),  # no CED plot without matplotlib
+             ("TensorBoard", f"tensorboard --logdir {p['logs']}")]
+    for name, where in files:
+        if where:
+            print(f"  {name:<12} {where}")

@@ -93,6 +93,25 @@ def test_shipped_models_by_bare_name(tmp_path, script):
     assert f"{tmp_path}/nowhere" in errors[0] and ".keras" not in errors[0] and ".tflite" not in errors[0], errors
 
 
+BAD_NUMBERS = {  # flags that used to take any int or float, and fail (or loop, or divide by zero) far later
+    ("face_detection.py", "--lfw", "0"): "--lfw: must be at least 1, got 0",
+    ("face_detection.py", "--threads", "-1"): "--threads: must be at least 1, got -1",
+    ("video_tracking.py", "--frames", "1"): "--frames: must be at least 2, got 1",
+    ("video_tracking.py", "--fps", "0"): "--fps: must be a finite number above 0, got 0",
+    ("video_tracking.py", "--refine", "-2"): "--refine: must be 0 or more, got -2",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_NUMBERS))
+def test_bad_numbers_are_refused_by_the_parser(tmp_path, case):
+    script, flag, value = case
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", script), flag, value], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and len(errors) == 1 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert BAD_NUMBERS[case] in errors[0], errors
+
+
 def test_model_path_resolves_shipped_names_only(tmp_path, monkeypatch):
     import argparse
 

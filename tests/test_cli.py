@@ -51,6 +51,9 @@ def test_the_library_student_is_distill_pys_student():
     assert _distill().config_from_argv([]) == student
     assert (student.preset, student.head_dim, student.epochs, student.alpha) == ("mobilevitv2_050", 64, 12, 1.0)
     assert TrainConfig.student(epochs=3, output="runs/s").epochs == 3
+    # the no-KD ablation has no teacher to load (it used to name, and load, runs/teacher/best.keras for nothing)
+    assert TrainConfig.student(alpha=0).teacher is None and TrainConfig.student(alpha=0.5).teacher == student.teacher
+    assert TrainConfig.student(alpha=0, teacher="t.keras").teacher == "t.keras"  # left to run_training to drop
 
 
 def test_distill_takes_a_teacher_run_folder_and_no_kd_drops_the_teacher(tmp_path):
@@ -186,6 +189,12 @@ CASES = {
     "pretrained checkpoint of another backbone": (["train.py", "--pretrained", "{t}/mvit", "--output", "{t}/out"],
                                                   ["mvit: a mobilevitv2 checkpoint does not fit preset 'swinv2_nano'"]),
     "no-kd with an alpha": (["distill.py", "--no-kd", "--alpha", "2"], ["--no-kd", "--alpha 2"]),
+    "no-kd with a teacher": (["distill.py", "--no-kd", "--teacher", "{t}/bad.keras"],
+                             ["--no-kd trains without a teacher, --teacher asks for one"]),
+    "alpha 0 with a flipped teacher": (["distill.py", "--alpha", "0", "--teacher-flip"],
+                                       ["--alpha 0 trains without a teacher, --teacher-flip asks for one"]),
+    "init-from a folder without best.keras": (["train.py", "--init-from", "{t}/undecodable", "--output", "{t}/out"],
+                                              ["undecodable: a folder without best.keras"]),
     "teacher folder without best.keras": (["distill.py", "--teacher", "{t}/undecodable", "--output", "{t}/out"],
                                           ["undecodable is a folder without best.keras"]),
     "tflite that is not a landmark model": (["-m", "landmark_kd.predict", "{t}/face.png", "--model",

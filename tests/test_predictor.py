@@ -76,6 +76,24 @@ def test_a_shipped_model_can_be_named_from_any_folder(tmp_path, monkeypatch):
         Predictor.from_path("runs/x/real_fast_fp16.tflite")
 
 
+def test_a_run_folder_stands_for_its_best_keras(saved_model, tmp_path):
+    """`--model runs/student` (the folder distill.py printed) is its best.keras; a folder without one stays a
+    folder, refused by the loader with that reason."""
+    import shutil
+
+    from landmark_kd.predictor import resolve_model_path
+
+    run = tmp_path / "student"
+    run.mkdir()
+    shutil.copy(saved_model / "m.keras", run / "best.keras")
+    assert resolve_model_path(str(run)) == str(run / "best.keras")
+    assert Predictor.from_path(str(run)).scheme.num_points == 68
+    (tmp_path / "empty").mkdir()
+    assert resolve_model_path(str(tmp_path / "empty")) == str(tmp_path / "empty")
+    with pytest.raises(MissingFileError, match="empty: a folder, not a model file"):
+        Predictor.from_path(str(tmp_path / "empty"))
+
+
 def test_models_of_other_frameworks_and_layouts_a_keras_model_lacks_are_named(saved_model, tmp_path):
     from landmark_kd.errors import ConfigError
 

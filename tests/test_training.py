@@ -247,6 +247,35 @@ def test_a_larger_input_teacher_distils_from_its_own_crops(faces, photo_folder, 
     assert "teacher input 128px: it sees each face cut at 128px, the student at 64px" in capsys.readouterr().out
 
 
+def test_the_summary_lists_the_files_the_run_wrote(capsys):
+    """Without matplotlib a run writes no CED plot; its summary then leaves that line out (it used to fail on the
+    missing path after the whole run had finished)."""
+    from landmark_kd.training import print_summary
+
+    metrics = {"nme": 0.031, "normalization": "inter_ocular", "threshold": 0.1, "fr": 0.0, "auc": 0.69,
+               "num_images": 300, "baseline_mean_shape_nme": 0.12, "train_seconds": 61.0,
+               "paths": {"best": "r/best.keras", "last": "r/last.keras", "metrics": "r/metrics.json",
+                         "predictions": "r/predictions.png", "logs": "r/logs"}}
+    print_summary(metrics)
+    out = capsys.readouterr().out
+    assert "Validation NME 0.0310 (inter_ocular), FR@0.1 0.0000, AUC@0.1 0.6900 on 300 faces" in out
+    assert "  best model   r/best.keras\n" in out and "tensorboard --logdir r/logs" in out and "CED" not in out
+    print_summary({**metrics, "paths": {**metrics["paths"], "ced": "r/ced.png"}})
+    assert "  CED plot     r/ced.png\n" in capsys.readouterr().out
+
+
+def test_alpha_zero_leaves_a_named_teacher_out(capsys):
+    """alpha 0 weights L_KD by nothing: the teacher is not loaded (a forward pass per step for nothing) nor
+    recorded in metrics.json as if the run had been distilled from it."""
+    from landmark_kd.training import _without_unused_teacher
+
+    config = TrainConfig(alpha=0.0, teacher=["a.keras", "b.keras"], teacher_flip=True)
+    assert (_without_unused_teacher(config).teacher, _without_unused_teacher(config).teacher_flip) == (None, False)
+    assert "alpha is 0: training without a teacher (a.keras, b.keras not loaded)" in capsys.readouterr().out
+    distilled = TrainConfig(alpha=0.5, teacher="a.keras")
+    assert _without_unused_teacher(distilled) is distilled
+
+
 def test_unlabelled_photos_and_kd_weight_need_a_teacher(faces, photo_folder, tmp_path):
     with pytest.raises(ConfigError, match="need a teacher"):
         run_training(_config(faces, tmp_path / "u", unlabeled=photo_folder))
@@ -340,7 +369,7 @@ def test_fine_tuning_starts_from_the_given_models_weights(teacher_run, faces, tm
     # One step at a vanishing learning rate: the trained weights are still the source model's (a fresh model's,
     # built as the run builds it, are not), and it scores the source's NME.
     one_step = dict(epochs=1, steps_per_epoch=1, learning_rate=1e-9, warmup_epochs=0)
-    tuned = run_training(_config(faces, tmp_path / "ft", init_from=best, **one_step))
+    tuned = run_training(_config(faces, tmp_path / "ft", init_from=str(teacher_dir), **one_step))  # the run folder
     assert f"starting from the weights of {best}" in capsys.readouterr().out
     source = load_model(best).trainable_weights
     keras.utils.set_random_seed(1)
@@ -365,6 +394,9 @@ def test_fine_tuning_from_another_architecture_or_no_file_is_refused(teacher_run
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused after the data loaded: no empty folder
     with pytest.raises(MissingFileError, match="no model to start from"):
         run_training(_config(faces, tmp_path / "c", init_from=str(tmp_path / "none.keras")))
+    (tmp_path / "empty_run").mkdir()
+    with pytest.raises(MissingFileError, match="empty_run: a folder without best.keras"):
+        run_training(_config(faces, tmp_path / "c", init_from=str(tmp_path / "empty_run")))
     assert not (tmp_path / "c").exists()  # refused before any work
 
 
