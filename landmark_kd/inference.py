@@ -19,6 +19,7 @@ import numpy as np
 from .crop import CROP_MARGIN, box_crop_matrix, eye_line_roll, upright_box
 from .decode import crop_to_image, mirror_points
 from .errors import ConfigError, DataError, MissingFileError
+from .head_pose import POSE_SCHEMES, HeadPose, draw_pose_axes, head_pose
 from .predictor import PRETRAINED_DIR, Predictor, resolve_model_path
 
 Box = Sequence[float]  # x0, y0, x1, y1 in image pixels
@@ -26,17 +27,21 @@ Box = Sequence[float]  # x0, y0, x1, y1 in image pixels
 
 @dataclass
 class Face:
-    """One detected face: its box, its landmarks in image pixels, the detector score and its track id."""
+    """One detected face: its box, its landmarks in image pixels, the detector score, its track id and, for 68-
+    and 51-point models, its head pose (`head_pose.HeadPose`: yaw, pitch, roll in degrees)."""
     box: np.ndarray  # (4,) x0, y0, x1, y1
     landmarks: np.ndarray  # (N, 2) image pixels
     score: float
     track_id: int | None = None  # set by `tracking.FaceTracker`: the same face keeps its id across frames
+    pose: HeadPose | None = None
 
     def to_dict(self) -> dict:
         out = {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4),
                "landmarks": np.round(np.asarray(self.landmarks, np.float64), 2).tolist()}  # float64: no 132.17999267578125
         if self.track_id is not None:
             out["track_id"] = int(self.track_id)
+        if self.pose is not None:
+            out["head_pose"] = self.pose.to_dict()
         return out
 
 
@@ -266,7 +271,17 @@ class LandmarkDetector:
         landmarks = self.landmarks_for_boxes(image, [b for b, _, _ in found], rolls)
         if self.refine and len(found):
             landmarks = self.refined_landmarks(image, landmarks, rolls)
-        return [Face(b, lm, s) for (b, s, _), lm in zip(found, landmarks)]
+        return [Face(b, lm, s, pose=self.pose_of(lm, image.shape)) for (b, s, _), lm in zip(found, landmarks)]
+
+    def pose_of(self, landmarks: np.ndarray, image_shape: Sequence[int]) -> HeadPose | None:
+        """The head pose of one face's landmarks in an image of `image_shape` (H, W, ...): None for layouts
+        without the 51 inner points of 68 (`head_pose.POSE_SCHEMES`), or landmarks it cannot fit."""
+        if self.scheme.name not in POSE_SCHEMES or len(landmarks) not in (68, 51):
+            return None
+        try:
+            return head_pose(landmarks, (int(image_shape[1]), int(image_shape[0])))
+        except DataError:  # NaN landmarks of a collapsed crop: no pose rather than no answer
+            return None
 
     def predict_batch(self, images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]] | None = None) -> list[list[Face]]:
         return [self(img, None if boxes is None else boxes[i]) for i, img in enumerate(images)]
@@ -301,8 +316,9 @@ class OneEuroFilter:
 MARK_SIZE_DIVISOR = 80  # landmark dot radius = face box side / this (at least 1 px)
 
 
-def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
-    """A copy of RGB `image` with each face box and its landmarks drawn.
+def draw_faces(image: np.ndarray, faces: list[Face], pose_axes: bool = False) -> np.ndarray:
+    """A copy of RGB `image` with each face box and its landmarks drawn, and with `pose_axes` the head pose's
+    axes from the nose tip of each face that has one (`head_pose.draw_pose_axes`).
 
     Marks are sized by each face, not by the image: a dot sized for the picture covers the eyes and lips of a
     small face in a group photo, and the overlay is there to judge the points by eye."""
@@ -316,4 +332,6 @@ def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
         points = np.asarray(face.landmarks, np.float64)
         for x, y in np.clip(points[np.all(np.isfinite(points), axis=1)], -reach, reach):
             cv2.circle(out, (int(round(x)), int(round(y))), radius, (0, 255, 0), -1, cv2.LINE_AA)
+        if pose_axes and face.pose is not None:
+            draw_pose_axes(out, face.pose, points, thickness=radius)
     return out

@@ -82,18 +82,25 @@ class MeshLabeller:
                               borderMode=cv2.BORDER_CONSTANT)
         self.interpreter.set_tensor(self.input["index"], (crop.astype(np.float32) / 255.0)[None])
         self.interpreter.invoke()
-        mesh = self.interpreter.get_tensor(self.mesh_out["index"]).reshape(468, 3)[:, :2]
+        mesh = self.interpreter.get_tensor(self.mesh_out["index"]).reshape(468, 3)
         score = float(self.interpreter.get_tensor(self.score_out["index"]).ravel()[0])
         pts = np.stack([mesh[r].mean(0) for r in self.rows])
-        return ((pts - matrix[:, 2]) / s).astype(np.float32), 1.0 / (1.0 + np.exp(-score))
+        pts[:, :2] -= matrix[:, 2]
+        return (pts / s).astype(np.float32), 1.0 / (1.0 + np.exp(-score))
 
-    def label(self, image: np.ndarray, box: Sequence[float]) -> tuple[np.ndarray, float]:
+    def label_3d(self, image: np.ndarray, box: Sequence[float]) -> tuple[np.ndarray, float]:
+        """(68, 3): `label`'s points with the mesh's depth, in image pixels (the mesh gives z on the scale of x,
+        smaller nearer the camera, relative to the face: no distance)."""
         x0, y0, x1, y1 = (float(v) for v in box)
         cx, cy, side = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * self.crop_scale
         pts, score = self._run(image, cx, cy, side)
         for _ in range(self.passes - 1):
-            lo, hi = pts.min(0), pts.max(0)
+            lo, hi = pts[:, :2].min(0), pts[:, :2].max(0)
             cx, cy = (lo + hi) / 2
             side = max(hi - lo) * self.crop_scale
             pts, score = self._run(image, cx, cy, side)
         return pts, score
+
+    def label(self, image: np.ndarray, box: Sequence[float]) -> tuple[np.ndarray, float]:
+        pts, score = self.label_3d(image, box)
+        return np.ascontiguousarray(pts[:, :2]), score

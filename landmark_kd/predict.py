@@ -56,9 +56,9 @@ def output_stem(path: str, taken: set[str]) -> str:
     return name
 
 
-def predict_images(detector, paths: list[str], out_dir: str, boxes=None) -> dict:
-    """Landmarks for each image path: annotated copies in `out_dir` and a result dict per path; an unreadable
-    image is reported, never fatal."""
+def predict_images(detector, paths: list[str], out_dir: str, boxes=None, pose_axes: bool = False) -> dict:
+    """Landmarks for each image path: annotated copies in `out_dir` (with `pose_axes`, each head's axes too) and
+    a result dict per path; an unreadable image is reported, never fatal."""
     import cv2
 
     from .inference import draw_faces
@@ -72,7 +72,7 @@ def predict_images(detector, paths: list[str], out_dir: str, boxes=None) -> dict
             if not faces:
                 entry["message"] = "no face found"
             name = output_stem(path, taken) + "_landmarks.png"
-            cv2.imwrite(os.path.join(out_dir, name), cv2.cvtColor(draw_faces(image, faces), cv2.COLOR_RGB2BGR))
+            cv2.imwrite(os.path.join(out_dir, name), cv2.cvtColor(draw_faces(image, faces, pose_axes), cv2.COLOR_RGB2BGR))
             entry["annotated"] = os.path.join(out_dir, name)
         except ValueError as err:
             message = str(err) if str(err).startswith(path) else f"{path}: {err}"
@@ -115,7 +115,8 @@ def _can_show_window() -> bool:
     return True
 
 
-def _run_frames(step, frames, fps: float, out_path: str, window: str | None, total: int | None) -> dict:
+def _run_frames(step, frames, fps: float, out_path: str, window: str | None, total: int | None,
+                pose_axes: bool = False) -> dict:
     """Run `step` on (BGR frame, dt) pairs; show each annotated frame in `window` (when a display can show it)
     or write it to `out_path`. Stops at the end, on 'q' / Esc in the window, a closed window, or Ctrl-C."""
     import cv2
@@ -127,7 +128,7 @@ def _run_frames(step, frames, fps: float, out_path: str, window: str | None, tot
         for index, (frame, dt) in enumerate(frames):
             image = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
             faces = step(image, dt)
-            annotated = cv2.cvtColor(draw_faces(image, faces), cv2.COLOR_RGB2BGR)
+            annotated = cv2.cvtColor(draw_faces(image, faces, pose_axes), cv2.COLOR_RGB2BGR)
             records.append({"frame": index, "faces": [f.to_dict() for f in faces]})
             if window is not None:
                 try:
@@ -185,7 +186,7 @@ def _tracking_summary(tracker) -> dict | None:
 
 
 def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None, track: bool = True,
-                  redetect_every: int = 15, max_frames: int | None = None) -> dict:
+                  redetect_every: int = 15, max_frames: int | None = None, pose_axes: bool = False) -> dict:
     """Landmarks on every frame of a video file: annotated .mp4 plus per-frame faces (with track ids when
     tracking)."""
     import cv2
@@ -202,7 +203,7 @@ def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None, t
 
     try:
         result = _run_frames(step, _capture_frames(capture, fps, max_frames, real_time=False), fps, out_path, None,
-                             total)
+                             total, pose_axes)
     finally:
         capture.release()
     if not result["frames"]:
@@ -237,7 +238,8 @@ def open_camera(index: int):
 
 
 def predict_camera(detector, index: int, out_dir: str, smooth: bool, boxes=None, track: bool = True,
-                   redetect_every: int = 15, max_frames: int | None = None, show: bool = True) -> dict:
+                   redetect_every: int = 15, max_frames: int | None = None, show: bool = True,
+                   pose_axes: bool = False) -> dict:
     """Live landmarks from camera `index`: a window where a display exists (stop with 'q'), otherwise the
     annotated frames go to an .mp4 in `out_dir`; Ctrl-C or `max_frames` also stop. Smoothing uses the real time
     between frames."""
@@ -255,7 +257,7 @@ def predict_camera(detector, index: int, out_dir: str, smooth: bool, boxes=None,
 
     try:
         result = _run_frames(step, _capture_frames(capture, fps, max_frames, real_time=True), fps, out_path, window,
-                             max_frames)
+                             max_frames, pose_axes)
     finally:
         capture.release()
     if not result["frames"]:
@@ -384,14 +386,20 @@ def _main(argv: list[str]) -> int:
                         "what the face detector's keypoints get right")
     parser.add_argument("--any-angle", action="store_true", help="also find faces lying on their side or upside "
                         "down (BlazeFace on the image turned by 90, 180 and 270 degrees too: 4x the detector's time)")
+    parser.add_argument("--pose-axes", action="store_true", help="also draw each head's pose axes on the annotated "
+                        "output (red: the face's x, green: down, blue: towards the viewer), from the nose tip; the "
+                        "angles (yaw, pitch, roll in degrees) are in landmarks.json either way, for 68- and 51-point models")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and the TFLite runtime's log output")
     args = parser.parse_args(argv)
     if sum(source is not None for source in (args.input, args.list, args.camera)) != 1:
         parser.error("give one of: an input (image, folder or video), --list FILE or --camera INDEX")
     if args.camera is not None and args.format == "pts":
         parser.error("--format pts is for images, not --camera")
+    if args.pose_axes and args.format == "pts":
+        parser.error("--pose-axes draws on the annotated images, which --format pts does not write")
     if args.box and not (args.box[2] > args.box[0] and args.box[3] > args.box[1]):
         parser.error(f"argument --box: X1 > X0 and Y1 > Y0 needed, got {' '.join(f'{v:g}' for v in args.box)}")
+    from .head_pose import POSE_SCHEMES
     from .inference import LandmarkDetector, default_model_path
     from .outputs import prepare_output_dir, refuse_input_folder
 
@@ -421,6 +429,10 @@ def _main(argv: list[str]) -> int:
     if args.points == "51" and detector.scheme.num_points not in (68, 51):
         raise ConfigError(f"--points 51 needs a 68-point model (or a 51-point one); {detector.model_path} predicts "
                           f"{detector.scheme.num_points}")
+    if args.pose_axes and detector.scheme.name not in POSE_SCHEMES:
+        raise ConfigError(f"--pose-axes needs a 68- or 51-point model (the head pose is fitted to the 51 inner points "
+                          f"of 68); {detector.model_path} predicts the {detector.scheme.num_points}-point layout "
+                          f"{detector.scheme.name!r}")
     drop_jaw = args.points == "51" and detector.scheme.num_points == 68  # a 51-point model's answer is already that
     prepare_output_dir(args.out)
     boxes = [args.box] if args.box else None
@@ -433,13 +445,13 @@ def _main(argv: list[str]) -> int:
               f"{result['no_face']} with no face, {result['unreadable']} unreadable (empty .pts files)")
         return 0
     stream = {"smooth": not args.no_smooth, "boxes": boxes, "track": not args.no_track,
-              "redetect_every": args.redetect_every, "max_frames": args.max_frames}
+              "redetect_every": args.redetect_every, "max_frames": args.max_frames, "pose_axes": args.pose_axes}
     if args.camera is not None:
         results = predict_camera(detector, args.camera, args.out, show=not args.no_window, **stream)
     elif video:
         results = predict_video(detector, args.input, args.out, **stream)
     else:
-        results = predict_images(detector, paths, args.out, boxes)
+        results = predict_images(detector, paths, args.out, boxes, args.pose_axes)
     unreadable = [r["error"] for r in results.values() if "error" in r]
     if unreadable and len(unreadable) == len(results):  # nothing to show: a failure, not an empty result
         raise DataError(unreadable[0] if len(unreadable) == 1 else

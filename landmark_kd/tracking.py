@@ -45,6 +45,7 @@ from typing import Protocol
 import numpy as np
 
 from .face_detector import iou_matrix
+from .head_pose import HeadPose
 from .inference import Face, OneEuroFilter
 
 Detections = Sequence[tuple[np.ndarray, float]]  # [(box x0 y0 x1 y1, score), ...], as detectors return them
@@ -64,6 +65,8 @@ class Landmarker(Protocol):
 
     def refine_pass(self, image: np.ndarray, landmarks: np.ndarray, rolls: Sequence[float]
                     ) -> tuple[np.ndarray, list[tuple[np.ndarray, float]], list[bool]]: ...
+
+    def pose_of(self, landmarks: np.ndarray, image_shape: Sequence[int]) -> HeadPose | None: ...
 
 
 def landmark_box(points: np.ndarray) -> np.ndarray:
@@ -284,7 +287,9 @@ class FaceTracker:
         faces = []
         for track in self.tracks:
             points = track.filter(track.landmarks, dt) if track.filter is not None else track.landmarks
-            faces.append(Face(track.crop_box, np.asarray(points, np.float32), track.score, track.track_id))
+            points = np.asarray(points, np.float32)
+            faces.append(Face(track.crop_box, points, track.score, track.track_id,
+                              self.landmarker.pose_of(points, image.shape)))
         return faces
 
     def _detect(self, image: np.ndarray, crops: list, followed, lost: list[bool]) -> None:

@@ -67,6 +67,7 @@ SHIPPED_NAMES = {  # each script's model flags given the model card's bare names
     "box_conventions.py": ["--model", "real_student_fp16.tflite", "--data", "{t}/nowhere"],
     "denormals.py": ["--model", "real_student.keras", "--calibration-data", "{t}/nowhere"],
     "flops_by_block.py": ["--model", "real_student.keras", "--image-size", "{t}/nowhere"],
+    "head_pose.py": ["--models", "real_student_fp16.tflite", "--realfaces", "{t}/nowhere"],
     "heatmap_decoding.py": ["--models", "real_student.keras", "--data", "{t}/nowhere"],
     "int8_latency.py": ["real_student_int8.tflite", "--runs", "{t}/nowhere"],
     "label_offsets.py": ["--models", "real_student.keras", "real_fast_fp16.tflite", "--data", "{t}/nowhere"],

@@ -575,6 +575,7 @@ def test_tracker_turns_its_crops_with_a_tilted_head():
         errors[align] = float(np.linalg.norm(faces[0].landmarks - reference, axis=1).mean() / iod)
     assert errors[True] < 0.01 and errors[False] > 3 * errors[True] + 0.02, errors
     assert abs(np.degrees(tracker.tracks[0].roll)) < 1e-6  # alignment off: upright crops
+    assert faces[0].pose.roll == pytest.approx(60, abs=8)  # the tracked face's head pose leans with the photo
 
 
 def test_predict_video_tracks_every_frame_and_no_track_runs_the_detector(model_path, tmp_path):
@@ -852,3 +853,40 @@ def test_flip_test_averages_the_plain_and_mirrored_answers_and_helps_on_real_fac
     assert results[1]["mean"] < results[0]["mean"] and results[1]["fr"] == 0.0, results
     with pytest.raises(ConfigError, match="flip test needs"):
         LandmarkDetector(detector="full", scheme=custom_scheme(68, name="plain68"), flip_test=True)
+
+
+def test_predict_writes_each_head_pose_and_draws_its_axes_on_request(tmp_path, capsys):
+    """landmarks.json holds yaw, pitch and roll for a 68-point model; --pose-axes draws the axes (pure red, green
+    and blue arrows) on the overlay; a layout without the 51 inner points, or .pts output, is refused with it."""
+    from skimage.data import astronaut
+
+    from landmark_kd.inference import default_model_path
+
+    try:
+        model = default_model_path()
+    except FileNotFoundError:
+        pytest.skip("no shipped model in this installation")
+    photo = str(tmp_path / "photo.png")
+    cv2.imwrite(photo, cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    overlays = {}
+    for axes in (False, True):
+        out = tmp_path / f"out_{axes}"
+        assert predict_main([photo, "--model", model, "--out", str(out)] + (["--pose-axes"] if axes else [])) == 0
+        (face,) = json.load(open(out / "landmarks.json"))["results"][photo]["faces"]
+        assert set(face["head_pose"]) == {"yaw", "pitch", "roll"} and abs(face["head_pose"]["yaw"]) < 8
+        overlays[axes] = cv2.imread(str(out / "photo_landmarks.png"))
+    drawn = np.any(overlays[True] != overlays[False], axis=2)
+    colours = overlays[True][drawn].astype(int)  # BGR: the arrows' pixels, blended at their edges
+    for channel in range(3):
+        others = [c for c in range(3) if c != channel]
+        assert np.sum(colours[:, channel] - colours[:, others].max(1) > 100) > 10, channel  # blue, green and red
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        predict_main([photo, "--model", model, "--format", "pts", "--pose-axes", "--out", str(tmp_path / "p")])
+    assert stop.value.code == 2
+    assert "--pose-axes draws on the annotated images" in capsys.readouterr().err
+    keras.utils.set_random_seed(0)
+    build_landmark_model("mobilevitv2_pico", "98", 64).save(str(tmp_path / "m98.keras"))
+    assert LandmarkDetector(str(tmp_path / "m98.keras"), "full")(astronaut())[0].pose is None
+    assert predict_main([photo, "--model", str(tmp_path / "m98.keras"), "--pose-axes", "--out", str(tmp_path / "q")]) == 2
+    assert "--pose-axes needs a 68- or 51-point model" in capsys.readouterr().err

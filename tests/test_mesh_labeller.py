@@ -67,3 +67,17 @@ def test_wrong_labeller_files_are_one_line_errors_naming_the_file(tmp_path):
         path.write_text(content if isinstance(content, str) else json.dumps(content))
         with pytest.raises(DataError, match=f"{path}: {message}"):
             MeshLabeller(model, str(path))
+
+
+def test_the_mesh_depth_puts_the_nose_in_front_of_the_eyes():
+    """`label_3d`: `label`'s points with the mesh's depth (smaller nearer the camera), what the head-pose mean
+    face is built from."""
+    samples, _ = load_dataset(realfaces("ytf68/val"), num_points=68)
+    labeller = _labeller()
+    for sample in samples[::100]:
+        image = cv2.cvtColor(cv2.imread(sample.image_path), cv2.COLOR_BGR2RGB)
+        points, score = labeller.label_3d(image, sample.face_box())
+        flat, _ = labeller.label(image, sample.face_box())
+        assert points.shape == (68, 3) and np.array_equal(points[:, :2], flat)
+        eye_distance = np.linalg.norm(points[45, :2] - points[36, :2])
+        assert points[30, 2] < min(points[36, 2], points[45, 2]) - 0.2 * eye_distance  # nose tip nearest
