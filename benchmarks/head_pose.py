@@ -169,8 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         results["rows"][name] = {"mae": error.mean(0).tolist(), "mae_yaw_turned": turned,
                                  "flip": flips[name].tolist() if name in flips else None}
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=1)
+        from landmark_kd.outputs import atomic_json
+
+        atomic_json(args.json, results)
     return 0
 
 
