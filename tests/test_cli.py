@@ -193,6 +193,8 @@ CASES = {
                              ["--no-kd trains without a teacher, --teacher asks for one"]),
     "alpha 0 with a flipped teacher": (["distill.py", "--alpha", "0", "--teacher-flip"],
                                        ["--alpha 0 trains without a teacher, --teacher-flip asks for one"]),
+    "convert a folder without best.keras": (["convert.py", "--model", "{t}/undecodable", "--output", "{t}/out"],
+                                            ["undecodable: a folder, not a model file"]),
     "init-from a folder without best.keras": (["train.py", "--init-from", "{t}/undecodable", "--output", "{t}/out"],
                                               ["undecodable: a folder without best.keras"]),
     "teacher folder without best.keras": (["distill.py", "--teacher", "{t}/undecodable", "--output", "{t}/out"],

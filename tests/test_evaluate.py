@@ -154,3 +154,6 @@ def test_a_real_face_model_scored_on_the_drawn_faces_is_warned_about(tmp_path, m
     # the same faces named with --data: the user chose them, no warning
     assert run_evaluation(EvalConfig(model=model, data=drawn, out=str(tmp_path / "named")))["warnings"] == []
     assert "warning" not in capsys.readouterr().out
+    # the run folder stands for its best.keras: the same score, the file named in the report
+    folder = run_evaluation(EvalConfig(model=os.path.dirname(model), data=drawn, out=str(tmp_path / "folder")))
+    assert folder["model"] == model and folder["nme"] == metrics["nme"]
