@@ -153,9 +153,10 @@ def add_training_arguments(parser, defaults) -> None:
     g.add_argument("--pretrained", type=existing_path, default=None, help="Hugging Face checkpoint folder (config.json "
                    "+ model.safetensors) or .safetensors (its config beside it) to start the backbone from")
     g.add_argument("--init-from", type=model_path, default=None, help="fine-tune: start from the weights of a "
-                   "trained .keras (or the run folder holding it as best.keras) of the same architecture: pass the --preset, --image-size, --head, --head-dim and "
-                   "--head-convs it was trained with (landmark_kd/pretrained/real_student.keras: distill.py with its "
-                   "default model flags, or train.py with --preset mobilevitv2_050 --head-dim 64)")
+                   "trained .keras (or the run folder holding it as best.keras) of the same architecture: pass the "
+                   "--preset, --image-size, --head, --head-dim and --head-convs it was trained with "
+                   "(real_student.keras, a shipped model: distill.py with its default model flags, or train.py with "
+                   "--preset mobilevitv2_050 --head-dim 64)")
     g = parser.add_argument_group("optimisation")
     g.add_argument("--epochs", type=positive_int, default=defaults.epochs, help="passes over the training set")
     g.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, help="faces per step (the global batch "

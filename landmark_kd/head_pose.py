@@ -138,9 +138,9 @@ def head_pose(landmarks: np.ndarray, image_size: tuple[int, int], focal: float |
 
 def draw_pose_axes(image: np.ndarray, pose: HeadPose, landmarks: np.ndarray, length: float | None = None,
                    thickness: int = 2) -> None:
-    """Draws the head's axes in place from the nose tip: red to the face's right side of the image when frontal
-    (x), green down (y), blue out of the face towards the viewer (-z); `length` in pixels, default the
-    outer-eye-corner distance."""
+    """Draws the head's axes in place from the nose tip: red along the face's x axis (towards the image's right
+    when frontal), green along its y axis (down), blue out of the face (towards the viewer); `length` in pixels,
+    default the outer-eye-corner distance."""
     points = np.asarray(landmarks, np.float64)
     inner = points[POSE_SCHEMES["68" if len(points) == 68 else "51"]]
     nose = inner[13]  # point 30 of 68: the nose tip
