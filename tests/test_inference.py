@@ -880,6 +880,14 @@ def test_predict_writes_each_head_pose_and_draws_its_axes_on_request(tmp_path, c
     for channel in range(3):
         others = [c for c in range(3) if c != channel]
         assert np.sum(colours[:, channel] - colours[:, others].max(1) > 100) > 10, channel  # blue, green and red
+    video = str(tmp_path / "clip.avi")  # tracked faces carry their pose too
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 10, (512, 512))
+    for shift in range(3):
+        writer.write(cv2.cvtColor(np.roll(astronaut(), 4 * shift, axis=1), cv2.COLOR_RGB2BGR))
+    writer.release()
+    assert predict_main([video, "--model", model, "--out", str(tmp_path / "v"), "--pose-axes"]) == 0
+    frames = json.load(open(tmp_path / "v" / "landmarks.json"))["results"][video]["frames"]
+    assert [abs(f["faces"][0]["head_pose"]["yaw"]) < 8 for f in frames] == [True] * 3
     capsys.readouterr()
     with pytest.raises(SystemExit) as stop:
         predict_main([photo, "--model", model, "--format", "pts", "--pose-axes", "--out", str(tmp_path / "p")])
