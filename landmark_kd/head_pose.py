@@ -34,7 +34,7 @@ POSE_SCHEMES = {"68": slice(17, 68), "51": slice(0, 51)}  # layout -> its 51 inn
 FIT_POINTS = slice(10, 51)  # of the 51 inner points: nose, eyes and mouth (27-67 of 68), not the brows
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # array fields: compare the angles, not the objects
 class HeadPose:
     """Where a head faces, in degrees against the line of sight (see the module's conventions), with the fitted
     rotation (head -> camera frame, for drawing) and translation (millimetres, camera frame: the face's distance
@@ -44,9 +44,18 @@ class HeadPose:
     roll: float
     rotation: np.ndarray
     translation: np.ndarray
+    image_size: tuple[int, int] = (0, 0)  # (width, height) of the image it was fitted in, and the focal length:
+    focal: float | None = None  # what `refit` fits new landmarks of the same face with
 
     def to_dict(self) -> dict:
         return {"yaw": round(self.yaw, 1), "pitch": round(self.pitch, 1), "roll": round(self.roll, 1)}
+
+    def refit(self, landmarks: np.ndarray) -> "HeadPose | None":
+        """The pose of new landmarks of this face in the same picture (smoothed ones, say); None where none fits."""
+        try:
+            return head_pose(landmarks, self.image_size, self.focal)
+        except DataError:
+            return None
 
 
 @lru_cache(maxsize=4)
@@ -133,7 +142,8 @@ def head_pose(landmarks: np.ndarray, image_size: tuple[int, int], focal: float |
     rotation = cv2.Rodrigues(rvec)[0]
     translation = tvec.ravel()
     angles = angles_from_rotation(line_of_sight(translation).T @ rotation)
-    return HeadPose(*angles, rotation=rotation, translation=translation)
+    return HeadPose(*angles, rotation=rotation, translation=translation, image_size=(int(image_size[0]),
+                    int(image_size[1])), focal=focal)
 
 
 def draw_pose_axes(image: np.ndarray, pose: HeadPose, landmarks: np.ndarray, length: float | None = None,

@@ -159,6 +159,7 @@ class DetectionSmoother:
         raw = [landmark_box(face.landmarks) for face in faces]
         for face, smoother in zip(faces, filters):
             face.landmarks = smoother(face.landmarks, dt)
+            face.pose = face.pose.refit(face.landmarks) if face.pose is not None else None  # of what is shown
         self.previous = list(zip(boxes, raw, filters))
         return list(faces)
 

@@ -898,3 +898,26 @@ def test_predict_writes_each_head_pose_and_draws_its_axes_on_request(tmp_path, c
     assert LandmarkDetector(str(tmp_path / "m98.keras"), "full")(astronaut())[0].pose is None
     assert predict_main([photo, "--model", str(tmp_path / "m98.keras"), "--pose-axes", "--out", str(tmp_path / "q")]) == 2
     assert "--pose-axes needs a 68- or 51-point model" in capsys.readouterr().err
+
+
+def test_smoothed_faces_carry_the_pose_of_their_smoothed_landmarks():
+    """`predict --no-track` smooths each face's landmarks after the detector made it: its head pose is fitted
+    again to them, so the angles written are those of the points drawn (and are smoothed with them)."""
+    from landmark_kd.head_pose import camera_matrix, head_pose, line_of_sight, load_mean_face, rotation_from_angles
+    from landmark_kd.tracking import DetectionSmoother
+
+    size, at = (640, 480), np.array([0.0, 0.0, 600.0])
+
+    def face(yaw):
+        projected = (np.asarray(load_mean_face()) @ (line_of_sight(at) @ rotation_from_angles(yaw, 0, 0)).T + at)
+        projected = projected @ camera_matrix(size).T
+        points = np.zeros((68, 2), np.float32)
+        points[17:] = projected[:, :2] / projected[:, 2:]
+        points[:17] = points[17:34]
+        return Face(np.array([250, 160, 390, 320], np.float32), points, 0.9, pose=head_pose(points, size))
+
+    smoother = DetectionSmoother(cut_change=None)
+    assert smoother([face(0)], 1 / 30)[0].pose.yaw == pytest.approx(0, abs=0.01)
+    (turned,) = smoother([face(12)], 1 / 30)
+    assert 0.5 < turned.pose.yaw < 11.5  # between the two, as its landmarks are
+    assert turned.pose.yaw == pytest.approx(head_pose(turned.landmarks, size).yaw)
