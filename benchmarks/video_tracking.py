@@ -22,6 +22,8 @@ Columns:
   pan error: on the panning frames, mean distance of the landmarks from (a)'s still-frame mean shape moved by
     the pan; lag (smoothing) or a lost track shows here.
   frames with the face: frames where the pipeline returned the astronaut's face.
+  pose jitter: on the still frames, the standard deviation of the face's head pose (yaw / pitch / roll, degrees;
+    68- and 51-point models), fitted to the landmarks each pipeline gives.
 """
 from __future__ import annotations
 
@@ -76,20 +78,23 @@ def pick(faces, previous_centre: np.ndarray | None):
 
 
 def run(name: str, step, frames: list[np.ndarray]) -> dict:
-    """Per-frame landmarks of the followed face (NaN where missing) and the pipeline's frame rate."""
-    points, centre = [], None
+    """Per-frame landmarks and head pose (yaw, pitch, roll) of the followed face (NaN where missing) and the
+    pipeline's frame rate."""
+    points, poses, centre = [], [], None
     start = time.perf_counter()
     for image in frames:
         face = pick(step(image), centre)
         if face is None:
             points.append(None)
+            poses.append([np.nan] * 3)
             continue
         centre = face.landmarks.mean(0)
         points.append(np.asarray(face.landmarks, np.float64))
+        poses.append([face.pose.yaw, face.pose.pitch, face.pose.roll] if face.pose is not None else [np.nan] * 3)
     elapsed = time.perf_counter() - start
     size = next((p.shape for p in points if p is not None), (0, 2))
     stacked = np.stack([p if p is not None else np.full(size, np.nan) for p in points])
-    return {"name": name, "points": stacked, "fps": len(frames) / elapsed}
+    return {"name": name, "points": stacked, "poses": np.array(poses, np.float64), "fps": len(frames) / elapsed}
 
 
 def jitter(points: np.ndarray) -> float:
@@ -140,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             if smooth:
                 for k, face in enumerate(faces):
                     face.landmarks = filters.setdefault(k, OneEuroFilter())(face.landmarks, dt)
+                    face.pose = face.pose.refit(face.landmarks) if face.pose is not None else None
             return faces
         return step
 
@@ -160,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{frames[0].shape[0]}: {args.frames} still frames + {args.pan} panning 1 px/frame, noise sigma "
           f"{args.noise:g}; inter-ocular distance {iod:.1f} px\n")
     print("| pipeline | fps | detector runs | jitter px | jitter % IOD | offset % IOD | pan error px | frames with "
-          "the face |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+          "the face | pose jitter, degrees |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for result, calls in zip(runs, detector_runs):
         points = result["points"]
         still_jitter = jitter(points[still])
@@ -175,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         # how far its still-frame mean shape is from (a)'s: the landmarks it settles on, not their noise
         offset = np.linalg.norm(np.nanmean(points[still], axis=0) - reference, axis=1).mean()
         offset = f"{100 * offset / iod:.2f}" if iod > 1 else "-"
+        poses = result["poses"][still]
+        poses = poses[~np.isnan(poses).any(axis=1)]
+        pose_jitter = " / ".join(f"{v:.2f}" for v in poses.std(axis=0)) if len(poses) > 1 else "-"
         print(f"| {result['name']} | {result['fps']:.1f} | {calls} | {still_jitter:.3f} | {relative} | {offset} | "
-              f"{pan_error} | {found}/{len(frames)} |")
+              f"{pan_error} | {found}/{len(frames)} | {pose_jitter} |")
     if tracker.lost:
         print(f"\ntracker: a face looked lost {tracker.lost} time(s) (each forced a detection); "
               f"{tracker.tracks_started} track(s) started")
