@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .decode import image_to_crop
+from .errors import DataError
+from .head_pose import POSE_SCHEMES
 from .metrics import YAW_POINTS, nme_inner51, pose_groups
 from .outputs import atomic_json, read_json
 from .predictor import DatasetPrediction
@@ -41,17 +43,47 @@ def evaluate_predictions(pred: np.ndarray, index: np.ndarray, samples, scheme, n
                     "median_nme": float(np.median(errors[mask])) if mask.any() else None,
                     "fr": float(np.mean(errors[mask] > threshold)) if mask.any() else None}
             for group, mask in pose_groups(gt, scheme).items()}
+    if scheme.name in POSE_SCHEMES:
+        metrics["by_yaw_degrees"] = yaw_degree_groups(gt, errors)
     return metrics, errors
+
+
+YAW_BINS = (0, 15, 30, 45)  # |yaw| bin edges in degrees; the last bin is open
+
+
+def yaw_degree_groups(gt: np.ndarray, errors: np.ndarray) -> dict[str, dict]:
+    """{"0-15": {faces, nme, median_nme}, ..., "45+": ...}: the per-face errors binned by the |yaw| of the ground
+    truth's head pose (`head_pose.face_centred_pose`); faces it cannot fit are left out of every bin."""
+    from .head_pose import face_centred_pose
+
+    yaw = np.full(len(gt), np.nan)
+    for i, points in enumerate(gt):
+        try:
+            yaw[i] = abs(face_centred_pose(points).yaw)
+        except DataError:
+            continue
+    edges = list(YAW_BINS) + [np.inf]
+    groups = {}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        mask = (yaw >= lo) & (yaw < hi)
+        groups[f"{lo}-{hi}" if np.isfinite(hi) else f"{lo}+"] = {
+            "faces": int(mask.sum()), "nme": float(errors[mask].mean()) if mask.any() else None,
+            "median_nme": float(np.median(errors[mask])) if mask.any() else None}
+    return groups
 
 
 def score_lines(metrics: dict) -> list[str]:
     """Printed under the main score: the challenge's inner-51 NME (what the model card's tables report) where it
-    was computed, then one line per pose group of `metrics["by_pose"]` that has faces."""
+    was computed, then one line per pose group of `metrics["by_pose"]` that has faces, then the NME by |yaw|
+    in degrees (`by_yaw_degrees`)."""
     inner = ([f"  inner 51 points (no jaw line): NME {metrics['nme_inner51']:.4f} (median "
               f"{metrics['median_nme_inner51']:.4f}), FR {metrics['fr_inner51']:.4f}"]
              if "nme_inner51" in metrics else [])
-    return inner + [f"  {group.replace('_', '-')} faces: NME {row['nme']:.4f} (median {row['median_nme']:.4f}), "
-            f"FR {row['fr']:.4f} on {row['faces']}" for group, row in metrics.get("by_pose", {}).items() if row["faces"]]
+    groups = [f"  {group.replace('_', '-')} faces: NME {row['nme']:.4f} (median {row['median_nme']:.4f}), "
+              f"FR {row['fr']:.4f} on {row['faces']}" for group, row in metrics.get("by_pose", {}).items() if row["faces"]]
+    yaw = [f"{name}°: {row['nme']:.4f} ({row['faces']})" for name, row in metrics.get("by_yaw_degrees", {}).items()
+           if row["faces"]]
+    return inner + groups + (["  NME by |yaw| of the ground truth's head pose: " + ", ".join(yaw)] if yaw else [])
 
 
 def write_report(out_dir: str, metrics: dict, errors: np.ndarray, prediction: DatasetPrediction, samples,

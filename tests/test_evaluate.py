@@ -42,6 +42,34 @@ def test_scores_are_split_into_frontal_and_large_pose_faces():
                                                  [Sample("x", g[17:].astype(np.float32)) for g in gt], get_scheme("51"))[0]
 
 
+def test_scores_are_also_binned_by_the_yaw_of_the_ground_truths_head_pose():
+    """by_yaw_degrees: faces of the mean 3D face turned by 5, 20, 20, 40 and 70 degrees, each answer off by its
+    own amount: each bin holds its faces and their NME; a layout without the inner points has no bins."""
+    from landmark_kd.evaluate import score_lines
+    from landmark_kd.head_pose import camera_matrix, line_of_sight, load_mean_face, rotation_from_angles
+
+    def face(yaw):
+        at = np.array([0.0, 0.0, 600.0])
+        projected = (np.asarray(load_mean_face()) @ (line_of_sight(at) @ rotation_from_angles(yaw, 0, 0)).T + at)
+        projected = projected @ camera_matrix((640, 480)).T
+        points = np.zeros((68, 2))
+        points[17:] = projected[:, :2] / projected[:, 2:]
+        points[:17] = points[17:34]
+        return points
+
+    gt = np.stack([face(yaw) for yaw in (5, 20, -20, 40, 70)])
+    samples = [Sample("x.png", g.astype(np.float32)) for g in gt]
+    pred = gt + np.array([1.0, 2.0, 4.0, 3.0, 5.0])[:, None, None] * [1.0, 0.0]  # each face off by its own dx
+    metrics, errors = evaluate_predictions(pred, np.arange(5), samples, get_scheme("68"))
+    bins = metrics["by_yaw_degrees"]
+    assert list(bins) == ["0-15", "15-30", "30-45", "45+"]
+    assert [row["faces"] for row in bins.values()] == [1, 2, 1, 1]
+    assert bins["15-30"]["nme"] == pytest.approx(errors[1:3].mean()) and bins["45+"]["nme"] == pytest.approx(errors[4])
+    assert any(line.startswith("  NME by |yaw| of the ground truth's head pose: 0-15°: ") for line in score_lines(metrics))
+    assert "by_yaw_degrees" not in evaluate_predictions(pred[:, :29], np.arange(5), [
+        Sample("x", g[:29].astype(np.float32)) for g in gt], get_scheme("29"))[0]
+
+
 def test_face_box_landmarks_ignores_the_datasets_own_boxes(tmp_path):
     """A dataset's boxes (custom JSON `bbox`) frame the crop unless --face-box landmarks; with it the scores are
     those of the same faces without boxes, as benchmarks/real_faces.py crops them."""
