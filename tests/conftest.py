@@ -64,3 +64,19 @@ def assert_import_names_missing_key(stem: str, dropped_prefix: str, match: str, 
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def posed_face(yaw: float, pitch: float = 0.0, roll: float = 0.0, at=(0.0, 0.0, 600.0), size=(640, 480),
+               focal: float | None = None) -> np.ndarray:
+    """(68, 2) image landmarks of the shipped mean 3D face at `at` (mm, camera frame) turned by (yaw, pitch, roll)
+    degrees against the line of sight, in a `size` picture; the jaw points, which the head pose does not read,
+    repeat points 17-33 (finite filler)."""
+    from landmark_kd.head_pose import camera_matrix, line_of_sight, load_mean_face, rotation_from_angles
+
+    at = np.asarray(at, np.float64)
+    turned = np.asarray(load_mean_face()) @ (line_of_sight(at) @ rotation_from_angles(yaw, pitch, roll)).T + at
+    projected = turned @ camera_matrix(size, focal).T
+    points = np.zeros((68, 2))
+    points[17:] = projected[:, :2] / projected[:, 2:]
+    points[:17] = points[17:34]
+    return points

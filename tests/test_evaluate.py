@@ -45,19 +45,10 @@ def test_scores_are_split_into_frontal_and_large_pose_faces():
 def test_scores_are_also_binned_by_the_yaw_of_the_ground_truths_head_pose():
     """by_yaw_degrees: faces of the mean 3D face turned by 5, 20, 20, 40 and 70 degrees, each answer off by its
     own amount: each bin holds its faces and their NME; a layout without the inner points has no bins."""
+    from conftest import posed_face
     from landmark_kd.evaluate import score_lines
-    from landmark_kd.head_pose import camera_matrix, line_of_sight, load_mean_face, rotation_from_angles
 
-    def face(yaw):
-        at = np.array([0.0, 0.0, 600.0])
-        projected = (np.asarray(load_mean_face()) @ (line_of_sight(at) @ rotation_from_angles(yaw, 0, 0)).T + at)
-        projected = projected @ camera_matrix((640, 480)).T
-        points = np.zeros((68, 2))
-        points[17:] = projected[:, :2] / projected[:, 2:]
-        points[:17] = points[17:34]
-        return points
-
-    gt = np.stack([face(yaw) for yaw in (5, 20, -20, 40, 70)])
+    gt = np.stack([posed_face(yaw) for yaw in (5, 20, -20, 40, 70)])
     samples = [Sample("x.png", g.astype(np.float32)) for g in gt]
     pred = gt + np.array([1.0, 2.0, 4.0, 3.0, 5.0])[:, None, None] * [1.0, 0.0]  # each face off by its own dx
     metrics, errors = evaluate_predictions(pred, np.arange(5), samples, get_scheme("68"))

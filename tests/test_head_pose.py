@@ -3,24 +3,16 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import posed_face
 from landmark_kd.errors import ConfigError, DataError
-from landmark_kd.head_pose import (angles_from_rotation, camera_matrix, head_pose, line_of_sight, load_mean_face,
-                                   rotation_from_angles)
+from landmark_kd.head_pose import angles_from_rotation, head_pose, load_mean_face, rotation_from_angles
 from landmark_kd.schemes import get_scheme
 
 SIZE = (640, 480)
 
 
 def _project(yaw: float, pitch: float, roll: float, at=(0.0, 0.0, 600.0), focal=None) -> np.ndarray:
-    """(68, 2) landmarks of the mean face at `at` (mm, camera frame) turned by (yaw, pitch, roll) against the line
-    of sight; the jaw points, which the fit does not read, are NaN-free filler."""
-    face = np.asarray(load_mean_face())
-    rotation = line_of_sight(np.array(at)) @ rotation_from_angles(yaw, pitch, roll)
-    camera = (face @ rotation.T + np.array(at)) @ camera_matrix(SIZE, focal).T
-    points = np.zeros((68, 2))
-    points[17:] = camera[:, :2] / camera[:, 2:]
-    points[:17] = points[17:34]
-    return points
+    return posed_face(yaw, pitch, roll, at, SIZE, focal)
 
 
 def test_the_angles_mean_what_the_docs_say():

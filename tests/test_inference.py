@@ -903,17 +903,14 @@ def test_predict_writes_each_head_pose_and_draws_its_axes_on_request(tmp_path, c
 def test_smoothed_faces_carry_the_pose_of_their_smoothed_landmarks():
     """`predict --no-track` smooths each face's landmarks after the detector made it: its head pose is fitted
     again to them, so the angles written are those of the points drawn (and are smoothed with them)."""
-    from landmark_kd.head_pose import camera_matrix, head_pose, line_of_sight, load_mean_face, rotation_from_angles
+    from conftest import posed_face
+    from landmark_kd.head_pose import head_pose
     from landmark_kd.tracking import DetectionSmoother
 
-    size, at = (640, 480), np.array([0.0, 0.0, 600.0])
+    size = (640, 480)
 
     def face(yaw):
-        projected = (np.asarray(load_mean_face()) @ (line_of_sight(at) @ rotation_from_angles(yaw, 0, 0)).T + at)
-        projected = projected @ camera_matrix(size).T
-        points = np.zeros((68, 2), np.float32)
-        points[17:] = projected[:, :2] / projected[:, 2:]
-        points[:17] = points[17:34]
+        points = posed_face(yaw, size=size).astype(np.float32)
         return Face(np.array([250, 160, 390, 320], np.float32), points, 0.9, pose=head_pose(points, size))
 
     smoother = DetectionSmoother(cut_change=None)
