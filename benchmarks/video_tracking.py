@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{frames[0].shape[0]}: {args.frames} still frames + {args.pan} panning 1 px/frame, noise sigma "
           f"{args.noise:g}; inter-ocular distance {iod:.1f} px\n")
     print("| pipeline | fps | detector runs | jitter px | jitter % IOD | offset % IOD | pan error px | frames with "
-          "the face | pose jitter, degrees |")
+          "the face | pose jitter yaw / pitch / roll, degrees |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for result, calls in zip(runs, detector_runs):
         points = result["points"]

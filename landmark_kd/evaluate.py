@@ -79,11 +79,13 @@ def score_lines(metrics: dict) -> list[str]:
     inner = ([f"  inner 51 points (no jaw line): NME {metrics['nme_inner51']:.4f} (median "
               f"{metrics['median_nme_inner51']:.4f}), FR {metrics['fr_inner51']:.4f}"]
              if "nme_inner51" in metrics else [])
-    groups = [f"  {group.replace('_', '-')} faces: NME {row['nme']:.4f} (median {row['median_nme']:.4f}), "
+    points = f"{metrics['num_points']}-point " if "num_points" in metrics else ""  # the main score's, not inner 51
+    groups = [f"  {group.replace('_', '-')} faces: {points}NME {row['nme']:.4f} (median {row['median_nme']:.4f}), "
               f"FR {row['fr']:.4f} on {row['faces']}" for group, row in metrics.get("by_pose", {}).items() if row["faces"]]
     yaw = [f"{name}°: {row['nme']:.4f} ({row['faces']})" for name, row in metrics.get("by_yaw_degrees", {}).items()
            if row["faces"]]
-    return inner + groups + (["  NME by |yaw| of the ground truth's head pose: " + ", ".join(yaw)] if yaw else [])
+    return inner + groups + ([f"  {points}NME by |yaw| of the ground truth's head pose: " + ", ".join(yaw)]
+                             if yaw else [])
 
 
 def write_report(out_dir: str, metrics: dict, errors: np.ndarray, prediction: DatasetPrediction, samples,
@@ -221,8 +223,9 @@ def run_evaluation(config: EvalConfig) -> dict:
     from .outputs import prepare_output_dir
     from .predictor import Predictor, resolve_model_path
 
-    if os.path.isdir(config.model):  # a run folder stands for its best.keras, in the report and its folder name too
-        config = replace(config, model=resolve_model_path(config.model))
+    # a run folder stands for its best.keras, a bare shipped name for the shipped file: in the report and in the
+    # default output folder's name too (else named after the folder the command was typed in)
+    config = replace(config, model=resolve_model_path(config.model))
     predictor = Predictor.from_path(config.model)
     scheme = predictor.scheme
     data = config.data or ensure_default_dataset(reuse_any=True, splits=("test",))[1]
@@ -252,8 +255,8 @@ def run_evaluation(config: EvalConfig) -> dict:
     metrics, errors = evaluate_predictions(result.landmarks, result.index, samples, scheme, config.normalization,
                                            config.threshold)
     undecodable = len(samples) - len(result.index)
-    metrics.update({"model": config.model, "data": data, "skipped": len(report.skipped), "undecodable": undecodable,
-                    "warnings": [warning] if warning else []})
+    metrics.update({"model": config.model, "data": data, "face_box": config.face_box, "skipped": len(report.skipped),
+                    "undecodable": undecodable, "warnings": [warning] if warning else []})
     if undecodable:
         print(f"{undecodable} image(s) passed the load-time checks but could not be decoded; they were left out")
     metrics["paths"] = write_report(out, metrics, errors, result, samples, stem="eval_")

@@ -13,9 +13,10 @@ Angles are in degrees, from the viewer's side, relative to the line of sight fro
 is a face looking straight at the camera with its eyes and mouth corners in an upright plane, wherever it is in
 the picture; yaw > 0 when the face turns towards the image's right edge, pitch > 0 when it tilts up, roll > 0
 when it leans clockwise in the image. Measured against the line of sight rather than the camera's axis, they
-depend little on the camera's focal length, which a photo does not tell (a face in the picture's corner, the
-focal length wrong by up to 3x: within 2 degrees, where the camera-axis angles move by 15-19): it is taken as the
-image's longer side (about a 53-degree field of view) unless given, and it does set the distance (`translation`).
+depend little on the camera's focal length, which a photo does not tell: it is taken as the image's longer side
+(a 53-degree field of view) unless given. For a face in the picture's corner and a lens 18 to 71 degrees wide that
+guess costs at most 2 degrees (the camera-axis angles would be 15-19 off); a 90-degree lens up to 5, a 112-degree
+one over 20: pass `focal` for wide-angle pictures. It also sets the distance (`translation`).
 """
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ class HeadPose:
     focal: float | None = None  # what `refit` fits new landmarks of the same face with
 
     def to_dict(self) -> dict:
-        return {"yaw": round(self.yaw, 1), "pitch": round(self.pitch, 1), "roll": round(self.roll, 1)}
+        return {name: round(value, 1) + 0.0 for name, value in  # + 0.0: no -0.0 in the JSON
+                (("yaw", self.yaw), ("pitch", self.pitch), ("roll", self.roll))}
 
     def refit(self, landmarks: np.ndarray) -> "HeadPose | None":
         """The pose of new landmarks of this face in the same picture (smoothed ones, say); None where none fits."""

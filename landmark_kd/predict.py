@@ -462,10 +462,12 @@ def _main(argv: list[str]) -> int:
     scheme = "51" if drop_jaw else detector.scheme.name  # the layout of the landmarks written
     atomic_json(json_path, {"model": detector.model_path, "scheme": scheme, "results": results})
     faces = sum(len(r.get("faces", [])) for r in results.values() if "faces" in r)
+    frames = sum(len(r.get("frames", [])) for r in results.values())
     faces += sum(len(f["faces"]) for r in results.values() for f in r.get("frames", []))
     no_face = [p for p, r in results.items() if r.get("message") == "no face found"]
     skipped = f"; {len(unreadable)} image(s) skipped (see the warnings)" if unreadable else ""
-    print(f"{faces} face(s) found{skipped}; landmarks in {json_path}; annotated output in {args.out}")
+    over = f" over {frames} frame(s)" if frames else ""  # a video's faces are counted once per frame
+    print(f"{faces} face(s) found{over}{skipped}; landmarks in {json_path}; annotated output in {args.out}")
     for p in no_face:
         print(f"  no face found in {p}")
     return 0

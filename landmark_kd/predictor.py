@@ -43,7 +43,8 @@ def check_keras_file(path: str) -> None:
     """One clear line, without importing Keras, for a path that cannot be a .keras model: missing, a folder, a
     .tflite, or not a zip archive (Keras itself reports such a file as "not found")."""
     if os.path.isdir(path):
-        raise MissingFileError(f"{path}: a folder, not a model file")
+        raise MissingFileError(f"{path}: a folder, not a model file (a run folder stands for its best.keras, and "
+                               "this one has none)")
     if not os.path.isfile(path):
         raise MissingFileError(f"{path}: model file not found")
     if path.lower().endswith(".tflite"):

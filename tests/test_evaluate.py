@@ -56,7 +56,8 @@ def test_scores_are_also_binned_by_the_yaw_of_the_ground_truths_head_pose():
     assert list(bins) == ["0-15", "15-30", "30-45", "45+"]
     assert [row["faces"] for row in bins.values()] == [1, 2, 1, 1]
     assert bins["15-30"]["nme"] == pytest.approx(errors[1:3].mean()) and bins["45+"]["nme"] == pytest.approx(errors[4])
-    assert any(line.startswith("  NME by |yaw| of the ground truth's head pose: 0-15°: ") for line in score_lines(metrics))
+    lines = score_lines(metrics)
+    assert any(line.startswith("  68-point NME by |yaw| of the ground truth's head pose: 0-15°: ") for line in lines)
     assert "by_yaw_degrees" not in evaluate_predictions(pred[:, :29], np.arange(5), [
         Sample("x", g[:29].astype(np.float32)) for g in gt], get_scheme("29"))[0]
 
@@ -175,4 +176,11 @@ def test_a_real_face_model_scored_on_the_drawn_faces_is_warned_about(tmp_path, m
     assert "warning" not in capsys.readouterr().out
     # the run folder stands for its best.keras: the same score, the file named in the report
     folder = run_evaluation(EvalConfig(model=os.path.dirname(model), data=drawn, out=str(tmp_path / "folder")))
-    assert folder["model"] == model and folder["nme"] == metrics["nme"]
+    assert folder["model"] == model and folder["nme"] == metrics["nme"] and folder["face_box"] == "data"
+    # a shipped model by its bare name: the shipped file in the report and in the default folder's name (it was
+    # named after the folder the command was typed in)
+    from landmark_kd.predictor import PRETRAINED_DIR
+
+    shipped = run_evaluation(EvalConfig(model="real_fast_fp16.tflite", data=drawn))
+    assert shipped["model"] == os.path.join(PRETRAINED_DIR, "real_fast_fp16.tflite")
+    assert os.path.isfile(os.path.join("runs", "evaluate", "pretrained_real_fast_fp16", "eval_metrics.json"))

@@ -120,6 +120,7 @@ def test_predict_cli_image_folder_and_video(model_path, tmp_path, capsys):
         writer.write(cv2.cvtColor(np.roll(frame, i, axis=1), cv2.COLOR_RGB2BGR))
     writer.release()
     assert predict_main([video, "--model", model_path, "--out", str(tmp_path / "o3"), "--detector", "full"]) == 0
+    assert "6 face(s) found over 6 frame(s); landmarks in" in capsys.readouterr().out  # one face, in each frame
     frames = json.load(open(tmp_path / "o3" / "landmarks.json"))["results"][video]["frames"]
     assert len(frames) == 6 and all(len(f["faces"]) == 1 for f in frames)
     assert os.path.getsize(tmp_path / "o3" / "clip_landmarks.mp4") > 0

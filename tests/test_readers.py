@@ -42,6 +42,19 @@ def test_bad_pts_files_name_the_problem(tmp_path, content, message):
         read_pts(str(path))
 
 
+def test_a_folder_without_pts_files_points_at_the_list_file_it_holds(tmp_path):
+    """dlib_faces/ holds its faces in faces.json: naming the folder used to say only that no .pts was found."""
+    from landmark_kd.data.pts300w import load_300w
+
+    (tmp_path / "faces.json").write_text("[]")
+    _image(str(tmp_path / "photo.png"))
+    with pytest.raises(DatasetError, match=r"no \.pts files found \(it holds faces\.json: pass that file as the dataset\)"):
+        load_300w(str(tmp_path))
+    os.remove(tmp_path / "faces.json")
+    with pytest.raises(DatasetError, match=r"no \.pts files found$"):
+        load_300w(str(tmp_path))
+
+
 def test_300w_folder_skips_and_counts_bad_samples(tmp_path):
     for i in range(3):
         _image(str(tmp_path / f"ok{i}.png"))

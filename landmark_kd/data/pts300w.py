@@ -90,7 +90,10 @@ def load_300w(root: str, num_points: int | None = 68, strict: bool = False) -> t
     samples = []
     pairs = find_pairs(root)
     if not pairs:
-        raise DatasetError(f"{root}: no .pts files found")
+        lists = sorted(name for name in (os.listdir(root) if os.path.isdir(root) else [])
+                       if name.lower().endswith((".json", ".csv", ".txt", ".mat")))
+        hint = f" (it holds {', '.join(lists[:3])}: pass that file as the dataset)" if lists else ""
+        raise DatasetError(f"{root}: no .pts files found{hint}")
     for image, pts in pairs:
         if image is None:
             reason = f"no image named {os.path.basename(pts)[:-4]}.jpg/.png/... beside it"
