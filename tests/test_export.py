@@ -290,7 +290,8 @@ def test_convert_names_a_folder_or_a_tflite_given_as_the_keras_model(tmp_path, c
     import convert as convert_cli
 
     assert convert_cli.main(["--model", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {tmp_path}: a folder, not a model file"
+    assert capsys.readouterr().err.strip() == (f"error: {tmp_path}: a folder, not a model file (a run folder stands "
+                                               "for its best.keras, and this one has none)")
     renamed = tmp_path / "model.keras"
     renamed.write_bytes(b"\x1c\x00\x00\x00TFL3" + b"\x00" * 64)
     assert convert_cli.main(["--model", str(renamed)]) == 2
