@@ -12,7 +12,6 @@ import numpy as np
 
 from .decode import image_to_crop
 from .errors import DataError
-from .head_pose import POSE_SCHEMES
 from .metrics import YAW_POINTS, nme_inner51, pose_groups
 from .outputs import atomic_json, read_json
 from .predictor import DatasetPrediction
@@ -39,13 +38,20 @@ def evaluate_predictions(pred: np.ndarray, index: np.ndarray, samples, scheme, n
                         "median_nme_inner51": float(np.median(inner))})
     if scheme.name in YAW_POINTS:
         metrics["by_pose"] = {
-            group: {"faces": int(mask.sum()), "nme": float(errors[mask].mean()) if mask.any() else None,
-                    "median_nme": float(np.median(errors[mask])) if mask.any() else None,
+            group: {**_group_scores(errors, mask),
                     "fr": float(np.mean(errors[mask] > threshold)) if mask.any() else None}
             for group, mask in pose_groups(gt, scheme).items()}
+    from .head_pose import POSE_SCHEMES  # here, not at import: it brings OpenCV, which train.py's start needs not
+
     if scheme.name in POSE_SCHEMES:
         metrics["by_yaw_degrees"] = yaw_degree_groups(gt, errors)
     return metrics, errors
+
+
+def _group_scores(errors: np.ndarray, mask: np.ndarray) -> dict:
+    """faces, mean and median NME of the faces in `mask` (None for an empty group)."""
+    return {"faces": int(mask.sum()), "nme": float(errors[mask].mean()) if mask.any() else None,
+            "median_nme": float(np.median(errors[mask])) if mask.any() else None}
 
 
 YAW_BINS = (0, 15, 30, 45)  # |yaw| bin edges in degrees; the last bin is open
@@ -65,10 +71,7 @@ def yaw_degree_groups(gt: np.ndarray, errors: np.ndarray) -> dict[str, dict]:
     edges = list(YAW_BINS) + [np.inf]
     groups = {}
     for lo, hi in zip(edges[:-1], edges[1:]):
-        mask = (yaw >= lo) & (yaw < hi)
-        groups[f"{lo}-{hi}" if np.isfinite(hi) else f"{lo}+"] = {
-            "faces": int(mask.sum()), "nme": float(errors[mask].mean()) if mask.any() else None,
-            "median_nme": float(np.median(errors[mask])) if mask.any() else None}
+        groups[f"{lo}-{hi}" if np.isfinite(hi) else f"{lo}+"] = _group_scores(errors, (yaw >= lo) & (yaw < hi))
     return groups
 
 

@@ -120,15 +120,20 @@ def camera_matrix(image_size: tuple[int, int], focal: float | None = None) -> np
     return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]])
 
 
-def head_pose(landmarks: np.ndarray, image_size: tuple[int, int], focal: float | None = None,
-              mean_face: np.ndarray | None = None) -> HeadPose:
-    """The head pose of one face from its 68- or 51-point landmarks (image pixels) in a (width, height) image."""
+def _inner_points(landmarks: np.ndarray) -> np.ndarray:
+    """The 51 inner points (float64, contiguous: OpenCV takes no strided views) of 68- or 51-point landmarks."""
     points = np.asarray(landmarks, np.float64)
     layout = {68: "68", 51: "51"}.get(points.shape[0]) if points.ndim == 2 and points.shape[1] == 2 else None
     if layout is None:
         raise ConfigError(f"head pose needs the 68- or 51-point layout (x, y per point), got landmarks of shape "
                           f"{points.shape}")
-    inner = np.ascontiguousarray(points[POSE_SCHEMES[layout]])  # OpenCV takes no strided views
+    return np.ascontiguousarray(points[POSE_SCHEMES[layout]])
+
+
+def head_pose(landmarks: np.ndarray, image_size: tuple[int, int], focal: float | None = None,
+              mean_face: np.ndarray | None = None) -> HeadPose:
+    """The head pose of one face from its 68- or 51-point landmarks (image pixels) in a (width, height) image."""
+    inner = _inner_points(landmarks)
     if not np.all(np.isfinite(inner)):
         raise DataError("head pose: the landmarks hold NaN or infinite values")
     if min(image_size) < 1:
@@ -166,8 +171,7 @@ def draw_pose_axes(image: np.ndarray, pose: HeadPose, landmarks: np.ndarray, len
     """Draws the head's axes in place from the nose tip: red along the face's x axis (towards the image's right
     when frontal), green along its y axis (down), blue out of the face (towards the viewer); `length` in pixels,
     default the outer-eye-corner distance."""
-    points = np.asarray(landmarks, np.float64)
-    inner = points[POSE_SCHEMES["68" if len(points) == 68 else "51"]]
+    inner = _inner_points(landmarks)
     nose = inner[13]  # point 30 of 68: the nose tip
     length = float(length if length is not None else np.linalg.norm(inner[28] - inner[19]))
     axes = pose.rotation @ np.diag([1.0, 1.0, -1.0])  # x, y, and z turned towards the camera

@@ -273,10 +273,15 @@ class LandmarkDetector:
             landmarks = self.refined_landmarks(image, landmarks, rolls)
         return [Face(b, lm, s, pose=self.pose_of(lm, image.shape)) for (b, s, _), lm in zip(found, landmarks)]
 
+    @property
+    def gives_pose(self) -> bool:
+        """Whether this model's layout holds the 51 inner points of 68 that the head pose is fitted to."""
+        return self.scheme.name in POSE_SCHEMES
+
     def pose_of(self, landmarks: np.ndarray, image_shape: Sequence[int]) -> HeadPose | None:
         """The head pose of one face's landmarks in an image of `image_shape` (H, W, ...): None for layouts
         without the 51 inner points of 68 (`head_pose.POSE_SCHEMES`), or landmarks it cannot fit."""
-        if self.scheme.name not in POSE_SCHEMES or len(landmarks) not in (68, 51):
+        if not self.gives_pose or len(landmarks) not in (68, 51):
             return None
         try:
             return head_pose(landmarks, (int(image_shape[1]), int(image_shape[0])))

@@ -399,7 +399,6 @@ def _main(argv: list[str]) -> int:
         parser.error("--pose-axes draws on the annotated images, which --format pts does not write")
     if args.box and not (args.box[2] > args.box[0] and args.box[3] > args.box[1]):
         parser.error(f"argument --box: X1 > X0 and Y1 > Y0 needed, got {' '.join(f'{v:g}' for v in args.box)}")
-    from .head_pose import POSE_SCHEMES
     from .inference import LandmarkDetector, default_model_path
     from .outputs import prepare_output_dir, refuse_input_folder
 
@@ -429,7 +428,7 @@ def _main(argv: list[str]) -> int:
     if args.points == "51" and detector.scheme.num_points not in (68, 51):
         raise ConfigError(f"--points 51 needs a 68-point model (or a 51-point one); {detector.model_path} predicts "
                           f"{detector.scheme.num_points}")
-    if args.pose_axes and detector.scheme.name not in POSE_SCHEMES:
+    if args.pose_axes and not detector.gives_pose:
         raise ConfigError(f"--pose-axes needs a 68- or 51-point model (the head pose is fitted to the 51 inner points "
                           f"of 68); {detector.model_path} predicts the {detector.scheme.num_points}-point layout "
                           f"{detector.scheme.name!r}")
