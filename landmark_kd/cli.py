@@ -53,6 +53,16 @@ def finite_float(text: str) -> float:
     return _checked(text, float, "a number", math.isfinite, "a finite number")
 
 
+def chip_size(text: str) -> int:
+    """argparse type: an aligned face chip's side, 16 to 2048 pixels (`face_chips`)."""
+    return _checked(text, int, "a whole number", lambda v: 16 <= v <= 2048, "16 to 2048 pixels")
+
+
+def chip_padding(text: str) -> float:
+    """argparse type: the room around a face in its chip, 0 to 4 (`face_chips.chip_template`)."""
+    return _checked(text, float, "a number", lambda v: math.isfinite(v) and 0 <= v <= 4, "between 0 and 4")
+
+
 def positive_int_list(text: str) -> list[int]:
     """argparse type: comma-separated integers >= 1, e.g. thread counts `1,2`."""
     values = [positive_int(part.strip()) for part in text.split(",") if part.strip()]

@@ -288,6 +288,20 @@ class LandmarkDetector:
         except DataError:  # NaN landmarks of a collapsed crop: no pose rather than no answer
             return None
 
+    @property
+    def gives_chips(self) -> bool:
+        """Whether the model's layout names the eyes, nose tip and mouth corners that `chip` aligns by."""
+        from .face_chips import FIVE_POINT_GROUPS
+
+        return self.scheme.name in FIVE_POINT_GROUPS
+
+    def chip(self, image: np.ndarray, face: Face, size: int = 112, padding: float = 0.0) -> np.ndarray:
+        """`face` of `image` aligned for a face recogniser: a `size` x `size` chip with its eyes, nose tip and
+        mouth corners on ArcFace's reference points (`face_chips.face_chip`; `padding` adds room around it)."""
+        from .face_chips import face_chip
+
+        return face_chip(image, face.landmarks, self.scheme, size, padding)
+
     def predict_batch(self, images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]] | None = None) -> list[list[Face]]:
         return [self(img, None if boxes is None else boxes[i]) for i, img in enumerate(images)]
 

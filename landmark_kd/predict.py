@@ -4,6 +4,7 @@
     python -m landmark_kd.predict photo.jpg --model runs/student/best.keras --out runs/predict
     python -m landmark_kd.predict clip.mp4 --model runs/export/student_best_int8.tflite --out runs/predict
     python -m landmark_kd.predict --camera 0                     # live: a window, or an .mp4 without a display
+    python -m landmark_kd.predict photos/ --chips 112            # also each face aligned for a face recogniser
 
 Video and camera frames are tracked (landmark_kd/tracking.py): each face is followed through its landmarks and the
 face detector runs every --redetect-every frames or when a face looks lost; --no-track runs it on every frame.
@@ -16,7 +17,7 @@ import time
 
 from .cli import print_progress as _progress
 from .data.records import IMAGE_EXTENSIONS
-from .errors import ConfigError, DataError, MissingFileError
+from .errors import ConfigError, DataError, MissingFileError, OutputError
 from .outputs import atomic_bytes, atomic_json
 from .quiet import quiet_unless_verbose
 
@@ -56,9 +57,49 @@ def output_stem(path: str, taken: set[str]) -> str:
     return name
 
 
-def predict_images(detector, paths: list[str], out_dir: str, boxes=None, pose_axes: bool = False) -> dict:
-    """Landmarks for each image path: annotated copies in `out_dir` (with `pose_axes`, each head's axes too) and
-    a result dict per path; an unreadable image is reported, never fatal."""
+class ChipWriter:
+    """`--chips SIZE`: each face's aligned chip (`face_chips`: eyes, nose tip and mouth corners on ArcFace's
+    reference points) as a PNG under OUT/chips, its path added to the face's entry as "chip". An earlier run's
+    chips folder is replaced, so that no chip of another run is taken for one of this run's faces."""
+
+    def __init__(self, detector, out_dir: str, size: int, padding: float = 0.0):
+        import shutil
+
+        from .face_chips import chip_template
+
+        chip_template(size, padding)  # a bad size or padding is one error line before any work
+        self.detector, self.size, self.padding = detector, int(size), float(padding)
+        self.folder, self.written = os.path.join(out_dir, "chips"), 0
+        if os.path.lexists(self.folder):
+            others = [os.path.join(root, f) for root, _, files in os.walk(self.folder) for f in files
+                      if not f.lower().endswith(".png")] if os.path.isdir(self.folder) else [self.folder]
+            if others:
+                raise OutputError(f"{self.folder}: holds files other than chips ({others[0]}); move them or pass "
+                                  "another --out")
+            shutil.rmtree(self.folder)
+        os.makedirs(self.folder)
+
+    def __call__(self, image, faces: list, entries: list[dict], name_of) -> None:
+        """Write the chips of `faces` (found in RGB `image`), named `name_of(k, face)` within the chips folder,
+        and record each path in the face's entry; a face whose landmarks cannot place a chip gets none."""
+        import cv2
+
+        for k, (face, entry) in enumerate(zip(faces, entries)):
+            try:
+                chip = self.detector.chip(image, face, self.size, self.padding)
+            except ValueError:  # non-finite landmarks of a collapsed crop
+                continue
+            path = os.path.join(self.folder, name_of(k, face))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if cv2.imwrite(path, cv2.cvtColor(chip, cv2.COLOR_RGB2BGR)):
+                entry["chip"] = path
+                self.written += 1
+
+
+def predict_images(detector, paths: list[str], out_dir: str, boxes=None, pose_axes: bool = False,
+                   chips: ChipWriter | None = None) -> dict:
+    """Landmarks for each image path: annotated copies in `out_dir` (with `pose_axes`, each head's axes too; with
+    `chips`, each face's aligned chip) and a result dict per path; an unreadable image is reported, never fatal."""
     import cv2
 
     from .inference import draw_faces
@@ -71,7 +112,10 @@ def predict_images(detector, paths: list[str], out_dir: str, boxes=None, pose_ax
             entry = {"faces": [f.to_dict() for f in faces]}
             if not faces:
                 entry["message"] = "no face found"
-            name = output_stem(path, taken) + "_landmarks.png"
+            stem = output_stem(path, taken)
+            if chips is not None:
+                chips(image, faces, entry["faces"], lambda k, face: f"{stem}_face{k}.png")
+            name = stem + "_landmarks.png"
             cv2.imwrite(os.path.join(out_dir, name), cv2.cvtColor(draw_faces(image, faces, pose_axes), cv2.COLOR_RGB2BGR))
             entry["annotated"] = os.path.join(out_dir, name)
         except ValueError as err:
@@ -115,10 +159,22 @@ def _can_show_window() -> bool:
     return True
 
 
+def _frame_chip_name(stem: str, index: int):
+    """A video frame's chip names: one folder per video, and in it one per track (the same face's chips together,
+    ready to sort into people), else numbered by the face's place in the frame."""
+    def name_of(k: int, face) -> str:
+        if face.track_id is not None:
+            return os.path.join(stem, f"track{face.track_id}", f"frame{index:06d}.png")
+        return os.path.join(stem, f"frame{index:06d}_face{k}.png")
+
+    return name_of
+
+
 def _run_frames(step, frames, fps: float, out_path: str, window: str | None, total: int | None,
-                pose_axes: bool = False) -> dict:
+                pose_axes: bool = False, chips: ChipWriter | None = None) -> dict:
     """Run `step` on (BGR frame, dt) pairs; show each annotated frame in `window` (when a display can show it)
-    or write it to `out_path`. Stops at the end, on 'q' / Esc in the window, a closed window, or Ctrl-C."""
+    or write it to `out_path` (and with `chips`, each face's chip). Stops at the end, on 'q' / Esc in the window,
+    a closed window, or Ctrl-C."""
     import cv2
 
     from .inference import draw_faces
@@ -130,6 +186,9 @@ def _run_frames(step, frames, fps: float, out_path: str, window: str | None, tot
             faces = step(image, dt)
             annotated = cv2.cvtColor(draw_faces(image, faces, pose_axes), cv2.COLOR_RGB2BGR)
             records.append({"frame": index, "faces": [f.to_dict() for f in faces]})
+            if chips is not None:
+                stem = os.path.splitext(os.path.basename(out_path))[0].removesuffix("_landmarks")
+                chips(image, faces, records[-1]["faces"], _frame_chip_name(stem, index))
             if window is not None:
                 try:
                     cv2.imshow(window, annotated)
@@ -186,9 +245,10 @@ def _tracking_summary(tracker) -> dict | None:
 
 
 def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None, track: bool = True,
-                  redetect_every: int = 15, max_frames: int | None = None, pose_axes: bool = False) -> dict:
+                  redetect_every: int = 15, max_frames: int | None = None, pose_axes: bool = False,
+                  chips: ChipWriter | None = None) -> dict:
     """Landmarks on every frame of a video file: annotated .mp4 plus per-frame faces (with track ids when
-    tracking)."""
+    tracking) and, with `chips`, each face's aligned chip."""
     import cv2
 
     capture = cv2.VideoCapture(path)
@@ -203,7 +263,7 @@ def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None, t
 
     try:
         result = _run_frames(step, _capture_frames(capture, fps, max_frames, real_time=False), fps, out_path, None,
-                             total, pose_axes)
+                             total, pose_axes, chips)
     finally:
         capture.release()
     if not result["frames"]:
@@ -239,7 +299,7 @@ def open_camera(index: int):
 
 def predict_camera(detector, index: int, out_dir: str, smooth: bool, boxes=None, track: bool = True,
                    redetect_every: int = 15, max_frames: int | None = None, show: bool = True,
-                   pose_axes: bool = False) -> dict:
+                   pose_axes: bool = False, chips: ChipWriter | None = None) -> dict:
     """Live landmarks from camera `index`: a window where a display exists (stop with 'q'), otherwise the
     annotated frames go to an .mp4 in `out_dir`; Ctrl-C or `max_frames` also stop. Smoothing uses the real time
     between frames."""
@@ -257,7 +317,7 @@ def predict_camera(detector, index: int, out_dir: str, smooth: bool, boxes=None,
 
     try:
         result = _run_frames(step, _capture_frames(capture, fps, max_frames, real_time=True), fps, out_path, window,
-                             max_frames, pose_axes)
+                             max_frames, pose_axes, chips)
     finally:
         capture.release()
     if not result["frames"]:
@@ -341,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     quiet_unless_verbose(argv)
-    from .cli import ArgumentParser, finite_float, non_negative_int, positive_int
+    from .cli import ArgumentParser, chip_padding, chip_size, finite_float, non_negative_int, positive_int
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("input", nargs="?", help="an image, a folder of images, or a video")
@@ -389,6 +449,14 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--pose-axes", action="store_true", help="also draw each head's pose axes on the annotated "
                         "output (red: the face's x, green: down, blue: towards the viewer), from the nose tip; the "
                         "angles (yaw, pitch, roll in degrees) are in landmarks.json either way, for 68- and 51-point models")
+    parser.add_argument("--chips", type=chip_size, default=None, metavar="SIZE",
+                        help="also write each face aligned for a face recogniser: a SIZE x SIZE PNG (112 is "
+                        "ArcFace's) with the eyes, nose tip and mouth corners on ArcFace's reference points, in "
+                        "OUT/chips (a video's in one folder per followed face); its path is the face's \"chip\" "
+                        "in landmarks.json. An earlier run's OUT/chips is replaced")
+    parser.add_argument("--chip-padding", type=chip_padding, default=0.0, metavar="P",
+                        help="room around the face in each chip: the face spans 1/(1+P) of what it does at 0 "
+                        "(0.25 shows the chin and forehead; 0 to 4)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and the TFLite runtime's log output")
     args = parser.parse_args(argv)
     if sum(source is not None for source in (args.input, args.list, args.camera)) != 1:
@@ -397,6 +465,10 @@ def _main(argv: list[str]) -> int:
         parser.error("--format pts is for images, not --camera")
     if args.pose_axes and args.format == "pts":
         parser.error("--pose-axes draws on the annotated images, which --format pts does not write")
+    if args.chips is not None and args.format == "pts":
+        parser.error("--chips is for --format json (the chips are named in landmarks.json)")
+    if args.chip_padding and args.chips is None:
+        parser.error("--chip-padding needs --chips SIZE")
     if args.box and not (args.box[2] > args.box[0] and args.box[3] > args.box[1]):
         parser.error(f"argument --box: X1 > X0 and Y1 > Y0 needed, got {' '.join(f'{v:g}' for v in args.box)}")
     from .inference import LandmarkDetector, default_model_path
@@ -432,8 +504,13 @@ def _main(argv: list[str]) -> int:
         raise ConfigError(f"--pose-axes needs a 68- or 51-point model (the head pose is fitted to the 51 inner points "
                           f"of 68); {detector.model_path} predicts the {detector.scheme.num_points}-point layout "
                           f"{detector.scheme.name!r}")
+    if args.chips is not None and not detector.gives_chips:
+        raise ConfigError(f"--chips needs a built-in layout that names the eyes, nose tip and mouth corners (68, 51, "
+                          f"98, 29); {detector.model_path} predicts the {detector.scheme.num_points}-point layout "
+                          f"{detector.scheme.name!r}")
     drop_jaw = args.points == "51" and detector.scheme.num_points == 68  # a 51-point model's answer is already that
     prepare_output_dir(args.out)
+    chips = ChipWriter(detector, args.out, args.chips, args.chip_padding) if args.chips is not None else None
     boxes = [args.box] if args.box else None
     if args.format == "pts":
         result = predict_pts(lambda image: detector(image, boxes), paths, args.out, drop_jaw)
@@ -444,13 +521,14 @@ def _main(argv: list[str]) -> int:
               f"{result['no_face']} with no face, {result['unreadable']} unreadable (empty .pts files)")
         return 0
     stream = {"smooth": not args.no_smooth, "boxes": boxes, "track": not args.no_track,
-              "redetect_every": args.redetect_every, "max_frames": args.max_frames, "pose_axes": args.pose_axes}
+              "redetect_every": args.redetect_every, "max_frames": args.max_frames, "pose_axes": args.pose_axes,
+              "chips": chips}
     if args.camera is not None:
         results = predict_camera(detector, args.camera, args.out, show=not args.no_window, **stream)
     elif video:
         results = predict_video(detector, args.input, args.out, **stream)
     else:
-        results = predict_images(detector, paths, args.out, boxes, args.pose_axes)
+        results = predict_images(detector, paths, args.out, boxes, args.pose_axes, chips)
     unreadable = [r["error"] for r in results.values() if "error" in r]
     if unreadable and len(unreadable) == len(results):  # nothing to show: a failure, not an empty result
         raise DataError(unreadable[0] if len(unreadable) == 1 else
@@ -467,6 +545,8 @@ def _main(argv: list[str]) -> int:
     skipped = f"; {len(unreadable)} image(s) skipped (see the warnings)" if unreadable else ""
     over = f" over {frames} frame(s)" if frames else ""  # a video's faces are counted once per frame
     print(f"{faces} face(s) found{over}{skipped}; landmarks in {json_path}; annotated output in {args.out}")
+    if chips is not None:
+        print(f"{chips.written} aligned {chips.size}x{chips.size} face chip(s) in {chips.folder}")
     for p in no_face:
         print(f"  no face found in {p}")
     return 0

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,6 +29,7 @@ CASES = {
     "flops_by_block": (["flops_by_block.py", "--model", "{t}/missing.keras"], "{t}/missing.keras: no such file"),
     "video_tracking": (["video_tracking.py", "--model", "{t}/missing.tflite"], "{t}/missing.tflite: no such file"),
     "face_detection": (["face_detection.py", "--realfaces", "{t}/nowhere"], "{t}/nowhere: real-face data not found"),
+    "face_chips": (["face_chips.py", "--data", "{t}/nowhere"], "{t}/nowhere: no such file"),
     "denormals": (["denormals.py", "--model", "{t}/missing.keras"], "{t}/missing.keras: no such file"),
     "box_conventions": (["box_conventions.py", "--model", "{t}/missing.tflite", "--data", "{t}"],
                         "{t}/missing.tflite: no such file"),
@@ -66,6 +68,7 @@ def test_every_script_has_working_help(script):
 SHIPPED_NAMES = {  # each script's model flags given the model card's bare names, then one bad flag after them
     "box_conventions.py": ["--model", "real_student_fp16.tflite", "--data", "{t}/nowhere"],
     "denormals.py": ["--model", "real_student.keras", "--calibration-data", "{t}/nowhere"],
+    "face_chips.py": ["--models", "real_student_fp16.tflite", "real_teacher.keras", "--data", "{t}/nowhere"],
     "flops_by_block.py": ["--model", "real_student.keras", "--image-size", "{t}/nowhere"],
     "head_pose.py": ["--models", "real_student_fp16.tflite", "--realfaces", "{t}/nowhere"],
     "heatmap_decoding.py": ["--models", "real_student.keras", "--data", "{t}/nowhere"],
@@ -95,6 +98,7 @@ def test_shipped_models_by_bare_name(tmp_path, script):
 
 
 BAD_NUMBERS = {  # flags that used to take any int or float, and fail (or loop, or divide by zero) far later
+    ("face_chips.py", "--size", "2049"): "--size: must be 16 to 2048 pixels, got 2049",
     ("face_detection.py", "--lfw", "0"): "--lfw: must be at least 1, got 0",
     ("face_detection.py", "--threads", "-1"): "--threads: must be at least 1, got -1",
     ("video_tracking.py", "--frames", "1"): "--frames: must be at least 2, got 1",
@@ -157,6 +161,23 @@ def _train_throughput(monkeypatch, worker):
     calls = []
     monkeypatch.setattr(tool, "run_worker", lambda args, framework, *a, **k: calls.append(framework) or worker(framework))
     return tool, calls
+
+
+def test_chip_errors_measure_a_models_chip_against_the_ground_truths():
+    """Landmarks equal to the truth make its chip; turned by 10 degrees and scaled by 5% about the face's centre
+    they make a chip turned and scaled by as much, which moves the truth's five points in it."""
+    from benchmarks.face_chips import chip_errors
+    from conftest import posed_face
+
+    truth = posed_face(0.0)[None]
+    same = chip_errors(truth, truth)
+    assert max(float(v.max()) for v in same.values()) < 1e-6
+    angle, centre = np.radians(10.0), truth[0].mean(0)
+    turn = 1.05 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    moved = chip_errors((truth - centre) @ turn.T + centre, truth)
+    # the chip undoes the landmarks' turn and scale: -10 degrees, 1/1.05 of the truth's chip scale
+    np.testing.assert_allclose([moved["turn_deg"][0], moved["scale_pct"][0]], [10.0, 100 * (1 - 1 / 1.05)], atol=1e-6)
+    assert 3 < moved["shift_px"][0] < 20
 
 
 def test_train_throughput_without_torch_measures_keras(tmp_path, monkeypatch, capsys):

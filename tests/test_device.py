@@ -143,7 +143,7 @@ def test_batch_pts_with_blazeface_runs_without_tensorflow(tflite_path, tmp_path)
 
 
 def test_video_tracking_runs_without_tensorflow(tmp_path):
-    """Video with the tracker, BlazeFace and the shipped student, on a device without TensorFlow."""
+    """Video with the tracker, BlazeFace, the shipped student and face chips, on a device without TensorFlow."""
     from skimage.data import astronaut
 
     writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (256, 256))
@@ -153,7 +153,7 @@ def test_video_tracking_runs_without_tensorflow(tmp_path):
     writer.release()
     done = _run_without_tensorflow("""
         from landmark_kd.predict import main
-        code = main(["clip.avi", "--out", "out", "--redetect-every", "3"])
+        code = main(["clip.avi", "--out", "out", "--redetect-every", "3", "--chips", "112"])
         print("exit", code, "tensorflow loaded:", any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules))
     """, tmp_path)
     assert done.returncode == 0, done.stderr
@@ -161,6 +161,7 @@ def test_video_tracking_runs_without_tensorflow(tmp_path):
     result = json.load(open(tmp_path / "out" / "landmarks.json"))["results"]["clip.avi"]
     assert len(result["frames"]) == 5 and result["tracking"]["detector_runs"] < 5
     assert all(len(f["faces"]) == 1 for f in result["frames"])
+    assert all(cv2.imread(str(tmp_path / f["faces"][0]["chip"])).shape == (112, 112, 3) for f in result["frames"])
 
 
 def test_a_keras_model_on_a_device_is_one_clear_error(tmp_path):

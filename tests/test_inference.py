@@ -14,7 +14,7 @@ from landmark_kd.errors import ConfigError
 from landmark_kd.inference import Face, LandmarkDetector, OneEuroFilter, crop_affine, draw_faces
 from landmark_kd.models import build_landmark_model
 from landmark_kd.predict import main as predict_main
-from landmark_kd.schemes import get_scheme
+from landmark_kd.schemes import custom_scheme, get_scheme
 
 
 @pytest.fixture(scope="module")
@@ -919,3 +919,58 @@ def test_smoothed_faces_carry_the_pose_of_their_smoothed_landmarks():
     (turned,) = smoother([face(12)], 1 / 30)
     assert 0.5 < turned.pose.yaw < 11.5  # between the two, as its landmarks are
     assert turned.pose.yaw == pytest.approx(head_pose(turned.landmarks, size).yaw)
+
+
+def test_predict_writes_aligned_chips_of_photos_and_of_each_followed_face_in_a_video(tmp_path, capsys):
+    """--chips SIZE writes each face's aligned chip (the photo's pixels placed by its landmarks) and names it in
+    landmarks.json; a video's go in one folder per track; an earlier run's chips are replaced, a folder holding
+    other files is refused untouched, and the flags that cannot work are refused in one line."""
+    from skimage.data import astronaut
+
+    from landmark_kd.face_chips import face_chip
+    from landmark_kd.inference import default_model_path
+
+    try:
+        model = default_model_path()
+    except FileNotFoundError:
+        pytest.skip("no shipped model in this installation")
+    photo = str(tmp_path / "photo.png")
+    cv2.imwrite(photo, cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    os.makedirs(out / "chips" / "old")
+    cv2.imwrite(str(out / "chips" / "old" / "stale.png"), np.zeros((4, 4), np.uint8))
+    assert predict_main([photo, "--model", model, "--out", str(out), "--chips", "96", "--chip-padding", "0.2"]) == 0
+    assert "1 aligned 96x96 face chip(s) in" in capsys.readouterr().out
+    (face,) = json.load(open(out / "landmarks.json"))["results"][photo]["faces"]
+    assert face["chip"] == str(out / "chips" / "photo_face0.png") and os.listdir(out / "chips") == ["photo_face0.png"]
+    chip = cv2.cvtColor(cv2.imread(face["chip"]), cv2.COLOR_BGR2RGB)
+    expected = face_chip(astronaut(), np.array(face["landmarks"]), "68", 96, 0.2)
+    assert chip.shape == (96, 96, 3) and np.abs(chip.astype(int) - expected).mean() < 1.0
+    video = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 10, (512, 512))
+    for shift in range(3):
+        writer.write(cv2.cvtColor(np.roll(astronaut(), 4 * shift, axis=1), cv2.COLOR_RGB2BGR))
+    writer.release()
+    for track, names in ((True, [os.path.join("clip", "track0", f"frame00000{i}.png") for i in range(3)]),
+                         (False, [os.path.join("clip", f"frame00000{i}_face0.png") for i in range(3)])):
+        v = tmp_path / f"v{track}"
+        assert predict_main([video, "--model", model, "--out", str(v), "--chips", "64"] + ([] if track else
+                                                                                          ["--no-track"])) == 0
+        frames = json.load(open(v / "landmarks.json"))["results"][video]["frames"]
+        assert [f["faces"][0]["chip"] for f in frames] == [str(v / "chips" / n) for n in names]
+        assert all(cv2.imread(str(v / "chips" / n)).shape == (64, 64, 3) for n in names)
+    capsys.readouterr()
+    open(out / "chips" / "notes.txt", "w").close()
+    assert predict_main([photo, "--model", model, "--out", str(out), "--chips", "96"]) == 2
+    assert "holds files other than chips" in capsys.readouterr().err and os.path.exists(out / "chips" / "photo_face0.png")
+    for flags, message in ((["--chips", "96", "--format", "pts"], "--chips is for --format json"),
+                           (["--chip-padding", "0.3"], "--chip-padding needs --chips SIZE"),
+                           (["--chips", "8"], "--chips: must be 16 to 2048 pixels, got 8"),
+                           (["--chips", "96", "--chip-padding", "5"], "--chip-padding: must be between 0 and 4, got 5")):
+        with pytest.raises(SystemExit) as stop:
+            predict_main([photo, "--model", model, "--out", str(tmp_path / "e")] + flags)
+        assert stop.value.code == 2 and message in capsys.readouterr().err, flags
+    keras.utils.set_random_seed(0)
+    build_landmark_model("mobilevitv2_pico", custom_scheme(68, name="mine"), 64).save(str(tmp_path / "mine.keras"))
+    assert predict_main([photo, "--model", str(tmp_path / "mine.keras"), "--chips", "96", "--out", str(tmp_path / "q")]) == 2
+    assert "--chips needs a built-in layout" in capsys.readouterr().err

@@ -1,0 +1,108 @@
+import cv2
+import numpy as np
+import pytest
+
+from conftest import posed_face
+from landmark_kd.errors import ConfigError
+from landmark_kd.face_chips import (FIVE_POINT_GROUPS, chip_matrix, chip_points, chip_template, face_chip,
+                                    similarity_matrix, warp_chip)
+from landmark_kd.schemes import convert_68_to_51, custom_scheme, get_scheme
+
+
+def five(points: np.ndarray, layout: str) -> np.ndarray:
+    return np.array([points[list(g)].mean(0) for g in FIVE_POINT_GROUPS[layout] if g])
+
+
+def test_similarity_matrix_recovers_a_known_similarity_and_never_mirrors(rng):
+    source = rng.uniform(0, 100, (5, 2))
+    angle, scale, shift = 0.7, 1.8, np.array([12.0, -30.0])
+    truth = np.hstack([scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]),
+                       shift[:, None]])
+    target = source @ truth[:, :2].T + truth[:, 2]
+    np.testing.assert_allclose(similarity_matrix(source, target), truth, atol=1e-9)
+    mirrored = target * [-1, 1]  # the best fit of a mirror image is still a rotation, not a reflection
+    assert np.linalg.det(similarity_matrix(source, mirrored)[:, :2]) > 0
+    with pytest.raises(ValueError, match="coincide"):
+        similarity_matrix(np.ones((5, 2)), target)
+    with pytest.raises(ValueError, match="not finite"):
+        similarity_matrix(np.full((5, 2), np.nan), target)
+
+
+@pytest.mark.parametrize("roll", [0.0, 35.0, 180.0])
+def test_a_tilted_face_comes_out_upright_on_the_reference_points(roll):
+    """A frontal face at any roll (upside down too) gives a chip whose eye line is level, eyes above the mouth,
+    its five points within a pixel of ArcFace's: the layout's numbering, not the image, says which eye is which."""
+    points = posed_face(0.0, roll=roll)
+    for layout, landmarks in (("68", points), ("51", convert_68_to_51(points))):
+        m = chip_matrix(landmarks, layout, 112)
+        placed = five(chip_points(landmarks, m), layout)
+        assert np.abs(placed - chip_template(112)).max() < 1.5, (layout, roll, placed)
+        (lx, ly), (rx, ry) = placed[:2]
+        assert lx < rx and abs(np.degrees(np.arctan2(ry - ly, rx - lx))) < 1.0
+    sizes = {size: chip_points(points, chip_matrix(points, "68", size)) for size in (112, 224)}
+    np.testing.assert_allclose(sizes[224] + 0.5, 2 * (sizes[112] + 0.5), atol=1e-6)  # the same chip, twice as fine
+
+
+def test_padding_shrinks_the_face_about_the_chip_centre():
+    points = posed_face(0.0)
+    tight, loose = (five(chip_points(points, chip_matrix(points, "68", 128, p)), "68") for p in (0.0, 0.25))
+    centre = 63.5
+    np.testing.assert_allclose(loose - centre, (tight - centre) / 1.25, atol=1e-6)
+
+
+def test_a_layout_that_numbers_the_eyes_the_other_way_still_gives_an_unmirrored_chip():
+    """COFW's 29 points: the pupils and mouth corners given right-to-left; the chip's first reference point
+    still gets the eye on the image's left."""
+    points = posed_face(0.0, roll=20.0)
+    eyes = five(points, "68")
+    cofw = np.zeros((29, 2))
+    cofw[16], cofw[17] = eyes[1], eyes[0]  # swapped
+    cofw[22], cofw[23] = eyes[4], eyes[3]
+    cofw[[i for i in range(29) if i not in (16, 17, 22, 23)]] = eyes[2]  # filler
+    m = chip_matrix(cofw, "29", 112)
+    placed = chip_points(cofw, m)
+    template = chip_template(112)
+    assert np.linalg.det(m[:, :2]) > 0
+    np.testing.assert_allclose(placed[[17, 16, 23, 22]], template[[0, 1, 3, 4]], atol=2.0)
+
+
+def test_large_faces_are_shrunk_by_area_so_fine_detail_does_not_alias():
+    """A 1-pixel checkerboard face 15 times the chip's size averages to grey in the chip (bilinear sampling
+    alone keeps picking black or white pixels); on a smooth picture the shrunk path gives the plain warp."""
+    points = posed_face(0.0, at=(0.0, 0.0, 150.0), size=(1400, 1400))
+    m = chip_matrix(points, "68", 112)
+    assert np.sqrt(np.linalg.det(m[:, :2])) < 0.1  # the face ~15x the chip's size
+    checker = ((np.indices((1400, 1400)).sum(0) % 2) * 255).astype(np.uint8)
+    plain = cv2.warpAffine(checker, m, (112, 112), flags=cv2.INTER_LINEAR)
+    shrunk = warp_chip(checker, m, 112)
+    covered = cv2.warpAffine(np.ones_like(checker), m, (112, 112))  # chip pixels from the image, edges left out:
+    inside = cv2.erode(covered, np.ones((5, 5)), borderType=cv2.BORDER_CONSTANT, borderValue=0) == 1
+    assert inside.mean() > 0.5
+    assert plain[inside].std() > 40 and shrunk[inside].std() < 3, (plain[inside].std(), shrunk[inside].std())
+    ys, xs = np.indices((1400, 1400))
+    smooth = np.dstack([128 + 100 * np.sin(xs / 150.0), 128 + 100 * np.cos(ys / 170.0), (xs + ys) / 11.0])
+    smooth = smooth.astype(np.float32)
+    np.testing.assert_allclose(warp_chip(smooth, m, 112)[inside],
+                               cv2.warpAffine(smooth, m, (112, 112), flags=cv2.INTER_LINEAR)[inside], atol=1.0)
+
+
+def test_face_chip_keeps_the_channels_and_blacks_out_what_lies_outside_the_image():
+    image = np.full((200, 200, 3), (10, 200, 90), np.uint8)
+    points = posed_face(0.0, at=(0.0, 0.0, 900.0), size=(200, 200)) - [100, 0]  # face half off the left edge
+    chip = face_chip(image, points, "68", 96, padding=0.5)
+    assert chip.shape == (96, 96, 3) and chip.dtype == np.uint8
+    assert (chip[:, 0] == 0).all() and (chip[:, -1] == (10, 200, 90)).all()
+
+
+def test_bad_layouts_sizes_and_landmarks_are_named():
+    points = posed_face(0.0)
+    with pytest.raises(ConfigError, match="'mine' does not name them"):
+        chip_matrix(points, custom_scheme(68, name="mine"), 112)
+    with pytest.raises(ConfigError, match="at least 16; got 8"):
+        chip_matrix(points, "68", 8)
+    with pytest.raises(ConfigError, match="padding must be between 0 and 4; got -1"):
+        chip_matrix(points, "68", 112, -1)
+    with pytest.raises(ValueError, match=r"expected \(98, 2\) landmarks"):
+        chip_matrix(points, get_scheme("wflw"), 112)
+    with pytest.raises(ValueError, match="not finite"):
+        chip_matrix(np.full((68, 2), np.nan), "68", 112)
