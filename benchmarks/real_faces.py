@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from landmark_kd.cli import ArgumentParser, existing_path, model_path, non_negative_int, positive_int, run  # noqa: E402
+from landmark_kd.metrics import failure_rate  # noqa: E402
 
 
 DATA_EXAMPLE = "../shared/realfaces/ytf68/val ../shared/realfaces/dlib_faces/faces.json"  # the model card's sets
@@ -69,7 +70,7 @@ def load_faces(data: str) -> tuple[list, dict]:
 def summary(errors: np.ndarray) -> dict:
     if not len(errors):
         return {"mean": None, "median": None, "fr": None, "faces": 0}
-    return {"mean": float(errors.mean()), "median": float(np.median(errors)), "fr": float(np.mean(errors > 0.1)),
+    return {"mean": float(errors.mean()), "median": float(np.median(errors)), "fr": failure_rate(errors),
             "faces": len(errors)}
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from landmark_kd.cli import ArgumentParser, existing_path, finite_float, model_path, positive_int, run  # noqa: E402
+from landmark_kd.metrics import failure_rate  # noqa: E402
 
 
 def rolled(image: np.ndarray, points: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +38,7 @@ def score_cells(errors: list[float]) -> str:
     if not errors:
         return "n/a | n/a | n/a"
     e = np.asarray(errors)
-    return f"{e.mean() * 100:.2f}% | {np.median(e) * 100:.2f}% | {np.mean(e > 0.1) * 100:.1f}%"
+    return f"{e.mean() * 100:.2f}% | {np.median(e) * 100:.2f}% | {failure_rate(e) * 100:.1f}%"
 
 
 def main(argv=None) -> int:

@@ -26,7 +26,7 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from landmark_kd.cli import ArgumentParser, model_path, positive_float, positive_int, run as run_cli  # noqa: E402
+from landmark_kd.cli import ArgumentParser, model_path, positive_float, positive_int, run as run_cli, seed  # noqa: E402
 
 
 def person(path: str) -> str:
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--canvas", type=positive_int, default=320, help="frame side in pixels")
     parser.add_argument("--noise", type=float, default=2.0, help="per-frame Gaussian noise sigma, grey levels")
     parser.add_argument("--fps", type=positive_float, default=30.0, help="the clips' frame rate (One-Euro time step)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (photos, placement, noise)")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed (photos, placement, noise)")
     parser.add_argument("--cut-change", type=float, default=None, help="the trackers' shot-cut threshold "
                         "(default: tracking.ShotCutDetector's; 0: no cut detection, to see what it is worth)")
     parser.add_argument("--json", default=None, help="also write the results here")

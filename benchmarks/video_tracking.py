@@ -36,7 +36,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from landmark_kd.cli import (ArgumentParser, finite_float, model_path, non_negative_float, non_negative_int,  # noqa: E402
-                             positive_float, positive_int, run as run_cli)
+                             positive_float, positive_int, run as run_cli, seed)
 
 from landmark_kd.inference import (  # noqa: E402
     DEFAULT_MODEL_NAME,
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                         "N frames")
     parser.add_argument("--fps", type=positive_float, default=30.0, help="the clip's frame rate (One-Euro time step)")
     parser.add_argument("--threads", type=positive_int, default=1, help="TFLite threads")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the per-frame noise")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed of the per-frame noise")
     parser.add_argument("--tilt", type=finite_float, default=0.0, help="turn the clip's photo by this many degrees "
                         "(clockwise) about the face: a tilted head")
     parser.add_argument("--refine", type=non_negative_int, default=1, help="refinement passes of the detector-every-frame "

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import sys
 
 
@@ -51,6 +52,34 @@ def non_negative_float(text: str) -> float:
 def finite_float(text: str) -> float:
     """argparse type: a finite number (nan and inf are refused: a box corner, say)."""
     return _checked(text, float, "a number", math.isfinite, "a finite number")
+
+
+def seed(text: str) -> int:
+    """argparse type: a random seed, 0 to 2**32 - 1 (what numpy and keras.utils.set_random_seed accept)."""
+    return _checked(text, int, "a whole number", lambda v: 0 <= v < 2**32, "0 to 4294967295")
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS tells, else the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def warn_if_oversubscribed(threads: int, flag: str = "--threads") -> None:
+    """One warning line when more TFLite threads are asked for than there are cores: the interpreter's threads
+    then wait on each other, and a model runs hundreds of times slower (the README's "Reliability")."""
+    cores = usable_cores()
+    if threads > cores:
+        print(f"warning: {flag} {threads} is more than the {cores} core(s) here: the threads will wait on each "
+              f"other and the model run much slower (use at most {cores}; 1 is usually fastest)", file=sys.stderr)
+
+
+def refine_passes(text: str) -> int:
+    """argparse type: landmark refinement passes, 0 to 5 (each one more model run per face: a huge count would
+    only look like a hang)."""
+    return _checked(text, int, "a whole number", lambda v: 0 <= v <= 5, "0 to 5")
 
 
 def chip_size(text: str) -> int:
@@ -190,7 +219,7 @@ def add_training_arguments(parser, defaults) -> None:
     g.add_argument("--strategy", default="auto", choices=("auto", "one_device", "mirrored", "multiworker"),
                    help="tf.distribute strategy; auto = mirrored over all local GPUs when there are several. "
                         "--batch-size is the global batch")
-    g.add_argument("--seed", type=int, default=defaults.seed, help="random seed (weights, shuffling, augmentation)")
+    g.add_argument("--seed", type=seed, default=defaults.seed, help="random seed (weights, shuffling, augmentation)")
     g = parser.add_argument_group("output")
     g.add_argument("--output", default=defaults.output, help="output folder")
     once = g.add_mutually_exclusive_group()  # resume-and-restart would delete the run it was asked to continue

@@ -29,3 +29,8 @@ class MissingFileError(UserError, FileNotFoundError):
 
 class OutputError(UserError, PermissionError):
     """An output folder or file that cannot be written (read-only, full disk, locked by another run)."""
+
+
+class TrainingDivergedError(UserError, RuntimeError):
+    """The loss became NaN or infinite (a learning rate too high for the data, or broken data): the run stops
+    with what it saved before, instead of reporting scores of garbage weights."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .decode import image_to_crop
-from .errors import DataError
+from .errors import ConfigError, DataError, OutputError
 from .metrics import YAW_POINTS, nme_inner51, pose_groups
 from .outputs import atomic_json, read_json
 from .predictor import DatasetPrediction
@@ -25,7 +25,7 @@ def evaluate_predictions(pred: np.ndarray, index: np.ndarray, samples, scheme, n
     `normalization` defaults to the scheme's (inter-ocular where it has eye corners); FR and AUC are at
     `threshold`. 68-point inter-ocular scores also get the challenge's inner-51 NME; 68- and 98-point scores
     are also split by pose (`by_pose`: frontal and large-pose faces, from the ground truth's yaw index)."""
-    from .metrics import default_normalization, nme_per_image, summarize
+    from .metrics import default_normalization, failure_rate, nme_per_image, summarize
 
     normalization = normalization or default_normalization(scheme)
     gt = np.stack([samples[i].landmarks for i in index])
@@ -34,12 +34,12 @@ def evaluate_predictions(pred: np.ndarray, index: np.ndarray, samples, scheme, n
     if scheme.num_points == 68 and normalization == "inter_ocular":
         # The ICME 2024 challenge's measure: the 51 inner points (no jaw line), same outer-eye-corner distance.
         inner = nme_inner51(pred, gt)
-        metrics.update({"nme_inner51": float(inner.mean()), "fr_inner51": float(np.mean(inner > threshold)),
+        metrics.update({"nme_inner51": float(inner.mean()), "fr_inner51": failure_rate(inner, threshold),
                         "median_nme_inner51": float(np.median(inner))})
     if scheme.name in YAW_POINTS:
         metrics["by_pose"] = {
             group: {**_group_scores(errors, mask),
-                    "fr": float(np.mean(errors[mask] > threshold)) if mask.any() else None}
+                    "fr": failure_rate(errors[mask], threshold) if mask.any() else None}
             for group, mask in pose_groups(gt, scheme).items()}
     from .head_pose import POSE_SCHEMES  # here, not at import: it brings OpenCV, which train.py's start needs not
 
@@ -235,6 +235,13 @@ def run_evaluation(config: EvalConfig) -> dict:
     warning = None if config.data else drawn_faces_warning(config.model, data)
     if warning:
         print(warning)
+    if config.images_root:
+        from .data import detect_format
+
+        fmt = detect_format(data) if config.data_format == "auto" else config.data_format.lower()
+        if fmt != "wflw":  # other formats name their images themselves: the flag would be silently ignored
+            raise ConfigError(f"--images-root is for a WFLW list; {data} is read as {fmt} data, whose image paths "
+                              "are its own")
     samples, report = load_dataset(data, config.data_format, scheme.num_points, config.images_root)
     if config.face_box == "landmarks":  # the crop a benchmark with ground-truth landmark boxes uses
         samples = [replace(s, bbox=None) for s in samples]
@@ -242,8 +249,12 @@ def run_evaluation(config: EvalConfig) -> dict:
     if not samples:
         raise DatasetError(f"{data}: no face can be scored ({report.skipped[0][0]}: {report.skipped[0][1]})")
     out = prepare_output_dir(config.out or default_output(config.model))
-    if os.path.exists(os.path.join(out, "eval_metrics.json")):
-        print(f"replacing the earlier evaluation in {out} (--out names another folder)")
+    earlier = os.path.join(out, "eval_metrics.json")
+    if os.path.exists(earlier):
+        record = read_json(earlier)
+        if not (isinstance(record, dict) and {"nme", "model"} <= set(record)):
+            raise OutputError(f"{earlier}: not an earlier evaluation's record; it is kept (pass another --out)")
+        print(f"replacing the earlier evaluation in {out} (of {record['model']}; pass another --out to keep it)")
     print(f"{data}: {report.summary()}")
     try:  # TensorFlow's pipeline where it is installed (a .keras model needs it anyway), else OpenCV's crops
         from .data.pipeline import LandmarkPipeline, PipelineConfig

@@ -98,8 +98,8 @@ def ced(errors: np.ndarray, threshold: float = 0.1, steps: int = 1001) -> tuple[
 
 
 def failure_rate(errors: np.ndarray, threshold: float = 0.1) -> float:
-    """Share of faces whose NME exceeds `threshold`."""
-    return float(np.mean(np.asarray(errors) > threshold))
+    """Share of faces whose NME exceeds `threshold`; a NaN error (a prediction that is no number) is a failure."""
+    return float(np.mean(~(np.asarray(errors) <= threshold)))
 
 
 def auc(errors: np.ndarray, threshold: float = 0.1, steps: int = 1001) -> float:

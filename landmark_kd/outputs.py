@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 
@@ -110,9 +111,21 @@ def atomic_bytes(path: str, data: bytes) -> None:
     atomic_write(path, write)
 
 
+def json_safe(data):
+    """`data` with every NaN or infinite float replaced by None: Python's json writes them as the bare tokens NaN
+    and Infinity, which are not JSON, and strict readers (browsers, jq, other languages) refuse the whole file."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: json_safe(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_safe(v) for v in data]
+    return data
+
+
 def atomic_json(path: str, data) -> None:
-    """Write `data` as JSON to `path` through a temporary file (see atomic_write)."""
-    atomic_bytes(path, json.dumps(data, indent=2).encode())
+    """Write `data` as JSON to `path` through a temporary file (see atomic_write); NaN and infinity as null."""
+    atomic_bytes(path, json.dumps(json_safe(data), indent=2, allow_nan=False).encode())
 
 
 def read_json(path: str):

@@ -401,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     quiet_unless_verbose(argv)
-    from .cli import ArgumentParser, chip_padding, chip_size, finite_float, non_negative_int, positive_int
+    from .cli import (ArgumentParser, chip_padding, chip_size, finite_float, non_negative_int, positive_int,
+                      refine_passes, warn_if_oversubscribed)
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("input", nargs="?", help="an image, a folder of images, or a video")
@@ -419,7 +420,7 @@ def _main(argv: list[str]) -> int:
                         "98, 29, 51) or a .json layout (default: the .scheme.json convert.py wrote beside the model, "
                         "else the built-in layout of its point count, with a warning)")
     parser.add_argument("--out", default=os.path.join("runs", "predict"), help="output folder")
-    parser.add_argument("--detector", default="blazeface", choices=("blazeface", "short", "full_range", "haar", "full"),
+    parser.add_argument("--detector", default=None, choices=("blazeface", "short", "full_range", "haar", "full"),
                         help="blazeface: MediaPipe's BlazeFace, short and full range together (default); short / "
                         "full_range: one of them; haar: OpenCV's cascade; full: the whole image is one face "
                         "(pre-cropped input)")
@@ -431,19 +432,19 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--no-smooth", action="store_true", help="turn off One-Euro smoothing for video")
     parser.add_argument("--no-track", action="store_true", help="video/camera: run the face detector on every "
                         "frame instead of following faces through their landmarks")
-    parser.add_argument("--redetect-every", type=positive_int, default=15, metavar="N",
+    parser.add_argument("--redetect-every", type=positive_int, default=None, metavar="N",
                         help="video/camera tracking: run the face detector every N frames to find new faces and "
-                        "confirm followed ones (also whenever a followed face looks lost)")
+                        "confirm followed ones (also whenever a followed face looks lost) (default: 15)")
     parser.add_argument("--no-window", action="store_true", help="camera: write the .mp4 even where a display exists")
     parser.add_argument("--threads", type=positive_int, default=1, help="TFLite threads for the landmark model; "
                         "more only pay on idle cores (a busy core makes 2 threads several times slower than 1)")
     parser.add_argument("--flip-test", action="store_true", help="also run each face mirrored and average the two "
                         "(1-2%% lower NME on real faces, twice the model time)")
-    parser.add_argument("--refine", type=non_negative_int, default=None, metavar="N",
+    parser.add_argument("--refine", type=refine_passes, default=None, metavar="N",
                         help="crop each face again around its own landmarks, turned upright by their eye line, N "
                         "times (default 1 for 68- and 98-point models, 0 for others; 0 off): the framing the model "
                         "was trained on, whatever box found the face (a --box too), and right on faces tilted past "
-                        "what the face detector's keypoints get right")
+                        "what the face detector's keypoints get right; at most 5)")
     parser.add_argument("--any-angle", action="store_true", help="also find faces lying on their side or upside "
                         "down (BlazeFace on the image turned by 90, 180 and 270 degrees too: 4x the detector's time)")
     parser.add_argument("--pose-axes", action="store_true", help="also draw each head's pose axes on the annotated "
@@ -469,6 +470,14 @@ def _main(argv: list[str]) -> int:
         parser.error("--chips is for --format json (the chips are named in landmarks.json)")
     if args.chip_padding and args.chips is None:
         parser.error("--chip-padding needs --chips SIZE")
+    if args.box and (args.detector or args.any_angle):  # the box is the face: no detector runs
+        parser.error(f"--box gives the face, so {'--detector' if args.detector else '--any-angle'} would not be used; "
+                     "pass one or the other")
+    video_only = [flag for flag, given in (("--max-frames", args.max_frames is not None), ("--no-track", args.no_track),
+                                           ("--no-smooth", args.no_smooth),
+                                           ("--redetect-every", args.redetect_every is not None)) if given]
+    if args.no_window and args.camera is None:
+        parser.error("--no-window is for --camera")
     if args.box and not (args.box[2] > args.box[0] and args.box[3] > args.box[1]):
         parser.error(f"argument --box: X1 > X0 and Y1 > Y0 needed, got {' '.join(f'{v:g}' for v in args.box)}")
     from .inference import LandmarkDetector, default_model_path
@@ -480,6 +489,9 @@ def _main(argv: list[str]) -> int:
     video = args.input is not None and os.path.isfile(args.input) and args.input.lower().endswith(VIDEO_EXTENSIONS)
     if video and args.format == "pts":
         parser.error("--format pts is for images, not a video")
+    if video_only and args.camera is None and not video:
+        parser.error(f"{video_only[0]} is for a video or --camera, not images")
+    warn_if_oversubscribed(args.threads)
     if args.list:
         paths = read_image_list(args.list)
     elif args.input is not None and not video:
@@ -495,7 +507,7 @@ def _main(argv: list[str]) -> int:
         refuse_input_folder(args.out, {os.path.dirname(os.path.abspath(p)) for p in paths})
     if args.scheme and not (args.model or default_model_path()).lower().endswith(".tflite"):
         parser.error("--scheme is for a .tflite model; a .keras model carries its own layout")
-    detector = LandmarkDetector(args.model, args.detector, args.threads, flip_test=args.flip_test,
+    detector = LandmarkDetector(args.model, args.detector or "blazeface", args.threads, flip_test=args.flip_test,
                                 refine=args.refine, any_angle=args.any_angle, scheme=args.scheme)
     if args.points == "51" and detector.scheme.num_points not in (68, 51):
         raise ConfigError(f"--points 51 needs a 68-point model (or a 51-point one); {detector.model_path} predicts "
@@ -521,7 +533,7 @@ def _main(argv: list[str]) -> int:
               f"{result['no_face']} with no face, {result['unreadable']} unreadable (empty .pts files)")
         return 0
     stream = {"smooth": not args.no_smooth, "boxes": boxes, "track": not args.no_track,
-              "redetect_every": args.redetect_every, "max_frames": args.max_frames, "pose_axes": args.pose_axes,
+              "redetect_every": args.redetect_every or 15, "max_frames": args.max_frames, "pose_axes": args.pose_axes,
               "chips": chips}
     if args.camera is not None:
         results = predict_camera(detector, args.camera, args.out, show=not args.no_window, **stream)

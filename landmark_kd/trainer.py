@@ -106,14 +106,46 @@ def save_model_atomically(model: keras.Model, path: str) -> None:
     atomic_write(path, model.save, suffix=".keras")
 
 
+def finite_epoch(logs: dict | None) -> bool:
+    """Whether an epoch's (or a step's) logged loss and validation NME are numbers: after a NaN or an infinity
+    the weights are garbage, and nothing made from them may replace a checkpoint."""
+    logs = logs or {}
+    return all(logs.get(key) is None or math.isfinite(float(logs[key])) for key in ("loss", "val_nme"))
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Stops training at the first step whose loss is not finite, or after an epoch whose validation predictions
+    are not numbers (the loss can stay finite while BatchNorm's moving statistics overflow), and says where
+    (`diverged`), so that the run ends with one error line instead of scoring, saving and reporting NaN weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.diverged: str | None = None
+        self._epoch = 0
+
+    def stop(self, reason: str) -> None:
+        if self.diverged is None:
+            self.diverged = reason
+        self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not finite_epoch(logs):
+            self.stop(f"in epoch {self._epoch + 1}, step {batch + 1} (loss {logs['loss']})")
+
+
 class EvaluateAndCheckpoint(keras.callbacks.Callback):
     """Scores validation NME each epoch (as `val_nme` in the logs, so TensorBoard sees it), keeps `last.keras`
     and the best-NME `best.keras`, and remembers the best score in `best.json` so a resumed run keeps it."""
 
-    def __init__(self, model: keras.Model, dataset, val_samples, scheme, config: TrainConfig, out_dir: str):
+    def __init__(self, model: keras.Model, dataset, val_samples, scheme, config: TrainConfig, out_dir: str,
+                 divergence: StopOnDivergence | None = None):
         from .predictor import KerasPredictor
 
         super().__init__()
+        self.divergence = divergence
         self.landmark_model, self.dataset, self.val_samples = model, dataset, val_samples
         self.predictor = KerasPredictor(model)  # one traced function for every epoch
         self.scheme, self.config, self.out_dir = scheme, config, out_dir
@@ -123,17 +155,26 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
             try:
                 with open(self.best_state) as handle:
                     self.best = float(json.load(handle).get("nme", math.inf))
-            except (OSError, ValueError, AttributeError):
+            except (OSError, ValueError, AttributeError, TypeError):
                 self.best = math.inf  # unreadable: the next epoch's score becomes the best again
 
     def on_epoch_end(self, epoch, logs=None):
         from .evaluate import evaluate_predictions
 
+        if not finite_epoch(logs):  # diverged: last.keras and best.keras keep the last finite weights
+            print(f"  epoch {epoch + 1}: training diverged (loss {logs['loss']}); nothing saved", flush=True)
+            return
         result = self.predictor.predict_dataset(self.dataset)
         metrics, _ = evaluate_predictions(result.landmarks, result.index, self.val_samples, self.scheme,
                                           self.config.normalization, self.config.threshold)
         if logs is not None:
             logs["val_nme"] = metrics["nme"]
+        if not math.isfinite(metrics["nme"]):
+            print(f"  epoch {epoch + 1}: training diverged (validation predictions are not numbers); nothing saved",
+                  flush=True)
+            if self.divergence is not None:
+                self.divergence.stop(f"in epoch {epoch + 1} (its validation predictions are not numbers)")
+            return
         save_model_atomically(self.landmark_model, os.path.join(self.out_dir, "last.keras"))
         mark = ""
         if metrics["nme"] < self.best:
@@ -168,6 +209,8 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         super().on_epoch_begin(epoch, logs)
 
     def on_epoch_end(self, epoch, logs=None):
+        if not finite_epoch(logs):  # the backup keeps the last finite epoch, so a resume with a lower --lr can work
+            return
         self.epoch_logs = self.epoch_logs[:epoch] + [{k: float(v) for k, v in (logs or {}).items()}]
         if self._epoch_start is not None:
             self.seconds += time.time() - self._epoch_start

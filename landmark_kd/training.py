@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError, MissingFileError
+from .errors import ConfigError, MissingFileError, TrainingDivergedError
 from .outputs import read_json
 from .evaluate import score_lines
 from .predictor import DatasetPrediction
@@ -446,7 +446,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     from .models import HeadConfig, build_landmark_model, copy_weights, load_model
     from .predictor import KerasPredictor
     from .schemes import get_scheme
-    from .trainer import EvaluateAndCheckpoint, LandmarkTrainer, ResumableBackup
+    from .trainer import EvaluateAndCheckpoint, LandmarkTrainer, ResumableBackup, StopOnDivergence
 
     backup_dir = os.path.join(out, "backup")
     if config.restart:
@@ -480,6 +480,10 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     train_samples, val_samples = load_data(config, scheme, os.path.join(out, "skipped.json"))
     pipeline = LandmarkPipeline(scheme, pipeline_config(config, synthetic))
     light = config.light_head if config.light_head is not None else config.preset.startswith("mobilevit")
+    if config.batch_size > len(train_samples):  # a batch of repeated faces, or memory for a batch never filled
+        print(f"warning: --batch-size {config.batch_size} is more than the {len(train_samples)} training faces: "
+              f"batches of {len(train_samples)} are used", file=sys.stderr)
+        config = dataclasses.replace(config, batch_size=len(train_samples))
     steps = config.steps_per_epoch or max(1, len(train_samples) // config.batch_size)
     total_steps = steps * config.epochs
     warmup = int(config.warmup_epochs * steps)
@@ -539,22 +543,29 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         keras.mixed_precision.set_global_policy(previous_policy)
     print(f"model {model.name}: {model.count_params() / 1e6:.2f}M parameters, input {config.image_size}px, "
           f"{strategy.num_replicas_in_sync} replica(s), "
-          f"{len(train_samples)} train / {len(val_samples)} val faces, {config.epochs} epochs x {steps} steps")
+          f"{len(train_samples)} train / {len(val_samples)} val faces, {config.epochs} epoch{'s' if config.epochs != 1 else ''} x {steps} step{'s' if steps != 1 else ''}")
     record = dataclasses.asdict(config)
     if isinstance(started, dict):
         record["changed_on_resume"] = _changed_on_resume(started, record)
     with open(os.path.join(out, "config.json"), "w") as handle:
         json.dump(record, handle, indent=2)
     backup = ResumableBackup(backup_dir)
+    divergence = StopOnDivergence()
     callbacks = [
-        EvaluateAndCheckpoint(model, val_ds, val_samples, scheme, config, out),
+        divergence,
+        EvaluateAndCheckpoint(model, val_ds, val_samples, scheme, config, out, divergence),
         keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False),
         backup,
-        keras.callbacks.TerminateOnNaN(),
     ]
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     start = time.time()
     history = trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
+    if divergence.diverged:
+        kept = ("best.keras, last.keras and the backup keep the epochs before it: rerun with --resume and a lower "
+                "--lr" if os.path.exists(os.path.join(out, "last.keras")) else "nothing was saved: rerun with a "
+                "lower --lr")
+        raise TrainingDivergedError(f"{out}: training diverged {divergence.diverged} at --lr "
+                                    f"{config.learning_rate:g}; {kept} (or check the data)")
     if not history.history:
         print(f"all {config.epochs} epochs were trained before the interruption: writing the final report")
     train_seconds = max(backup.seconds, time.time() - start)  # a resumed run: the epochs before it count too
@@ -587,7 +598,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
 
 def print_summary(metrics: dict) -> None:
     """The run's scores and where its files went, as train.py and distill.py print them."""
-    p = metrics["paths"]
+    p = {k: (v if k == "logs" or (v and os.path.exists(v)) else None) for k, v in metrics["paths"].items()}
     print(f"\nValidation NME {metrics['nme']:.4f} ({metrics['normalization']}), FR@{metrics['threshold']:g} "
           f"{metrics['fr']:.4f}, AUC@{metrics['threshold']:g} {metrics['auc']:.4f} on {metrics['num_images']} faces "
           f"(mean-shape baseline NME {metrics['baseline_mean_shape_nme']:.4f}); trained {metrics['train_seconds']:.0f}s")

@@ -199,6 +199,20 @@ CASES = {
                                               ["undecodable: a folder without best.keras"]),
     "teacher folder without best.keras": (["distill.py", "--teacher", "{t}/undecodable", "--output", "{t}/out"],
                                           ["undecodable is a folder without best.keras"]),
+    "negative seed": (["train.py", "--seed", "-1"], ["--seed", "must be 0 to 4294967295, got -1"]),
+    "seed past 32 bits": (["distill.py", "--seed", "4294967296"], ["--seed", "must be 0 to 4294967295"]),
+    "a box and a detector": (["-m", "landmark_kd.predict", "{t}/face.png", "--model", "{m}/good.tflite", "--box", "1",
+                              "1", "50", "50", "--detector", "haar"], ["--box gives the face, so --detector would not"]),
+    "a box and any angle": (["-m", "landmark_kd.predict", "{t}/face.png", "--model", "{m}/good.tflite", "--box", "1",
+                             "1", "50", "50", "--any-angle"], ["--box gives the face, so --any-angle would not"]),
+    "a video flag on an image": (["-m", "landmark_kd.predict", "{t}/face.png", "--model", "{m}/good.tflite",
+                                  "--max-frames", "3"], ["--max-frames is for a video or --camera, not images"]),
+    "tracking off on an image": (["-m", "landmark_kd.predict", "{t}/face.png", "--model", "{m}/good.tflite",
+                                  "--no-track"], ["--no-track is for a video or --camera, not images"]),
+    "no window without a camera": (["-m", "landmark_kd.predict", "{t}/face.png", "--no-window"],
+                                   ["--no-window is for --camera"]),
+    "refinement past five passes": (["-m", "landmark_kd.predict", "{t}/face.png", "--refine", "1000000"],
+                                    ["--refine", "must be 0 to 5, got 1000000"]),
     "tflite that is not a landmark model": (["-m", "landmark_kd.predict", "{t}/face.png", "--model",
                                              "{m}/not_landmarks.tflite"], ["not_landmarks.tflite", "not a landmark model"]),
 }
@@ -307,3 +321,27 @@ def test_ctrl_c_in_training_says_how_to_go_on(capsys):
     assert capsys.readouterr().err.strip() == "interrupted: the same command resumes from the last finished epoch " \
                                                "(--restart starts over)"
     assert run(interrupted, []) == 130 and capsys.readouterr().err.strip() == "interrupted"
+
+
+def test_more_threads_than_cores_is_one_warning(monkeypatch, capsys):
+    """TFLite threads beyond the cores wait on each other (a model hundreds of times slower): said, not refused."""
+    import landmark_kd.cli as cli
+
+    monkeypatch.setattr(cli, "usable_cores", lambda: 2)
+    cli.warn_if_oversubscribed(2)
+    assert capsys.readouterr().err == ""
+    cli.warn_if_oversubscribed(3)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("warning: --threads 3 is more than the 2 core(s) here") and "at most 2" in line
+
+
+def test_json_records_write_nan_and_infinity_as_null(tmp_path):
+    """Python writes NaN as a bare NaN token, which is not JSON: a strict reader refused a diverged run's
+    metrics.json whole. Records are written with null there, nested values too."""
+    from landmark_kd.outputs import atomic_json
+
+    path = tmp_path / "m.json"
+    atomic_json(str(path), {"nme": float("nan"), "history": {"loss": [1.5, float("inf")]}, "n": 3, "ok": [0.1]})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"nme": None, "history": {"loss": [1.5, None]}, "n": 3, "ok": [0.1]}

@@ -184,3 +184,39 @@ def test_a_real_face_model_scored_on_the_drawn_faces_is_warned_about(tmp_path, m
     shipped = run_evaluation(EvalConfig(model="real_fast_fp16.tflite", data=drawn))
     assert shipped["model"] == os.path.join(PRETRAINED_DIR, "real_fast_fp16.tflite")
     assert os.path.isfile(os.path.join("runs", "evaluate", "pretrained_real_fast_fp16", "eval_metrics.json"))
+
+
+def test_flags_evaluate_would_ignore_and_files_it_would_replace_are_refused(tmp_path, capsys):
+    """--images-root on data that names its own images, a folder given as a WFLW list or a custom file, and an
+    eval_metrics.json in --out that no evaluation wrote: each one line, nothing replaced. An earlier evaluation
+    is replaced, with the model it was of."""
+    import json
+
+    import keras
+
+    from landmark_kd.data.synthetic import generate
+    from landmark_kd.errors import ConfigError, DataError, OutputError
+    from landmark_kd.evaluate import EvalConfig, run_evaluation
+    from landmark_kd.models import build_landmark_model
+
+    keras.utils.set_random_seed(0)
+    faces = generate(str(tmp_path / "faces"), 2, seed=3, size=96, sheet=False)
+    model = str(tmp_path / "m.keras")
+    build_landmark_model("mobilevitv2_pico", "68", 64).save(model)
+    with pytest.raises(ConfigError, match=f"--images-root is for a WFLW list; {faces} is read as 300w data"):
+        run_evaluation(EvalConfig(model=model, data=faces, images_root=str(tmp_path), out=str(tmp_path / "a")))
+    with pytest.raises(DataError, match=f"{faces}: a folder, not a WFLW annotation list"):
+        run_evaluation(EvalConfig(model=model, data=faces, data_format="wflw", out=str(tmp_path / "a")))
+    with pytest.raises(DataError, match=f"{faces}: a folder, not a custom annotation file"):
+        run_evaluation(EvalConfig(model=model, data=faces, data_format="custom", out=str(tmp_path / "a")))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "eval_metrics.json").write_text('{"my": "notes"}')
+    with pytest.raises(OutputError, match="eval_metrics.json: not an earlier evaluation's record; it is kept"):
+        run_evaluation(EvalConfig(model=model, data=faces, out=str(mine)))
+    assert json.loads((mine / "eval_metrics.json").read_text()) == {"my": "notes"}
+    run_evaluation(EvalConfig(model=model, data=faces, out=str(tmp_path / "b")))
+    capsys.readouterr()
+    run_evaluation(EvalConfig(model=model, data=faces, out=str(tmp_path / "b")))
+    assert f"replacing the earlier evaluation in {tmp_path / 'b'} (of {model}; pass another --out to keep it)" in \
+        capsys.readouterr().out

@@ -8,7 +8,7 @@ from landmark_kd.data.synthetic import generate
 from landmark_kd.errors import MissingFileError, ModelFileError
 from landmark_kd.models import HeadConfig, build_landmark_model
 from landmark_kd.predictor import KerasPredictor, Predictor, TFLitePredictor
-from landmark_kd.schemes import get_scheme
+from landmark_kd.schemes import custom_scheme, get_scheme
 
 
 @pytest.fixture(scope="module")
@@ -183,5 +183,7 @@ def test_a_tflite_layout_comes_from_beside_it_or_is_named(saved_model, tmp_path,
     (tmp_path / "m.scheme.json").write_text(json.dumps(layout))
     assert Predictor.from_path(str(model)).scheme.name == "my_layout"
     assert capsys.readouterr().err == ""
-    with pytest.raises(ConfigError, match="a 98-point scheme .* for a 68-point model"):
-        Predictor.from_path(str(model), scheme="wflw")
+    with pytest.raises(ConfigError, match="^a 98-point layout for a 68-point model$"):  # not "(98)": a name said
+        Predictor.from_path(str(model), scheme="wflw")                                   # nothing
+    with pytest.raises(ConfigError, match=r"^a 5-point layout \('mine'\) for a 68-point model$"):
+        Predictor.from_path(str(model), scheme=custom_scheme(5, name="mine"))

@@ -247,21 +247,71 @@ def test_a_larger_input_teacher_distils_from_its_own_crops(faces, photo_folder, 
     assert "teacher input 128px: it sees each face cut at 128px, the student at 64px" in capsys.readouterr().out
 
 
-def test_the_summary_lists_the_files_the_run_wrote(capsys):
-    """Without matplotlib a run writes no CED plot; its summary then leaves that line out (it used to fail on the
-    missing path after the whole run had finished)."""
+def test_the_summary_lists_the_files_the_run_wrote(capsys, tmp_path):
+    """Without matplotlib a run writes no CED plot, and a run whose every epoch scored NaN has no best.keras; its
+    summary then leaves those lines out (it used to list them, or fail on the missing path)."""
     from landmark_kd.training import print_summary
 
+    for name in ("best.keras", "last.keras", "metrics.json", "predictions.png", "ced.png"):
+        (tmp_path / name).write_text("x")
+    paths = {k: str(tmp_path / n) for k, n in (("best", "best.keras"), ("last", "last.keras"),
+                                                ("metrics", "metrics.json"), ("predictions", "predictions.png"))}
     metrics = {"nme": 0.031, "normalization": "inter_ocular", "threshold": 0.1, "fr": 0.0, "auc": 0.69,
                "num_images": 300, "baseline_mean_shape_nme": 0.12, "train_seconds": 61.0,
-               "paths": {"best": "r/best.keras", "last": "r/last.keras", "metrics": "r/metrics.json",
-                         "predictions": "r/predictions.png", "logs": "r/logs"}}
+               "paths": {**paths, "logs": "r/logs"}}
     print_summary(metrics)
     out = capsys.readouterr().out
     assert "Validation NME 0.0310 (inter_ocular), FR@0.1 0.0000, AUC@0.1 0.6900 on 300 faces" in out
-    assert "  best model   r/best.keras\n" in out and "tensorboard --logdir r/logs" in out and "CED" not in out
-    print_summary({**metrics, "paths": {**metrics["paths"], "ced": "r/ced.png"}})
-    assert "  CED plot     r/ced.png\n" in capsys.readouterr().out
+    assert f"  best model   {tmp_path}/best.keras\n" in out and "tensorboard --logdir r/logs" in out and "CED" not in out
+    print_summary({**metrics, "paths": {**metrics["paths"], "ced": str(tmp_path / "ced.png")}})
+    assert f"  CED plot     {tmp_path}/ced.png\n" in capsys.readouterr().out
+    os.remove(tmp_path / "best.keras")
+    print_summary(metrics)
+    out = capsys.readouterr().out
+    assert "best model" not in out and "  last model   " in out
+
+
+def test_a_diverging_run_stops_with_one_error_and_saves_nothing_made_from_it(faces, tmp_path, capsys):
+    """At a learning rate far too high the weights overflow (the loss may stay finite while the validation
+    predictions are NaN): the run stops with one error naming the epoch and --lr, and writes no checkpoint,
+    backup, metrics or summary from the garbage weights (it used to report FR 0 and list a best.keras it never
+    wrote). A NaN face error counts as a failure."""
+    from landmark_kd.errors import TrainingDivergedError
+    from landmark_kd.metrics import failure_rate
+
+    out = tmp_path / "diverged"
+    with pytest.raises(TrainingDivergedError, match=r"training diverged in epoch 1 .* at --lr 1e\+09; nothing was "
+                                                    r"saved: rerun with a lower --lr"):
+        run_training(_config(faces, out, epochs=2, steps_per_epoch=2, learning_rate=1e9))
+    assert sorted(os.listdir(out)) == ["config.json", "logs"]
+    assert "Validation NME" not in capsys.readouterr().out
+    assert failure_rate(np.array([np.nan, 0.05, 0.2])) == pytest.approx(2 / 3)
+
+
+def test_a_step_with_a_nan_loss_stops_training_where_it_happened():
+    """The step-level check (a loss that turns NaN mid-epoch) and the epoch check that keeps checkpoints and
+    backups from NaN weights."""
+    import keras
+
+    from landmark_kd.trainer import StopOnDivergence, finite_epoch
+
+    assert finite_epoch({"loss": 1.0, "val_nme": 0.05}) and finite_epoch({"loss": 2.0}) and finite_epoch(None)
+    assert not finite_epoch({"loss": float("nan")}) and not finite_epoch({"loss": 1.0, "val_nme": float("inf")})
+    stop = StopOnDivergence()
+    stop.set_model(keras.Sequential([keras.layers.Dense(1)]))
+    stop.on_epoch_begin(2)
+    stop.on_train_batch_end(3, {"loss": 0.5})
+    assert stop.diverged is None and not getattr(stop.model, "stop_training", False)
+    stop.on_train_batch_end(4, {"loss": float("nan")})
+    stop.on_train_batch_end(5, {"loss": float("inf")})
+    assert stop.diverged == "in epoch 3, step 5 (loss nan)" and stop.model.stop_training
+
+
+def test_a_batch_larger_than_the_training_set_is_capped_with_a_warning(faces, tmp_path, capsys):
+    """--batch-size 64 with 32 faces: batches of 32, said once (a batch of 10**8 used to fill memory silently)."""
+    metrics = run_training(_config(faces, tmp_path / "big", epochs=1, steps_per_epoch=1, batch_size=64))
+    assert "warning: --batch-size 64 is more than the 32 training faces: batches of 32 are used" in capsys.readouterr().err
+    assert json.load(open(tmp_path / "big" / "config.json"))["batch_size"] == 32 and metrics["steps"] == 1
 
 
 def test_alpha_zero_leaves_a_named_teacher_out(capsys):

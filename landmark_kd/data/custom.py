@@ -79,6 +79,8 @@ def _csv_columns(header: list[str], path: str) -> tuple[list[int], list[int]]:
 
 def load_custom(path: str, num_points: int | None = None, strict: bool = False) -> tuple[list[Sample], LoadReport]:
     """(samples, report) from our JSON or CSV layout (see the README); `num_points` None accepts any count."""
+    if os.path.isdir(path):
+        raise DatasetError(f"{path}: a folder, not a custom annotation file (.json or .csv, see the README)")
     if not os.path.isfile(path):
         raise DatasetError(f"{path}: annotation file not found")
     base = os.path.dirname(os.path.abspath(path))

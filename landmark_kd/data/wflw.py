@@ -40,6 +40,9 @@ def _is_number(text: str) -> bool:
 def load_wflw(annotation_file: str, images_root: str | None = None, strict: bool = False
               ) -> tuple[list[Sample], LoadReport]:
     """Read a WFLW list; `images_root` defaults to a WFLW_images folder beside the annotations."""
+    if os.path.isdir(annotation_file):
+        raise DatasetError(f"{annotation_file}: a folder, not a WFLW annotation list (the .txt file; its images are "
+                           "found beside it or under --images-root)")
     if not os.path.isfile(annotation_file):
         raise DatasetError(f"{annotation_file}: annotation file not found")
     if images_root is None:

@@ -102,7 +102,7 @@ def _main(argv: list[str]) -> int:
     would otherwise kill this process with no message."""
     if not __package__:  # run as a file: make the package importable (none of what is used imports TensorFlow)
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    from landmark_kd.cli import ArgumentParser, non_negative_int, positive_int, run
+    from landmark_kd.cli import ArgumentParser, non_negative_int, positive_int, run, seed, warn_if_oversubscribed
     from landmark_kd.quiet import silenced
 
     parser = ArgumentParser(description="Latency of one .tflite in a process that imports only numpy and "
@@ -111,7 +111,7 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=positive_int, default=1, help="interpreter threads")
     parser.add_argument("--warmup", type=non_negative_int, default=10, help="untimed invocations first")
     parser.add_argument("--runs", type=positive_int, default=50, help="timed invocations")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random input")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the random input")
 
     def main(args_list):
         from landmark_kd.errors import MissingFileError, ModelFileError
@@ -119,6 +119,7 @@ def _main(argv: list[str]) -> int:
         from landmark_kd.predictor import resolve_model_path
 
         args = parser.parse_args(args_list)
+        warn_if_oversubscribed(args.threads)
         path = resolve_model_path(args.model)
         if not os.path.exists(path):
             raise MissingFileError(f"{path}: no such file")

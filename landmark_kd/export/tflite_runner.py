@@ -168,7 +168,8 @@ class TFLiteLandmarkModel:
         self.image_size = int(self.input["shape"][1])
         self.num_points = int(self.output["shape"][1])
         if scheme is not None and scheme.num_points != self.num_points:
-            raise ConfigError(f"a {scheme.num_points}-point scheme ({scheme.name}) for a {self.num_points}-point model")
+            named = "" if scheme.name == str(scheme.num_points) else f" ({scheme.name!r})"
+            raise ConfigError(f"a {scheme.num_points}-point layout{named} for a {self.num_points}-point model")
         self.path = path_or_bytes if isinstance(path_or_bytes, str) else None
         self.name = self.path or "model"
         if scheme is None and self.path and os.path.isfile(scheme_file(self.path)):
