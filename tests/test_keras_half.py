@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from landmark_kd.errors import MissingFileError, ModelFileError
+from landmark_kd.errors import MissingFileError, ModelFileError, OutputError
 from landmark_kd.export.keras_half import main, save_with_half_weights
 from landmark_kd.models import build_landmark_model
 from landmark_kd.models.landmark_model import load_model
@@ -68,3 +68,20 @@ def test_runs_by_its_path_and_refuses_a_target_keras_cannot_load(tmp_path):
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "must end in .keras" in refused.stderr
     assert not (tmp_path / "m.h5").exists()
+
+
+def test_a_target_that_is_the_source_is_refused_and_the_model_left_as_it_was(tmp_path, capsys):
+    source = tmp_path / "real_fast.keras"
+    with zipfile.ZipFile(source, "w") as archive:  # refused before the weights are read
+        archive.writestr("config.json", "{}")
+        archive.writestr("model.weights.h5", b"float32 weights")
+    before = source.read_bytes()
+    (tmp_path / "link.keras").symlink_to(source)
+    for target in (source, tmp_path / "link.keras", tmp_path / "." / "real_fast.keras"):
+        assert main([str(source), str(target)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {target}: the same file as the source model") and "\n" not in err
+        assert "float32 weights" in err and "name another output" in err
+    with pytest.raises(OutputError, match="the same file as the source"):
+        save_with_half_weights(str(source), str(source))
+    assert source.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["link.keras", "real_fast.keras"]

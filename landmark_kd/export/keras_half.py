@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # run by its path (python landmark_kd/export/kera
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     __package__ = "landmark_kd.export"
 
-from ..errors import MissingFileError, ModelFileError  # noqa: E402
+from ..errors import MissingFileError, ModelFileError, OutputError  # noqa: E402
 from ..outputs import atomic_write  # noqa: E402
 
 WEIGHTS_ENTRY = "model.weights.h5"
@@ -51,17 +51,28 @@ def _halve_h5(data: bytes) -> tuple[bytes, int]:
     return target.getvalue(), halved
 
 
+def _same_file(source: str, target: str) -> bool:
+    """Whether `target` names `source` (also through a link or another spelling of the path)."""
+    if os.path.exists(target):
+        return os.path.samefile(source, target)  # hard links too
+    return os.path.realpath(source) == os.path.realpath(target)
+
+
 def save_with_half_weights(source: str, target: str) -> int:
     """Write `target`: the `.keras` archive `source` with its float32 weights stored as float16.
 
     Returns the number of weight arrays rewritten. Raises MissingFileError or ModelFileError for a `source` that
-    is missing or not a `.keras` archive; a failed write leaves any earlier `target` as it was."""
+    is missing or not a `.keras` archive, OutputError for a `target` that is `source` itself (the rewrite is
+    lossy, so in place it would destroy the float32 weights); a failed write leaves any earlier `target` as it was."""
     if os.path.isdir(source):  # "not found" would send the user looking for a path that is there
         raise MissingFileError(f"{source}: a folder, not a model file (name the .keras file in it)")
     if not os.path.isfile(source):
         raise MissingFileError(f"{source}: model file not found")
     if not zipfile.is_zipfile(source):
         raise ModelFileError(f"{source}: not a .keras archive (a zip file with {WEIGHTS_ENTRY})")
+    if _same_file(source, target):
+        raise OutputError(f"{target}: the same file as the source model; rewriting it in place would lose its "
+                          "float32 weights (float16 is lossy): name another output")
     with zipfile.ZipFile(source) as archive:
         if WEIGHTS_ENTRY not in archive.namelist():
             raise ModelFileError(f"{source}: a zip file without {WEIGHTS_ENTRY}, not a .keras archive")
@@ -99,7 +110,7 @@ def _main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not args.target.endswith(".keras"):  # Keras picks the file format by its extension: x.h5 would not load
         parser.error(f"target {args.target}: the file name must end in .keras")
-    size = os.path.getsize(args.source) if os.path.isfile(args.source) else 0  # before a rewrite in place
+    size = os.path.getsize(args.source) if os.path.isfile(args.source) else 0
     halved = save_with_half_weights(args.source, args.target)
     mb = size / 1e6, os.path.getsize(args.target) / 1e6
     print(f"{args.target}: {halved} weight arrays stored as float16, {mb[0]:.1f} MB -> {mb[1]:.1f} MB")
