@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 
 import cv2
 import numpy as np
 
+from ..errors import ConfigError, OutputError
 from ..outputs import read_json
 from .pts300w import write_pts
 
 VERSION = 1  # bump when rendering changes, so cached default sets are regenerated
+MAX_SEED = 2**32 - 1  # the --seed range the CLI takes (numpy's generators refuse negative seeds)
+_OWN_FILE = re.compile(r"face_\d{5}\.(png|pts)|contact_sheet\.png|manifest\.json")  # the names `generate` writes
 
 
 def mean_shape() -> np.ndarray:
@@ -226,8 +230,33 @@ def contact_sheet(images: list[np.ndarray], landmarks: list[np.ndarray], columns
     return sheet
 
 
+def _clear_earlier_set(out_dir: str) -> None:
+    """Make `out_dir` ready for `generate`: remove an earlier set's faces, contact sheet and manifest (a smaller
+    new set would otherwise sit beside stale faces of another seed, all read as one dataset), touching nothing
+    else. A folder holding other files (say a user's photos) and no manifest of ours is refused: the faces would
+    mix with them. One holding only our names but no manifest is an interrupted earlier run (the manifest is
+    written last) and is cleared too."""
+    if not os.path.isdir(out_dir):
+        return
+    names = [n for n in os.listdir(out_dir) if not n.startswith(".")]  # .DS_Store and the like do not count
+    others = sorted(n for n in names if not _OWN_FILE.fullmatch(n))
+    if others and not is_synthetic_set(out_dir):
+        raise OutputError(f"{out_dir}: holds files other than synthetic faces ({len(others)}, e.g. {others[0]}) "
+                          "and no manifest.json of an earlier set of them: the faces would mix with those files; "
+                          "choose an empty or new folder")
+    own = [n for n in names if _OWN_FILE.fullmatch(n) and os.path.isfile(os.path.join(out_dir, n))]
+    for name in sorted(own, key=lambda n: n != "manifest.json"):  # manifest first: a half-cleared set is not reused
+        os.remove(os.path.join(out_dir, name))
+
+
 def generate(out_dir: str, num: int, seed: int = 0, size: int = 256, sheet: bool = True, progress: bool = False) -> str:
-    """Write `num` faces as PNG + .pts into `out_dir`; sample i uses seed (seed, i) so sets are stable."""
+    """Write `num` faces as PNG + .pts into `out_dir`; sample i uses seed (seed, i) so sets are stable.
+
+    An earlier set in `out_dir` is replaced (its faces removed first, other files kept); a folder of other files
+    is refused with OutputError, a negative seed with ConfigError."""
+    if seed < 0:  # train.py --seed -1 reaches here: one line, not numpy's traceback from render_face
+        raise ConfigError(f"seed {seed}: synthetic faces need a seed of 0 or more")
+    _clear_earlier_set(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     shown_images, shown_points = [], []
     start = time.time()
@@ -285,6 +314,13 @@ def ensure_default_dataset(root: str = "data/synthetic", num_train: int = 2000, 
     return paths[0], paths[1]
 
 
+def synthetic_seed(text: str) -> int:
+    """argparse type: a seed numpy takes, 0 to 2**32-1 (-1 used to end in render_face's traceback)."""
+    from ..cli import _checked
+
+    return _checked(text, int, "a whole number", lambda v: 0 <= v <= MAX_SEED, f"0 to {MAX_SEED}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m landmark_kd.data.synthetic --out DIR`; exit 2 with one `error:` line for a user error."""
     from ..cli import run
@@ -297,9 +333,11 @@ def _main(argv: list[str] | None) -> int:
     from ..outputs import prepare_output_dir
 
     parser = ArgumentParser(description="Render procedural synthetic faces with exact 68-point landmarks (300W layout).")
-    parser.add_argument("--out", required=True, help="output folder (PNG + .pts per face, contact_sheet.png)")
+    parser.add_argument("--out", required=True, help="output folder (PNG + .pts per face, contact_sheet.png): new, "
+                        "empty, or an earlier set of synthetic faces, which is replaced")
     parser.add_argument("--num", type=positive_int, default=200, help="number of faces")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed renders the same faces")
+    parser.add_argument("--seed", type=synthetic_seed, default=0,
+                        help="random seed, 0 to 2**32-1; the same seed renders the same faces")
     parser.add_argument("--size", type=positive_int, default=256, help="image side in pixels")
     args = parser.parse_args(argv)
     if args.size < 32:
