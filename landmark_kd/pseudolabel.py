@@ -145,7 +145,8 @@ def _label_one(path: str, dst: str, label, detect, min_score: float, labelled: l
     if not np.all(np.isfinite(points)):
         return "labeller gave non-finite points"
     if score < min_score:
-        return f"labeller confidence below --min-score: {score:.2f} < {min_score}"
+        # the kind names the threshold; the score rounded down, so 0.9996 never reads as reaching --min-score 1
+        return f"labeller confidence below --min-score {min_score:g}: {np.floor(score * 1000) / 1000:.3f}"
     _place(path, dst)
     write_pts(os.path.splitext(dst)[0] + ".pts", points)
     labelled.append((dst, np.asarray(points, np.float32)))
@@ -224,6 +225,22 @@ def _empty(folder: str) -> None:
             os.remove(path)
 
 
+def score_fraction(text: str) -> float:
+    """argparse type: a labeller confidence, 0 to 1 (the mesh's face score is a probability: 5 or -1 would skip
+    every face or none, unnoticed until the run ends)."""
+    from .cli import _checked
+
+    return _checked(text, float, "a number", lambda v: 0 <= v <= 1, "between 0 and 1")
+
+
+def skip_counts(by_reason: dict[str, int]) -> str:
+    """`labeller confidence below --min-score 0.5` for one kind of skip (the count is said before it), else
+    `2 no face found, 1 truncated JPEG`: each count before its reason, never after a number in the reason."""
+    if len(by_reason) == 1:
+        return next(iter(by_reason))
+    return ", ".join(f"{n} {kind}" for kind, n in by_reason.items())
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m landmark_kd.pseudolabel`; exit 2 with one `error:` line for a problem the user can fix."""
     from .cli import run
@@ -233,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     quiet_unless_verbose(argv)
-    from .cli import ArgumentParser, finite_float, positive_int
+    from .cli import ArgumentParser, positive_int
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("images", help="an image or a folder of images (searched recursively)")
@@ -244,13 +261,15 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--model", default=None, help="our .keras or .tflite 68-point model as the labeller")
     parser.add_argument("--mesh-model", default=None, help="MediaPipe face_landmark.tflite as the labeller")
     parser.add_argument("--mesh-table", default=None, help="mesh468_to_ibug68.json (needed with --mesh-model)")
-    parser.add_argument("--min-score", type=finite_float, default=None, help="skip faces the mesh labeller is less "
-                        f"sure of (default: {DEFAULT_MIN_SCORE}; --mesh-model only: --model gives no score)")
+    parser.add_argument("--min-score", type=score_fraction, default=None, help="skip faces the mesh labeller is less "
+                        f"sure of, 0 to 1 (default: {DEFAULT_MIN_SCORE}; --mesh-model only: --model gives no score)")
     parser.add_argument("--detector", choices=("blazeface", "haar"), default="blazeface",
                         help="face detector: BlazeFace's 68-landmark box (LandmarkDetector's, the framing the "
                              "labellers' crops expect) or OpenCV's Haar cascade")
-    parser.add_argument("--threads", type=positive_int, default=2)
-    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--threads", type=positive_int, default=2, help="CPU threads for a .tflite labeller "
+                        "(the mesh model, or --model as .tflite)")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and the TFLite "
+                        "runtime's log output")
     args = parser.parse_args(argv)
     from .outputs import atomic_json, prepare_output_dir, refuse_input_folder
 
@@ -298,7 +317,7 @@ def _main(argv: list[str]) -> int:
     atomic_json(summary_path, {**record, "status": "done", **result})  # the labels are done, whatever the sheet does
     result["sheet"] = write_sheet(args.out, labelled)
     atomic_json(summary_path, {**record, "status": "done", **result})
-    reasons = ", ".join(f"{kind} {n}" for kind, n in result["skipped_by_reason"].items())
+    reasons = skip_counts(result["skipped_by_reason"])
     if not result["labelled"]:
         raise DataError(f"{args.images}: no image labelled, {result['skipped']} skipped ({reasons}); "
                         f"every skipped image and its reason: {summary_path}")

@@ -144,8 +144,8 @@ def test_damaged_and_oversized_images_are_skipped_with_their_reason(labelled):
     assert summary["skipped_by_reason"] == {"truncated JPEG (no end-of-image marker)": 1,
                                             "image too large to decode": 1, "no face found": 1}
     assert not (out / "cut.pts").exists() and not (out / "huge.png").exists()
-    assert "4 images labelled, 3 skipped (truncated JPEG (no end-of-image marker) 1, image too large to decode 1, " \
-           "no face found 1)" in stdout
+    assert "4 images labelled, 3 skipped (1 truncated JPEG (no end-of-image marker), 1 image too large to decode, " \
+           "1 no face found)" in stdout  # each count before its reason
 
 
 def test_images_sharing_a_name_get_one_label_each(labelled, tmp_path):
@@ -220,13 +220,55 @@ def test_no_images_or_nothing_labelled_is_an_error(tmp_path):
     plain.mkdir()
     cv2.imwrite(str(plain / "grey.png"), np.full((96, 96, 3), 90, np.uint8))
     code, _, err = _run(plain, "--out", tmp_path / "o2", "--model", MODEL)
-    assert code == 2 and f"{plain}: no image labelled, 1 skipped (no face found 1)" in err
+    assert code == 2 and f"{plain}: no image labelled, 1 skipped (no face found);" in err
     assert json.load(open(tmp_path / "o2" / "pseudolabel.json"))["skipped_files"][0]["reason"] == "no face found"
 
 
 def test_min_score_is_refused_with_our_model(tmp_path):
     code, _, err = _run(tmp_path, "--out", tmp_path / "o", "--model", MODEL, "--min-score", "0.3")
     assert code == 2 and "--min-score 0.3: only the mesh labeller" in err
+
+
+def test_min_score_outside_0_to_1_is_refused_by_the_parser(tmp_path, capsys):
+    """The mesh's score is a probability: --min-score 5 used to be taken, every face labelled then skipped."""
+    for bad in ("5", "-1", "nan", "1.5"):
+        with pytest.raises(SystemExit) as exited:
+            main([str(tmp_path), "--out", str(tmp_path / "o"), "--mesh-model", "m.tflite", "--mesh-table", "t.json",
+                  "--min-score", bad])
+        err = capsys.readouterr().err.strip()
+        assert exited.value.code == 2 and "\n" not in err
+        assert err.startswith(f"error: argument --min-score: must be between 0 and 1, got {bad} (see ")
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_min_score_skip_names_the_threshold_apart_from_the_count(tmp_path):
+    """`4 skipped (labeller confidence below --min-score 4)` read as the threshold being 4: it was the count.
+    The kind of skip now carries the threshold, and the count stands before it."""
+    from landmark_kd.pseudolabel import skip_counts
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    val = realfaces("ytf68/val")
+    for name in sorted(f for f in os.listdir(val) if f.endswith(".jpg"))[:3]:
+        shutil.copy(os.path.join(val, name), photos / name)
+    code, _, err = _run(photos, "--out", tmp_path / "o", "--mesh-model", realfaces("labellers/face_landmark.tflite"),
+                        "--mesh-table", realfaces("labellers/mesh468_to_ibug68.json"), "--min-score", "1")
+    assert code == 2
+    assert f"error: {photos}: no image labelled, 3 skipped (labeller confidence below --min-score 1);" in err
+    summary = json.load(open(tmp_path / "o" / "pseudolabel.json"))
+    assert summary["skipped_by_reason"] == {"labeller confidence below --min-score 1": 3}
+    for entry in summary["skipped_files"]:  # the score rounded down: never shown as reaching the threshold
+        assert entry["reason"].startswith("labeller confidence below --min-score 1: 0.")
+    assert skip_counts({"labeller confidence below --min-score 0.5": 4, "no face found": 2}) == \
+        "4 labeller confidence below --min-score 0.5, 2 no face found"
+
+
+def test_every_flag_has_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--threads THREADS CPU threads for a .tflite labeller" in text
+    assert "--verbose show TensorFlow's and the TFLite runtime's log output" in text
 
 
 def test_wrong_mesh_files_are_one_line_errors(tmp_path):
