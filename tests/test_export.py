@@ -235,7 +235,13 @@ def test_calibration_data_is_loaded_first_and_unlabelled_photos_are_boxed(tiny_m
     empty.mkdir()
     assert convert_cli.main(common + ["--calibration-data", str(empty)]) == 2
     captured = capsys.readouterr()
-    assert f"error: {empty}: no .pts files found" in captured.err and "Keras NME" not in captured.out
+    # unlabelled photos are taken too, so "no .pts files found" would send the user labelling them
+    assert captured.err == (f"error: {empty}: neither images nor .pts files found; --calibration-data takes face "
+                            "photos, with or without a .pts beside each\n") and "Keras NME" not in captured.out
+    (empty / "faces.json").write_text("[]")  # the 300-W reader's hint stays
+    assert convert_cli.main(common + ["--calibration-data", str(empty)]) == 2
+    assert f"{empty}: neither images nor .pts files found (it holds faces.json: pass that file as the dataset); " \
+        in capsys.readouterr().err
     photos = tmp_path / "photos" / "person"  # LFW's layout: <person>/*.jpg, no labels
     photos.mkdir(parents=True)
     cv2.imwrite(str(photos / "astronaut.jpg"), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))

@@ -84,16 +84,20 @@ def find_pairs(root: str) -> list[tuple[str | None, str]]:
     return pairs
 
 
+def list_file_hint(root: str) -> str:
+    """` (it holds a.json: pass that file as the dataset)` when a folder with no .pts holds dataset lists."""
+    lists = sorted(name for name in (os.listdir(root) if os.path.isdir(root) else [])
+                   if name.lower().endswith((".json", ".csv", ".txt", ".mat")))
+    return f" (it holds {', '.join(lists[:3])}: pass that file as the dataset)" if lists else ""
+
+
 def load_300w(root: str, num_points: int | None = 68, strict: bool = False) -> tuple[list[Sample], LoadReport]:
     """Every image with a sibling .pts under `root`; bad pairs are skipped and counted."""
     report = LoadReport()
     samples = []
     pairs = find_pairs(root)
     if not pairs:
-        lists = sorted(name for name in (os.listdir(root) if os.path.isdir(root) else [])
-                       if name.lower().endswith((".json", ".csv", ".txt", ".mat")))
-        hint = f" (it holds {', '.join(lists[:3])}: pass that file as the dataset)" if lists else ""
-        raise DatasetError(f"{root}: no .pts files found{hint}")
+        raise DatasetError(f"{root}: no .pts files found{list_file_hint(root)}")
     for image, pts in pairs:
         if image is None:
             reason = f"no image named {os.path.basename(pts)[:-4]}.jpg/.png/... beside it"

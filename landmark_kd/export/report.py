@@ -227,6 +227,16 @@ def _unlabelled_photos(path: str, data_format: str) -> bool:
     return not find_pairs(path) and bool(list_images(path))
 
 
+def _no_photos(path: str, data_format: str) -> bool:
+    """A folder (read as 300-W) with neither labelled pairs nor any image, so nothing to calibrate on."""
+    if data_format not in ("auto", "300w") or not os.path.isdir(path):
+        return False
+    from ..data.pts300w import find_pairs
+    from ..pseudolabel import list_images
+
+    return not find_pairs(path) and not list_images(path)
+
+
 FEW_CALIBRATION_FACES = 50  # below this, report.md and the console warn that int8's ranges rest on few faces
 
 
@@ -245,6 +255,11 @@ def _load_calibration(path: str, args: ExportConfig, num_points: int) -> tuple[l
     try:
         samples, labelled = load_dataset(path, args.data_format, num_points, args.images_root)[0], True
     except DatasetError:
+        if _no_photos(path, args.data_format):  # "no .pts files found" would say labels are needed: they are not
+            from ..data.pts300w import list_file_hint
+
+            raise DatasetError(f"{path}: neither images nor .pts files found{list_file_hint(path)}; "
+                               "--calibration-data takes face photos, with or without a .pts beside each") from None
         if not _unlabelled_photos(path, args.data_format):
             raise
         from ..data.unlabeled import load_unlabeled
