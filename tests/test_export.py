@@ -260,6 +260,29 @@ def test_calibration_data_is_loaded_first_and_unlabelled_photos_are_boxed(tiny_m
         open(os.path.join(out, "report.md")).read()
 
 
+def test_records_the_reader_skips_are_said_and_kept_in_the_report(tiny_model, tmp_path, capsys):
+    """A garbage .pts in --data used to vanish: 'Keras NME ... on 2 faces' and no skip in report.json. Now said as
+    evaluate says it (the count, each file with its reason) and recorded in report.json and report.md."""
+    import convert as convert_cli
+
+    faces = generate(str(tmp_path / "faces"), 3, seed=7, size=96, sheet=False)
+    garbage = os.path.join(faces, "face_00001.pts")
+    with open(garbage, "w") as handle:
+        handle.write("garbage")
+    out = str(tmp_path / "export")
+    assert convert_cli.main(["--model", _saved(tiny_model, tmp_path), "--modes", "fp32", "--data", faces,
+                             "--runs", "1", "--threads", "1", "--output", out]) == 0
+    printed = capsys.readouterr().out
+    reason = "missing 'n_points' header or '{'"
+    assert f"{faces}: 2 samples loaded, 1 skipped\n  skipped {garbage}: {reason}\n" in printed
+    assert printed.index("1 skipped") < printed.index("Keras NME") and "on 2 faces" in printed
+    report = json.load(open(os.path.join(out, "report.json")))
+    assert report["num_images"] == 2 and report["eval_skipped"] == 1
+    assert report["eval_skipped_files"] == [{"file": garbage, "reason": reason}]
+    assert (f"1 record of `{faces}` skipped (first: `{garbage}`: {reason}; each with its reason in report.json)."
+            in open(os.path.join(out, "report.md")).read())
+
+
 def test_convert_refuses_early_and_writes_nothing_when_an_audit_fails(tiny_model, tmp_path, capsys, monkeypatch):
     import zipfile
 

@@ -414,7 +414,8 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
             print(f"int8 calibration on the synthetic faces ({train_path}): for a model of real photos, pass "
                   "--calibration-data with a few hundred of its own faces")
         calib_samples, calib_labelled = _load_calibration(calib_path, args, scheme.num_points)
-    samples, _ = load_dataset(eval_path, args.data_format, scheme.num_points, args.images_root)
+    samples, load_report = load_dataset(eval_path, args.data_format, scheme.num_points, args.images_root)
+    print(f"{eval_path}: {load_report.summary()}")  # as evaluate says it: a skipped record is never silent
     if args.max_eval:
         samples = samples[: args.max_eval]
     pipeline = LandmarkPipeline(scheme, PipelineConfig(image_size=size))
@@ -475,7 +476,8 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
         report = {"model": args.model, "model_path": os.path.realpath(args.model),
                   "trained_on_real_faces": trained_on_real_faces(args.model), "params": params, "image_size": size,
                   "num_points": scheme.num_points, "scheme": scheme.name, "target_runtime": args.target_runtime,
-                  "eval_data": eval_path, "num_images": len(samples), "nme_keras": keras_metrics["nme"],
+                  "eval_data": eval_path, "num_images": len(samples), **skipped_records(load_report),
+                  "nme_keras": keras_metrics["nme"],
                   "normalization": keras_metrics["normalization"], "latency_process": PROCESS_NOTE, "exports": {},
                   "compare": compare}
         for mode, (buffer, result, seconds) in converted.items():
@@ -525,6 +527,22 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
         return report
 
 
+def skipped_records(load_report) -> dict:
+    """report.json's record of the evaluation records the reader skipped: how many, and each with its reason."""
+    return {"eval_skipped": len(load_report.skipped),
+            "eval_skipped_files": [{"file": source, "reason": reason} for source, reason in load_report.skipped]}
+
+
+def _skipped_line(report: dict) -> str:
+    """report.md's note under the accuracy line when the reader skipped records ('' when none, or an older report)."""
+    skipped = report.get("eval_skipped_files") or []
+    if not skipped:
+        return ""
+    first = skipped[0]
+    return (f" {len(skipped)} record{'' if len(skipped) == 1 else 's'} of `{report['eval_data']}` skipped (first: "
+            f"`{first['file']}`: {first['reason']}; each with its reason in report.json).")
+
+
 def _int8_lines(report: dict) -> list[str]:
     """report.md's int8 facts, which a deployer needs beside the table (report.json has them all)."""
     e = report["exports"].get("int8")
@@ -560,7 +578,8 @@ def markdown(report: dict, threads) -> str:
     lines = [f"# TFLite export of `{report['model']}`", "",
              f"{report['params'] / 1e6:.2f}M parameters, {report['image_size']}px input, {report['num_points']} points. "
              f"Accuracy on {report['num_images']} faces of `{report['eval_data']}` ({report['normalization']} NME); "
-             f"Keras model NME {report['nme_keras']:.4f}. Target runtime {report['target_runtime']}.", ""]
+             f"Keras model NME {report['nme_keras']:.4f}. Target runtime {report['target_runtime']}."
+             + _skipped_line(report), ""]
     head = "| model | quantization | size (MB) | GFLOPs | min runtime | NME | max dev (px) | " + \
         " | ".join(f"{t} thread(s) median / p90 (ms)" for t in threads) + " |"
     lines += [head, "|" + "---|" * (7 + len(threads))]
