@@ -55,7 +55,8 @@ def finite_float(text: str) -> float:
 
 
 def seed(text: str) -> int:
-    """argparse type: a random seed, 0 to 2**32 - 1 (what numpy and keras.utils.set_random_seed accept)."""
+    """argparse type: a random seed, 0 to 2**32 - 1 (what numpy and keras.utils.set_random_seed accept: -1 used
+    to end in a traceback deep in training or face rendering)."""
     return _checked(text, int, "a whole number", lambda v: 0 <= v < 2**32, "0 to 4294967295")
 
 
@@ -80,6 +81,12 @@ def refine_passes(text: str) -> int:
     """argparse type: landmark refinement passes, 0 to 5 (each one more model run per face: a huge count would
     only look like a hang)."""
     return _checked(text, int, "a whole number", lambda v: 0 <= v <= 5, "0 to 5")
+
+
+def unit_fraction(text: str) -> float:
+    """argparse type: a number from 0 to 1 (a score that is a probability: 5 or -1 would pass every face or none,
+    unnoticed until the run ends)."""
+    return _checked(text, float, "a number", lambda v: 0 <= v <= 1, "between 0 and 1")
 
 
 def chip_size(text: str) -> int:

@@ -225,14 +225,6 @@ def _empty(folder: str) -> None:
             os.remove(path)
 
 
-def score_fraction(text: str) -> float:
-    """argparse type: a labeller confidence, 0 to 1 (the mesh's face score is a probability: 5 or -1 would skip
-    every face or none, unnoticed until the run ends)."""
-    from .cli import _checked
-
-    return _checked(text, float, "a number", lambda v: 0 <= v <= 1, "between 0 and 1")
-
-
 def skip_counts(by_reason: dict[str, int]) -> str:
     """`labeller confidence below --min-score 0.5` for one kind of skip (the count is said before it), else
     `2 no face found, 1 truncated JPEG`: each count before its reason, never after a number in the reason."""
@@ -250,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     quiet_unless_verbose(argv)
-    from .cli import ArgumentParser, positive_int
+    from .cli import ArgumentParser, positive_int, unit_fraction
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("images", help="an image or a folder of images (searched recursively)")
@@ -261,7 +253,7 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--model", default=None, help="our .keras or .tflite 68-point model as the labeller")
     parser.add_argument("--mesh-model", default=None, help="MediaPipe face_landmark.tflite as the labeller")
     parser.add_argument("--mesh-table", default=None, help="mesh468_to_ibug68.json (needed with --mesh-model)")
-    parser.add_argument("--min-score", type=score_fraction, default=None, help="skip faces the mesh labeller is less "
+    parser.add_argument("--min-score", type=unit_fraction, default=None, help="skip faces the mesh labeller is less "
                         f"sure of, 0 to 1 (default: {DEFAULT_MIN_SCORE}; --mesh-model only: --model gives no score)")
     parser.add_argument("--detector", choices=("blazeface", "haar"), default="blazeface",
                         help="face detector: BlazeFace's 68-landmark box (LandmarkDetector's, the framing the "

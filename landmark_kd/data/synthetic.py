@@ -23,7 +23,6 @@ from ..outputs import read_json
 from .pts300w import write_pts
 
 VERSION = 1  # bump when rendering changes, so cached default sets are regenerated
-MAX_SEED = 2**32 - 1  # the --seed range the CLI takes (numpy's generators refuse negative seeds)
 _OWN_FILE = re.compile(r"face_\d{5}\.(png|pts)|contact_sheet\.png|manifest\.json")  # the names `generate` writes
 
 
@@ -314,13 +313,6 @@ def ensure_default_dataset(root: str = "data/synthetic", num_train: int = 2000, 
     return paths[0], paths[1]
 
 
-def synthetic_seed(text: str) -> int:
-    """argparse type: a seed numpy takes, 0 to 2**32-1 (-1 used to end in render_face's traceback)."""
-    from ..cli import _checked
-
-    return _checked(text, int, "a whole number", lambda v: 0 <= v <= MAX_SEED, f"0 to {MAX_SEED}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """`python -m landmark_kd.data.synthetic --out DIR`; exit 2 with one `error:` line for a user error."""
     from ..cli import run
@@ -329,14 +321,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    from ..cli import ArgumentParser, positive_int
+    from ..cli import ArgumentParser, positive_int, seed
     from ..outputs import prepare_output_dir
 
     parser = ArgumentParser(description="Render procedural synthetic faces with exact 68-point landmarks (300W layout).")
     parser.add_argument("--out", required=True, help="output folder (PNG + .pts per face, contact_sheet.png): new, "
                         "empty, or an earlier set of synthetic faces, which is replaced")
     parser.add_argument("--num", type=positive_int, default=200, help="number of faces")
-    parser.add_argument("--seed", type=synthetic_seed, default=0,
+    parser.add_argument("--seed", type=seed, default=0,
                         help="random seed, 0 to 2**32-1; the same seed renders the same faces")
     parser.add_argument("--size", type=positive_int, default=256, help="image side in pixels")
     args = parser.parse_args(argv)
