@@ -856,9 +856,8 @@ def test_flip_test_averages_the_plain_and_mirrored_answers_and_helps_on_real_fac
         LandmarkDetector(detector="full", scheme=custom_scheme(68, name="plain68"), flip_test=True)
 
 
-def test_predict_writes_each_head_pose_and_draws_its_axes_on_request(tmp_path, capsys):
-    """landmarks.json holds yaw, pitch and roll for a 68-point model; --pose-axes draws the axes (pure red, green
-    and blue arrows) on the overlay; a layout without the 51 inner points, or .pts output, is refused with it."""
+def _shipped_model_and_photo(tmp_path) -> tuple[str, str]:
+    """The shipped default model (the test is skipped in an installation without it) and the astronaut photo."""
     from skimage.data import astronaut
 
     from landmark_kd.inference import default_model_path
@@ -869,6 +868,26 @@ def test_predict_writes_each_head_pose_and_draws_its_axes_on_request(tmp_path, c
         pytest.skip("no shipped model in this installation")
     photo = str(tmp_path / "photo.png")
     cv2.imwrite(photo, cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    return model, photo
+
+
+def _astronaut_clip(path) -> str:
+    """A 3-frame video of the astronaut panning right by 4 pixels a frame."""
+    from skimage.data import astronaut
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (512, 512))
+    for shift in range(3):
+        writer.write(cv2.cvtColor(np.roll(astronaut(), 4 * shift, axis=1), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return str(path)
+
+
+def test_predict_writes_each_head_pose_and_draws_its_axes_on_request(tmp_path, capsys):
+    """landmarks.json holds yaw, pitch and roll for a 68-point model; --pose-axes draws the axes (pure red, green
+    and blue arrows) on the overlay; a layout without the 51 inner points, or .pts output, is refused with it."""
+    from skimage.data import astronaut
+
+    model, photo = _shipped_model_and_photo(tmp_path)
     overlays = {}
     for axes in (False, True):
         out = tmp_path / f"out_{axes}"
@@ -881,11 +900,7 @@ def test_predict_writes_each_head_pose_and_draws_its_axes_on_request(tmp_path, c
     for channel in range(3):
         others = [c for c in range(3) if c != channel]
         assert np.sum(colours[:, channel] - colours[:, others].max(1) > 100) > 10, channel  # blue, green and red
-    video = str(tmp_path / "clip.avi")  # tracked faces carry their pose too
-    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 10, (512, 512))
-    for shift in range(3):
-        writer.write(cv2.cvtColor(np.roll(astronaut(), 4 * shift, axis=1), cv2.COLOR_RGB2BGR))
-    writer.release()
+    video = _astronaut_clip(tmp_path / "clip.avi")  # tracked faces carry their pose too
     assert predict_main([video, "--model", model, "--out", str(tmp_path / "v"), "--pose-axes"]) == 0
     frames = json.load(open(tmp_path / "v" / "landmarks.json"))["results"][video]["frames"]
     assert [abs(f["faces"][0]["head_pose"]["yaw"]) < 8 for f in frames] == [True] * 3
@@ -928,14 +943,8 @@ def test_predict_writes_aligned_chips_of_photos_and_of_each_followed_face_in_a_v
     from skimage.data import astronaut
 
     from landmark_kd.face_chips import face_chip
-    from landmark_kd.inference import default_model_path
 
-    try:
-        model = default_model_path()
-    except FileNotFoundError:
-        pytest.skip("no shipped model in this installation")
-    photo = str(tmp_path / "photo.png")
-    cv2.imwrite(photo, cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
+    model, photo = _shipped_model_and_photo(tmp_path)
     out = tmp_path / "out"
     os.makedirs(out / "chips" / "old")
     cv2.imwrite(str(out / "chips" / "old" / "stale.png"), np.zeros((4, 4), np.uint8))
@@ -946,11 +955,7 @@ def test_predict_writes_aligned_chips_of_photos_and_of_each_followed_face_in_a_v
     chip = cv2.cvtColor(cv2.imread(face["chip"]), cv2.COLOR_BGR2RGB)
     expected = face_chip(astronaut(), np.array(face["landmarks"]), "68", 96, 0.2)
     assert chip.shape == (96, 96, 3) and np.abs(chip.astype(int) - expected).mean() < 1.0
-    video = str(tmp_path / "clip.avi")
-    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 10, (512, 512))
-    for shift in range(3):
-        writer.write(cv2.cvtColor(np.roll(astronaut(), 4 * shift, axis=1), cv2.COLOR_RGB2BGR))
-    writer.release()
+    video = _astronaut_clip(tmp_path / "clip.avi")
     for track, names in ((True, [os.path.join("clip", "track0", f"frame00000{i}.png") for i in range(3)]),
                          (False, [os.path.join("clip", f"frame00000{i}_face0.png") for i in range(3)])):
         v = tmp_path / f"v{track}"
