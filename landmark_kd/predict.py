@@ -180,6 +180,7 @@ def _run_frames(step, frames, fps: float, out_path: str, window: str | None, tot
     from .inference import draw_faces
 
     writer, records, start, stopped = None, [], time.time(), "end of input"
+    stem = os.path.splitext(os.path.basename(out_path))[0].removesuffix("_landmarks")  # the chips' folder
     try:
         for index, (frame, dt) in enumerate(frames):
             image = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
@@ -187,7 +188,6 @@ def _run_frames(step, frames, fps: float, out_path: str, window: str | None, tot
             annotated = cv2.cvtColor(draw_faces(image, faces, pose_axes), cv2.COLOR_RGB2BGR)
             records.append({"frame": index, "faces": [f.to_dict() for f in faces]})
             if chips is not None:
-                stem = os.path.splitext(os.path.basename(out_path))[0].removesuffix("_landmarks")
                 chips(image, faces, records[-1]["faces"], _frame_chip_name(stem, index))
             if window is not None:
                 try:

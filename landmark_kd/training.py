@@ -541,9 +541,10 @@ def _run_training(config: TrainConfig, out: str) -> dict:
             trainer.optimizer.build(model.trainable_variables)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+    plural = lambda n, word: f"{n} {word}{'' if n == 1 else 's'}"  # noqa: E731 ("1 epochs x 1 steps" read badly)
     print(f"model {model.name}: {model.count_params() / 1e6:.2f}M parameters, input {config.image_size}px, "
-          f"{strategy.num_replicas_in_sync} replica(s), "
-          f"{len(train_samples)} train / {len(val_samples)} val faces, {config.epochs} epoch{'s' if config.epochs != 1 else ''} x {steps} step{'s' if steps != 1 else ''}")
+          f"{strategy.num_replicas_in_sync} replica(s), {len(train_samples)} train / {len(val_samples)} val faces, "
+          f"{plural(config.epochs, 'epoch')} x {plural(steps, 'step')}")
     record = dataclasses.asdict(config)
     if isinstance(started, dict):
         record["changed_on_resume"] = _changed_on_resume(started, record)
