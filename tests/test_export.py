@@ -283,6 +283,20 @@ def test_records_the_reader_skips_are_said_and_kept_in_the_report(tiny_model, tm
             in open(os.path.join(out, "report.md")).read())
 
 
+def test_calibration_records_the_reader_skips_are_said(tmp_path, capsys):
+    """The int8 calibration faces: a record the reader skips is said as for --data (it used to pass silently)."""
+    from landmark_kd.export.report import ExportConfig, _load_calibration
+
+    faces = generate(str(tmp_path / "calib"), 3, seed=8, size=96, sheet=False)
+    garbage = os.path.join(faces, "face_00002.pts")
+    with open(garbage, "w") as handle:
+        handle.write("garbage")
+    samples, labelled = _load_calibration(faces, ExportConfig(calibration_samples=10), 68)
+    assert len(samples) == 2 and labelled
+    printed = capsys.readouterr().out
+    assert f"int8 calibration data {faces}: 2 samples loaded, 1 skipped\n  skipped {garbage}: " in printed
+
+
 def test_convert_refuses_early_and_writes_nothing_when_an_audit_fails(tiny_model, tmp_path, capsys, monkeypatch):
     import zipfile
 

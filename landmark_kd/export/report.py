@@ -253,7 +253,10 @@ def _load_calibration(path: str, args: ExportConfig, num_points: int) -> tuple[l
     from ..data import DatasetError, load_dataset
 
     try:
-        samples, labelled = load_dataset(path, args.data_format, num_points, args.images_root)[0], True
+        samples, load_report = load_dataset(path, args.data_format, num_points, args.images_root)
+        labelled = True
+        if load_report.skipped:  # as for --data: a skipped record is said, never silent
+            print(f"int8 calibration data {path}: {load_report.summary()}")
     except DatasetError:
         if _no_photos(path, args.data_format):  # "no .pts files found" would say labels are needed: they are not
             from ..data.pts300w import list_file_hint
