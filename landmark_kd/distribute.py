@@ -15,11 +15,16 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multiworker")
 
 
 def make_strategy(name: str = "auto"):
-    """The tf.distribute strategy `name` (auto, one_device, mirrored, multiworker) for this machine."""
+    """The tf.distribute strategy `name` (auto, one_device, mirrored, multiworker) for this machine. Make it before
+    any other TensorFlow call of the process: MultiWorkerMirroredStrategy refuses a runtime already started."""
     import tensorflow as tf
 
     if name not in STRATEGIES:
         raise ConfigError(f"unknown strategy {name!r}; choose from {STRATEGIES}")
+    if name == "multiworker":  # first: collective ops are set up before anything starts TensorFlow's runtime
+        if "TF_CONFIG" not in os.environ:  # (listing the devices below would start it)
+            raise ConfigError("--strategy multiworker needs TF_CONFIG describing the cluster (see README)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         if len(gpus) <= 1:
@@ -32,9 +37,7 @@ def make_strategy(name: str = "auto"):
             return tf.distribute.MirroredStrategy()
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=cpus)  # e.g. logical CPUs in tests
-    if "TF_CONFIG" not in os.environ:
-        raise ConfigError("--strategy multiworker needs TF_CONFIG describing the cluster (see README)")
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    raise AssertionError(name)  # every name in STRATEGIES is handled above
 
 
 def unscale(value):

@@ -464,10 +464,10 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     elif os.path.exists(os.path.join(out, "best.json")):
         os.remove(os.path.join(out, "best.json"))  # a finished earlier run's best score must not gate this one
 
-    keras.utils.set_random_seed(config.seed)
     from .distribute import make_strategy
 
-    strategy = make_strategy(config.strategy)
+    strategy = make_strategy(config.strategy)  # first: a multi-worker strategy needs a runtime not yet started
+    keras.utils.set_random_seed(config.seed)
     scheme = get_scheme(config.scheme)
     teacher = None
     if config.teacher:

@@ -35,3 +35,23 @@ def test_mirrored_matches_one_device(tmp_path):
     assert one["steps"] == two["steps"] == 6
     for a, b in zip(one["loss"], two["loss"]):
         assert abs(a - b) <= 2e-3 * abs(a), (one["loss"], two["loss"])
+
+
+def test_the_readmes_multiworker_command_trains_on_a_one_worker_cluster(tmp_path):
+    """`train.py --strategy multiworker` with TF_CONFIG: the strategy must be made before anything starts
+    TensorFlow's runtime (setting the seed or listing the devices did, and every run died with "Collective ops
+    must be configured at program startup")."""
+    import socket
+
+    with socket.socket() as probe:  # a free port for the one worker
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    cluster = {"cluster": {"worker": [f"localhost:{port}"]}, "task": {"type": "worker", "index": 0}}
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--strategy", "multiworker", "--epochs", "1",
+                          "--steps-per-epoch", "2", "--batch-size", "4", "--preset", "swinv2_pico", "--image-size", "64",
+                          "--head-dim", "16", "--synthetic-root", str(tmp_path / "faces"), "--synthetic-train", "8",
+                          "--synthetic-test", "4", "--output", str(tmp_path / "run")], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=600, env={**os.environ, "TF_CONFIG": json.dumps(cluster)})
+    assert run.returncode == 0, run.stderr[-3000:]
+    metrics = json.load(open(tmp_path / "run" / "metrics.json"))
+    assert metrics["steps"] == 2 and os.path.isfile(tmp_path / "run" / "best.keras")
