@@ -136,6 +136,9 @@ def head_pose(landmarks: np.ndarray, image_size: tuple[int, int], focal: float |
     inner = _inner_points(landmarks)
     if not np.all(np.isfinite(inner)):
         raise DataError("head pose: the landmarks hold NaN or infinite values")
+    if len(image_size) != 2:  # image.shape (H, W, 3) passed as it comes: the order is OpenCV's, width first
+        raise DataError(f"head pose: image_size is (width, height), got {tuple(image_size)} (for a numpy image: "
+                        "(image.shape[1], image.shape[0]))")
     if min(image_size) < 1:
         raise DataError(f"head pose: an image of {image_size[0]}x{image_size[1]} pixels")
     model = load_mean_face() if mean_face is None else mean_face

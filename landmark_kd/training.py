@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError, MissingFileError, TrainingDivergedError
+from .errors import ConfigError, MissingFileError, OutputError, TrainingDivergedError
 from .outputs import read_json
 from .evaluate import score_lines
 from .predictor import DatasetPrediction
@@ -314,6 +314,8 @@ def run_training(config: TrainConfig) -> dict:
         from .models.transformers_import import check_checkpoint
 
         check_checkpoint(config.pretrained, config.preset)
+    _refuse_data_folder_as_output(config)
+    _refuse_foreign_folder(config.output)
     created = _first_missing_folder(config.output)
     out = prepare_output_dir(config.output)
     try:
@@ -323,6 +325,50 @@ def run_training(config: TrainConfig) -> dict:
         if created:  # a refused (or interrupted) run leaves no empty folder behind it; one with files stays
             _remove_empty_folders(out, created)
         raise
+
+
+def _refuse_data_folder_as_output(config: TrainConfig) -> None:
+    """--output may not be a folder of the training or validation data: checkpoints, logs and plots would land
+    among the images (and a 300-W folder is read whole, so the next run would search them for faces)."""
+    from .outputs import refuse_input_folder
+
+    sets = config.train_data if isinstance(config.train_data, (list, tuple)) else [config.train_data]
+    paths = [p for p in [*sets, config.val_data, config.unlabeled] if isinstance(p, str) and os.path.exists(p)]
+    folders = {p if os.path.isdir(p) else os.path.dirname(os.path.abspath(p)) for p in paths}
+    refuse_input_folder(config.output, folders, flag="--output")
+
+
+def _is_run_record(path: str) -> bool:
+    """Whether `path` is a config.json a training run wrote (its TrainConfig fields)."""
+    record = read_json(path)
+    return isinstance(record, dict) and {"preset", "image_size", "scheme", "epochs"} <= set(record)
+
+
+def _refuse_foreign_folder(out: str) -> None:
+    """An --output that holds files named as a run's (metrics.json, last.keras, logs/...) without a run's
+    config.json is someone else's folder: a run would replace those files and --restart delete them."""
+    if not os.path.isdir(out) or _is_run_record(os.path.join(out, "config.json")):
+        return
+    # skipped.json alone: a run stopped while loading its data (before config.json), whose record it is
+    clashing = [name for name in RUN_FILES if name != "skipped.json" and os.path.lexists(os.path.join(out, name))]
+    if clashing:
+        record = ("a config.json that no training run wrote" if "config.json" in clashing else
+                  "no training run's config.json")
+        raise OutputError(f"{out}: holds {', '.join(clashing)} and {record}: a run would replace them; pass another "
+                          "--output (nothing was changed)")
+
+
+def _remove_tensorboard_logs(logs: str) -> None:
+    """--restart: TensorBoard's train/ and validation/ event folders and event files go, anything else a user
+    put in logs/ stays (and so does logs/ while it holds something)."""
+    for name in os.listdir(logs):
+        path = os.path.join(logs, name)
+        if name in ("train", "validation") and os.path.isdir(path):
+            shutil.rmtree(path)
+        elif name.startswith("events.out.tfevents") and os.path.isfile(path):
+            os.remove(path)
+    if not os.listdir(logs):
+        os.rmdir(logs)
 
 
 def _first_missing_folder(path: str) -> str | None:
@@ -406,7 +452,9 @@ def _clear_earlier_run(out: str, needed: list[str]) -> None:
     removed = []
     for name in RUN_FILES:
         path = os.path.join(out, name)
-        if os.path.isdir(path):
+        if name == "logs" and os.path.isdir(path):
+            _remove_tensorboard_logs(path)
+        elif os.path.isdir(path):
             shutil.rmtree(path)
         elif os.path.exists(path):
             os.remove(path)

@@ -92,6 +92,8 @@ def test_bad_landmarks_are_refused_with_a_reason():
         head_pose(np.full((68, 2), 100.0), SIZE)
     with pytest.raises(DataError, match="0x480"):
         head_pose(_project(0, 0, 0), (0, 480))
+    with pytest.raises(DataError, match=r"image_size is \(width, height\), got \(480, 640, 3\)"):
+        head_pose(_project(0, 0, 0), (480, 640, 3))  # image.shape as it comes
 
 
 def test_a_broken_mean_face_file_is_named(tmp_path):

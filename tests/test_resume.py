@@ -45,15 +45,20 @@ def test_killed_run_resumes_to_the_same_step_count(tmp_path):
     assert len(metrics["history"]["loss"]) == 4 and len(metrics["history"]["val_nme"]) == 4
     assert all(v == v for v in metrics["history"]["val_nme"])  # no NaN gaps
     assert not os.path.exists(os.path.join(out, "backup"))
-    # --restart removes the finished run's files before training, so no mix of two runs can be left behind
-    os.makedirs(os.path.join(out, "logs", "old_run"), exist_ok=True)
+    # --restart removes the finished run's files before training, so no mix of two runs can be left behind;
+    # TensorBoard's event files go, what a user put in logs/ stays
+    old_events = [os.path.join(root, f) for root, _, files in os.walk(os.path.join(out, "logs")) for f in files]
+    assert old_events
+    os.makedirs(os.path.join(out, "logs", "mine"), exist_ok=True)
+    open(os.path.join(out, "logs", "mine", "notes.txt"), "w").close()
     restart = subprocess.run(cmd + ["--restart", "--epochs", "1", "--init-from", os.path.join(out, "best.keras")],
                              capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert restart.returncode == 2 and "--restart would delete this model" in restart.stderr
     restart = subprocess.run(cmd + ["--restart", "--epochs", "1"], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert restart.returncode == 0, restart.stderr[-2000:]
     assert "--restart: removed the earlier run's best.keras, last.keras, best.json, metrics.json" in restart.stdout
-    assert not os.path.exists(os.path.join(out, "logs", "old_run"))
+    assert not any(os.path.exists(path) for path in old_events)
+    assert os.path.exists(os.path.join(out, "logs", "mine", "notes.txt"))
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert metrics["steps"] == 4 and "changed_on_resume" not in json.load(open(os.path.join(out, "config.json")))
 

@@ -475,3 +475,37 @@ def test_an_undecodable_validation_image_is_named(faces, tmp_path, capsys):
     run_training(_config(faces, tmp_path / "run", val_data=str(val), epochs=1, steps_per_epoch=1))
     assert f"1 validation image(s) passed the load checks but cannot be decoded (first: {val / png})" in \
         capsys.readouterr().out
+
+
+def test_an_output_folder_that_is_not_a_runs_is_refused_untouched(faces, tmp_path):
+    """A folder holding metrics.json, last.keras or logs/ but no training run's config.json is a user's: a run
+    used to replace those files (and a junk best.keras made --restart delete them). The data's own folder is
+    refused too: checkpoints and logs would land among the images."""
+    from landmark_kd.errors import OutputError
+
+    mine = tmp_path / "mine"
+    (mine / "logs").mkdir(parents=True)
+    (mine / "metrics.json").write_text('{"my": "stats"}')
+    (mine / "config.json").write_text('{"mine": 1}')
+    for restart in (False, True):
+        with pytest.raises(OutputError, match="holds metrics.json, logs, config.json and a config.json that no training run wrote"):
+            run_training(_config(faces, mine, restart=restart))
+    assert sorted(os.listdir(mine)) == ["config.json", "logs", "metrics.json"]
+    assert (mine / "metrics.json").read_text() == '{"my": "stats"}'
+    with pytest.raises(OutputError, match=f"--output {faces} is the input folder"):
+        run_training(_config(faces, faces))
+
+
+def test_restart_removes_tensorboards_logs_and_keeps_what_a_user_put_there(tmp_path):
+    import dataclasses
+
+    from landmark_kd.training import _clear_earlier_run
+
+    out = tmp_path / "run"
+    (out / "logs" / "train").mkdir(parents=True)
+    (out / "logs" / "train" / "events.out.tfevents.1.x").write_text("e")
+    (out / "logs" / "notes.txt").write_text("mine")
+    (out / "best.keras").write_text("k")
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(TrainConfig())))
+    _clear_earlier_run(str(out), [])
+    assert sorted(os.listdir(out)) == ["logs"] and os.listdir(out / "logs") == ["notes.txt"]
