@@ -29,13 +29,12 @@ REALFACES = os.path.join(os.path.dirname(ROOT), "shared", "realfaces")
 def chip_errors(predicted: np.ndarray, truth: np.ndarray, size: int = 112) -> dict:
     """Per face: mean displacement (chip pixels) of the truth's five points between the predicted and the true
     chip, and the predicted chip's turn (degrees) and scale error (percent) against the true one."""
-    from landmark_kd.face_chips import FIVE_POINT_GROUPS, chip_matrix, chip_points
+    from landmark_kd.face_chips import chip_matrix, chip_points, five_points
 
-    groups = [list(g) for g in FIVE_POINT_GROUPS["68"]]
     shift, turn, scale = [], [], []
     for pred, gt in zip(predicted, truth):
         m_pred, m_gt = chip_matrix(pred, "68", size), chip_matrix(gt, "68", size)
-        five = np.array([gt[g].mean(0) for g in groups])
+        five = five_points(gt, "68")
         shift.append(np.linalg.norm(chip_points(five, m_pred) - chip_points(five, m_gt), axis=1).mean())
         relative = m_pred[:, :2] @ np.linalg.inv(m_gt[:, :2])  # a scaled rotation: the chips' difference
         turn.append(np.degrees(np.arctan2(relative[1, 0], relative[0, 0])))

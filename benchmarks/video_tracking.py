@@ -42,10 +42,9 @@ from landmark_kd.inference import (  # noqa: E402
     DEFAULT_MODEL_NAME,
     PRETRAINED_DIR,
     LandmarkDetector,
-    OneEuroFilter,
     default_model_path,
 )
-from landmark_kd.tracking import FaceTracker  # noqa: E402
+from landmark_kd.tracking import DetectionSmoother, FaceTracker  # noqa: E402
 
 
 def make_clip(still: int, pan: int, noise: float, seed: int = 0, tilt: float = 0.0
@@ -138,15 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     dt = 1.0 / args.fps
 
     def every_frame(smooth: bool):
-        filters: dict[int, OneEuroFilter] = {}
+        smoother = DetectionSmoother() if smooth else None  # what predict --no-track runs
 
         def step(image):
             faces = detector(image)
-            if smooth:
-                for k, face in enumerate(faces):
-                    face.landmarks = filters.setdefault(k, OneEuroFilter())(face.landmarks, dt)
-                    face.pose = face.pose.refit(face.landmarks) if face.pose is not None else None
-            return faces
+            return smoother(faces, dt, image) if smoother else faces
         return step
 
     tracker = FaceTracker(detector, redetect_every=args.redetect_every, smooth=True, fps=args.fps)

@@ -238,7 +238,7 @@ def run_evaluation(config: EvalConfig) -> dict:
     if config.images_root:
         from .data import detect_format
 
-        fmt = detect_format(data) if config.data_format == "auto" else config.data_format.lower()
+        fmt = detect_format(data, config.data_format)
         if fmt != "wflw":  # other formats name their images themselves: the flag would be silently ignored
             raise ConfigError(f"--images-root is for a WFLW list; {data} is read as {fmt} data, whose image paths "
                               "are its own")

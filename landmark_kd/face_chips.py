@@ -77,15 +77,22 @@ def chip_template(size: int = TEMPLATE_SIZE, padding: float = 0.0) -> np.ndarray
     return centre + (scaled - centre) / (1.0 + padding)
 
 
+def five_points(landmarks: np.ndarray, scheme: LandmarkScheme | str) -> np.ndarray:
+    """(5, 2) float64: a face's left eye, right eye, nose tip, left and right mouth corner in the layout's own
+    order (NaN for a point the layout lacks)."""
+    groups = five_point_groups(scheme)
+    landmarks = np.asarray(landmarks, np.float64)
+    if landmarks.ndim != 2 or landmarks.shape[1] != 2 or len(landmarks) != get_scheme(scheme).num_points:
+        raise ValueError(f"expected ({get_scheme(scheme).num_points}, 2) landmarks, got {landmarks.shape}")
+    return np.array([landmarks[list(g)].mean(0) if g else np.full(2, np.nan) for g in groups])
+
+
 def chip_matrix(landmarks: np.ndarray, scheme: LandmarkScheme | str, size: int = TEMPLATE_SIZE,
                 padding: float = 0.0) -> np.ndarray:
     """The 2x3 matrix taking image pixels to the face's chip: `cv2.transform(points[None], m)[0]` maps its
     landmarks into the chip, `cv2.invertAffineTransform(m)` maps chip points back into the image."""
     groups = five_point_groups(scheme)
-    landmarks = np.asarray(landmarks, np.float64)
-    if landmarks.ndim != 2 or landmarks.shape[1] != 2 or len(landmarks) != get_scheme(scheme).num_points:
-        raise ValueError(f"expected ({get_scheme(scheme).num_points}, 2) landmarks, got {landmarks.shape}")
-    points = np.array([landmarks[list(g)].mean(0) if g else np.full(2, np.nan) for g in groups])
+    points = five_points(landmarks, scheme)
     if not _image_left_first(points):
         points = points[[1, 0, 2, 4, 3]]
     template = chip_template(size, padding)

@@ -4,13 +4,9 @@ import pytest
 
 from conftest import posed_face
 from landmark_kd.errors import ConfigError
-from landmark_kd.face_chips import (FIVE_POINT_GROUPS, chip_matrix, chip_points, chip_template, face_chip,
-                                    similarity_matrix, warp_chip)
+from landmark_kd.face_chips import (chip_matrix, chip_points, chip_template, face_chip, five_points, similarity_matrix,
+                                    warp_chip)
 from landmark_kd.schemes import convert_68_to_51, custom_scheme, get_scheme
-
-
-def five(points: np.ndarray, layout: str) -> np.ndarray:
-    return np.array([points[list(g)].mean(0) for g in FIVE_POINT_GROUPS[layout] if g])
 
 
 def test_similarity_matrix_recovers_a_known_similarity_and_never_mirrors(rng):
@@ -35,7 +31,7 @@ def test_a_tilted_face_comes_out_upright_on_the_reference_points(roll):
     points = posed_face(0.0, roll=roll)
     for layout, landmarks in (("68", points), ("51", convert_68_to_51(points))):
         m = chip_matrix(landmarks, layout, 112)
-        placed = five(chip_points(landmarks, m), layout)
+        placed = five_points(chip_points(landmarks, m), layout)
         assert np.abs(placed - chip_template(112)).max() < 1.5, (layout, roll, placed)
         (lx, ly), (rx, ry) = placed[:2]
         assert lx < rx and abs(np.degrees(np.arctan2(ry - ly, rx - lx))) < 1.0
@@ -45,7 +41,7 @@ def test_a_tilted_face_comes_out_upright_on_the_reference_points(roll):
 
 def test_padding_shrinks_the_face_about_the_chip_centre():
     points = posed_face(0.0)
-    tight, loose = (five(chip_points(points, chip_matrix(points, "68", 128, p)), "68") for p in (0.0, 0.25))
+    tight, loose = (five_points(chip_points(points, chip_matrix(points, "68", 128, p)), "68") for p in (0.0, 0.25))
     centre = 63.5
     np.testing.assert_allclose(loose - centre, (tight - centre) / 1.25, atol=1e-6)
 
@@ -54,7 +50,7 @@ def test_a_layout_that_numbers_the_eyes_the_other_way_still_gives_an_unmirrored_
     """COFW's 29 points: the pupils and mouth corners given right-to-left; the chip's first reference point
     still gets the eye on the image's left."""
     points = posed_face(0.0, roll=20.0)
-    eyes = five(points, "68")
+    eyes = five_points(points, "68")
     cofw = np.zeros((29, 2))
     cofw[16], cofw[17] = eyes[1], eyes[0]  # swapped
     cofw[22], cofw[23] = eyes[4], eyes[3]

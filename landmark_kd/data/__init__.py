@@ -9,8 +9,11 @@ from .records import DatasetError, LoadReport, Sample
 FORMATS = ("300w", "wflw", "cofw", "custom", "synthetic")
 
 
-def detect_format(path: str) -> str:
-    """The reader for `path`: a folder is 300-W, `.txt` WFLW, `.mat` COFW, `.json`/`.csv` custom."""
+def detect_format(path: str, data_format: str = "auto") -> str:
+    """The reader for `path`: `data_format` where one is named, else a folder is 300-W, `.txt` WFLW, `.mat` COFW,
+    `.json`/`.csv` custom."""
+    if data_format != "auto":
+        return data_format.lower()
     lower = path.lower()
     if os.path.isdir(path):
         return "300w"
@@ -28,7 +31,7 @@ def load_dataset(path: str, data_format: str = "auto", num_points: int | None = 
     """Samples from a 300W folder, a WFLW list, a COFW .mat or a custom JSON/CSV; bad ones skipped and counted."""
     if not os.path.exists(path):
         raise DatasetError(f"{path}: no such file or directory")
-    fmt = detect_format(path) if data_format == "auto" else data_format.lower()
+    fmt = detect_format(path, data_format)
     if num_points == 51 and fmt in ("300w", "synthetic", "custom"):  # 68-point files serve the 51-point scheme
         samples, report = load_dataset(path, data_format, None, images_root, strict)
         return _inner51(path, samples, report, strict)

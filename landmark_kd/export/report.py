@@ -217,24 +217,15 @@ def check_not_single_image(path: str | None, flag: str) -> None:
     raise ConfigError(f"{flag} {path}: a single image; {flag} takes {takes}")
 
 
-def _unlabelled_photos(path: str, data_format: str) -> bool:
-    """A folder of images with no .pts beside any of them (e.g. LFW's <person>/*.jpg)."""
+def _unlabelled_photo_count(path: str, data_format: str) -> int | None:
+    """How many images a folder read as 300-W holds when none has a .pts beside it (e.g. LFW's <person>/*.jpg;
+    0: nothing to calibrate on); None for anything else (a labelled folder, a list file, another format)."""
     if data_format not in ("auto", "300w") or not os.path.isdir(path):
-        return False
+        return None
     from ..data.pts300w import find_pairs
     from ..pseudolabel import list_images
 
-    return not find_pairs(path) and bool(list_images(path))
-
-
-def _no_photos(path: str, data_format: str) -> bool:
-    """A folder (read as 300-W) with neither labelled pairs nor any image, so nothing to calibrate on."""
-    if data_format not in ("auto", "300w") or not os.path.isdir(path):
-        return False
-    from ..data.pts300w import find_pairs
-    from ..pseudolabel import list_images
-
-    return not find_pairs(path) and not list_images(path)
+    return None if find_pairs(path) else len(list_images(path))
 
 
 FEW_CALIBRATION_FACES = 50  # below this, report.md and the console warn that int8's ranges rest on few faces
@@ -258,12 +249,13 @@ def _load_calibration(path: str, args: ExportConfig, num_points: int) -> tuple[l
         if load_report.skipped:  # as for --data: a skipped record is said, never silent
             print(f"int8 calibration data {path}: {load_report.summary()}")
     except DatasetError:
-        if _no_photos(path, args.data_format):  # "no .pts files found" would say labels are needed: they are not
+        photos = _unlabelled_photo_count(path, args.data_format)
+        if photos == 0:  # "no .pts files found" would say labels are needed: they are not
             from ..data.pts300w import list_file_hint
 
             raise DatasetError(f"{path}: neither images nor .pts files found{list_file_hint(path)}; "
                                "--calibration-data takes face photos, with or without a .pts beside each") from None
-        if not _unlabelled_photos(path, args.data_format):
+        if not photos:
             raise
         from ..data.unlabeled import load_unlabeled
 
