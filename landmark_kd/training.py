@@ -491,7 +491,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
 
     from .data.pipeline import LandmarkPipeline
     from .evaluate import evaluate_predictions, write_report
-    from .models import HeadConfig, build_landmark_model, copy_weights, load_model
+    from .models import HeadConfig, build_landmark_model, copy_weights, load_model, model_image_size
     from .predictor import KerasPredictor
     from .schemes import get_scheme
     from .trainer import EvaluateAndCheckpoint, LandmarkTrainer, ResumableBackup, StopOnDivergence
@@ -577,8 +577,12 @@ def _run_training(config: TrainConfig, out: str) -> dict:
             model = build_landmark_model(config.preset, scheme, config.image_size,
                                          HeadConfig(config.head_dim, config.head_convs, light), config.pretrained)
             if config.init_from:
-                copied = copy_weights(load_model(config.init_from), model, config.init_from)
+                source = load_model(config.init_from)
+                copied = copy_weights(source, model, config.init_from)
                 print(f"starting from the weights of {config.init_from} ({copied} arrays)")
+                if model_image_size(source) != config.image_size:  # the weights fit any size: say it is a change
+                    print(f"note: {config.init_from} was trained at {model_image_size(source)} px; this run trains "
+                          f"and validates at {config.image_size} px (--image-size)")
             trainer = LandmarkTrainer(model, config, teacher)
             trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
                                                              clipnorm=config.clipnorm), jit_compile=config.xla)

@@ -137,3 +137,15 @@ def test_an_image_size_the_backbone_cannot_take_is_one_clear_error(preset, size,
     for fits in [int(s) for s in near.split(", ")][:2]:
         check_image_size(preset, fits)
     build_landmark_model(preset, "68", int(near.split(", ")[0]))  # a suggested size builds
+
+
+def test_architecture_flags_read_back_the_flags_a_model_was_built_with():
+    """What a refused --init-from tells the user to pass: read from the layers, for both backbones."""
+    from landmark_kd.models import HeadConfig
+    from landmark_kd.models.landmark_model import architecture_flags
+
+    teacher = build_landmark_model("swinv2_pico", "68", 64, HeadConfig(40, 3, False))
+    assert architecture_flags(teacher) == {"preset": "swinv2_pico", "image-size": 64, "head": "full", "head-dim": 40,
+                                           "head-convs": 3}
+    student = build_landmark_model("mobilevitv2_pico", "68", 128, HeadConfig(24, 1, True), name="renamed")
+    assert architecture_flags(student) == {"image-size": 128, "head": "light", "head-dim": 24, "head-convs": 1}

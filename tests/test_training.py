@@ -430,6 +430,11 @@ def test_fine_tuning_starts_from_the_given_models_weights(teacher_run, faces, tm
 
     assert gap(load_model(str(tmp_path / "ft" / "last.keras"))) < 1e-5 and gap(fresh) > 0.01
     assert tuned["nme"] == pytest.approx(metrics["nme"], rel=0.05)
+    # Another input size takes the same weights (fine-tuning at a new resolution), and the run says so.
+    run_training(_config(faces, tmp_path / "ft128", init_from=best, image_size=128, **one_step))
+    out = capsys.readouterr().out
+    assert f"starting from the weights of {best}" in out
+    assert f"note: {best} was trained at 64 px; this run trains and validates at 128 px" in out
 
 
 def test_fine_tuning_from_another_architecture_or_no_file_is_refused(teacher_run, faces, tmp_path):
@@ -437,9 +442,12 @@ def test_fine_tuning_from_another_architecture_or_no_file_is_refused(teacher_run
 
     teacher_dir, _ = teacher_run
     best = os.path.join(teacher_dir, "best.keras")
-    with pytest.raises(ConfigError, match="another architecture .*pass the --preset"):
+    trained_with = "trained with --preset swinv2_pico --image-size 64 --head full --head-dim 32 --head-convs 1"
+    with pytest.raises(ConfigError, match=f"another architecture, {trained_with} .this run has --preset "
+                                          "mobilevitv2_pico --head light;.*pass the flags it was trained with"):
         run_training(_config(faces, tmp_path / "a", preset="mobilevitv2_pico", light_head=True, init_from=best))
-    with pytest.raises(ConfigError, match="another architecture"):
+    with pytest.raises(ConfigError, match=f"another architecture, {trained_with} .this run has --head-dim 48; "
+                                          "weight .* is .*32.*, here .*48"):
         run_training(_config(faces, tmp_path / "b", head_dim=48, init_from=best))
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # refused after the data loaded: no empty folder
     with pytest.raises(MissingFileError, match="no model to start from"):

@@ -83,10 +83,30 @@ def model_image_size(model: keras.Model) -> int:
     return int(model.input_shape[1])
 
 
+def architecture_flags(model: keras.Model) -> dict:
+    """The training flags that give `model`'s layout (--preset, --image-size, --head, --head-dim, --head-convs),
+    read from its layers, so a refused --init-from can say what to pass rather than only that it differs."""
+    names = {layer.name for layer in model.layers}
+    light = "head_refine0_dw" in names
+    convs = sum(1 for i in range(len(names)) if f"head_refine{i}_relu" in names)
+    preset = model.name[:-len("_aam")] if model.name.endswith("_aam") else None  # build_landmark_model's name
+    if preset not in BACKBONES:  # a renamed model: its preset is not named
+        preset = None
+    flags = {"preset": preset, "image-size": model_image_size(model), "head": "light" if light else "full",
+             "head-dim": int(model.get_layer("head_lateral0").filters) if "head_lateral0" in names else None,
+             "head-convs": convs}
+    return {k: v for k, v in flags.items() if v is not None}
+
+
+def _flags_text(flags: dict, only: list[str] | None = None) -> str:
+    return " ".join(f"--{k} {v}" for k, v in flags.items() if only is None or k in only)
+
+
 def copy_weights(source: keras.Model, target: keras.Model, source_name: str) -> int:
     """Copy every weight of `source` into the same-architecture `target` (fine-tuning a trained model);
-    returns how many arrays were copied. A model of another layout is refused naming the first weight that
-    differs, so a wrong --preset/--image-size/--head-* is caught before any training."""
+    returns how many arrays were copied. A model of another layout is refused naming the flags it was
+    trained with and the ones that differ here, so a wrong --preset/--image-size/--head-* is caught before
+    any training."""
     src, dst = source.weights, target.weights
     if model_scheme(source).get_config() != model_scheme(target).get_config():
         raise ConfigError(f"{source_name}: predicts scheme {model_scheme(source).name!r}, the model being trained is "
@@ -94,10 +114,14 @@ def copy_weights(source: keras.Model, target: keras.Model, source_name: str) -> 
     mismatch = next(((a.path, tuple(a.shape), tuple(b.shape)) for a, b in zip(src, dst) if tuple(a.shape) != tuple(b.shape)),
                     None)
     if len(src) != len(dst) or mismatch:
+        theirs, ours = architecture_flags(source), architecture_flags(target)
+        differ = [k for k in theirs if theirs[k] != ours.get(k)]
         where = (f"weight {mismatch[0]} is {mismatch[1]}, here {mismatch[2]}" if mismatch else
                  f"{len(src)} weight arrays, here {len(dst)}")
-        raise ConfigError(f"{source_name}: another architecture ({source.name}: {where}); pass the --preset, "
-                          "--image-size, --head, --head-dim and --head-convs it was trained with")
+        if differ:
+            where = f"this run has {_flags_text(ours, differ)}; {where}"
+        raise ConfigError(f"{source_name}: another architecture, trained with {_flags_text(theirs)} ({where}); "
+                          "pass the flags it was trained with")
     for a, b in zip(src, dst):
         b.assign(a.numpy())
     return len(src)
@@ -113,4 +137,4 @@ def load_model(path: str) -> keras.Model:
         raise ModelFileError(f"{path}: not a loadable .keras model ({type(err).__name__}: {reason})") from None
 
 
-__all__ = ["build_landmark_model", "copy_weights", "model_scheme", "model_image_size", "load_model", "HeadConfig", "EdgeToHeatmap", "BACKBONES"]
+__all__ = ["build_landmark_model", "architecture_flags", "copy_weights", "model_scheme", "model_image_size", "load_model", "HeadConfig", "EdgeToHeatmap", "BACKBONES"]
