@@ -137,11 +137,12 @@ def load_data(config: TrainConfig, scheme, skipped_file: str | None = None):
     from .data import load_dataset
 
     paths = [config.train_data] if isinstance(config.train_data, str) else list(config.train_data)
-    train, reports = [], []
+    train, reports, sets = [], [], []
     for path in paths:
         samples, report = load_dataset(path, config.data_format, scheme.num_points, config.images_root)
         train += samples
         reports.append((path, report))
+        sets.append(samples)
     from .data import DatasetError, LoadReport
     from .metrics import drop_unnormalisable
 
@@ -168,6 +169,7 @@ def load_data(config: TrainConfig, scheme, skipped_file: str | None = None):
 
         atomic_json(skipped_file, {"skipped": skipped})
         print(f"every skipped record: {skipped_file} ({len(skipped)})")
+    _warn_pooled_copies(paths, sets)
     if config.val_data:  # a validation face the model trained on makes the score (and the best checkpoint) flatter
         copies = _copied_images([s.image_path for s in val], [s.image_path for s in train])
         shared = [s for s in val if s.image_path in copies]
@@ -194,6 +196,18 @@ def record_skipped(skipped_file: str, set_name: str, report) -> None:
         atomic_json(skipped_file, {"skipped": entries})
     if report.skipped:
         print(f"every skipped record: {skipped_file} ({len(entries)})")
+
+
+def _warn_pooled_copies(paths: list[str], sets: list[list]) -> None:
+    """Pooled training sets that hold the same images (one folder passed twice, a folder and its subfolder, a
+    copy) train those faces twice per epoch, which the user rarely means: say so, naming one."""
+    for i in range(1, len(sets)):
+        earlier = [s.image_path for samples in sets[:i] for s in samples]
+        copies = _copied_images([s.image_path for s in sets[i]], earlier)
+        if copies:
+            first = next(s.image_path for s in sets[i] if s.image_path in copies)
+            print(f"warning: {len(copies)} of the {len({s.image_path for s in sets[i]})} images of {paths[i]} are "
+                  f"also in an earlier --train-data set (first: {first}); their faces count twice per epoch")
 
 
 def _copied_images(val_paths: list[str], train_paths: list[str]) -> set[str]:

@@ -374,6 +374,28 @@ def test_validation_faces_that_are_training_faces_are_reported(faces, tmp_path, 
             cv2.imwrite(str(val / name), cv2.GaussianBlur(image, (3, 3), 0))
     train, held = load_data(_config(faces, tmp_path / "x", val_data=str(val)), get_scheme("68"))
     assert "also training images" not in capsys.readouterr().out and len(held) >= 1
+
+
+def test_pooled_training_sets_holding_the_same_images_are_reported(faces, tmp_path, capsys):
+    import shutil
+
+    from landmark_kd.schemes import get_scheme
+    from landmark_kd.training import load_data
+
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    names = sorted(n for n in os.listdir(faces) if n.endswith(".png"))
+    for name in names[:3]:  # three copies of the first set's pictures, with their labels
+        shutil.copy(os.path.join(faces, name), extra / name)
+        stem = os.path.splitext(name)[0]
+        shutil.copy(os.path.join(faces, stem + ".pts"), extra / (stem + ".pts"))
+    load_data(_config(faces, tmp_path / "x", train_data=[faces, str(extra)]), get_scheme("68"))
+    out = capsys.readouterr().out
+    assert f"warning: 3 of the 3 images of {extra} are also in an earlier --train-data set (first: " in out
+    load_data(_config(faces, tmp_path / "x", train_data=[str(extra), faces]), get_scheme("68"))
+    assert f"3 of the {len(names)} images of {faces} are also in an earlier" in capsys.readouterr().out
+    load_data(_config(faces, tmp_path / "x", train_data=[faces]), get_scheme("68"))
+    assert "earlier --train-data set" not in capsys.readouterr().out  # one set: a picture with two faces is fine
     load_data(_config(faces, tmp_path / "x", val_data=None), get_scheme("68"))
     assert "pass --val-data for a fair score" in capsys.readouterr().out
     for k in range(7):  # more bad records than the summary names: the file lists every one
