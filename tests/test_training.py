@@ -374,6 +374,16 @@ def test_validation_faces_that_are_training_faces_are_reported(faces, tmp_path, 
             cv2.imwrite(str(val / name), cv2.GaussianBlur(image, (3, 3), 0))
     train, held = load_data(_config(faces, tmp_path / "x", val_data=str(val)), get_scheme("68"))
     assert "also training images" not in capsys.readouterr().out and len(held) >= 1
+    load_data(_config(faces, tmp_path / "x", val_data=None), get_scheme("68"))
+    assert "pass --val-data for a fair score" in capsys.readouterr().out
+    for k in range(7):  # more bad records than the summary names: the file lists every one
+        (val / f"bad{k}.pts").write_text("version: 1\nn_points: 68\n{\n1 2\n}\n")
+    load_data(_config(faces, tmp_path / "x", val_data=str(val)), get_scheme("68"), str(tmp_path / "skipped.json"))
+    out = capsys.readouterr().out
+    assert "... and 2 more" in out and f"every skipped record: {tmp_path / 'skipped.json'} (7)" in out
+    listed = json.load(open(tmp_path / "skipped.json"))["skipped"]
+    assert sorted(os.path.basename(r["record"]).split(":")[0] for r in listed) == [f"bad{k}.pts" for k in range(7)]
+    assert {r["set"] for r in listed} == {"val"}
 
 
 def test_pooled_training_sets_holding_the_same_images_are_reported(faces, tmp_path, capsys):
@@ -396,16 +406,6 @@ def test_pooled_training_sets_holding_the_same_images_are_reported(faces, tmp_pa
     assert f"3 of the {len(names)} images of {faces} are also in an earlier" in capsys.readouterr().out
     load_data(_config(faces, tmp_path / "x", train_data=[faces]), get_scheme("68"))
     assert "earlier --train-data set" not in capsys.readouterr().out  # one set: a picture with two faces is fine
-    load_data(_config(faces, tmp_path / "x", val_data=None), get_scheme("68"))
-    assert "pass --val-data for a fair score" in capsys.readouterr().out
-    for k in range(7):  # more bad records than the summary names: the file lists every one
-        (val / f"bad{k}.pts").write_text("version: 1\nn_points: 68\n{\n1 2\n}\n")
-    load_data(_config(faces, tmp_path / "x", val_data=str(val)), get_scheme("68"), str(tmp_path / "skipped.json"))
-    out = capsys.readouterr().out
-    assert "... and 2 more" in out and f"every skipped record: {tmp_path / 'skipped.json'} (7)" in out
-    listed = json.load(open(tmp_path / "skipped.json"))["skipped"]
-    assert sorted(os.path.basename(r["record"]).split(":")[0] for r in listed) == [f"bad{k}.pts" for k in range(7)]
-    assert {r["set"] for r in listed} == {"val"}
 
 
 def test_unlabelled_skips_join_the_labelled_ones_in_skipped_json(tmp_path, capsys):
