@@ -140,7 +140,7 @@ class LandmarkDetector:
     """Faces -> landmarks in image pixels. With no `model_path`, the shipped real-face student (fp16 .tflite),
     which needs only numpy, OpenCV and tflite_runtime."""
 
-    def __init__(self, model_path: str | Predictor | None = None, detector: str | Callable = "blazeface",
+    def __init__(self, model_path: str | os.PathLike | Predictor | None = None, detector: str | Callable = "blazeface",
                  threads: int = 1, margin: float = CROP_MARGIN, scheme=None, align: bool = True, flip_test: bool = False,
                  refine: int | None = None, any_angle: bool = False):
         """`model_path`: a .keras or .tflite file, or a ready `Predictor`. `scheme`: a .tflite's landmark layout (a

@@ -21,13 +21,14 @@ OVERLAY_FACES = 16  # faces kept, with their crops, for the overlay plot
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 
 
-def resolve_model_path(path: str) -> str:
+def resolve_model_path(path: str | os.PathLike) -> str:
     """`path` itself when it exists (a run folder holding best.keras, as train.py and distill.py write it, stands
     for that file); otherwise, for a bare file name (`real_fast_fp16.tflite`) or one under
     `landmark_kd/pretrained/` (typed from outside the checkout), the shipped model of that name, so the shipped
     models can be named from any folder once the package is installed. Any other path stays as given and is
     reported missing by the loader: `runs/x/real_student.keras` that is not there is a mistake, not a request
-    for the shipped model of the same name."""
+    for the shipped model of the same name. A `pathlib.Path` is taken as its string: the loaders test suffixes."""
+    path = os.fspath(path)
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "best.keras")):
         return os.path.join(path, "best.keras")
     if os.path.exists(path):
@@ -79,7 +80,7 @@ class Predictor:
     scheme: LandmarkScheme
 
     @staticmethod
-    def from_path(path: str, threads: int = 1, scheme: LandmarkScheme | str | None = None) -> "Predictor":
+    def from_path(path: str | os.PathLike, threads: int = 1, scheme: LandmarkScheme | str | None = None) -> "Predictor":
         """A `.tflite` (run by tflite_runtime, verified in a child process first) or a `.keras` model; a shipped
         model may be named by its file name alone (`resolve_model_path`). `scheme` (a .tflite's landmark layout:
         a LandmarkScheme, a built-in name or a .json file) overrides the `.scheme.json` beside the file; a .keras

@@ -76,6 +76,18 @@ def test_a_shipped_model_can_be_named_from_any_folder(tmp_path, monkeypatch):
         Predictor.from_path("runs/x/real_fast_fp16.tflite")
 
 
+def test_a_pathlib_path_loads_like_its_string(saved_model):
+    """`LandmarkDetector(Path(...))` used to die with "'PosixPath' object has no attribute 'lower'"."""
+    from landmark_kd.inference import LandmarkDetector
+
+    assert isinstance(Predictor.from_path(saved_model / "m.tflite"), TFLitePredictor)
+    assert isinstance(Predictor.from_path(saved_model / "m.keras"), KerasPredictor)
+    detector = LandmarkDetector(saved_model / "m.tflite", detector="full")
+    assert detector.model_path == str(saved_model / "m.tflite")
+    with pytest.raises(MissingFileError, match="none.tflite"):
+        Predictor.from_path(saved_model / "none.tflite")
+
+
 def test_a_run_folder_stands_for_its_best_keras(saved_model, tmp_path):
     """`--model runs/student` (the folder distill.py printed) is its best.keras; a folder without one stays a
     folder, refused by the loader with that reason."""
