@@ -504,7 +504,11 @@ def _main(argv: list[str]) -> int:
     else:
         paths = None  # a video or a camera
     if paths:  # outputs beside the inputs would replace them (a predicted .pts over the label of its image)
-        refuse_input_folder(args.out, {os.path.dirname(os.path.abspath(p)) for p in paths})
+        folders = {os.path.dirname(os.path.abspath(p)) for p in paths}
+        refuse_input_folder(args.out, folders)
+        if args.chips is not None:  # an earlier run's OUT/chips is deleted: never one holding this run's images
+            refuse_input_folder(os.path.join(args.out, "chips"), folders, containing=True,
+                                flag="--chips folder (in --out)")
     if args.scheme and not (args.model or default_model_path()).lower().endswith(".tflite"):
         parser.error("--scheme is for a .tflite model; a .keras model carries its own layout")
     detector = LandmarkDetector(args.model, args.detector or "blazeface", args.threads, flip_test=args.flip_test,

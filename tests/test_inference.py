@@ -217,6 +217,20 @@ def test_outputs_never_go_into_the_input_folder(model_path, tmp_path, capsys):
     assert (folder / "face.pts").read_bytes() == label and sorted(os.listdir(folder)) == ["face.png", "face.pts"]
 
 
+def test_chips_never_replace_the_input_images(model_path, tmp_path, capsys):
+    """--chips empties an earlier OUT/chips: given images in OUT/chips (or a folder inside it), it deleted them
+    before reading them."""
+    image, _ = render_face(2, 96)
+    for folder in (tmp_path / "out" / "chips", tmp_path / "out" / "chips" / "mine"):
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / "face.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        for source in (str(folder), str(folder / "face.png")):
+            code = predict_main([source, "--model", model_path, "--out", str(tmp_path / "out"), "--detector", "full",
+                                 "--chips", "64"])
+            assert code == 2 and f"the input folder {folder}" in capsys.readouterr().err
+            assert os.path.isfile(folder / "face.png")
+
+
 def test_points_51_holds_for_json_and_pts_refuses_what_is_no_image(model_path, tmp_path, capsys):
     image, _ = render_face(3, 96)
     cv2.imwrite(str(tmp_path / "face.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
