@@ -136,6 +136,15 @@ def checked_boxes(boxes: Sequence[Box], image_shape: Sequence[int]) -> list[np.n
     return [checked_box(b, image_shape) for b in boxes]
 
 
+def whole_image_face(image: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    """`detector="full"`: the whole image as one face, its box through the corner pixels' centres (as the landmarks'
+    box is taken). A one-pixel image has no such box: a DataError naming its size, not a division by zero."""
+    height, width = image.shape[:2]
+    if max(width, height) < 2:
+        raise DataError(f"a {width}x{height} image is too small to be one face (detector 'full')")
+    return [(np.array([0, 0, width - 1, height - 1], np.float32), 1.0)]
+
+
 class LandmarkDetector:
     """Faces -> landmarks in image pixels. With no `model_path`, the shipped real-face student (fp16 .tflite),
     which needs only numpy, OpenCV and tflite_runtime."""
@@ -181,7 +190,7 @@ class LandmarkDetector:
         if detector in FACE_DETECTORS:
             self.detector = make_face_detector(detector, any_angle)
         elif detector == "full":
-            self.detector = lambda image: [(np.array([0, 0, image.shape[1] - 1, image.shape[0] - 1], np.float32), 1.0)]
+            self.detector = whole_image_face
         elif callable(detector):
             self.detector = detector
         else:

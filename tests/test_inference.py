@@ -287,6 +287,20 @@ def test_empty_images_and_boxes_outside_the_image_are_named_errors(model_path):
         LandmarkDetector(model_path, detector="full", threads=0)
 
 
+def test_a_one_pixel_image_is_a_named_error_for_the_whole_image_detector(model_path, tmp_path, capsys):
+    """detector='full' on a 1x1 image used to die with ZeroDivisionError (a crop box of no side)."""
+    from landmark_kd.errors import DataError
+
+    detector = LandmarkDetector(model_path, detector="full")
+    with pytest.raises(DataError, match="a 1x1 image is too small to be one face"):
+        detector(np.zeros((1, 1, 3), np.uint8))
+    assert len(detector(np.zeros((1, 2, 3), np.uint8))) == 1  # a line of pixels still has a box
+    cv2.imwrite(str(tmp_path / "dot.png"), np.zeros((1, 1, 3), np.uint8))
+    assert predict_main([str(tmp_path / "dot.png"), "--model", model_path, "--detector", "full",
+                         "--out", str(tmp_path / "out")]) == 2
+    assert "dot.png: a 1x1 image is too small to be one face" in capsys.readouterr().err
+
+
 def test_predict_refuses_a_box_that_is_not_finite(model_path, tmp_path, capsys):
     image = tmp_path / "face.png"
     cv2.imwrite(str(image), np.full((40, 40, 3), 90, np.uint8))
