@@ -267,6 +267,9 @@ class LandmarkDetector:
 
     def __call__(self, image: np.ndarray, boxes: Sequence[Box] | None = None) -> list[Face]:
         """Every face in an RGB uint8 image (H, W, 3)."""
+        if isinstance(image, (str, os.PathLike)):  # np.asarray would make it a 0-d array, named by its dtype only
+            raise DataError(f"{os.fspath(image)}: a path, not an image; pass the RGB uint8 array "
+                            "(cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB))")
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise DataError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")

@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import cv2
 import keras
@@ -283,6 +284,9 @@ def test_empty_images_and_boxes_outside_the_image_are_named_errors(model_path):
         detector(image, [[10, 10, 40]])
     with pytest.raises(DataError, match="expected an RGB uint8 image"):
         detector(image.astype(np.float32))
+    for path in ("photo.jpg", Path("photo.jpg")):  # was "got <U9 ()": the dtype of a 0-d array of the path
+        with pytest.raises(DataError, match=r"photo.jpg: a path, not an image; pass the RGB uint8 array"):
+            detector(path)
     with pytest.raises(ConfigError, match="threads must be a whole number of at least 1, got 0"):
         LandmarkDetector(model_path, detector="full", threads=0)
 
