@@ -5,6 +5,7 @@
     python -m landmark_kd.predict clip.mp4 --model runs/export/student_best_int8.tflite --out runs/predict
     python -m landmark_kd.predict --camera 0                     # live: a window, or an .mp4 without a display
     python -m landmark_kd.predict photos/ --chips 112            # also each face aligned for a face recogniser
+    python -m landmark_kd.predict shots/*.jpg more_photos/       # several images and folders
 
 Video and camera frames are tracked (landmark_kd/tracking.py): each face is followed through its landmarks and the
 face detector runs every --redetect-every frames or when a face looks lost; --no-track runs it on every frame.
@@ -331,6 +332,44 @@ def _image_paths(path: str) -> list[str]:
     return [path]
 
 
+def _expand_inputs(inputs: list[str]) -> list[str]:
+    """The command line's inputs, a pattern no shell expanded (quoted, or Windows' cmd) expanded here in sorted
+    order; an input that does not exist is an error naming it, before any work."""
+    import glob
+
+    expanded = []
+    for item in inputs:
+        if os.path.exists(item):
+            expanded.append(item)
+        elif any(c in item for c in "*?["):
+            matches = sorted(glob.glob(item))
+            if not matches:
+                raise MissingFileError(f"{item}: no file matches this pattern")
+            expanded += matches
+        else:
+            raise MissingFileError(f"{item}: no such file or directory")
+    return expanded
+
+
+def _several_inputs(inputs: list[str]) -> list[str]:
+    """The images of several inputs (files and folders), each once, in the order given. A file without an image
+    extension is left out with a note: a shell glob such as `faces/*` also names the labels beside the images."""
+    paths, other = {}, []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = _image_paths(item)
+        else:
+            found = [item] if item.lower().endswith(IMAGE_EXTENSIONS) else []
+            if not found:
+                other.append(item)
+        paths.update((os.path.normpath(p), None) for p in found)
+    if other:
+        print(f"note: {len(other)} input(s) without an image extension left out (first: {other[0]})")
+    if not paths:
+        raise DataError(f"none of the {len(inputs)} inputs is an image or a folder holding images (first: {inputs[0]})")
+    return list(paths)
+
+
 def read_image_list(path: str) -> list[str]:
     """Image paths, one per line (blank lines and # comments ignored); relative paths are taken from the list's
     folder. An image listed more than once is predicted once (a warning counts the repeats): otherwise the pts
@@ -405,7 +444,9 @@ def _main(argv: list[str]) -> int:
                       refine_passes, warn_if_oversubscribed)
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("input", nargs="?", help="an image, a folder of images, or a video")
+    parser.add_argument("input", nargs="*", metavar="INPUT", help="an image, a folder of images, or a video; several "
+                        "images or folders may be given (a shell glob such as photos/*.jpg; a quoted pattern is "
+                        "expanded too)")
     parser.add_argument("--list", default=None, help="a text file of image paths, one per line (instead of input); "
                         "relative paths are taken from the list file's folder")
     parser.add_argument("--format", default="json", choices=("json", "pts"),
@@ -460,7 +501,7 @@ def _main(argv: list[str]) -> int:
                         "(0.25 shows the chin and forehead; 0 to 4)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and the TFLite runtime's log output")
     args = parser.parse_args(argv)
-    if sum(source is not None for source in (args.input, args.list, args.camera)) != 1:
+    if sum((bool(args.input), args.list is not None, args.camera is not None)) != 1:
         parser.error("give one of: an input (image, folder or video), --list FILE or --camera INDEX")
     if args.camera is not None and args.format == "pts":
         parser.error("--format pts is for images, not --camera")
@@ -483,10 +524,13 @@ def _main(argv: list[str]) -> int:
     from .inference import LandmarkDetector, default_model_path
     from .outputs import prepare_output_dir, refuse_input_folder
 
-    source = args.input or args.list
-    if source is not None and not os.path.exists(source):
-        raise MissingFileError(f"{source}: no such file or directory")
-    video = args.input is not None and os.path.isfile(args.input) and args.input.lower().endswith(VIDEO_EXTENSIONS)
+    if args.list is not None and not os.path.exists(args.list):
+        raise MissingFileError(f"{args.list}: no such file or directory")
+    inputs = _expand_inputs(args.input)
+    videos = [p for p in inputs if os.path.isfile(p) and p.lower().endswith(VIDEO_EXTENSIONS)]
+    if videos and len(inputs) > 1:
+        parser.error(f"a video is predicted on its own: {videos[0]} is one of {len(inputs)} inputs")
+    video = bool(videos)
     if video and args.format == "pts":
         parser.error("--format pts is for images, not a video")
     if video_only and args.camera is None and not video:
@@ -494,13 +538,15 @@ def _main(argv: list[str]) -> int:
     warn_if_oversubscribed(args.threads)
     if args.list:
         paths = read_image_list(args.list)
-    elif args.input is not None and not video:
-        paths = _image_paths(args.input)
+    elif len(inputs) == 1 and not video:
+        paths = _image_paths(inputs[0])
         if not paths:
-            folders = os.path.isdir(args.input) and any(os.path.isdir(os.path.join(args.input, name))
-                                                        for name in os.listdir(args.input))
-            raise DataError(f"{args.input}: no images found" + (" (its subfolders are not searched: pass one of them, "
-                                                                 "or a --list of images)" if folders else ""))
+            folders = os.path.isdir(inputs[0]) and any(os.path.isdir(os.path.join(inputs[0], name))
+                                                       for name in os.listdir(inputs[0]))
+            raise DataError(f"{inputs[0]}: no images found" + (" (its subfolders are not searched: pass one of them, "
+                                                                "or a --list of images)" if folders else ""))
+    elif inputs and not video:
+        paths = _several_inputs(inputs)
     else:
         paths = None  # a video or a camera
     if paths:  # outputs beside the inputs would replace them (a predicted .pts over the label of its image)
@@ -542,7 +588,7 @@ def _main(argv: list[str]) -> int:
     if args.camera is not None:
         results = predict_camera(detector, args.camera, args.out, show=not args.no_window, **stream)
     elif video:
-        results = predict_video(detector, args.input, args.out, **stream)
+        results = predict_video(detector, inputs[0], args.out, **stream)
     else:
         results = predict_images(detector, paths, args.out, boxes, args.pose_axes, chips)
     unreadable = [r["error"] for r in results.values() if "error" in r]

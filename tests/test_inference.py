@@ -363,6 +363,42 @@ def test_predict_needs_an_input_or_a_list(capsys):
     assert done.returncode == 2 and "(see python -m landmark_kd.predict --help)" in done.stderr
 
 
+def test_predict_takes_several_inputs_and_patterns(model_path, tmp_path, capsys):
+    """`predict faces/*.jpg` (a shell glob: several inputs) and a quoted pattern the shell left alone; labels the
+    glob also names are left out with a note, each image is predicted once, and a video stands alone."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        for k in range(2):
+            image, _ = render_face(k, 96)
+            cv2.imwrite(str(tmp_path / folder / f"face{k}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        (tmp_path / folder / "face0.pts").write_text("labels")
+    common = ["--model", model_path, "--detector", "full"]
+    a0, a1, b0 = (str(tmp_path / "a" / "face0.png"), str(tmp_path / "a" / "face1.png"), str(tmp_path / "b" / "face0.png"))
+    assert predict_main([a0, str(tmp_path / "a" / "face0.pts"), a1, str(tmp_path / "b"), a0, *common,
+                         "--out", str(tmp_path / "o1")]) == 0
+    out = capsys.readouterr().out
+    assert f"note: 1 input(s) without an image extension left out (first: {tmp_path / 'a' / 'face0.pts'})" in out
+    assert "4 face(s) found" in out
+    results = _load_json(tmp_path / "o1" / "landmarks.json")["results"]
+    assert list(results) == [a0, a1, b0, str(tmp_path / "b" / "face1.png")]  # in the order given, a0 once
+    assert len({os.path.basename(r["annotated"]) for r in results.values()}) == 4  # b's face0 does not replace a's
+    assert predict_main([str(tmp_path / "*" / "face1.png"), *common, "--out", str(tmp_path / "o2")]) == 0
+    assert sorted(_load_json(tmp_path / "o2" / "landmarks.json")["results"]) == [a1, str(tmp_path / "b" / "face1.png")]
+    assert predict_main([str(tmp_path / "a" / "x*.png"), *common]) == 2
+    assert "x*.png: no file matches this pattern" in capsys.readouterr().err
+    assert predict_main([a0, str(tmp_path / "a" / "gone.png"), *common]) == 2
+    assert "gone.png: no such file or directory" in capsys.readouterr().err
+    assert predict_main([str(tmp_path / "a" / "face0.pts"), str(tmp_path / "b" / "face0.pts"), *common]) == 2
+    assert "none of the 2 inputs is an image or a folder holding images" in capsys.readouterr().err
+    video = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 96))
+    writer.write(cv2.imread(a0))
+    writer.release()
+    with pytest.raises(SystemExit):
+        predict_main([a0, video, *common])
+    assert f"a video is predicted on its own: {video} is one of 2 inputs" in capsys.readouterr().err
+
+
 def test_a_truncated_video_is_predicted_as_far_as_it_goes_with_a_warning(model_path, tmp_path, capsys):
     video = _still_video(str(tmp_path / "whole.avi"), 64, seed=3, frames=20)
     data = open(video, "rb").read()
