@@ -46,7 +46,7 @@ def test_tflite_detector_and_predict_cli_run_without_tensorflow(tflite_path, tmp
     cv2.imwrite(str(tmp_path / "face.png"), image)
     done = _run_without_tensorflow(f"""
         import numpy as np, cv2
-        from landmark_kd.inference import LandmarkDetector
+        from landmark_kd import LandmarkDetector  # the package import pulls in no TensorFlow
         from landmark_kd.predict import main
         detector = LandmarkDetector({tflite_path!r}, detector="full")
         faces = detector(cv2.imread("face.png")[..., ::-1].copy())
