@@ -80,7 +80,9 @@ def warn_if_oversubscribed(threads: int, flag: str = "--threads") -> None:
 def refine_passes(text: str) -> int:
     """argparse type: landmark refinement passes, 0 to 5 (each one more model run per face: a huge count would
     only look like a hang)."""
-    return _checked(text, int, "a whole number", lambda v: 0 <= v <= 5, "0 to 5")
+    from .crop import MAX_REFINE
+
+    return _checked(text, int, "a whole number", lambda v: 0 <= v <= MAX_REFINE, f"0 to {MAX_REFINE}")
 
 
 def unit_fraction(text: str) -> float:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 CROP_MARGIN = 0.25  # the crop side grows by this fraction around the face box
+MAX_REFINE = 5  # re-crops around a face's own landmarks: each is one more model run, a huge count looks like a hang
 
 
 def crop_matrix(cx, cy, side, out_size, angle=0.0, scale=1.0, tx=0.0, ty=0.0, flip=False, xp=np):

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from .crop import CROP_MARGIN, box_crop_matrix, eye_line_roll, upright_box
+from .crop import CROP_MARGIN, MAX_REFINE, box_crop_matrix, eye_line_roll, upright_box
 from .decode import crop_to_image, mirror_points
 from .errors import ConfigError, DataError, MissingFileError
 from .head_pose import POSE_SCHEMES, HeadPose, draw_pose_axes, head_pose
@@ -145,6 +145,26 @@ def whole_image_face(image: np.ndarray) -> list[tuple[np.ndarray, float]]:
     return [(np.array([0, 0, width - 1, height - 1], np.float32), 1.0)]
 
 
+def _checked_detections(found, detector) -> list[tuple[np.ndarray, float]]:
+    """A face detector's answer as [(box (4,) float32, score)], or a ConfigError saying what a user's callable
+    returned instead (unchecked, a bare box or a 3-number one died deep inside as an unpacking error)."""
+    name = getattr(detector, "__name__", type(detector).__name__)
+    try:
+        items = list(found)
+    except TypeError:
+        raise ConfigError(f"detector {name}: must return a list of (box [x0, y0, x1, y1], score), got "
+                          f"{type(found).__name__}") from None
+    checked = []
+    for item in items:
+        try:
+            box, score = item
+            checked.append((np.asarray(box, np.float32).reshape(4), float(score)))
+        except (TypeError, ValueError):
+            raise ConfigError(f"detector {name}: each face must be (box [x0, y0, x1, y1], score), got "
+                              f"{repr(item)[:80]}") from None
+    return checked
+
+
 class LandmarkDetector:
     """Faces -> landmarks in image pixels. With no `model_path`, the shipped real-face student (fp16 .tflite),
     which needs only numpy, OpenCV and tflite_runtime."""
@@ -167,8 +187,12 @@ class LandmarkDetector:
         crops each given box once, as research evaluation protocols do.
         `any_angle` (a BlazeFace detector): also find faces lying on their side or upside down, for four times
         the detector's time."""
-        if refine is not None and refine < 0:
-            raise ConfigError(f"refine must be 0 or more passes, got {refine}")
+        if refine is not None and (not isinstance(refine, (int, np.integer)) or isinstance(refine, bool)
+                                   or not 0 <= refine <= MAX_REFINE):
+            raise ConfigError(f"refine must be a whole number of passes from 0 to {MAX_REFINE}, got {refine!r}")
+        if not isinstance(margin, (int, float, np.number)) or not np.isfinite(margin) or margin < 0:
+            raise ConfigError(f"margin must be a number of 0 or more (the fraction the crop grows around the face "
+                              f"box; the models were trained with {CROP_MARGIN}), got {margin!r}")
         if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 1:
             raise ConfigError(f"threads must be a whole number of at least 1, got {threads!r}")
         if isinstance(model_path, Predictor):  # a ready predictor (e.g. TeacherPredictor)
@@ -198,7 +222,7 @@ class LandmarkDetector:
                              f"got {detector!r}")
 
     def detect_faces(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
-        return self.detector(image)
+        return _checked_detections(self.detector(image), self.detector)
 
     def find_faces(self, image: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
         """[(box, score, roll)] for the faces in an RGB uint8 image: the detector's 68-landmark boxes and, with
@@ -315,6 +339,10 @@ class LandmarkDetector:
         return face_chip(image, face.landmarks, self.scheme, size, padding)
 
     def predict_batch(self, images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]] | None = None) -> list[list[Face]]:
+        """Faces for each image; `boxes`, when given, is one list of boxes per image (None: find its faces)."""
+        if boxes is not None and len(boxes) != len(images):
+            raise ConfigError(f"boxes: {len(boxes)} list(s) of boxes for {len(images)} image(s); give one list per "
+                              "image (None for an image whose faces are to be found)")
         return [self(img, None if boxes is None else boxes[i]) for i, img in enumerate(images)]
 
 

@@ -764,6 +764,30 @@ def test_refine_crops_again_around_the_first_answer_turned_by_its_eye_line(model
         LandmarkDetector(model_path, refine=-1)
 
 
+def test_detector_arguments_and_a_users_face_detector_are_checked(model_path):
+    """A developer's mistakes are one ConfigError naming the argument, not a ZeroDivisionError, an unpacking
+    ValueError deep inside, or an IndexError."""
+    for bad in (-1, 6, 1.5, True):
+        with pytest.raises(ConfigError, match=f"refine must be a whole number of passes from 0 to 5, got {bad!r}"):
+            LandmarkDetector(model_path, refine=bad)
+    for bad in (-1, float("nan"), "0.25"):
+        with pytest.raises(ConfigError, match="margin must be a number of 0 or more .*trained with 0.25"):
+            LandmarkDetector(model_path, margin=bad)
+    image = np.random.default_rng(0).integers(0, 255, (100, 100, 3), np.uint8)
+    for answer, said in (([np.array([20, 20, 80, 80])], "each face must be .box .x0, y0, x1, y1., score., got array"),
+                         ([([20, 20, 80], 0.9)], r"each face .*got \(\[20, 20, 80\], 0.9\)"),
+                         (None, "must return a list of .box .x0, y0, x1, y1., score., got NoneType")):
+        def mine(img, answer=answer):
+            return answer
+        with pytest.raises(ConfigError, match=f"detector mine: {said}"):
+            LandmarkDetector(model_path, detector=mine)(image)
+    good = LandmarkDetector(model_path, detector=lambda img: [([20, 20, 80, 80], 1)])  # lists and ints are fine
+    assert len(good(image)) == 1 and good(image)[0].score == 1.0
+    with pytest.raises(ConfigError, match=r"boxes: 1 list\(s\) of boxes for 2 image\(s\)"):
+        good.predict_batch([image, image], boxes=[[[20, 20, 80, 80]]])
+    assert [len(f) for f in good.predict_batch([image, image], boxes=[[[20, 20, 80, 80]], None])] == [1, 1]
+
+
 def test_refine_is_off_for_layouts_whose_box_is_not_the_training_crops(tmp_path):
     """A 51-point model (no jaw) was trained on crops of the 68 points' box: a crop around its own 51 points is
     smaller than the face, and refining from it made a new user's model 1.6x worse. So refinement is off by
