@@ -265,6 +265,8 @@ def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None, t
     try:
         result = _run_frames(step, _capture_frames(capture, fps, max_frames, real_time=False), fps, out_path, None,
                              total, pose_axes, chips)
+    except DataError as err:  # e.g. a --box outside the frames: name the video, as an image's error names it
+        raise DataError(str(err) if str(err).startswith(path) else f"{path}: {err}") from None
     finally:
         capture.release()
     if not result["frames"]:

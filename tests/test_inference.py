@@ -397,6 +397,9 @@ def test_predict_takes_several_inputs_and_patterns(model_path, tmp_path, capsys)
     with pytest.raises(SystemExit):
         predict_main([a0, video, *common])
     assert f"a video is predicted on its own: {video} is one of 2 inputs" in capsys.readouterr().err
+    assert predict_main([video, "--model", model_path, "--box", "500", "500", "600", "600", "--out",
+                         str(tmp_path / "o3")]) == 2
+    assert f"error: {video}: box 500 500 600 600 lies outside the 96x96 image" in capsys.readouterr().err
 
 
 def test_a_truncated_video_is_predicted_as_far_as_it_goes_with_a_warning(model_path, tmp_path, capsys):

@@ -169,7 +169,9 @@ class TFLiteLandmarkModel:
         self.num_points = int(self.output["shape"][1])
         if scheme is not None and scheme.num_points != self.num_points:
             named = "" if scheme.name == str(scheme.num_points) else f" ({scheme.name!r})"
-            raise ConfigError(f"a {scheme.num_points}-point layout{named} for a {self.num_points}-point model")
+            model = path_or_bytes if isinstance(path_or_bytes, str) else "the model"
+            raise ConfigError(f"{model}: a {self.num_points}-point model, given a {scheme.num_points}-point layout"
+                              f"{named} (--scheme / scheme=)")
         self.path = path_or_bytes if isinstance(path_or_bytes, str) else None
         self.name = self.path or "model"
         if scheme is None and self.path and os.path.isfile(scheme_file(self.path)):
