@@ -134,7 +134,7 @@ def resolve_data(config: TrainConfig) -> TrainConfig:
 def load_data(config: TrainConfig, scheme, skipped_file: str | None = None):
     """(train, validation) samples of a resolved config; bad ones skipped and counted, the counts printed (the
     first five of each set named), and every skipped record written to `skipped_file` when there are any."""
-    from .data import load_dataset
+    from .data import DatasetError, LoadReport, load_dataset
 
     paths = [config.train_data] if isinstance(config.train_data, str) else list(config.train_data)
     train, reports, sets = [], [], []
@@ -143,12 +143,14 @@ def load_data(config: TrainConfig, scheme, skipped_file: str | None = None):
         train += samples
         reports.append((path, report))
         sets.append(samples)
-    from .data import DatasetError, LoadReport
     from .metrics import drop_unnormalisable
 
     if config.val_data:
         val, val_report = load_dataset(config.val_data, config.data_format, scheme.num_points, config.images_root)
     else:  # hold out 10% of the training set, deterministically
+        if len(train) < 2:  # the one face would be held out, leaving nothing to train on
+            raise DatasetError(f"{', '.join(paths)}: {len(train)} usable face(s), too few to hold 10% out for "
+                               "validation; pass --val-data")
         order = np.random.default_rng(config.seed).permutation(len(train))
         cut = max(1, len(train) // 10)
         val = [train[i] for i in order[:cut]]

@@ -408,6 +408,19 @@ def test_pooled_training_sets_holding_the_same_images_are_reported(faces, tmp_pa
     assert "earlier --train-data set" not in capsys.readouterr().out  # one set: a picture with two faces is fine
 
 
+def test_one_face_without_val_data_is_refused_in_one_line(tmp_path):
+    """Holding out 10% of a single face left no training face: the run died with a ZeroDivisionError."""
+    from landmark_kd.data import DatasetError
+    from landmark_kd.schemes import get_scheme
+    from landmark_kd.training import load_data
+
+    one = generate(str(tmp_path / "one"), 1, seed=3, size=64, sheet=False)
+    with pytest.raises(DatasetError, match="1 usable face.*pass --val-data"):
+        load_data(_config(one, tmp_path / "x", val_data=None), get_scheme("68"))
+    train, val = load_data(_config(one, tmp_path / "x", val_data=one), get_scheme("68"))
+    assert len(train) == len(val) == 1
+
+
 def test_unlabelled_skips_join_the_labelled_ones_in_skipped_json(tmp_path, capsys):
     """The unlabelled photos' skips are added to load_data's list as set "unlabeled"; loading again (a resumed
     run) replaces them rather than listing them twice, and leaves the labelled sets' entries."""
