@@ -242,9 +242,10 @@ def run_evaluation(config: EvalConfig) -> dict:
         if fmt != "wflw":  # other formats name their images themselves: the flag would be silently ignored
             raise ConfigError(f"--images-root is for a WFLW list; {data} is read as {fmt} data, whose image paths "
                               "are its own")
-    samples, report = load_dataset(data, config.data_format, scheme.num_points, config.images_root)
-    if config.face_box == "landmarks":  # the crop a benchmark with ground-truth landmark boxes uses
-        samples = [replace(s, bbox=None) for s in samples]
+    # "landmarks": the crop a benchmark with ground-truth landmark boxes uses (a 68-point file's box for a 51-point
+    # model, as it trained on)
+    samples, report = load_dataset(data, config.data_format, scheme.num_points, config.images_root,
+                                   data_boxes=config.face_box == "data")
     samples = drop_unnormalisable(samples, scheme, config.normalization, report)
     if not samples:
         raise DatasetError(f"{data}: no face can be scored ({report.skipped[0][0]}: {report.skipped[0][1]})")

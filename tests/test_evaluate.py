@@ -93,6 +93,27 @@ def test_face_box_landmarks_ignores_the_datasets_own_boxes(tmp_path):
     assert nme("boxed.json", "data") != pytest.approx(plain, rel=1e-2)
 
 
+def test_face_box_landmarks_frames_a_51_point_model_by_the_files_68_points(tmp_path):
+    """A 51-point model on 68-point files learnt crops of the 68 points' box; --face-box landmarks cropped around
+    the 51 inner points instead (tighter), though a 300-W folder has no boxes of its own to ignore."""
+    import keras
+
+    from landmark_kd.data.synthetic import generate
+    from landmark_kd.evaluate import EvalConfig, run_evaluation
+    from landmark_kd.models import build_landmark_model
+
+    keras.utils.set_random_seed(0)
+    faces = generate(str(tmp_path / "faces"), 4, seed=7, size=96, sheet=False)
+    model = str(tmp_path / "m51.keras")
+    build_landmark_model("mobilevitv2_pico", "51", 64).save(model)
+
+    def nme(face_box: str) -> float:
+        config = EvalConfig(model=model, data=faces, out=str(tmp_path / face_box), face_box=face_box)
+        return run_evaluation(config)["nme"]
+
+    assert nme("landmarks") == pytest.approx(nme("data"), rel=1e-6)
+
+
 def test_default_output_keeps_one_folder_per_model():
     """Scoring runs/teacher/best.keras and then runs/student/best.keras wrote both to runs/evaluate/best."""
     from landmark_kd.evaluate import default_output

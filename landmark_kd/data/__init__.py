@@ -27,13 +27,15 @@ def detect_format(path: str, data_format: str = "auto") -> str:
 
 
 def load_dataset(path: str, data_format: str = "auto", num_points: int | None = None, images_root: str | None = None,
-                 strict: bool = False) -> tuple[list[Sample], LoadReport]:
-    """Samples from a 300W folder, a WFLW list, a COFW .mat or a custom JSON/CSV; bad ones skipped and counted."""
+                 strict: bool = False, data_boxes: bool = True) -> tuple[list[Sample], LoadReport]:
+    """Samples from a 300W folder, a WFLW list, a COFW .mat or a custom JSON/CSV; bad ones skipped and counted.
+    `data_boxes` False drops the files' own face boxes before 68-point faces become 51, so each face is framed
+    by the box of all the points in its file (with the jaw), as a 51-point model learnt."""
     if not os.path.exists(path):
         raise DatasetError(f"{path}: no such file or directory")
     fmt = detect_format(path, data_format)
     if num_points == 51 and fmt in ("300w", "synthetic", "custom"):  # 68-point files serve the 51-point scheme
-        samples, report = load_dataset(path, data_format, None, images_root, strict)
+        samples, report = load_dataset(path, data_format, None, images_root, strict, data_boxes)
         return _inner51(path, samples, report, strict)
     if fmt in ("300w", "synthetic"):
         from .pts300w import load_300w
@@ -49,6 +51,8 @@ def load_dataset(path: str, data_format: str = "auto", num_points: int | None = 
         samples, report = load_custom(path, num_points, strict)
     else:
         raise DatasetError(f"unknown dataset format {data_format!r}; choose from {', '.join(FORMATS)}")
+    if not data_boxes:
+        samples = [Sample(s.image_path, s.landmarks, None, s.source) for s in samples]
     counts = {m.group(1) for _, why in report.skipped
               for m in [re.fullmatch(rf"expected {num_points} points, got (\d+)", why)] if m}
     if num_points is not None and not samples and len(counts) == 1 and len(report.skipped) > 0:
