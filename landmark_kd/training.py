@@ -276,16 +276,22 @@ def _check_decodable(pipeline, train_samples, val_ds, val_samples, config: Train
     return normalised_to_pixels(np.concatenate(shapes).mean(0), cfg.heatmap_size, cfg.heatmap_stride)
 
 
-def pipeline_config(config: TrainConfig, synthetic: bool):
-    """Drawn faces keep the original augmentation; real photographs get the paper's real-photo recipe."""
+def pipeline_config(config: TrainConfig, synthetic: bool, scheme=None):
+    """Drawn faces keep the original augmentation; real photographs get the paper's real-photo recipe. A `scheme`
+    that names no flip pairs is not mirrored: with no points swapped, a mirrored face would teach each left point
+    at its right counterpart's place (a layout of your own whose JSON leaves out "flip_pairs")."""
     from .data.pipeline import PipelineConfig
 
     kind = config.augmentation if config.augmentation != "auto" else ("synthetic" if synthetic else "real")
     if kind not in ("synthetic", "real"):
         raise ConfigError(f"augmentation must be auto, synthetic or real, got {config.augmentation!r}")
+    flip = scheme is None or bool(scheme.flip_pairs)
+    if not flip and config.augment:
+        print(f"note: scheme {scheme.name!r} names no flip_pairs, so faces are not mirrored in training (add "
+              "\"flip_pairs\" to the layout to have them mirrored)")
     if kind == "real":
-        return PipelineConfig.real_photos(image_size=config.image_size, sigma=config.sigma)
-    return PipelineConfig(image_size=config.image_size, sigma=config.sigma)
+        return PipelineConfig.real_photos(image_size=config.image_size, sigma=config.sigma, flip=flip)
+    return PipelineConfig(image_size=config.image_size, sigma=config.sigma, flip=flip)
 
 
 def _without_unused_teacher(config: TrainConfig) -> TrainConfig:
@@ -542,7 +548,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     synthetic = config.train_data is None
     config = resolve_data(config)
     train_samples, val_samples = load_data(config, scheme, os.path.join(out, "skipped.json"))
-    pipeline = LandmarkPipeline(scheme, pipeline_config(config, synthetic))
+    pipeline = LandmarkPipeline(scheme, pipeline_config(config, synthetic, scheme))
     light = config.light_head if config.light_head is not None else config.preset.startswith("mobilevit")
     if config.batch_size > len(train_samples):  # a batch of repeated faces, or memory for a batch never filled
         print(f"warning: --batch-size {config.batch_size} is more than the {len(train_samples)} training faces: "

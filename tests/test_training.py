@@ -408,6 +408,21 @@ def test_pooled_training_sets_holding_the_same_images_are_reported(faces, tmp_pa
     assert "earlier --train-data set" not in capsys.readouterr().out  # one set: a picture with two faces is fine
 
 
+def test_a_layout_without_flip_pairs_is_not_mirrored_in_training(capsys):
+    """A layout of your own whose JSON leaves out flip_pairs was mirrored anyway, with no point swapped: each left
+    point was taught at its right counterpart's place half the time."""
+    from landmark_kd.schemes import custom_scheme, get_scheme
+    from landmark_kd.training import pipeline_config
+
+    config = TrainConfig()
+    assert pipeline_config(config, False, get_scheme("68")).flip and pipeline_config(config, True, get_scheme("98")).flip
+    assert "not mirrored" not in capsys.readouterr().out
+    plain = custom_scheme(5, edges=[([0, 2, 1], False)], outer_eye_corners=(0, 1), name="five")
+    assert not pipeline_config(config, False, plain).flip and not pipeline_config(config, True, plain).flip
+    assert "scheme 'five' names no flip_pairs, so faces are not mirrored" in capsys.readouterr().out
+    assert pipeline_config(config, False, custom_scheme(5, flip_pairs=[(0, 1)])).flip
+
+
 def test_one_face_without_val_data_is_refused_in_one_line(tmp_path):
     """Holding out 10% of a single face left no training face: the run died with a ZeroDivisionError."""
     from landmark_kd.data import DatasetError
