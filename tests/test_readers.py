@@ -457,6 +457,26 @@ def test_points_outside_the_image_and_xywh_boxes_are_skipped_with_a_reason(tmp_p
     assert "not [x, y, width, height]" in reasons[f"{tmp_path / 'ann.json'}[4]"]
 
 
+def test_one_point_or_box_corner_far_outside_the_image_is_skipped(tmp_path):
+    """A typo in one coordinate (15000 for 150.00) kept the face, since most points were inside: its crop box
+    stretched to the typo, and evaluate reported an NME of 1.5e9. A face cut by the border stays."""
+    _image(str(tmp_path / "a.png"), size=64)
+    pts = _face_points(5)
+    typo, cut = pts.copy(), pts.copy()
+    typo[3] = (15000, 30)
+    cut[0] = (-40, 90)  # past the border by less than the image's size
+    entries = [{"image": "a.png", "landmarks": typo.tolist()},
+               {"image": "a.png", "landmarks": cut.tolist()},
+               {"image": "a.png", "landmarks": pts.tolist(), "bbox": [5, 5, 50, 9000]},
+               {"image": "a.png", "landmarks": pts.tolist(), "bbox": [-20, -10, 100, 120]}]
+    (tmp_path / "ann.json").write_text(json.dumps(entries))
+    samples, report = load_dataset(str(tmp_path / "ann.json"), num_points=5)
+    assert [s.source for s in samples] == [f"{tmp_path / 'ann.json'}[{i}]" for i in (1, 3)]
+    reasons = dict(report.skipped)
+    assert reasons[f"{tmp_path / 'ann.json'}[0]"].startswith("point 3 at (15000, 30) lies far outside the 64x64 image")
+    assert reasons[f"{tmp_path / 'ann.json'}[2]"].startswith("bbox corner 1 at (50, 9000) lies far outside")
+
+
 def test_a_jpeg_whose_header_breaks_off_is_skipped_at_load(tmp_path):
     """Zeroed header bytes keep the start and end markers, so the file looked whole, then libjpeg printed
     "missing SOS marker" on every read during training and the face was dropped without a record."""

@@ -262,16 +262,24 @@ def _inspect_image(path: str) -> tuple[str | None, tuple[int, int] | None]:
     return (f"{reason}: {path}" if reason else None), size
 
 
-def _points_outside(points: np.ndarray, size: tuple[int, int]) -> str | None:
+def _points_outside(points: np.ndarray, size: tuple[int, int], bbox: np.ndarray | None = None) -> str | None:
     """A reason when most landmarks lie outside the image: coordinates of another image or scale (a face cut
-    by the border keeps most of its points inside, and is kept)."""
+    by the border keeps most of its points inside, and is kept); or when one point or box corner lies more than
+    the image's own size past its border, a typo (15000 for 150.00) that would stretch the crop box over it."""
     width, height = size
     inside = (points[:, 0] >= -0.5) & (points[:, 0] <= width - 0.5) & (points[:, 1] >= -0.5) & (points[:, 1] <= height - 0.5)
-    if inside.mean() >= 0.5:
-        return None
-    lo, hi = points.min(0), points.max(0)
-    return (f"only {int(inside.sum())} of {len(points)} points lie inside the {width}x{height} image (the points "
-            f"span x {lo[0]:.0f}..{hi[0]:.0f}, y {lo[1]:.0f}..{hi[1]:.0f}: another image's or scale's coordinates?)")
+    if inside.mean() < 0.5:
+        lo, hi = points.min(0), points.max(0)
+        return (f"only {int(inside.sum())} of {len(points)} points lie inside the {width}x{height} image (the points "
+                f"span x {lo[0]:.0f}..{hi[0]:.0f}, y {lo[1]:.0f}..{hi[1]:.0f}: another image's or scale's coordinates?)")
+    for what, xy in (("point", points), ("bbox corner", None if bbox is None else np.reshape(bbox, (2, 2)))):
+        far = None if xy is None else (
+            (xy[:, 0] < -width) | (xy[:, 0] > 2 * width) | (xy[:, 1] < -height) | (xy[:, 1] > 2 * height))
+        if far is not None and far.any():
+            i = int(np.argmax(far))
+            return (f"{what} {i} at ({xy[i, 0]:.6g}, {xy[i, 1]:.6g}) lies far outside the {width}x{height} image "
+                    "(more than its size past the border: a typo?)")
+    return None
 
 
 def check_sample(sample: Sample, num_points: int | None, check_image: bool = True) -> str | None:
@@ -293,7 +301,7 @@ def check_sample(sample: Sample, num_points: int | None, check_image: bool = Tru
         return f"zero-area face box {np.round(box, 2).tolist()}{hint}"
     if check_image:
         reason, size = _inspect_image(sample.image_path)
-        return reason or (_points_outside(pts, size) if size is not None and size[0] * size[1] else None)
+        return reason or (_points_outside(pts, size, sample.bbox) if size is not None and size[0] * size[1] else None)
     return None
 
 
