@@ -127,6 +127,33 @@ def test_pipeline_decodes_like_opencv_with_exif_orientation(tmp_path, orientatio
     assert np.abs(decoded - expected).max() < 0.01
 
 
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_pipeline_decodes_like_opencv_with_a_png_exif_orientation(tmp_path, orientation):
+    """cv2.imread (predict, a .tflite's evaluate) turns a PNG by its eXIf chunk; training did not, so it learnt
+    the labels of the turned picture on the unturned one. The chunk may come after the image data."""
+    import zlib
+
+    import cv2
+    import tensorflow as tf
+
+    from landmark_kd.data.records import _inspect_image, decode_plan
+
+    image = cv2.resize((np.random.default_rng(orientation).random((6, 10, 3)) * 255).astype(np.uint8), (50, 30),
+                       interpolation=cv2.INTER_NEAREST)
+    png = cv2.imencode(".png", image)[1].tobytes()
+    tiff = _with_exif_orientation(b"\xff\xd8", orientation)[12:]  # the EXIF block's TIFF structure
+    chunk = len(tiff).to_bytes(4, "big") + b"eXIf" + tiff + zlib.crc32(b"eXIf" + tiff).to_bytes(4, "big")
+    path = str(tmp_path / "turned.png")
+    with open(path, "wb") as handle:
+        handle.write(png[:-12] + chunk + png[-12:])  # before IEND
+    assert decode_plan(path) == orientation
+    decoded = LandmarkPipeline._load(tf.constant(path), tf.constant(decode_plan(path))).numpy() * 255
+    expected = cv2.imread(path)[..., ::-1]
+    assert decoded.shape == expected.shape == ((30, 50, 3) if orientation < 5 else (50, 30, 3))
+    assert np.abs(decoded - expected).max() < 0.01
+    assert _inspect_image(path) == (None, expected.shape[1::-1])  # the size the labels refer to
+
+
 def test_tiff_and_webp_beside_pts_files_train_like_png(tmp_path):
     """The same face saved as PNG, TIFF and WebP (lossless) gives the same crop and targets."""
     import cv2

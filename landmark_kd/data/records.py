@@ -206,15 +206,37 @@ def _exif_orientation(handle) -> int:
     return 1
 
 
+def _png_orientation(handle) -> int:
+    """The orientation (1-8) in an open PNG's eXIf chunk, 1 when absent: OpenCV's imread turns a PNG by it (before
+    or after the image data), as browsers show it."""
+    handle.seek(8)
+    for _ in range(100000):  # bounded, so a damaged file cannot spin
+        header = handle.read(8)
+        if len(header) < 8 or header[4:] == b"IEND":
+            return 1
+        length = int.from_bytes(header[:4], "big")
+        if header[4:] == b"eXIf":
+            value = _tiff_tags(handle.read(min(length, 1 << 16)), (_ORIENTATION_TAG,)).get(_ORIENTATION_TAG, 1)
+            return value if 1 <= value <= 8 else 1
+        handle.seek(handle.tell() + length + 4)  # the data and its CRC
+    return 1
+
+
+def _orientation(head: bytes, handle) -> int:
+    """The EXIF orientation (1-8) of an open JPEG or PNG whose first bytes are `head`; 1 for other formats."""
+    if head.startswith(_SIGNATURES[1]):
+        return _exif_orientation(handle)
+    return _png_orientation(handle) if head.startswith(_SIGNATURES[0]) else 1
+
+
 def decode_plan(path: str) -> int:
     """How the input pipeline decodes `path`: 0 through OpenCV (TIFF, WebP), else tf.io.decode_image followed
-    by the file's EXIF orientation (1-8), so training, evaluation and `predict` (cv2.imread) see the same pixels."""
+    by the file's EXIF orientation (1-8; JPEG, or a PNG's eXIf chunk), so training, evaluation and `predict`
+    (cv2.imread) see the same pixels."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(16)
-            if needs_opencv(head):
-                return 0
-            return _exif_orientation(handle) if head.startswith(_SIGNATURES[1]) else 1
+            return 0 if needs_opencv(head) else _orientation(head, handle)
     except OSError:
         return 1  # the pipeline drops what it cannot read
 
@@ -241,7 +263,7 @@ def _inspect_image(path: str) -> tuple[str | None, tuple[int, int] | None]:
         with open(path, "rb") as handle:
             head = handle.read(32)
             size = image_dimensions(head, handle)
-            if size is not None and head.startswith(_SIGNATURES[1]) and _exif_orientation(handle) >= 5:
+            if size is not None and _orientation(head, handle) >= 5:
                 size = size[1], size[0]  # orientations 5-8 turn the picture a quarter
             scan_found = not head.startswith(_SIGNATURES[1]) or _reaches_scan(handle)
             handle.seek(max(0, os.path.getsize(path) - _TAIL_BYTES))
