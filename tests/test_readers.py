@@ -107,6 +107,20 @@ def test_wflw_reader(tmp_path):
     assert "zero-area face box" in reasons[f"{ann}:3"]
 
 
+def test_wflw_image_paths_with_spaces(tmp_path):
+    """A list of your own in WFLW's layout naming "my photos/a b.png" was skipped as "expected 207 fields, got
+    209"; a line with a field too many whose tail is no file is still skipped for its field count."""
+    root = tmp_path / "WFLW_images"
+    (root / "my photos").mkdir(parents=True)
+    _image(str(root / "my photos" / "a b.png"))
+    pts = _face_points(98)
+    lines = [_wflw_line(pts, [5, 5, 60, 60], "my photos/a b.png"), _wflw_line(pts, [5, 5, 60, 60], "x y.png")]
+    (tmp_path / "list.txt").write_text("".join(lines))
+    samples, report = load_dataset(str(tmp_path / "list.txt"), num_points=98)
+    assert [s.image_path for s in samples] == [str(root / "my photos" / "a b.png")]
+    assert report.skipped == [(f"{tmp_path / 'list.txt'}:2", "expected 207 fields, got 208")]
+
+
 def test_custom_json_and_csv(tmp_path):
     _image(str(tmp_path / "a.png"))
     pts = _face_points(5)

@@ -16,6 +16,10 @@ ATTRIBUTES = ("pose", "expression", "illumination", "make-up", "occlusion", "blu
 def parse_line(line: str, images_root: str, source: str) -> tuple[Sample, np.ndarray]:
     parts = line.split()
     expected = 2 * NUM_POINTS + 4 + len(ATTRIBUTES) + 1
+    if len(parts) > expected:  # an image path with spaces in it ("my photos/a.jpg"), when that file exists
+        head = line.split(None, expected - 1)
+        if os.path.isfile(os.path.join(images_root, head[-1].strip())):
+            parts = head[:-1] + [head[-1].strip()]
     if len(parts) != expected:
         raise DatasetError(f"{source}: expected {expected} fields, got {len(parts)}")
     try:
