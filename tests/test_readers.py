@@ -42,6 +42,13 @@ def test_bad_pts_files_name_the_problem(tmp_path, content, message):
         read_pts(str(path))
 
 
+def test_a_pts_file_with_a_byte_order_mark_and_no_version_line(tmp_path):
+    """Notepad's "UTF-8 with BOM" put the mark before 'n_points', which then read as a missing header."""
+    path = tmp_path / "a.pts"
+    path.write_bytes(b"\xef\xbb\xbfn_points: 2\r\n{\r\n1 2\r\n3 4\r\n}\r\n")
+    assert read_pts(str(path)).tolist() == [[0, 1], [2, 3]]
+
+
 def test_a_folder_without_pts_files_points_at_the_list_file_it_holds(tmp_path):
     """dlib_faces/ holds its faces in faces.json: naming the folder used to say only that no .pts was found."""
     from landmark_kd.data.pts300w import load_300w

@@ -17,7 +17,7 @@ def read_pts(path: str) -> np.ndarray:
     if not os.path.isfile(path):  # a named pipe or device would block the reader
         raise DatasetError(f"{path}: not a regular file")
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
+        with open(path, encoding="utf-8-sig", errors="replace") as handle:  # a byte-order mark is not the header
             lines = [line.strip() for line in handle]
     except OSError as err:
         raise DatasetError(f"{path}: cannot read ({err.strerror})") from None
