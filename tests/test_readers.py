@@ -88,6 +88,22 @@ def test_300w_folder_skips_and_counts_bad_samples(tmp_path):
     assert "truncated" in reasons[str(tmp_path / "trunc.pts")]
     with pytest.raises(DatasetError, match=r"\.pts: "):  # strict mode: the first bad file, named
         load_dataset(str(tmp_path), num_points=68, strict=True)
+    assert report.notes == []  # every picture here has its .pts
+
+
+def test_300w_folder_names_the_pictures_it_holds_without_a_pts(tmp_path):
+    """An image with no label is not a face to train on, but a folder loading fewer faces than it has pictures
+    should say so; the sheets this project writes beside faces are not counted."""
+    for name in ("a", "b"):
+        _image(str(tmp_path / f"{name}.png"))
+    write_pts(str(tmp_path / "a.pts"), _face_points())
+    (tmp_path / "sub").mkdir()
+    _image(str(tmp_path / "sub" / "c.jpg"))
+    _image(str(tmp_path / "contact_sheet.png"))
+    samples, report = load_dataset(str(tmp_path), num_points=68)
+    assert len(samples) == 1 and not report.skipped
+    assert report.notes == [f"2 image(s) with no .pts of their name are not used (first: {tmp_path / 'b.png'})"]
+    assert "note: 2 image(s) with no .pts" in report.summary()
 
 
 def _wflw_line(pts, bbox, image):

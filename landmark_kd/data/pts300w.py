@@ -84,6 +84,18 @@ def find_pairs(root: str) -> list[tuple[str | None, str]]:
     return pairs
 
 
+OVERVIEW_IMAGES = ("contact_sheet.png", "pseudolabel_sheet.jpg")  # pictures this project writes beside the faces
+
+
+def unlabelled_images(root: str, pairs: list[tuple[str | None, str]]) -> list[str]:
+    """The images under `root` that no .pts file names: a folder where some labels are missing loads fewer faces
+    than it holds pictures, which the user should hear about (the project's own overview sheets aside)."""
+    used = {image for image, _ in pairs if image}
+    return [os.path.join(folder, name) for folder, _, files in sorted(os.walk(root)) for name in sorted(files)
+            if name.lower().endswith(IMAGE_EXTENSIONS) and name not in OVERVIEW_IMAGES
+            and os.path.join(folder, name) not in used]
+
+
 def list_file_hint(root: str) -> str:
     """` (it holds a.json: pass that file as the dataset)` when a folder with no .pts holds dataset lists."""
     lists = sorted(name for name in (os.listdir(root) if os.path.isdir(root) else [])
@@ -111,4 +123,8 @@ def load_300w(root: str, num_points: int | None = 68, strict: bool = False) -> t
             if strict:
                 raise
             report.skip_error(pts, err)
+    unlabelled = unlabelled_images(root, pairs)
+    if unlabelled:
+        report.notes.append(f"{len(unlabelled)} image(s) with no .pts of their name are not used (first: "
+                            f"{unlabelled[0]})")
     return validate(samples, num_points, report, strict), report
