@@ -311,7 +311,7 @@ def _main(argv: list[str] | None) -> int:
     config = EvalConfig(**{k: v for k, v in vars(args).items() if k != "verbose"})
     metrics = run_evaluation(config)
     print(f"NME {metrics['nme']:.4f} ({metrics['normalization']}), FR@{config.threshold:g} {metrics['fr']:.4f}, "
-          f"AUC@{config.threshold:g} {metrics['auc']:.4f} on {metrics['num_images']} images")
+          f"AUC@{config.threshold:g} {metrics['auc']:.4f} on {metrics['num_images']} faces")
     for line in score_lines(metrics):
         print(line)
     print("wrote " + ", ".join(metrics["paths"].values()))
