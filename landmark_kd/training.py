@@ -30,7 +30,7 @@ STUDENT_DEFAULTS = dict(preset="mobilevitv2_050", output="runs/student", head_di
 
 @dataclass
 class TrainConfig:
-    """Defaults train the quick teacher on the synthetic set in about 25 minutes on a 2-core CPU: 24 epochs, twice
+    """Defaults train the quick teacher on the synthetic set in 25 to 60 minutes on a 2-core CPU: 24 epochs, twice
     the student's 12, because a SwinV2 from scratch needs them to end stronger than the student it teaches.
     `TrainConfig.student()` starts from distill.py's defaults instead."""
 
