@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .crop import warp_square
 from .errors import ConfigError
 from .schemes import LandmarkScheme, get_scheme
 
@@ -100,38 +101,12 @@ def chip_matrix(landmarks: np.ndarray, scheme: LandmarkScheme | str, size: int =
     return similarity_matrix(points[keep], template[keep])
 
 
-def warp_chip(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """`image` (H, W[, C]) resampled into a `size` chip by `matrix`. A face much larger than the chip is first
-    shrunk by area averaging around the chip's source region, since bilinear sampling at under half scale
-    skips pixels and aliases fine detail (hair, glasses, stubble) into patterns a recogniser would see."""
-    import cv2
-
-    matrix = np.asarray(matrix, np.float64)
-    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
-    if scale < 0.5:
-        corners = np.array([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]], np.float64)
-        source = cv2.transform(corners[None], cv2.invertAffineTransform(matrix))[0]
-        x0, y0 = np.maximum(np.floor(source.min(0)) - 2, 0).astype(int)
-        x1, y1 = np.minimum(np.ceil(source.max(0)) + 3, [image.shape[1], image.shape[0]]).astype(int)
-        if x1 - x0 >= 2 and y1 - y0 >= 2:  # else the chip lies outside the image: nothing to shrink
-            region = image[y0:y1, x0:x1]
-            width, height = max(int(round((x1 - x0) * scale * 1.5)), 1), max(int(round((y1 - y0) * scale * 1.5)), 1)
-            fx, fy = width / (x1 - x0), height / (y1 - y0)
-            image = cv2.resize(region, (width, height), interpolation=cv2.INTER_AREA)
-            # a resized pixel centre p came from (p + 0.5) / f - 0.5 in the region, offset by (x0, y0)
-            linear = matrix[:, :2] @ np.diag([1.0 / fx, 1.0 / fy])
-            shift = matrix[:, :2] @ np.array([0.5 / fx - 0.5 + x0, 0.5 / fy - 0.5 + y0]) + matrix[:, 2]
-            matrix = np.hstack([linear, shift[:, None]])
-    return cv2.warpAffine(image, matrix, (int(size), int(size)), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-
-
 def face_chip(image: np.ndarray, landmarks: np.ndarray, scheme: LandmarkScheme | str, size: int = TEMPLATE_SIZE,
               padding: float = 0.0) -> np.ndarray:
     """The aligned chip of one face: `size` x `size` pixels of `image` (any channel order; it is kept), the
     face's eyes, nose tip and mouth corners on ArcFace's reference points (scaled to `size`, with `padding`).
     Parts of the chip outside the image are black."""
-    return warp_chip(image, chip_matrix(landmarks, scheme, size, padding), size)
+    return warp_square(image, chip_matrix(landmarks, scheme, size, padding), size)
 
 
 def chip_points(landmarks: np.ndarray, matrix: np.ndarray) -> np.ndarray:

@@ -33,6 +33,7 @@ CASES = {
     "denormals": (["denormals.py", "--model", "{t}/missing.keras"], "{t}/missing.keras: no such file"),
     "box_conventions": (["box_conventions.py", "--model", "{t}/missing.tflite", "--data", "{t}"],
                         "{t}/missing.tflite: no such file"),
+    "crop_resampling": (["crop_resampling.py", "--data", "{t}/nowhere"], "{t}/nowhere: no such file"),
 }
 
 
@@ -67,6 +68,7 @@ def test_every_script_has_working_help(script):
 
 SHIPPED_NAMES = {  # each script's model flags given the model card's bare names, then one bad flag after them
     "box_conventions.py": ["--model", "real_student_fp16.tflite", "--data", "{t}/nowhere"],
+    "crop_resampling.py": ["--models", "real_student_fp16.tflite", "real_fast.keras", "--data", "{t}/nowhere"],
     "denormals.py": ["--model", "real_student.keras", "--calibration-data", "{t}/nowhere"],
     "face_chips.py": ["--models", "real_student_fp16.tflite", "real_teacher.keras", "--data", "{t}/nowhere"],
     "flops_by_block.py": ["--model", "real_student.keras", "--image-size", "{t}/nowhere"],
@@ -218,3 +220,27 @@ def _options_without_help(text: str) -> list[str]:
 def test_every_flag_says_what_it_does(script):
     done = _help(script)
     assert _options_without_help(done.stdout) == [], done.stdout
+
+
+def test_crop_resampling_scales_faces_and_compares_the_same_model_both_ways():
+    """The scaled-up face's landmarks sit on the same picture points, and the bilinear arm differs from the
+    product's crop only for a face far larger than the crop."""
+    from benchmarks.crop_resampling import bilinear_detector, scaled_face
+    from landmark_kd.inference import LandmarkDetector
+
+    rng = np.random.default_rng(0)
+    ys, xs = np.indices((40, 50))
+    image = np.repeat((2 * xs + 3 * ys).astype(np.uint8)[..., None], 3, axis=2)  # linear: bicubic keeps it
+    big, points = scaled_face(image, np.array([[10.0, 20.0], [33.0, 7.0]]), 4, 0.0, seed=0)
+    assert big.shape == (160, 200, 3)
+    for (x, y), (bx, by) in zip([[10, 20], [33, 7]], points):  # the centre of the 4x4 block pixel (x, y) became
+        assert (bx, by) == (4 * x + 1.5, 4 * y + 1.5)
+        assert abs(big[int(by):int(by) + 2, int(bx):int(bx) + 2].mean() - image[y, x, 0]) < 0.6
+    noisy, _ = scaled_face(image, points, 1, 8.0, seed=1)
+    assert 5 < np.abs(noisy.astype(float) - image).mean() < 10  # sigma 8: mean |noise| ~6.4, clipped at 0/255
+    area = LandmarkDetector("real_fast_fp16.tflite", detector="full", refine=0)
+    bilinear = bilinear_detector(LandmarkDetector(area.predictor, detector="full", refine=0))
+    photo = rng.integers(0, 256, (1200, 1200, 3), np.uint8)
+    small, large = [40, 40, 140, 140], [200, 200, 1000, 1000]  # both crops inside the photo
+    np.testing.assert_array_equal(area.crops_for_boxes(photo, [small])[0], bilinear.crops_for_boxes(photo, [small])[0])
+    assert area.crops_for_boxes(photo, [large])[0].std() < 0.5 * bilinear.crops_for_boxes(photo, [large])[0].std()

@@ -1,7 +1,10 @@
+import cv2
 import numpy as np
 import tensorflow as tf
 
-from landmark_kd.crop import box_crop_matrix, crop_matrix, eye_line_roll, upright_box
+from conftest import posed_face
+from landmark_kd.crop import box_crop_matrix, crop_matrix, eye_line_roll, upright_box, warp_square
+from landmark_kd.face_chips import chip_matrix
 
 
 def test_numpy_and_tensorflow_give_the_same_matrix(rng):
@@ -38,3 +41,24 @@ def test_upright_box_frames_turned_points_in_their_own_frame():
     x0, y0, x1, y1 = upright_box(points)
     assert max(x1 - x0, y1 - y0) > 44  # 40 sin 60 + 20 cos 60 = 44.6 against the rectangle's 40
     assert np.isclose(eye_line_roll(points[[1, 0]], (0, 1)), angle - np.pi)  # the corners' order sets the sense
+
+
+def test_large_faces_are_shrunk_by_area_so_fine_detail_does_not_alias():
+    """A 1-pixel checkerboard face 15 times the square's size (a face chip here; a model's crop is the same
+    call) averages to grey (bilinear sampling alone keeps picking black or white pixels); on a smooth picture
+    the shrunk path gives the plain warp."""
+    points = posed_face(0.0, at=(0.0, 0.0, 150.0), size=(1400, 1400))
+    m = chip_matrix(points, "68", 112)
+    assert np.sqrt(np.linalg.det(m[:, :2])) < 0.1  # the face ~15x the chip's size
+    checker = ((np.indices((1400, 1400)).sum(0) % 2) * 255).astype(np.uint8)
+    plain = cv2.warpAffine(checker, m, (112, 112), flags=cv2.INTER_LINEAR)
+    shrunk = warp_square(checker, m, 112)
+    covered = cv2.warpAffine(np.ones_like(checker), m, (112, 112))  # chip pixels from the image, edges left out:
+    inside = cv2.erode(covered, np.ones((5, 5)), borderType=cv2.BORDER_CONSTANT, borderValue=0) == 1
+    assert inside.mean() > 0.5
+    assert plain[inside].std() > 40 and shrunk[inside].std() < 3, (plain[inside].std(), shrunk[inside].std())
+    ys, xs = np.indices((1400, 1400))
+    smooth = np.dstack([128 + 100 * np.sin(xs / 150.0), 128 + 100 * np.cos(ys / 170.0), (xs + ys) / 11.0])
+    smooth = smooth.astype(np.float32)
+    np.testing.assert_allclose(warp_square(smooth, m, 112)[inside],
+                               cv2.warpAffine(smooth, m, (112, 112), flags=cv2.INTER_LINEAR)[inside], atol=1.0)

@@ -1,11 +1,9 @@
-import cv2
 import numpy as np
 import pytest
 
 from conftest import posed_face
 from landmark_kd.errors import ConfigError
-from landmark_kd.face_chips import (chip_matrix, chip_points, chip_template, face_chip, five_points, similarity_matrix,
-                                    warp_chip)
+from landmark_kd.face_chips import chip_matrix, chip_points, chip_template, face_chip, five_points, similarity_matrix
 from landmark_kd.schemes import convert_68_to_51, custom_scheme, get_scheme
 
 
@@ -60,26 +58,6 @@ def test_a_layout_that_numbers_the_eyes_the_other_way_still_gives_an_unmirrored_
     template = chip_template(112)
     assert np.linalg.det(m[:, :2]) > 0
     np.testing.assert_allclose(placed[[17, 16, 23, 22]], template[[0, 1, 3, 4]], atol=2.0)
-
-
-def test_large_faces_are_shrunk_by_area_so_fine_detail_does_not_alias():
-    """A 1-pixel checkerboard face 15 times the chip's size averages to grey in the chip (bilinear sampling
-    alone keeps picking black or white pixels); on a smooth picture the shrunk path gives the plain warp."""
-    points = posed_face(0.0, at=(0.0, 0.0, 150.0), size=(1400, 1400))
-    m = chip_matrix(points, "68", 112)
-    assert np.sqrt(np.linalg.det(m[:, :2])) < 0.1  # the face ~15x the chip's size
-    checker = ((np.indices((1400, 1400)).sum(0) % 2) * 255).astype(np.uint8)
-    plain = cv2.warpAffine(checker, m, (112, 112), flags=cv2.INTER_LINEAR)
-    shrunk = warp_chip(checker, m, 112)
-    covered = cv2.warpAffine(np.ones_like(checker), m, (112, 112))  # chip pixels from the image, edges left out:
-    inside = cv2.erode(covered, np.ones((5, 5)), borderType=cv2.BORDER_CONSTANT, borderValue=0) == 1
-    assert inside.mean() > 0.5
-    assert plain[inside].std() > 40 and shrunk[inside].std() < 3, (plain[inside].std(), shrunk[inside].std())
-    ys, xs = np.indices((1400, 1400))
-    smooth = np.dstack([128 + 100 * np.sin(xs / 150.0), 128 + 100 * np.cos(ys / 170.0), (xs + ys) / 11.0])
-    smooth = smooth.astype(np.float32)
-    np.testing.assert_allclose(warp_chip(smooth, m, 112)[inside],
-                               cv2.warpAffine(smooth, m, (112, 112), flags=cv2.INTER_LINEAR)[inside], atol=1.0)
 
 
 def test_face_chip_keeps_the_channels_and_blacks_out_what_lies_outside_the_image():

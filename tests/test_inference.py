@@ -38,6 +38,16 @@ def test_crop_matches_the_training_pipeline(model_path, tmp_path):
     assert np.abs(crop[0] - images.numpy()[0]).mean() < 0.01
 
 
+def test_a_face_far_larger_than_the_crop_is_area_shrunk_not_aliased(model_path):
+    """A 12-megapixel photo's face is 10-20x the model's crop: bilinear sampling alone would keep its fine detail
+    and sensor noise at full strength (benchmarks/crop_resampling.py); the crop averages it instead."""
+    checker = np.repeat(((np.indices((1200, 1200)).sum(0) % 2) * 255).astype(np.uint8)[..., None], 3, axis=2)
+    detector = LandmarkDetector(model_path, detector="full")
+    crops, affines = detector.crops_for_boxes(checker, [[200, 200, 1000, 1000]])
+    plain = cv2.warpAffine(checker, affines[0], (detector.image_size,) * 2, flags=cv2.INTER_LINEAR) / 255.0
+    assert plain.std() > 0.1 and crops[0].std() < 0.02 and abs(crops[0].mean() - 0.5) < 0.02
+
+
 def test_detector_maps_landmarks_into_the_box(model_path):
     image, pts = render_face(3, 128)
     box = [pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()]
