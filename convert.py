@@ -24,8 +24,8 @@ DEFAULT_MODEL = os.path.join("runs", "student", "best.keras")
 
 def parse_args(argv):
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="Keras landmark model (.keras), or the run folder "
-                        "holding it as best.keras")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="Keras landmark model (.keras), the run folder "
+                        "holding it as best.keras, or a shipped model by its file name (real_student.keras)")
     parser.add_argument("--modes", default="fp32,fp16,dynamic_int8,int8",
                         help="comma-separated subset of fp32, fp16, dynamic_int8, int8 (full integer)")
     parser.add_argument("--int8-io", action="store_true", help="full-int8 model takes an int8 image (uint8 pixel - "

@@ -26,7 +26,8 @@ def _parser() -> ArgumentParser:
     add_training_arguments(parser, DEFAULTS)
     g = parser.add_argument_group("distillation")
     g.add_argument("--teacher", nargs="+", default=None, metavar="MODEL",
-                   help=f"teacher .keras model (from train.py), or the run folder holding it as best.keras; several: "
+                   help=f"teacher .keras model (from train.py), the run folder holding it as best.keras, or a shipped "
+                   f"model by its file name (real_teacher.keras); several: "
                    f"an ensemble, their heatmaps averaged (default: {DEFAULTS.teacher})")
     g.add_argument("--teacher-flip", action="store_true", help="average each teacher's heatmaps with its prediction "
                    "on the mirrored image (flip test): a stronger teacher for one more forward pass")

@@ -1,4 +1,4 @@
-"""Pseudo-label unlabelled face photos so they can be trained on: one 300-W `.pts` per image.
+r"""Pseudo-label unlabelled face photos so they can be trained on: one 300-W `.pts` per image.
 
     python -m landmark_kd.pseudolabel PHOTOS/ --out data/pseudo --mesh-model face_landmark.tflite \
         --mesh-table mesh468_to_ibug68.json          # MediaPipe's Face Mesh as the labeller
