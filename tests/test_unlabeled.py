@@ -66,6 +66,27 @@ def test_the_box_cache_is_reused_only_for_the_same_detector(tmp_path):
     assert load_unlabeled(str(root), 68, str(cache), detector=fixed)[0].bbox[2] == 110
 
 
+def test_a_photo_replaced_under_the_same_name_is_detected_again(tmp_path):
+    """The cache outlives --restart: a photo edited or replaced in place (here: padded, so the face moves) must not
+    be cut at the box found in the old picture."""
+    import cv2
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    photo = root / "a.png"
+    cv2.imwrite(str(photo), np.full((64, 64, 3), 200, np.uint8))
+    cache = str(tmp_path / "boxes.json")
+
+    def by_size(image):  # the "face" is the picture's top-left quarter, so it follows the picture's size
+        h, w = image.shape[:2]
+        return [(np.array([0, 0, w / 2, h / 2], np.float32), 1.0)]
+
+    assert np.allclose(load_unlabeled(str(root), 68, cache, detector=by_size)[0].bbox, [0, 0, 32, 32])
+    cv2.imwrite(str(photo), np.full((128, 128, 3), 200, np.uint8))
+    os.utime(photo, ns=(1, 1))  # a new file, whatever the clock's resolution
+    assert np.allclose(load_unlabeled(str(root), 68, cache, detector=by_size)[0].bbox, [0, 0, 64, 64])
+
+
 def test_missing_folder_is_a_clear_error(tmp_path):
     from landmark_kd.data.records import DatasetError
 

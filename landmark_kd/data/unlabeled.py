@@ -5,7 +5,9 @@ collections such as LFW); photos that are damaged, too large, unreadable or show
 its reason. The detector is `LandmarkDetector`'s, BlazeFace with its box converted to the 68-landmark box, so
 unlabelled faces are cut as the labelled ones are in training and as every face is at inference (a raw Haar box
 sits about a fifth of the face higher and a quarter larger). Boxes (and skip reasons) are cached in a JSON file,
-with the detector's name, so a resumed run does not detect again.
+with the detector's name, so a resumed run does not detect again; each entry is keyed by the photo's absolute path
+and stamped with its size and modification time, so a photo replaced or edited under the same name (or another
+folder of the same relative path) is detected again instead of being cut at a stale box.
 """
 from __future__ import annotations
 
@@ -32,25 +34,29 @@ def load_unlabeled(root: str, num_points: int, cache: str | None = None, detecto
         raise DatasetError(f"{root}: no such file or directory")
     name = DETECTOR if detector is None else getattr(detector, "__name__", type(detector).__name__)
     boxes: dict[str, list[float] | str] = {}
+    stamps: dict[str, list[int]] = {}
     if cache and os.path.isfile(cache):
         try:
             with open(cache) as handle:
                 stored = json.load(handle)
-            if isinstance(stored, dict) and stored.get("detector") == name and isinstance(stored["boxes"], dict):
-                boxes = stored["boxes"]
+            if (isinstance(stored, dict) and stored.get("detector") == name and isinstance(stored["boxes"], dict)
+                    and isinstance(stored.get("stamps"), dict)):
+                boxes, stamps = stored["boxes"], stored["stamps"]
         except (OSError, ValueError, KeyError):
-            boxes = {}  # a damaged cache is only a lost speed-up
+            boxes, stamps = {}, {}  # a damaged (or unstamped, older) cache is only a lost speed-up
     report = report if report is not None else LoadReport()
     samples = []
     for path in list_images(root):
-        entry = boxes.get(path)
+        key, stamp = os.path.abspath(path), _stamp(path)
+        entry = boxes.get(key) if stamps.get(key) == stamp else None
         if not (isinstance(entry, str) or (isinstance(entry, list) and len(entry) == 4)):
-            # not seen yet, or an older cache's skip without its reason (null)
+            # not seen yet, changed since, or an older cache's skip without its reason (null)
             if detector is None:
                 from ..inference import make_face_detector
 
                 detector = make_face_detector("blazeface")
-            entry = boxes[path] = _box_or_reason(path, detector)
+            entry = boxes[key] = _box_or_reason(path, detector)
+            stamps[key] = stamp
         if isinstance(entry, str):
             report.skip(path, entry)
             continue
@@ -61,7 +67,7 @@ def load_unlabeled(root: str, num_points: int, cache: str | None = None, detecto
     if cache:
         tmp = f"{cache}.{os.getpid()}.tmp"
         with open(tmp, "w") as handle:
-            json.dump({"detector": name, "boxes": boxes}, handle)
+            json.dump({"detector": name, "boxes": boxes, "stamps": stamps}, handle)
         os.replace(tmp, cache)
     counts = ", ".join(f"{kind} {n}" for kind, n in report.reason_counts().items())
     print(f"unlabeled {root}: {report.summary()}" + (f"\n  skipped by reason: {counts}" if counts else ""))
@@ -69,6 +75,15 @@ def load_unlabeled(root: str, num_points: int, cache: str | None = None, detecto
         raise DatasetError(f"{root}: no usable unlabelled face photos ({len(report.skipped)} skipped: "
                            f"{counts or 'no images found'})")
     return samples
+
+
+def _stamp(path: str) -> list[int] | None:
+    """[size, modification time in ns] of a photo: a cached box holds only while the file is the one it was found in."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return [int(info.st_size), int(info.st_mtime_ns)]
 
 
 def _box_or_reason(path: str, detector) -> list[float] | str:
