@@ -23,11 +23,13 @@ DETECTOR = "blazeface-auto-landmark-box"  # names the boxes in a cache: boxes of
 
 
 def load_unlabeled(root: str, num_points: int, cache: str | None = None, detector=None,
-                   report: LoadReport | None = None) -> list[Sample]:
+                   report: LoadReport | None = None, spread: int | None = None) -> list[Sample]:
     """Samples whose `bbox` is the detected face and whose landmarks are placeholders (the box centre).
     `detector(image_rgb) -> [(box, score)]` defaults to BlazeFace's 68-landmark box estimate. Each photo left out
     goes into `report` with its own reason (damaged, too large, unreadable, no face), as a labelled set's skips
-    do, so training can list them in its skipped.json."""
+    do, so training can list them in its skipped.json. `spread`: only this many photos, evenly spaced over the
+    sorted list, are read and detected (int8 calibration wants a hundred faces, not every photo of a large folder
+    run through the detector first)."""
     from ..pseudolabel import list_images
 
     if not os.path.exists(root):
@@ -46,7 +48,10 @@ def load_unlabeled(root: str, num_points: int, cache: str | None = None, detecto
             boxes, stamps = {}, {}  # a damaged (or unstamped, older) cache is only a lost speed-up
     report = report if report is not None else LoadReport()
     samples = []
-    for path in list_images(root):
+    paths = list_images(root)
+    if spread is not None and len(paths) > spread:
+        paths = [paths[i] for i in np.unique(np.linspace(0, len(paths) - 1, max(1, spread)).astype(int))]
+    for path in paths:
         key, stamp = os.path.abspath(path), _stamp(path)
         entry = boxes.get(key) if stamps.get(key) == stamp else None
         if not (isinstance(entry, str) or (isinstance(entry, list) and len(entry) == 4)):

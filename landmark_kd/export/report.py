@@ -261,7 +261,7 @@ def _load_calibration(path: str, args: ExportConfig, num_points: int) -> tuple[l
 
         print(f"int8 calibration: {path} holds photos without landmark files; the calibration faces are these "
               "unlabelled photos, boxed by the face detector (BlazeFace)")
-        samples, labelled = load_unlabeled(path, num_points), False
+        samples, labelled = load_unlabeled(path, num_points, spread=args.calibration_samples), False
     # Evenly spaced, not the first N: sorted folders put one person's (or one style's) faces together.
     pick = np.unique(np.linspace(0, len(samples) - 1, min(args.calibration_samples, len(samples))).astype(int))
     if len(pick) < FEW_CALIBRATION_FACES:
