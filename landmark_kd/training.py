@@ -323,6 +323,9 @@ def run_training(config: TrainConfig) -> dict:
         from .schemes import get_scheme
 
         yaw_points(get_scheme(config.scheme), "--pose-balance")  # refused before any work
+    if config.init_from and config.pretrained:  # copy_weights replaces every weight: the backbone would be thrown away
+        raise ConfigError(f"--init-from {config.init_from} replaces every weight, so the --pretrained backbone "
+                          f"{config.pretrained} would be loaded and discarded: pass one of them")
     if config.init_from:
         from .predictor import resolve_model_path
 

@@ -508,6 +508,16 @@ def test_fine_tuning_from_another_architecture_or_no_file_is_refused(teacher_run
     assert not (tmp_path / "c").exists()  # refused before any work
 
 
+def test_init_from_with_pretrained_is_refused_before_any_work(faces, tmp_path):
+    """--init-from copies every weight, so a --pretrained backbone given with it would be silently discarded."""
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    with pytest.raises(ConfigError, match="--init-from .* replaces every weight, so the --pretrained backbone .* "
+                                          "would be loaded and discarded: pass one of them"):
+        run_training(_config(faces, tmp_path / "out", init_from="real_student.keras", pretrained=str(hf)))
+    assert not (tmp_path / "out").exists()
+
+
 def test_pose_balance_keeps_the_training_budget(faces, tmp_path, capsys):
     """Turned faces are repeated in the training list, yet an epoch is still one pass of the set as loaded."""
     metrics = run_training(_config(faces, tmp_path / "pose", epochs=1, steps_per_epoch=None, pose_balance=True))
