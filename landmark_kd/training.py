@@ -530,8 +530,8 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         _refuse_to_overwrite(config, out, backup_dir)
     if config.resume and not os.path.isdir(backup_dir):
         raise MissingFileError(f"{backup_dir}: nothing to resume (no interrupted run in {out})")
-    started = None
-    if os.path.isdir(backup_dir):
+    started, resuming = None, os.path.isdir(backup_dir)
+    if resuming:
         print(f"Resuming the interrupted run from {backup_dir} (use --restart to start over)")
         started = read_json(os.path.join(out, "config.json"))
     elif os.path.exists(os.path.join(out, "best.json")):
@@ -601,7 +601,9 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         with strategy.scope():
             model = build_landmark_model(config.preset, scheme, config.image_size,
                                          HeadConfig(config.head_dim, config.head_convs, light), config.pretrained)
-            if config.init_from:
+            if config.init_from and resuming:  # the backup restores the interrupted run's own weights
+                print(f"the weights come from the backup, not from --init-from {config.init_from}")
+            elif config.init_from:
                 source = load_model(config.init_from)
                 copied = copy_weights(source, model, config.init_from)
                 print(f"starting from the weights of {config.init_from} ({copied} arrays)")

@@ -33,9 +33,16 @@ def test_killed_run_resumes_to_the_same_step_count(tmp_path):
     assert proc.returncode != 0
     assert os.path.isdir(os.path.join(out, "backup")) and os.path.exists(os.path.join(out, "best.keras"))
     # resumed with another learning rate: allowed, but said and recorded (config.json alone would misstate the run)
-    again = subprocess.run(cmd + ["--lr", "0.001"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    # ... and with --init-from, which the backup's weights override: not loaded, and said so
+    import shutil
+
+    start = shutil.copy(os.path.join(out, "best.keras"), tmp_path / "start.keras")
+    again = subprocess.run(cmd + ["--lr", "0.001", "--init-from", str(start)], capture_output=True, text=True,
+                           cwd=ROOT, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "Resuming the interrupted run" in again.stdout
+    assert f"the weights come from the backup, not from --init-from {start}" in again.stdout
+    assert "starting from the weights of" not in again.stdout
     assert "warning: resuming with other settings than the run had: learning_rate 0.002 -> 0.001" in again.stdout
     assert json.load(open(os.path.join(out, "config.json")))["changed_on_resume"] == {"learning_rate": [0.002, 0.001]}
     assert "epoch 1:" not in again.stdout  # finished epochs are not redone
