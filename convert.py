@@ -60,6 +60,10 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+INT8_ONLY = ("int8_io", "calibration_data", "calibration_samples", "int8_float_blocks", "int8_budget",
+             "int8_max_float_blocks")  # flags that only the full-int8 mode reads
+
+
 def _main(argv: list[str] | None) -> int:
     args = parse_args(argv)
     from landmark_kd.predictor import resolve_model_path
@@ -79,6 +83,12 @@ def _main(argv: list[str] | None) -> int:
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise ConfigError(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
+    if "int8" not in modes:  # flags only full int8 reads: given for fp16 alone, they would be dropped unsaid
+        defaults = vars(parse_args([]))
+        unused = [f"--{name.replace('_', '-')}" for name in INT8_ONLY if getattr(args, name) != defaults[name]]
+        if unused:
+            print(f"note: {', '.join(unused)} only affect{'s' if len(unused) == 1 else ''} full int8, which --modes "
+                  f"{args.modes} does not include: not used")
     fields = {k: v for k, v in vars(args).items() if k in ExportConfig.__dataclass_fields__}
     config = ExportConfig(**{**fields, "modes": modes, "threads": tuple(args.threads)})
     report = run_export(config, silenced=lambda: silenced(not args.verbose))

@@ -323,6 +323,25 @@ def test_unlabelled_calibration_detects_only_the_photos_it_calibrates_on(tmp_pat
     assert [os.path.basename(s.image_path) for s in samples] == seen
 
 
+def test_convert_says_when_int8_only_flags_are_given_without_int8(tiny_model, tmp_path, capsys, monkeypatch):
+    """--calibration-data with --modes fp16 calibrated nothing, silently: a user could believe it did."""
+    import convert as convert_cli
+    import landmark_kd.export.report as report_module
+
+    model_path = str(tmp_path / "m.keras")
+    tiny_model.save(model_path)
+    given = []
+    monkeypatch.setattr(report_module, "run_export", lambda config, silenced: given.append(config) or
+                        {"paths": {"json": "r.json", "markdown": "r.md"}})
+    assert convert_cli.main(["--model", model_path, "--modes", "fp16", "--calibration-data", str(tmp_path),
+                             "--int8-budget", "0.05"]) == 0
+    assert ("note: --calibration-data, --int8-budget only affect full int8, which --modes fp16 does not include: "
+            "not used") in capsys.readouterr().out
+    assert convert_cli.main(["--model", model_path, "--modes", "fp16,int8", "--calibration-data", str(tmp_path)]) == 0
+    assert convert_cli.main(["--model", model_path, "--modes", "fp32"]) == 0
+    assert "only affect" not in capsys.readouterr().out and len(given) == 3
+
+
 def test_convert_refuses_early_and_writes_nothing_when_an_audit_fails(tiny_model, tmp_path, capsys, monkeypatch):
     import zipfile
 
