@@ -534,8 +534,15 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     if resuming:
         print(f"Resuming the interrupted run from {backup_dir} (use --restart to start over)")
         started = read_json(os.path.join(out, "config.json"))
-    elif os.path.exists(os.path.join(out, "best.json")):
-        os.remove(os.path.join(out, "best.json"))  # a finished earlier run's best score must not gate this one
+    else:
+        if os.path.exists(os.path.join(out, "best.json")):
+            os.remove(os.path.join(out, "best.json"))  # a finished earlier run's best score must not gate this one
+        logs = os.path.join(out, "logs")
+        if any(os.path.isdir(os.path.join(logs, name)) for name in ("train", "validation")):
+            # a start stopped before its first backup: its curves would sit beside this run's, both from step 0
+            _remove_tensorboard_logs(logs)
+            print(f"removed the TensorBoard logs of an earlier start in {out} that stopped before its first epoch "
+                  "ended")
 
     from .distribute import make_strategy
 

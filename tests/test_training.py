@@ -577,3 +577,19 @@ def test_restart_removes_tensorboards_logs_and_keeps_what_a_user_put_there(tmp_p
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(TrainConfig())))
     _clear_earlier_run(str(out), [])
     assert sorted(os.listdir(out)) == ["logs"] and os.listdir(out / "logs") == ["notes.txt"]
+
+
+def test_a_start_stopped_before_its_first_epoch_leaves_no_curves_beside_the_next(faces, tmp_path, capsys):
+    """Stopped in epoch 1 (no backup yet), a run leaves its TensorBoard event files; the same command again
+    starts over, and its curves used to sit beside the dead start's, both from step 0."""
+    import dataclasses
+
+    out = tmp_path / "run"
+    (out / "logs" / "train").mkdir(parents=True)
+    (out / "logs" / "train" / "events.out.tfevents.1.dead").write_text("e")
+    (out / "logs" / "notes.txt").write_text("mine")
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(_config(faces, out))))
+    run_training(_config(faces, out, epochs=1, steps_per_epoch=1))
+    assert "removed the TensorBoard logs of an earlier start" in capsys.readouterr().out
+    assert not (out / "logs" / "train" / "events.out.tfevents.1.dead").exists()
+    assert os.listdir(out / "logs" / "train") and (out / "logs" / "notes.txt").read_text() == "mine"
