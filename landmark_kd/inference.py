@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 
-from .crop import CROP_MARGIN, MAX_REFINE, box_crop_matrix, warp_square, eye_line_roll, upright_box
+from .crop import CROP_MARGIN, MAX_REFINE, box_crop_matrix, eye_line_roll, upright_box, warp_square
 from .decode import crop_to_image, mirror_points
 from .errors import ConfigError, DataError, MissingFileError
 from .head_pose import POSE_SCHEMES, HeadPose, draw_pose_axes, head_pose
@@ -245,7 +245,7 @@ class LandmarkDetector:
         (K, 2, 3) image -> crop matrices; `rolls` (radians per box) turn each crop upright."""
         rolls = [0.0] * len(boxes) if rolls is None else rolls
         affines = np.stack([crop_affine(b, self.image_size, self.margin, r) for b, r in zip(boxes, rolls)])
-        # a face far larger than the crop is area-shrunk first (warp_square): bilinear alone aliases it
+        # a face far larger than the crop is block-averaged first (warp_square): bilinear alone aliases it
         crops = np.stack([warp_square(image, m, self.image_size) for m in affines]).astype(np.float32) / 255.0
         return crops, affines
 
