@@ -502,7 +502,7 @@ def _main(argv: list[str]) -> int:
                         help="room around the face in each chip: the face spans 1/(1+P) of what it does at 0 "
                         "(0.25 shows the chin and forehead; 0 to 4)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and the TFLite runtime's log output")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # inputs before and after the flags: `predict a.jpg --chips 112 b.jpg`
     if sum((bool(args.input), args.list is not None, args.camera is not None)) != 1:
         parser.error("give one of: an input (image, folder or video), --list FILE or --camera INDEX")
     if args.camera is not None and args.format == "pts":

@@ -392,6 +392,8 @@ def test_predict_takes_several_inputs_and_patterns(model_path, tmp_path, capsys)
     results = _load_json(tmp_path / "o1" / "landmarks.json")["results"]
     assert list(results) == [a0, a1, b0, str(tmp_path / "b" / "face1.png")]  # in the order given, a0 once
     assert len({os.path.basename(r["annotated"]) for r in results.values()}) == 4  # b's face0 does not replace a's
+    assert predict_main([a0, *common, "--out", str(tmp_path / "o4"), b0]) == 0  # inputs around the flags
+    assert list(_load_json(tmp_path / "o4" / "landmarks.json")["results"]) == [a0, b0]
     assert predict_main([str(tmp_path / "*" / "face1.png"), *common, "--out", str(tmp_path / "o2")]) == 0
     assert sorted(_load_json(tmp_path / "o2" / "landmarks.json")["results"]) == [a1, str(tmp_path / "b" / "face1.png")]
     assert predict_main([str(tmp_path / "a" / "x*.png"), *common]) == 2
