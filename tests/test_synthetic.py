@@ -146,3 +146,17 @@ def test_training_cache_is_reused_regenerated_cleanly_and_never_over_user_files(
     assert _listing(photos) == before
     with pytest.raises(ConfigError, match=r"^seed -1: synthetic faces need a seed of 0 or more$"):
         generate(str(tmp_path / "neg"), 1, seed=-1, size=64)
+
+
+def test_cli_refuses_a_size_too_large_in_one_line(tmp_path, capsys):
+    """--size 100000 used to end in numpy's MemoryError traceback after creating the output folder."""
+    import pytest
+
+    from landmark_kd.data.synthetic import MAX_SIZE
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--out", str(tmp_path / "syn"), "--num", "1", "--size", str(MAX_SIZE + 1)])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: argument --size: must be at most {MAX_SIZE}, got {MAX_SIZE + 1}") and "\n" not in err
+    assert not (tmp_path / "syn").exists()

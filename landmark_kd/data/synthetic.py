@@ -313,6 +313,9 @@ def ensure_default_dataset(root: str = "data/synthetic", num_train: int = 2000, 
     return paths[0], paths[1]
 
 
+MAX_SIZE = 4096  # the CLI's largest --size: the renderer holds a few float64 grids of size x size pixels
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m landmark_kd.data.synthetic --out DIR`; exit 2 with one `error:` line for a user error."""
     from ..cli import run
@@ -330,10 +333,12 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--num", type=positive_int, default=200, help="number of faces")
     parser.add_argument("--seed", type=seed, default=0,
                         help="random seed, 0 to 2**32-1; the same seed renders the same faces")
-    parser.add_argument("--size", type=positive_int, default=256, help="image side in pixels")
+    parser.add_argument("--size", type=positive_int, default=256, help=f"image side in pixels, 32 to {MAX_SIZE}")
     args = parser.parse_args(argv)
     if args.size < 32:
         parser.error(f"argument --size: must be at least 32, got {args.size}")
+    if args.size > MAX_SIZE:  # a huge side ran out of memory in the renderer's pixel grids (a traceback)
+        parser.error(f"argument --size: must be at most {MAX_SIZE}, got {args.size}")
     prepare_output_dir(args.out)
     start = time.time()
     generate(args.out, args.num, args.seed, args.size, progress=True)
