@@ -181,6 +181,7 @@ def _run_frames(step, frames, fps: float, out_path: str, window: str | None, tot
     from .inference import draw_faces
 
     writer, records, start, stopped = None, [], time.time(), "end of input"
+    unwritable = False  # the .mp4 writer could not be opened: frames are still predicted
     stem = os.path.splitext(os.path.basename(out_path))[0].removesuffix("_landmarks")  # the chips' folder
     try:
         for index, (frame, dt) in enumerate(frames):
@@ -205,11 +206,16 @@ def _run_frames(step, frames, fps: float, out_path: str, window: str | None, tot
                     if cv2.getWindowProperty(window, cv2.WND_PROP_VISIBLE) < 1:
                         stopped = "window closed"
                         break
-            if window is None:
+            if window is None and not unwritable:
                 if writer is None:
                     writer = cv2.VideoWriter(out_path, cv2.VideoWriter_fourcc(*"mp4v"), fps,
                                              (image.shape[1], image.shape[0]))
-                writer.write(annotated)
+                    if not writer.isOpened():  # e.g. frames wider than the mp4v encoder takes (8191 px)
+                        print(f"warning: {out_path}: OpenCV cannot write a {image.shape[1]}x{image.shape[0]} .mp4 "
+                              "here; no annotated video (the landmarks are still written)", file=sys.stderr)
+                        writer, unwritable = None, True
+                if writer is not None:
+                    writer.write(annotated)
             _progress(index + 1, total, start, "frames")
     except KeyboardInterrupt:
         stopped = "interrupted"
@@ -276,7 +282,7 @@ def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None, t
         # the container's count is an estimate for some formats, hence the margin
         print(f"warning: {path}: the video ended after {read} of the {total} frames its header announces "
               "(a truncated or damaged file?)", file=sys.stderr)
-    return {path: {"frames": result["frames"], "fps": fps, "smoothed": smooth, "annotated": out_path,
+    return {path: {"frames": result["frames"], "fps": fps, "smoothed": smooth, "annotated": result["annotated"],
                    "tracking": _tracking_summary(tracker)}}
 
 

@@ -1086,3 +1086,33 @@ def test_predict_writes_aligned_chips_of_photos_and_of_each_followed_face_in_a_v
     build_landmark_model("mobilevitv2_pico", custom_scheme(68, name="mine"), 64).save(str(tmp_path / "mine.keras"))
     assert predict_main([photo, "--model", str(tmp_path / "mine.keras"), "--chips", "96", "--out", str(tmp_path / "q")]) == 2
     assert "--chips needs a built-in layout" in capsys.readouterr().err
+
+
+def test_a_video_whose_annotated_mp4_cannot_be_written_keeps_its_landmarks_and_says_so(model_path, tmp_path,
+                                                                                       capsys, monkeypatch):
+    """Frames wider than the mp4v encoder takes (over 8191 px) used to leave no .mp4 while landmarks.json named
+    one as the annotated output, with no word of it."""
+    video = _still_video(str(tmp_path / "wide.avi"), 64, seed=1, frames=3)
+    real = cv2.VideoWriter
+
+    class Refusing:  # what OpenCV gives for a frame size its encoder refuses: a writer that is not open
+        def __init__(self, path, *args):
+            self.inner = real(path, *args) if path.endswith(".avi") else None
+
+        def isOpened(self):
+            return self.inner is not None and self.inner.isOpened()
+
+        def write(self, frame):
+            raise AssertionError("written to a writer that is not open")
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(cv2, "VideoWriter", Refusing)
+    out = tmp_path / "o"
+    assert predict_main([video, "--model", model_path, "--out", str(out), "--detector", "full", "--refine", "0"]) == 0
+    result = _load_json(out / "landmarks.json")["results"][video]
+    assert len(result["frames"]) == 3 and all(len(f["faces"]) == 1 for f in result["frames"])
+    assert result["annotated"] is None and not (out / "wide_landmarks.mp4").exists()
+    err = capsys.readouterr().err
+    assert err.count("no annotated video (the landmarks are still written)") == 1 and "Traceback" not in err
