@@ -124,8 +124,10 @@ def _main(argv: list[str]) -> int:
         shape = (2, *full.input_shape[1:])
         x = np.random.default_rng(0).uniform(0, 1, shape).astype("float32")
         a, b = full(x, training=False), half(x, training=False)  # landmark models answer with a dict of maps
+        print(f"on {len(x)} random {shape[1]}x{shape[2]} images:")
         for key in a:
-            print(f"  {key}: largest difference {np.abs(np.asarray(a[key]) - np.asarray(b[key])).max():.2e}")
+            unit = " px (input pixels)" if key == "landmarks" else " (map values)"
+            print(f"  {key}: largest difference {np.abs(np.asarray(a[key]) - np.asarray(b[key])).max():.2e}{unit}")
     return 0
 
 
