@@ -31,8 +31,10 @@ def evaluate_predictions(pred: np.ndarray, index: np.ndarray, samples, scheme, n
     gt = np.stack([samples[i].landmarks for i in index])
     errors = nme_per_image(pred, gt, scheme, normalization)
     metrics = summarize(errors, normalization, scheme.num_points, threshold)
-    if scheme.num_points == 68 and normalization == "inter_ocular":
+    ibug68 = scheme.num_points == 68 and tuple(scheme.outer_eye_corners or ()) == (36, 45)
+    if ibug68 and normalization == "inter_ocular":
         # The ICME 2024 challenge's measure: the 51 inner points (no jaw line), same outer-eye-corner distance.
+        # nme_inner51 reads the iBUG order (jaw 0-16, outer eye corners 36 and 45): not another 68-point layout.
         inner = nme_inner51(pred, gt)
         metrics.update({"nme_inner51": float(inner.mean()), "fr_inner51": failure_rate(inner, threshold),
                         "median_nme_inner51": float(np.median(inner))})

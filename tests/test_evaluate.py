@@ -241,3 +241,25 @@ def test_flags_evaluate_would_ignore_and_files_it_would_replace_are_refused(tmp_
     run_evaluation(EvalConfig(model=model, data=faces, out=str(tmp_path / "b")))
     assert f"replacing the earlier evaluation in {tmp_path / 'b'} (of {model}; pass another --out to keep it)" in \
         capsys.readouterr().out
+
+
+def test_inner51_figures_are_left_out_for_a_68_point_layout_other_than_ibugs():
+    # nme_inner51 reads iBUG's jaw (0-16) and eye corners (36, 45); a custom 68-point layout whose eye corners are
+    # elsewhere would get a figure over the wrong points and the wrong distance.
+    from landmark_kd.metrics import nme_per_image
+    from landmark_kd.schemes import custom_scheme
+
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0, 100, (3, 68, 2))
+    gt[:, 0], gt[:, 1] = [10, 50], [70, 50]
+    pred = gt + rng.normal(0, 1, gt.shape)
+    scheme = custom_scheme(68, outer_eye_corners=(0, 1), name="my68")
+    samples = [Sample("x.png", g.astype(np.float32)) for g in gt]
+    metrics, errors = evaluate_predictions(pred, np.arange(3), samples, scheme)
+    np.testing.assert_allclose(errors, nme_per_image(pred, gt, scheme), rtol=1e-5)
+    assert "nme_inner51" not in metrics
+    # the built-in layout, through its saved config too (as a .tflite's scheme.json brings it back), keeps them
+    from landmark_kd.schemes import LandmarkScheme
+
+    again = LandmarkScheme.from_config(get_scheme("68").get_config())
+    assert "nme_inner51" in evaluate_predictions(pred, np.arange(3), samples, again)[0]
