@@ -98,8 +98,10 @@ def score(predict_one, samples, images) -> dict:
 
 
 def worst_faces(errors, count: int) -> np.ndarray:
-    """Indices of the `count` largest errors, worst first."""
-    return np.argsort(-np.asarray(errors, np.float64), kind="stable")[:count]
+    """Indices of the `count` largest errors, worst first; a NaN error (a prediction that is no number, a failure
+    in every FR) counts as the largest."""
+    errors = np.nan_to_num(np.asarray(errors, np.float64), nan=np.inf)
+    return np.argsort(-errors, kind="stable")[:count]
 
 
 def slug(text: str) -> str:

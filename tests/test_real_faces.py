@@ -19,6 +19,11 @@ def test_worst_faces_are_the_largest_errors_worst_first():
     assert worst_faces([0.03], 8).tolist() == [0]
 
 
+def test_a_face_whose_prediction_is_no_number_is_among_the_worst():
+    # argsort puts NaN last: the failed face was never shown
+    assert worst_faces([0.02, float("nan"), 0.09, 0.01], 2).tolist() == [1, 2]
+
+
 def test_json_keeps_every_faces_error_and_plots_show_the_worst_faces(tmp_path, capsys):
     keras.utils.set_random_seed(0)
     data = generate(str(tmp_path / "faces"), 6, seed=2, size=128, sheet=False)
