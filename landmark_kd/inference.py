@@ -239,14 +239,18 @@ class LandmarkDetector:
         roll = (eye_line_roll(landmarks, corners) if corners else roll) if self.align else 0.0
         return upright_box(landmarks, roll), roll
 
+    def resample(self, image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """`image` cropped by the 2x3 `matrix` to the model's input size; a face far larger than the crop is
+        block-averaged first (`crop.warp_square`): bilinear sampling alone aliases it."""
+        return warp_square(image, matrix, self.image_size)
+
     def crops_for_boxes(self, image: np.ndarray, boxes: Sequence[Box], rolls: Sequence[float] | None = None
                         ) -> tuple[np.ndarray, np.ndarray]:
         """The model's input for K boxes (K >= 1) in one RGB uint8 image: (K, S, S, 3) crops in [0, 1] and their
         (K, 2, 3) image -> crop matrices; `rolls` (radians per box) turn each crop upright."""
         rolls = [0.0] * len(boxes) if rolls is None else rolls
         affines = np.stack([crop_affine(b, self.image_size, self.margin, r) for b, r in zip(boxes, rolls)])
-        # a face far larger than the crop is block-averaged first (warp_square): bilinear alone aliases it
-        crops = np.stack([warp_square(image, m, self.image_size) for m in affines]).astype(np.float32) / 255.0
+        crops = np.stack([self.resample(image, m) for m in affines]).astype(np.float32) / 255.0
         return crops, affines
 
     def landmarks_for_boxes(self, image: np.ndarray, boxes: Sequence[Box], rolls: Sequence[float] | None = None

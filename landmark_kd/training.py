@@ -276,16 +276,17 @@ def _check_decodable(pipeline, train_samples, val_ds, val_samples, config: Train
     return normalised_to_pixels(np.concatenate(shapes).mean(0), cfg.heatmap_size, cfg.heatmap_stride)
 
 
-def pipeline_config(config: TrainConfig, synthetic: bool, scheme=None):
+def pipeline_config(config: TrainConfig, synthetic: bool, scheme):
     """Drawn faces keep the original augmentation; real photographs get the paper's real-photo recipe. A `scheme`
-    that names no flip pairs is not mirrored: with no points swapped, a mirrored face would teach each left point
-    at its right counterpart's place (a layout of your own whose JSON leaves out "flip_pairs")."""
+    (the layout trained) that names no flip pairs is not mirrored: with no points swapped, a mirrored face would
+    teach each left point at its right counterpart's place (a layout of your own whose JSON leaves out
+    "flip_pairs")."""
     from .data.pipeline import PipelineConfig
 
     kind = config.augmentation if config.augmentation != "auto" else ("synthetic" if synthetic else "real")
     if kind not in ("synthetic", "real"):
         raise ConfigError(f"augmentation must be auto, synthetic or real, got {config.augmentation!r}")
-    flip = scheme is None or bool(scheme.flip_pairs)
+    flip = bool(scheme.flip_pairs)
     if not flip and config.augment:
         print(f"note: scheme {scheme.name!r} names no flip_pairs, so faces are not mirrored in training (add "
               "\"flip_pairs\" to the layout to have them mirrored)")

@@ -294,10 +294,10 @@ def _points_outside(points: np.ndarray, size: tuple[int, int], bbox: np.ndarray 
         lo, hi = points.min(0), points.max(0)
         return (f"only {int(inside.sum())} of {len(points)} points lie inside the {width}x{height} image (the points "
                 f"span x {lo[0]:.0f}..{hi[0]:.0f}, y {lo[1]:.0f}..{hi[1]:.0f}: another image's or scale's coordinates?)")
-    for what, xy in (("point", points), ("bbox corner", None if bbox is None else np.reshape(bbox, (2, 2)))):
-        far = None if xy is None else (
-            (xy[:, 0] < -width) | (xy[:, 0] > 2 * width) | (xy[:, 1] < -height) | (xy[:, 1] > 2 * height))
-        if far is not None and far.any():
+    corners = [] if bbox is None else [("bbox corner", np.reshape(bbox, (2, 2)))]
+    for what, xy in [("point", points), *corners]:
+        far = (xy[:, 0] < -width) | (xy[:, 0] > 2 * width) | (xy[:, 1] < -height) | (xy[:, 1] > 2 * height)
+        if far.any():
             i = int(np.argmax(far))
             return (f"{what} {i} at ({xy[i, 0]:.6g}, {xy[i, 1]:.6g}) lies far outside the {width}x{height} image "
                     "(more than its size past the border: a typo?)")
