@@ -526,3 +526,39 @@ def test_a_jpeg_whose_header_breaks_off_is_skipped_at_load(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(bytes(data))
     assert check_image_file(str(tmp_path / "good.jpg")) is None
     assert check_image_file(str(tmp_path / "bad.jpg")).startswith("damaged JPEG (its header does not lead to")
+
+
+def test_a_missing_point_placeholder_skips_the_face(tmp_path):
+    """Labelling tools write (-1, -1) or (0, 0) for a point they did not place; such a face was trained on, with
+    a heatmap pulled to the image corner and, without a bbox, a crop box stretched over it. A point merely near
+    the corner, or one coordinate 0, is a real label and stays."""
+    _image(str(tmp_path / "a.png"), size=64)
+    pts = _face_points(5)
+    minus, zero, two, near = pts.copy(), pts.copy(), pts.copy(), pts.copy()
+    minus[2] = (-1, -1)
+    zero[4] = (0, 0)
+    two[[1, 3]] = (-1, -1)
+    near[0] = (0.0, 0.5)
+    entries = [{"image": "a.png", "landmarks": p.tolist()} for p in (minus, zero, two, near)]
+    (tmp_path / "ann.json").write_text(json.dumps(entries))
+    samples, report = load_dataset(str(tmp_path / "ann.json"), num_points=5)
+    assert [s.source for s in samples] == [f"{tmp_path / 'ann.json'}[3]"]
+    reasons = dict(report.skipped)
+    assert reasons[f"{tmp_path / 'ann.json'}[0]"].startswith("point 2 at (-1, -1): a placeholder for a point")
+    assert reasons[f"{tmp_path / 'ann.json'}[1]"].startswith("point 4 at (0, 0): a placeholder")
+    assert reasons[f"{tmp_path / 'ann.json'}[2]"].startswith("points 1, 3 at (-1, -1)")
+
+
+def test_a_pts_file_with_a_missing_point_placeholder_is_skipped(tmp_path):
+    """In a 1-based .pts file the placeholders are written `-1 -1` or `0 0`: the reader checks the values as
+    written, so the reason shows the file's own numbers."""
+    for i, raw in enumerate(("-1 -1", "0 0", "1 1.5")):
+        _image(str(tmp_path / f"f{i}.png"), size=64)
+        lines = [f"{x + 1:.3f} {y + 1:.3f}" for x, y in _face_points(68) * 0.5 + 8]
+        lines[30] = raw
+        (tmp_path / f"f{i}.pts").write_text("version: 1\nn_points: 68\n{\n" + "\n".join(lines) + "\n}\n")
+    samples, report = load_dataset(str(tmp_path), num_points=68)
+    assert [os.path.basename(s.image_path) for s in samples] == ["f2.png"]
+    reasons = dict(report.skipped)
+    assert reasons[str(tmp_path / "f0.pts")].startswith("point 30 at (-1, -1): a placeholder")
+    assert reasons[str(tmp_path / "f1.pts")].startswith("point 30 at (0, 0): a placeholder")

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from .records import IMAGE_EXTENSIONS, DatasetError, LoadReport, Sample, validate
+from .records import IMAGE_EXTENSIONS, DatasetError, LoadReport, Sample, placeholder_reason, validate
 
 
 def read_pts(path: str) -> np.ndarray:
@@ -49,6 +49,9 @@ def read_pts(path: str) -> np.ndarray:
         raise DatasetError(f"{path}: truncated, no closing '}}' after {len(points)} of {n_points} points")
     if len(points) != n_points:
         raise DatasetError(f"{path}: header says {n_points} points, file has {len(points)}")
+    placeholder = placeholder_reason(np.asarray(points))  # -1 -1 and 0 0 as written, before the shift to 0-based
+    if placeholder:
+        raise DatasetError(f"{path}: {placeholder}")
     return np.asarray(points, np.float32) - 1.0
 
 

@@ -304,6 +304,20 @@ def _points_outside(points: np.ndarray, size: tuple[int, int], bbox: np.ndarray 
     return None
 
 
+def placeholder_reason(points: np.ndarray) -> str | None:
+    """A reason when a point sits exactly at (-1, -1) or (0, 0), the values labelling tools write for a point
+    they did not place (in the file's own numbering: the .pts reader checks its 1-based values): trained on, it
+    pulls its heatmap to the image corner and, without a bbox, stretches the crop box over it. The losses need
+    every point, so the face is skipped rather than guessed."""
+    for value in (-1.0, 0.0):
+        hits = np.flatnonzero(np.all(points == value, axis=1))
+        if hits.size:
+            listed = ", ".join(str(i) for i in hits[:5]) + (" ..." if hits.size > 5 else "")
+            return (f"point{'s' if hits.size > 1 else ''} {listed} at ({value:g}, {value:g}): a placeholder for a point "
+                    "the labeller did not place? (training needs every point)")
+    return None
+
+
 def check_sample(sample: Sample, num_points: int | None, check_image: bool = True) -> str | None:
     """Everything that would break training later, checked now; returns a reason or None."""
     pts = sample.landmarks
@@ -314,6 +328,9 @@ def check_sample(sample: Sample, num_points: int | None, check_image: bool = Tru
     if not np.all(np.isfinite(pts)):
         bad = int(np.argwhere(~np.isfinite(pts))[0][0])
         return f"non-finite coordinate at point {bad}"
+    reason = placeholder_reason(pts)
+    if reason:
+        return reason
     box = sample.face_box()
     if not np.all(np.isfinite(box)):
         return f"non-finite bbox {box.tolist()}"
