@@ -154,6 +154,28 @@ def test_pipeline_decodes_like_opencv_with_a_png_exif_orientation(tmp_path, orie
     assert _inspect_image(path) == (None, expected.shape[1::-1])  # the size the labels refer to
 
 
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_a_tiff_turned_by_its_orientation_tag_is_read_everywhere_and_checked_turned(tmp_path, orientation):
+    """OpenCV 4.11's imread fails on a TIFF whose Orientation tag turns it a quarter (5-8): `predict` said
+    "cannot read image" and training dropped the face; the inside-image check took the unturned size."""
+    import cv2
+    from PIL import Image, TiffImagePlugin
+
+    from landmark_kd.data.records import _inspect_image, read_bgr
+
+    image = cv2.resize((np.random.default_rng(orientation).random((6, 10, 3)) * 255).astype(np.uint8), (50, 30),
+                       interpolation=cv2.INTER_NEAREST)
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[274] = orientation
+    path = str(tmp_path / "scan.tif")
+    Image.fromarray(image).save(path, tiffinfo=tags)
+    turned = {3: image[::-1, ::-1], 6: np.rot90(image, -1), 8: np.rot90(image, 1)}[orientation]
+    assert np.array_equal(read_bgr(path)[..., ::-1], turned)
+    decoded = LandmarkPipeline._load(tf.constant(path), tf.constant(0)).numpy() * 255
+    assert np.abs(decoded - turned).max() < 0.01
+    assert _inspect_image(path) == (None, turned.shape[1::-1])
+
+
 def test_tiff_and_webp_beside_pts_files_train_like_png(tmp_path):
     """The same face saved as PNG, TIFF and WebP (lossless) gives the same crop and targets."""
     import cv2

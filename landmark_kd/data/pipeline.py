@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from ..crop import CROP_MARGIN, crop_matrix
 from ..schemes import LandmarkScheme
-from .records import Sample, decode_plan
+from .records import Sample, decode_plan, imread_color
 from .targets import edge_maps, gaussian_maps, heatmap_to_normalised, pixels_to_heatmap
 
 
@@ -141,7 +141,7 @@ def apply_exif_orientation(image: tf.Tensor, orientation) -> tf.Tensor:
 
 def _opencv_rgb(path) -> np.ndarray:
     path = np.asarray(path).item().decode()
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    image = imread_color(path)
     if image is None:
         raise ValueError(f"{path}: OpenCV cannot decode it")  # dropped by the pipeline's ignore_errors
     return np.ascontiguousarray(image[..., ::-1])

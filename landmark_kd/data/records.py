@@ -95,13 +95,31 @@ def read_bgr(path: str):
     from ..quiet import named_native_warnings
 
     with named_native_warnings(path):  # libjpeg's "Corrupt JPEG data" lines, which would not say which file
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        image = imread_color(path)
         if image is None and path.lower().endswith(".gif"):
             capture = cv2.VideoCapture(path)
             ok, frame = capture.read()
             capture.release()
             image = frame if ok else None
     return image
+
+
+def imread_color(path: str):
+    """`cv2.imread(path, IMREAD_COLOR)`, except that a TIFF is decoded from its bytes: OpenCV 4.11's imread fails
+    on a TIFF turned a quarter by its Orientation tag (5-8), where imdecode reads it and applies the turn."""
+    import cv2
+
+    try:
+        with open(path, "rb") as handle:
+            tiff = handle.read(4) in _OPENCV_SIGNATURES
+    except OSError:
+        return None
+    if not tiff:
+        return cv2.imread(path, cv2.IMREAD_COLOR)
+    try:
+        return cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    except (OSError, cv2.error):
+        return None
 
 
 def needs_opencv(head: bytes) -> bool:
@@ -223,9 +241,13 @@ def _png_orientation(handle) -> int:
 
 
 def _orientation(head: bytes, handle) -> int:
-    """The EXIF orientation (1-8) of an open JPEG or PNG whose first bytes are `head`; 1 for other formats."""
+    """The EXIF orientation (1-8) of an open JPEG, PNG or TIFF whose first bytes are `head`; 1 for other formats."""
     if head.startswith(_SIGNATURES[1]):
         return _exif_orientation(handle)
+    if head.startswith(_OPENCV_SIGNATURES):  # OpenCV turns a TIFF by its own Orientation tag
+        handle.seek(0)
+        value = _tiff_tags(handle.read(1 << 16), (_ORIENTATION_TAG,)).get(_ORIENTATION_TAG, 1)
+        return value if 1 <= value <= 8 else 1
     return _png_orientation(handle) if head.startswith(_SIGNATURES[0]) else 1
 
 
