@@ -119,13 +119,13 @@ def write_report(out_dir: str, metrics: dict, errors: np.ndarray, prediction: Da
 
 def opencv_batches(samples, image_size: int, batch_size: int):
     """The evaluation crops without TensorFlow, for a .tflite on a board: each face's box cropped by the same
-    matrix as LandmarkPipeline's evaluation crop (crop.box_crop_matrix), resampled bilinearly by OpenCV instead
-    of TensorFlow (black outside the image), from the same pixels (cv2.imread turns a photo by its EXIF
-    orientation, as the pipeline does). Yields (crops, {"affine", "index"}) batches as the pipeline's dataset
+    matrix as LandmarkPipeline's evaluation crop (crop.box_crop_matrix), resampled by OpenCV instead of TensorFlow
+    (crop.warp_square: bilinear, block-averaged first under half scale, black outside the image), from the same
+    pixels (cv2.imread turns a photo by its EXIF orientation, as the pipeline does). Yields (crops, {"affine", "index"}) batches as the pipeline's dataset
     does; an image that cannot be decoded is left out, as the pipeline drops it."""
     import cv2
 
-    from .crop import box_crop_matrix
+    from .crop import box_crop_matrix, warp_square
     from .data.records import read_bgr
 
     crops, affines, indices = [], [], []
@@ -134,8 +134,7 @@ def opencv_batches(samples, image_size: int, batch_size: int):
         if image is not None:
             matrix = box_crop_matrix(sample.face_box(), image_size)
             rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-            crops.append(cv2.warpAffine(rgb, matrix, (image_size, image_size), flags=cv2.INTER_LINEAR,
-                                        borderMode=cv2.BORDER_CONSTANT, borderValue=0))
+            crops.append(warp_square(rgb, matrix, image_size))
             affines.append(matrix)
             indices.append(i)
         if crops and (len(crops) == batch_size or i == len(samples) - 1):

@@ -216,3 +216,36 @@ def test_a_teacher_crop_is_the_same_augmented_face_at_the_teachers_size(faces):
     crops, teacher_crops = next(iter(pipeline.dataset(faces, 12, training=True, seed=5, images_only=True,
                                                       teacher_size=128)))
     assert np.array_equal(crops.numpy(), images.numpy()) and np.array_equal(teacher_crops.numpy(), large)
+
+
+def test_a_face_far_larger_than_the_crop_trains_and_scores_on_block_averaged_crops(tmp_path):
+    """`predict` block-averages a face it shrinks below half (crop.warp_square); training and evaluation cut it
+    bilinearly, aliased, so a model trained on high-resolution photos met other crops in use. The pipeline's
+    crop, augmented or not, and evaluate's TensorFlow-free crop now match warp_square's to rounding."""
+    import cv2
+
+    from landmark_kd.crop import warp_square
+    from landmark_kd.data.records import Sample
+    from landmark_kd.evaluate import opencv_batches
+
+    noise = (np.random.default_rng(0).random((900, 1200, 3)) * 255).astype(np.uint8)
+    path = str(tmp_path / "large.png")
+    cv2.imwrite(path, noise)
+    points = np.random.default_rng(1).uniform(300, 800, (68, 2)).astype(np.float32)
+    sample = Sample(path, points, np.array([300, 200, 900, 800], np.float32), "large")
+    pipeline = LandmarkPipeline(get_scheme("68"), PipelineConfig(image_size=64))
+    rgb = noise[..., ::-1].astype(np.float32) / 255.0
+    for augment in (False, True):
+        crops, targets = next(iter(pipeline.dataset([sample], 1, training=True, augment=augment, seed=3)))
+        if augment:  # photometric jitter moves the values: compare before it, through the same matrix
+            from landmark_kd.data.pipeline import warp
+
+            crop = warp(tf.constant(rgb), targets["affine"][0], 64).numpy()
+        else:
+            crop = crops.numpy()[0]
+        expected = warp_square(rgb, targets["affine"].numpy()[0], 64)
+        assert np.abs(crop - expected).mean() < 2e-3 and np.abs(crop - expected).max() < 0.02
+        assert crop[16:48, 16:48].std() < 0.05  # averaged; bilinear sampling of the noise keeps its std of 0.29
+    board, _ = next(opencv_batches([sample], 64, 1))
+    eval_crops, _ = next(iter(pipeline.dataset([sample], 1, training=False)))
+    assert np.abs(board[0] - eval_crops.numpy()[0]).mean() < 2e-3

@@ -67,8 +67,37 @@ def _invert(m):
     return tf.concat([inv, -tf.matmul(inv, m[:, 2:3])], 1)
 
 
+def _block_averaged(image: tf.Tensor, matrix: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """(image, matrix), or for a crop under half scale the source region averaged over whole k x k blocks and the
+    matrix that maps it: `crop.warp_square`'s rule, so a model trains and is scored on the crops `predict` cuts
+    from a high-resolution photo, not on aliased ones."""
+    scale = tf.sqrt(tf.abs(tf.linalg.det(matrix[:, :2])))
+    k = tf.maximum(2, tf.cast(tf.round(1.0 / (1.5 * tf.maximum(scale, 1e-6))), tf.int32))
+    inv = _invert(matrix)
+    corners = tf.constant([[0, 0], [size - 1, 0], [0, size - 1], [size - 1, size - 1]], tf.float32)
+    source = tf.matmul(corners, inv[:, :2], transpose_b=True) + inv[:, 2]
+    pad = tf.cast(2 * k + 2, tf.float32)
+    start = tf.cast(tf.maximum(tf.floor(tf.reduce_min(source, 0)) - pad, 0.0), tf.int32)  # (x0, y0)
+    high = tf.cast(tf.minimum(tf.math.ceil(tf.reduce_max(source, 0)) + pad + 1, 2.0 ** 30), tf.int32)
+    extent = tf.stack([tf.shape(image)[1], tf.shape(image)[0]])  # (width, height)
+    blocks = (tf.minimum(high, extent) - start) // k  # whole blocks across and down
+    shrink = (scale < 0.5) & tf.reduce_all(blocks >= 2)
+
+    def averaged():
+        w, h = blocks[0], blocks[1]
+        region = image[start[1]:start[1] + h * k, start[0]:start[0] + w * k]
+        small = tf.image.resize(region, [h, w], method="area")  # a whole factor: each k x k block's mean
+        offset = tf.cast(start, tf.float32) + 0.5 * tf.cast(k, tf.float32) - 0.5  # a block's centre
+        shift = tf.linalg.matvec(matrix[:, :2], offset) + matrix[:, 2]
+        return small, tf.concat([matrix[:, :2] * tf.cast(k, tf.float32), shift[:, None]], 1)
+
+    return tf.cond(shrink, averaged, lambda: (image, matrix))
+
+
 def warp(image: tf.Tensor, matrix: tf.Tensor, size: int) -> tf.Tensor:
-    """Resample `image` (H, W, 3 float) through the forward affine `matrix` into a size x size crop."""
+    """Resample `image` (H, W, 3 float) through the forward affine `matrix` into a size x size crop, block-
+    averaging first where the face is shrunk below half (`_block_averaged`)."""
+    image, matrix = _block_averaged(image, matrix, size)
     inv = _invert(matrix)
     params = tf.concat([tf.reshape(inv, [-1]), [0.0, 0.0]], 0)[None]
     out = tf.raw_ops.ImageProjectiveTransformV3(
