@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     quiet_unless_verbose(argv)
-    from .cli import ArgumentParser, positive_int, unit_fraction
+    from .cli import ArgumentParser, positive_int, unit_fraction, usable_cores, warn_if_oversubscribed
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("images", help="an image or a folder of images (searched recursively)")
@@ -258,11 +258,15 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--detector", choices=("blazeface", "haar"), default="blazeface",
                         help="face detector: BlazeFace's 68-landmark box (LandmarkDetector's, the framing the "
                              "labellers' crops expect) or OpenCV's Haar cascade")
-    parser.add_argument("--threads", type=positive_int, default=2, help="CPU threads for a .tflite labeller "
-                        "(the mesh model, or --model as .tflite)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="CPU threads for a .tflite labeller "
+                        "(the mesh model, or --model as .tflite; default: 2, or 1 on a one-core machine)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and the TFLite "
                         "runtime's log output")
     args = parser.parse_args(argv)
+    if args.threads is None:  # a second thread on a one-core machine makes the labeller many times slower
+        args.threads = min(2, usable_cores())
+    else:
+        warn_if_oversubscribed(args.threads)
     from .outputs import atomic_json, prepare_output_dir, refuse_input_folder
 
     if not os.path.exists(args.images):

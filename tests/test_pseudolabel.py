@@ -301,3 +301,25 @@ def test_a_stopped_run_keeps_its_labels_and_says_how_far_it_got(tmp_path, monkey
     summary = json.load(open(tmp_path / "o" / "pseudolabel.json"))
     assert summary["status"] == "interrupted" and summary["labelled"] == 1
     assert sorted(os.listdir(tmp_path / "o")) == ["a.jpg", "a.pts", "pseudolabel.json"]
+
+
+@pytest.mark.parametrize("cores, flag, threads, warned", [(1, [], 1, False), (4, [], 2, False), (1, ["--threads", "3"], 3, True)])
+def test_threads_default_to_two_but_not_past_the_cores(tmp_path, monkeypatch, capsys, cores, flag, threads, warned):
+    """Two labeller threads on a one-core machine wait on each other (many times slower): the default is 2 or
+    the cores there are, and asking for more than there are is warned about."""
+    from landmark_kd import cli, pseudolabel
+    from landmark_kd.errors import ConfigError
+
+    (tmp_path / "photos").mkdir()
+    cv2.imwrite(str(tmp_path / "photos" / "a.png"), np.zeros((32, 32, 3), np.uint8))
+    monkeypatch.setattr(cli, "usable_cores", lambda: cores)
+    used = []
+
+    def labeller(model, n):
+        used.append(n)
+        raise ConfigError("stopped here")
+
+    monkeypatch.setattr(pseudolabel, "_model_labeller", labeller)
+    assert main([str(tmp_path / "photos"), "--out", str(tmp_path / "out"), "--model", MODEL, *flag]) == 2
+    assert used == [threads]
+    assert ("is more than the 1 core(s) here" in capsys.readouterr().err) == warned
