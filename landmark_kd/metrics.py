@@ -34,11 +34,22 @@ def default_normalization(scheme: LandmarkScheme) -> str:
     return "inter_ocular" if scheme.outer_eye_corners is not None else "bbox"
 
 
-def nme_per_image(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme, normalization: str = "inter_ocular") -> np.ndarray:
-    """Mean point-to-point error of each face divided by its `normalization` distance: (M,)."""
+def _checked_faces(pred: np.ndarray, gt: np.ndarray, num_points: int, layout: str) -> tuple[np.ndarray, np.ndarray]:
+    """`pred` and `gt` as float64 (M, num_points, 2), or DataError: the normalising points are read by index, so
+    a single face (N, 2) or another layout's points (51 given to a 68-point scheme) would be scored on the wrong
+    points without a word."""
     pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
     if pred.shape != gt.shape:
-        raise ValueError(f"prediction shape {pred.shape} != ground truth shape {gt.shape}")
+        raise DataError(f"prediction shape {pred.shape} != ground truth shape {gt.shape}")
+    if gt.ndim != 3 or gt.shape[1:] != (num_points, 2):
+        one = " (one face: landmarks[None])" if gt.shape == (num_points, 2) else ""
+        raise DataError(f"landmarks of shape {gt.shape}: expected (faces, {num_points}, 2) for the {layout}{one}")
+    return pred, gt
+
+
+def nme_per_image(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme, normalization: str = "inter_ocular") -> np.ndarray:
+    """Mean point-to-point error of each face divided by its `normalization` distance: (M,) from (M, N, 2)."""
+    pred, gt = _checked_faces(pred, gt, scheme.num_points, f"{scheme.num_points}-point layout {scheme.name!r}")
     norm = normalising_distance(gt, scheme, normalization)
     if np.any(norm <= 0):
         raise DataError(f"normalising distance is zero for image(s) {np.flatnonzero(norm <= 0).tolist()}")
@@ -47,9 +58,11 @@ def nme_per_image(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme, norm
 
 def nme_inner51(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     """Per-image NME of 68-point predictions over the 51 inner points, divided by the outer-eye-corner
-    distance of the full 68-point ground truth."""
-    pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
+    distance of the full 68-point ground truth: (M,) from (M, 68, 2)."""
+    pred, gt = _checked_faces(pred, gt, 68, "68-point layout (all 68 points, jaw included)")
     norm = np.linalg.norm(gt[:, 36] - gt[:, 45], axis=-1)
+    if np.any(norm <= 0):
+        raise DataError(f"normalising distance is zero for image(s) {np.flatnonzero(norm <= 0).tolist()}")
     return np.linalg.norm(pred[:, 17:] - gt[:, 17:], axis=-1).mean(-1) / norm
 
 

@@ -106,3 +106,24 @@ def test_paired_ratio_interval_is_tight_for_a_uniform_gain_and_spans_one_for_noi
     assert paired_ratio(b + 0.001, b, resamples=2000, seed=1) == paired_ratio(b + 0.001, b, resamples=2000, seed=1)
     with pytest.raises(DataError, match="same faces"):
         paired_ratio(b[:10], b[:11])
+
+
+def test_nme_refuses_landmarks_of_another_layout_or_a_single_face():
+    """The normalising points are read by index: 51 points scored as 68 took points 36 and 45 of the 51 (the
+    mouth) as eye corners, and one face (68, 2) took its x and y as faces; both must be one clear DataError."""
+    scheme = get_scheme("68")
+    gt = np.random.default_rng(0).uniform(0, 100, (2, 68, 2))
+    with pytest.raises(DataError, match=r"\(2, 51, 2\): expected \(faces, 68, 2\)"):
+        nme_per_image(gt[:, 17:] + 1, gt[:, 17:], scheme)
+    with pytest.raises(DataError, match=r"one face: landmarks\[None\]"):
+        nme_per_image(gt[0] + 1, gt[0], scheme)
+    with pytest.raises(DataError, match=r"expected \(faces, 68, 2\)"):
+        nme_inner51(gt[:, 17:] + 1, gt[:, 17:])
+    with pytest.raises(DataError, match=r"one face: landmarks\[None\]"):
+        nme_inner51(gt[0] + 1, gt[0])
+    with pytest.raises(DataError, match="prediction shape"):
+        nme_inner51(gt[:, 17:], gt)
+    same_eyes = gt.copy()
+    same_eyes[1, 45] = same_eyes[1, 36]
+    with pytest.raises(DataError, match=r"zero for image\(s\) \[1\]"):
+        nme_inner51(gt, same_eyes)
