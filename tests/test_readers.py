@@ -562,3 +562,17 @@ def test_a_pts_file_with_a_missing_point_placeholder_is_skipped(tmp_path):
     reasons = dict(report.skipped)
     assert reasons[str(tmp_path / "f0.pts")].startswith("point 30 at (-1, -1): a placeholder")
     assert reasons[str(tmp_path / "f1.pts")].startswith("point 30 at (0, 0): a placeholder")
+
+
+def test_a_pathlib_path_loads_as_its_string(tmp_path):
+    """From Python a dataset is often a pathlib.Path; the custom reader and the format guess tested its suffix
+    with str methods and died in an AttributeError."""
+    from landmark_kd.data.custom import load_custom
+
+    _image(str(tmp_path / "a.png"))
+    annotations = tmp_path / "faces.json"
+    annotations.write_text(json.dumps([{"image": "a.png", "landmarks": _face_points().tolist()}]))
+    assert detect_format(annotations) == "custom"
+    for samples, _ in (load_dataset(annotations), load_custom(annotations)):
+        assert samples[0].image_path == str(tmp_path / "a.png")
+        np.testing.assert_allclose(samples[0].landmarks, _face_points(), atol=1e-4)

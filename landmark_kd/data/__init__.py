@@ -9,11 +9,12 @@ from .records import DatasetError, LoadReport, Sample
 FORMATS = ("300w", "wflw", "cofw", "custom", "synthetic")
 
 
-def detect_format(path: str, data_format: str = "auto") -> str:
+def detect_format(path: str | os.PathLike, data_format: str = "auto") -> str:
     """The reader for `path`: `data_format` where one is named, else a folder is 300-W, `.txt` WFLW, `.mat` COFW,
     `.json`/`.csv` custom."""
     if data_format != "auto":
         return data_format.lower()
+    path = os.fspath(path)  # a pathlib.Path has no .lower()
     lower = path.lower()
     if os.path.isdir(path):
         return "300w"
@@ -26,11 +27,13 @@ def detect_format(path: str, data_format: str = "auto") -> str:
     raise DatasetError(f"{path}: cannot tell the dataset format; pass --data-format ({', '.join(FORMATS[:4])})")
 
 
-def load_dataset(path: str, data_format: str = "auto", num_points: int | None = None, images_root: str | None = None,
+def load_dataset(path: str | os.PathLike, data_format: str = "auto", num_points: int | None = None, images_root: str | None = None,
                  strict: bool = False, data_boxes: bool = True) -> tuple[list[Sample], LoadReport]:
     """Samples from a 300W folder, a WFLW list, a COFW .mat or a custom JSON/CSV; bad ones skipped and counted.
     `data_boxes` False drops the files' own face boxes before 68-point faces become 51, so each face is framed
-    by the box of all the points in its file (with the jaw), as a 51-point model learnt."""
+    by the box of all the points in its file (with the jaw), as a 51-point model learnt. A `pathlib.Path` is taken
+    as its string: the readers test suffixes."""
+    path = os.fspath(path)
     if not os.path.exists(path):
         raise DatasetError(f"{path}: no such file or directory")
     fmt = detect_format(path, data_format)

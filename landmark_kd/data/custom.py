@@ -77,8 +77,10 @@ def _csv_columns(header: list[str], path: str) -> tuple[list[int], list[int]]:
     return bbox_cols, [named[k, axis] for k in indices for axis in "xy"]
 
 
-def load_custom(path: str, num_points: int | None = None, strict: bool = False) -> tuple[list[Sample], LoadReport]:
+def load_custom(path: str | os.PathLike, num_points: int | None = None, strict: bool = False
+                ) -> tuple[list[Sample], LoadReport]:
     """(samples, report) from our JSON or CSV layout (see the README); `num_points` None accepts any count."""
+    path = os.fspath(path)  # a pathlib.Path: its suffix is tested as a string
     if os.path.isdir(path):
         raise DatasetError(f"{path}: a folder, not a custom annotation file (.json or .csv, see the README)")
     if not os.path.isfile(path):
