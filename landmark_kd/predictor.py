@@ -14,7 +14,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .errors import ConfigError, MissingFileError, ModelFileError
+from .errors import ConfigError, DataError, MissingFileError, ModelFileError
 from .schemes import LandmarkScheme
 
 OVERLAY_FACES = 16  # faces kept, with their crops, for the overlay plot
@@ -111,6 +111,19 @@ class Predictor:
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def checked_crops(self, crops: np.ndarray) -> np.ndarray:
+        """`crops` as float32 (B, S, S, 3), or one DataError naming what was given: a single crop without its batch
+        axis or one of another size died deep in the runtime (a Keras graph trace, a TFLite "Dimension
+        mismatch"), and 0-255 pixels were taken for [0, 1] without a word."""
+        crops = np.asarray(crops)
+        size = self.image_size
+        if crops.ndim != 4 or crops.shape[1:] != (size, size, 3):
+            one = " (one crop: crops[None])" if crops.shape == (size, size, 3) else ""
+            raise DataError(f"crops of shape {crops.shape}: expected (B, {size}, {size}, 3){one}")
+        if not np.issubdtype(crops.dtype, np.floating):
+            raise DataError(f"crops of dtype {crops.dtype}: expected RGB floats in [0, 1] (0-255 pixels / 255)")
+        return crops.astype(np.float32, copy=False)
+
     def predict_dataset(self, dataset: Iterable) -> DatasetPrediction:
         """Run over an evaluation `LandmarkPipeline.dataset` and map the landmarks back to image pixels."""
         from .decode import crop_to_image
@@ -147,6 +160,7 @@ class KerasPredictor(Predictor):
         self._run = run
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
+        crops = self.checked_crops(crops)
         parts = [np.asarray(self._run(crops[i: i + self.batch_size]), np.float32)
                  for i in range(0, len(crops), self.batch_size)]
         return np.concatenate(parts) if parts else np.zeros((0, self.scheme.num_points, 2), np.float32)
@@ -165,4 +179,7 @@ class TFLitePredictor(Predictor):
         self.image_size, self.scheme = self.runner.image_size, self.runner.scheme
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
+        crops = self.checked_crops(crops)
+        if not len(crops):  # as KerasPredictor answers no crops (np.stack of nothing raises)
+            return np.zeros((0, self.scheme.num_points, 2), np.float32)
         return self.runner.predict_landmarks(crops)

@@ -201,3 +201,21 @@ def test_a_tflite_layout_comes_from_beside_it_or_is_named(saved_model, tmp_path,
         Predictor.from_path(str(model), scheme="wflw")                                   # nothing
     with pytest.raises(ConfigError, match=r": a 68-point model, given a 5-point layout \('mine'\) .--scheme"):
         Predictor.from_path(str(model), scheme=custom_scheme(5, name="mine"))
+
+
+def test_crops_of_the_wrong_shape_or_0_255_pixels_are_one_data_error(saved_model):
+    """From Python a single crop without its batch axis, a crop of another size or uint8 pixels died deep in the
+    runtime (a Keras trace, a TFLite "Dimension mismatch") or, as uint8, were taken for [0, 1]; no crops at all
+    gave TFLite's np.stack error where Keras answered (0, N, 2)."""
+    from landmark_kd.errors import DataError
+
+    for name in ("m.keras", "m.tflite"):
+        predictor = Predictor.from_path(str(saved_model / name))
+        assert predictor(np.zeros((0, 64, 64, 3), np.float32)).shape == (0, 68, 2)
+        with pytest.raises(DataError, match=re.escape("crops of shape (64, 64, 3): expected (B, 64, 64, 3) (one crop: crops[None])")):
+            predictor(np.zeros((64, 64, 3), np.float32))
+        with pytest.raises(DataError, match=re.escape("crops of shape (1, 100, 100, 3)")):
+            predictor(np.zeros((1, 100, 100, 3), np.float32))
+        with pytest.raises(DataError, match="crops of dtype uint8"):
+            predictor(np.zeros((1, 64, 64, 3), np.uint8))
+        assert predictor([np.zeros((64, 64, 3))]).shape == (1, 68, 2)  # a list of float64 crops is fine
