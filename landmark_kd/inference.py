@@ -363,10 +363,17 @@ class OneEuroFilter:
         return 1.0 / (1.0 + 1.0 / (2 * np.pi * cutoff * dt))
 
     def __call__(self, x: np.ndarray, dt: float) -> np.ndarray:
+        """`x` smoothed, `dt` seconds after the previous call. A dt of 0 (two frames with one timestamp) is the
+        filter's limit: no time passed, so the value holds; unchecked it divided 0 by 0, and the NaN stayed in the
+        filter's state for every later frame. A negative or non-finite dt is a DataError."""
         x = np.asarray(x, np.float64)
+        if not (np.isfinite(dt) and dt >= 0):
+            raise DataError(f"dt {dt!r}: the seconds since the previous frame must be a finite number of 0 or more")
         if self.x is None or self.x.shape != x.shape:
             self.x, self.dx = x, np.zeros_like(x)
             return x.astype(np.float32)
+        if dt == 0:
+            return self.x.astype(np.float32)
         dx = (x - self.x) / dt
         a_d = self._alpha(self.d_cutoff, dt)
         self.dx = a_d * dx + (1 - a_d) * self.dx

@@ -98,6 +98,22 @@ def test_one_euro_filter_cuts_jitter_and_follows_moves():
     assert steps[-1][0, 0] > 95  # catches up with a real move
 
 
+def test_one_euro_filter_holds_at_dt_zero_and_refuses_a_negative_dt():
+    """Two frames with one timestamp (dt 0, as a numpy float from a video's timestamps) divided 0 by 0, and the
+    NaN stayed in the filter for every later frame; a plain float 0 raised ZeroDivisionError."""
+    from landmark_kd.errors import DataError
+
+    for zero in (0.0, np.float64(0.0)):
+        f = OneEuroFilter()
+        first = f(np.full((3, 2), 10.0), 1 / 30)
+        np.testing.assert_array_equal(f(np.full((3, 2), 12.0), zero), first)  # no time passed: it holds
+        later = f(np.full((3, 2), 12.0), 1 / 30)
+        assert np.all(np.isfinite(later)) and np.all((later > 10) & (later < 12))
+    for bad in (-1 / 30, float("nan")):
+        with pytest.raises(DataError, match="dt .*must be a finite number of 0 or more"):
+            OneEuroFilter()(np.zeros((3, 2)), bad)
+
+
 def test_predict_cli_image_folder_and_video(model_path, tmp_path, capsys):
     folder = tmp_path / "in"
     folder.mkdir()
