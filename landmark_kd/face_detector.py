@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from .errors import ConfigError, MissingFileError, ModelFileError
+from .errors import ConfigError, DataError, MissingFileError, ModelFileError
 from .export.tflite_runner import make_interpreter
 
 ASSETS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
@@ -193,17 +193,21 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, float, f
 
 
 def _as_rgb_uint8(image) -> np.ndarray:
+    """`image` as contiguous RGB uint8 (H, W, 3): grey repeated, RGBA's alpha dropped. Other pixel types are a
+    DataError: clipped to 0-255, a float image in [0, 1] became black and a 16-bit one white, and no face was
+    found without a word."""
     image = np.asarray(image)
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise ValueError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
+        raise DataError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
     if not image.size:  # the letterbox scale would divide by zero
-        raise ValueError(f"empty image ({image.shape[1]}x{image.shape[0]} pixels)")
+        raise DataError(f"empty image ({image.shape[1]}x{image.shape[0]} pixels)")
+    if image.dtype != np.uint8:
+        raise DataError(f"expected an RGB uint8 image (0-255), got {image.dtype} {image.shape} (floats in [0, 1]: "
+                        "(image * 255).round().astype(np.uint8))")
     if image.shape[2] == 4:
         image = image[:, :, :3]
-    if image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
     return np.ascontiguousarray(image)
 
 

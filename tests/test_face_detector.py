@@ -156,6 +156,21 @@ def test_astronaut_has_one_face(detectors, astronaut, model):
     assert np.allclose(box, face.landmark_box()) and score == face.score and box.dtype == np.float32
 
 
+def test_grey_and_rgba_are_taken_and_other_pixel_types_refused(detectors, astronaut):
+    """Grey and RGBA convert without loss; a float image in [0, 1] or a 16-bit one was clipped to 0-255 (black,
+    or white) and came back with no face and no word."""
+    from landmark_kd.errors import DataError
+
+    detector = detectors["short"]
+    assert len(detector(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY))) == 1
+    assert len(detector(cv2.cvtColor(astronaut, cv2.COLOR_RGB2RGBA))) == 1
+    for image in (astronaut / 255.0, astronaut.astype(np.uint16) * 257):
+        with pytest.raises(DataError, match=f"expected an RGB uint8 image .*got {image.dtype} "):
+            detector(image)
+    with pytest.raises(DataError, match=r"got shape \(5, 5, 2\)"):
+        detector(np.zeros((5, 5, 2), np.uint8))
+
+
 def test_landmark_box_follows_the_fit():
     face = Detection(np.array([10, 20, 110, 220], np.float32), 0.9, np.zeros((6, 2), np.float32))
     assert np.allclose(face.landmark_box((0, 0, 1, 1)), face.box)
