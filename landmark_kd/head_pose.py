@@ -139,8 +139,11 @@ def head_pose(landmarks: np.ndarray, image_size: tuple[int, int], focal: float |
     if len(image_size) != 2:  # image.shape (H, W, 3) passed as it comes: the order is OpenCV's, width first
         raise DataError(f"head pose: image_size is (width, height), got {tuple(image_size)} (for a numpy image: "
                         "(image.shape[1], image.shape[0]))")
-    if min(image_size) < 1:
+    if not min(image_size) >= 1:  # not `< 1`: a NaN side passed it
         raise DataError(f"head pose: an image of {image_size[0]}x{image_size[1]} pixels")
+    if focal is not None and not (np.isfinite(focal) and focal > 0):  # a negative one mirrored the pose silently
+        raise ConfigError(f"head pose: focal {focal!r} must be a positive number of pixels (None: the image's "
+                          "longer side)")
     model = load_mean_face() if mean_face is None else mean_face
     try:
         ok, rvec, tvec = cv2.solvePnP(np.ascontiguousarray(model[FIT_POINTS]), inner[FIT_POINTS],

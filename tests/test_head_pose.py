@@ -96,6 +96,18 @@ def test_bad_landmarks_are_refused_with_a_reason():
         head_pose(_project(0, 0, 0), (480, 640, 3))  # image.shape as it comes
 
 
+def test_a_focal_length_or_image_size_that_is_no_positive_number_is_named():
+    """A negative focal length fitted the face mirrored (yaw and pitch of the other sign, roll near 180) without a
+    word; 0, NaN or a NaN image side were blamed on the landmarks ("no pose fits")."""
+    points = _project(20, -10, 5)
+    assert np.allclose([head_pose(points, SIZE).yaw, head_pose(points, SIZE, focal=640).yaw], 20, atol=0.05)
+    for focal in (-640, 0, float("nan"), float("inf")):
+        with pytest.raises(ConfigError, match=f"focal {focal!r} must be a positive number of pixels"):
+            head_pose(points, SIZE, focal=focal)
+    with pytest.raises(DataError, match="nanx480"):
+        head_pose(points, (float("nan"), 480))
+
+
 def test_a_broken_mean_face_file_is_named(tmp_path):
     (tmp_path / "face.json").write_text('{"points": [[0, 0, 0]]}')
     with pytest.raises(DataError, match="face.json: expected 51 finite points"):
