@@ -103,8 +103,13 @@ def pose_groups(gt: np.ndarray, scheme: LandmarkScheme | str = "68") -> dict[str
 
 
 def ced(errors: np.ndarray, threshold: float = 0.1, steps: int = 1001) -> tuple[np.ndarray, np.ndarray]:
-    """Cumulative error distribution: x in [0, threshold], fraction of images with NME <= x."""
-    xs = np.linspace(0, threshold, steps)
+    """Cumulative error distribution: x in [0, threshold], fraction of images with NME <= x. A threshold that is
+    not above 0 or under 2 steps is a ConfigError: the AUC divided by it was NaN, of the wrong sign, or 0."""
+    if not (np.isfinite(threshold) and threshold > 0):
+        raise ConfigError(f"threshold {threshold!r}: the CED and AUC need an error bound above 0 (e.g. 0.1)")
+    if int(steps) != steps or steps < 2:
+        raise ConfigError(f"steps {steps!r}: the CED needs a whole number of at least 2 points")
+    xs = np.linspace(0, threshold, int(steps))
     errors = np.sort(np.asarray(errors, np.float64))
     ys = np.searchsorted(errors, xs, side="right") / max(len(errors), 1)
     return xs, ys

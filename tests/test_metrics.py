@@ -127,3 +127,17 @@ def test_nme_refuses_landmarks_of_another_layout_or_a_single_face():
     same_eyes[1, 45] = same_eyes[1, 36]
     with pytest.raises(DataError, match=r"zero for image\(s\) \[1\]"):
         nme_inner51(gt, same_eyes)
+
+
+def test_ced_and_auc_refuse_a_threshold_not_above_0_or_under_2_steps():
+    """auc(errors, 0) was NaN with a RuntimeWarning, a negative threshold gave -0.0 and one step gave an AUC of 0
+    for perfect faces: each is one ConfigError naming the value."""
+    from landmark_kd.errors import ConfigError
+
+    errors = np.array([0.0, 0.02, 0.2])
+    for threshold in (0, -0.1, float("nan")):
+        with pytest.raises(ConfigError, match=f"threshold {threshold!r}: .*above 0"):
+            auc(errors, threshold)
+    with pytest.raises(ConfigError, match="steps 1: .*at least 2"):
+        auc(np.zeros(3), 0.1, 1)
+    assert auc(np.zeros(3), 0.1, 2) == pytest.approx(1.0)
