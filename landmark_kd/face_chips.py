@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .crop import warp_square
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .schemes import LandmarkScheme, get_scheme
 
 # The ArcFace reference points in a 112 x 112 chip (pixel centres at integers, as cv2.warpAffine places them):
@@ -58,7 +58,7 @@ def similarity_matrix(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     t = (target[:, 0] - target[:, 0].mean()) + 1j * (target[:, 1] - target[:, 1].mean())
     energy = float(np.sum(np.abs(s) ** 2))
     if not np.isfinite(energy) or energy < 1e-12:
-        raise ValueError("the face's reference points coincide (or are not finite): no chip can be placed")
+        raise DataError("the face's reference points coincide (or are not finite): no chip can be placed")
     a = np.sum(np.conj(s) * t) / energy
     rotation = np.array([[a.real, -a.imag], [a.imag, a.real]])
     shift = target.mean(0) - rotation @ source.mean(0)
@@ -84,7 +84,7 @@ def five_points(landmarks: np.ndarray, scheme: LandmarkScheme | str) -> np.ndarr
     groups = five_point_groups(scheme)
     landmarks = np.asarray(landmarks, np.float64)
     if landmarks.ndim != 2 or landmarks.shape[1] != 2 or len(landmarks) != get_scheme(scheme).num_points:
-        raise ValueError(f"expected ({get_scheme(scheme).num_points}, 2) landmarks, got {landmarks.shape}")
+        raise DataError(f"expected ({get_scheme(scheme).num_points}, 2) landmarks, got {landmarks.shape}")
     return np.array([landmarks[list(g)].mean(0) if g else np.full(2, np.nan) for g in groups])
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from conftest import posed_face
-from landmark_kd.errors import ConfigError
+from landmark_kd.errors import ConfigError, DataError
 from landmark_kd.face_chips import chip_matrix, chip_points, chip_template, face_chip, five_points, similarity_matrix
 from landmark_kd.schemes import convert_68_to_51, custom_scheme, get_scheme
 
@@ -16,9 +16,9 @@ def test_similarity_matrix_recovers_a_known_similarity_and_never_mirrors(rng):
     np.testing.assert_allclose(similarity_matrix(source, target), truth, atol=1e-9)
     mirrored = target * [-1, 1]  # the best fit of a mirror image is still a rotation, not a reflection
     assert np.linalg.det(similarity_matrix(source, mirrored)[:, :2]) > 0
-    with pytest.raises(ValueError, match="coincide"):
+    with pytest.raises(DataError, match="coincide"):
         similarity_matrix(np.ones((5, 2)), target)
-    with pytest.raises(ValueError, match="not finite"):
+    with pytest.raises(DataError, match="not finite"):
         similarity_matrix(np.full((5, 2), np.nan), target)
 
 
@@ -76,7 +76,8 @@ def test_bad_layouts_sizes_and_landmarks_are_named():
         chip_matrix(points, "68", 8)
     with pytest.raises(ConfigError, match="padding must be between 0 and 4; got -1"):
         chip_matrix(points, "68", 112, -1)
-    with pytest.raises(ValueError, match=r"expected \(98, 2\) landmarks"):
+    # a user's error like any other (landmark_kd.errors), not a bare ValueError a CLI prints as a traceback
+    with pytest.raises(DataError, match=r"expected \(98, 2\) landmarks"):
         chip_matrix(points, get_scheme("wflw"), 112)
-    with pytest.raises(ValueError, match="not finite"):
+    with pytest.raises(DataError, match="not finite"):
         chip_matrix(np.full((68, 2), np.nan), "68", 112)
