@@ -44,6 +44,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .errors import ConfigError, DataError
 from .face_detector import iou_matrix
 from .head_pose import HeadPose
 from .inference import Face, OneEuroFilter
@@ -195,11 +196,11 @@ class FaceTracker:
                  filter_factory: Callable[[], OneEuroFilter] = OneEuroFilter, hold_roll: float = np.radians(5),
                  cut_change: float | None = 12.0):
         if int(redetect_every) < 1:
-            raise ValueError(f"redetect_every must be at least 1, got {redetect_every}")
+            raise ConfigError(f"redetect_every must be at least 1, got {redetect_every}")
         if not fps > 0:
-            raise ValueError(f"fps must be above 0, got {fps}")
+            raise ConfigError(f"fps must be above 0, got {fps}")
         if not 0 < match_iou <= confirm_iou <= 1:
-            raise ValueError(f"need 0 < match_iou <= confirm_iou <= 1, got {match_iou}, {confirm_iou}")
+            raise ConfigError(f"need 0 < match_iou <= confirm_iou <= 1, got {match_iou}, {confirm_iou}")
         # (box, score, roll) per face: the landmarker's own detection, whose roll turns the first crop, or a
         # `detect` of (box, score) pairs taken as level
         self.landmarker, self.detect = landmarker, detect or landmarker.find_faces
@@ -266,7 +267,7 @@ class FaceTracker:
         the previous frame (default 1 / fps), for the One-Euro filters."""
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
+            raise DataError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
         self.frame_index += 1
         dt = 1.0 / self.fps if dt is None else float(dt)
         crops = [self.crop(track) for track in self.tracks]

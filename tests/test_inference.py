@@ -497,6 +497,20 @@ def _still_face_detector(model_path, detections):
     return detector, calls
 
 
+def test_tracker_settings_and_frames_that_cannot_work_are_user_errors(model_path):
+    """A bad setting or frame is a landmark_kd.errors error, as LandmarkDetector's are (a bare ValueError escaped
+    `except UserError` in an app, and a CLI would print it as a traceback)."""
+    from landmark_kd.errors import ConfigError, DataError
+    from landmark_kd.tracking import FaceTracker
+
+    detector = LandmarkDetector(model_path, detector="full")
+    for bad in ({"redetect_every": 0}, {"fps": 0}, {"match_iou": 0.6, "confirm_iou": 0.5}):
+        with pytest.raises(ConfigError):
+            FaceTracker(detector, **bad)
+    with pytest.raises(DataError, match=r"RGB uint8 image \(H, W, 3\), got float32"):
+        FaceTracker(detector).update(np.zeros((64, 64, 3), np.float32))
+
+
 def test_tracker_detects_only_on_the_first_and_every_nth_frame(model_path):
     from landmark_kd.tracking import FaceTracker
 
