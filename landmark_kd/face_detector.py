@@ -192,13 +192,14 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, float, f
     return out, nw / w, nh / h, float(pad_x), float(pad_y)
 
 
-def _as_rgb_uint8(image) -> np.ndarray:
-    """`image` as contiguous RGB uint8 (H, W, 3): grey repeated, RGBA's alpha dropped. Other pixel types are a
+def as_rgb_uint8(image) -> np.ndarray:
+    """`image` as contiguous RGB uint8 (H, W, 3): grey (H, W) or (H, W, 1) repeated, RGBA's alpha dropped, as
+    every entry point that takes a user's array reads it. Other pixel types are a
     DataError: clipped to 0-255, a float image in [0, 1] became black and a 16-bit one white, and no face was
     found without a word."""
     image = np.asarray(image)
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        image = np.repeat(image.reshape(image.shape[:2])[:, :, None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         raise DataError(f"expected an RGB image (H, W, 3), got shape {image.shape}")
     if not image.size:  # the letterbox scale would divide by zero
@@ -338,7 +339,7 @@ class BlazeFaceDetector:
 
     def detect(self, image_rgb_uint8) -> list[Detection]:
         """Faces in an RGB uint8 image (H, W, 3), best score first, coordinates in image pixels."""
-        image = _as_rgb_uint8(image_rgb_uint8)
+        image = as_rgb_uint8(image_rgb_uint8)
         faces = self._detect(image)
         if faces or not self.close_ups:
             return faces

@@ -195,6 +195,9 @@ class LandmarkDetector:
                               f"box; the models were trained with {CROP_MARGIN}), got {margin!r}")
         if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 1:
             raise ConfigError(f"threads must be a whole number of at least 1, got {threads!r}")
+        # what a pickled detector is rebuilt from: a worker process loads its own interpreter (one cannot be pickled)
+        self._init_args = None if isinstance(model_path, Predictor) else (
+            model_path, detector, threads, margin, scheme, align, flip_test, refine, any_angle)
         if isinstance(model_path, Predictor):  # a ready predictor (e.g. TeacherPredictor)
             self.predictor, model_path = model_path, getattr(model_path, "path", None) or type(model_path).__name__
         else:
@@ -218,8 +221,16 @@ class LandmarkDetector:
         elif callable(detector):
             self.detector = detector
         else:
-            raise ConfigError(f"detector must be 'blazeface', 'short', 'full_range', 'haar', 'full' or a callable, "
-                             f"got {detector!r}")
+            raise ConfigError(f"detector must be one of {', '.join(repr(d) for d in FACE_DETECTORS)}, 'full' or a "
+                              f"callable, got {detector!r}")
+
+    def __reduce__(self):
+        """Pickled as its constructor's arguments, so multiprocessing and web-server workers can be handed one: each
+        process loads the model again (a TFLite interpreter or a Keras model cannot be pickled)."""
+        if self._init_args is None:
+            raise TypeError("a LandmarkDetector built on a ready Predictor cannot be pickled: build one in each "
+                            "process from a model path instead")
+        return type(self), self._init_args
 
     def detect_faces(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         return _checked_detections(self.detector(image), self.detector)
@@ -294,15 +305,14 @@ class LandmarkDetector:
         return landmarks
 
     def __call__(self, image: np.ndarray, boxes: Sequence[Box] | None = None) -> list[Face]:
-        """Every face in an RGB uint8 image (H, W, 3)."""
+        """Every face in an RGB uint8 image (H, W, 3; grey and RGBA are taken too), or in each of `boxes` (image
+        pixels, [x0, y0, x1, y1]) when given."""
+        from .face_detector import as_rgb_uint8
+
         if isinstance(image, (str, os.PathLike)):  # np.asarray would make it a 0-d array, named by its dtype only
             raise DataError(f"{os.fspath(image)}: a path, not an image; pass the RGB uint8 array "
                             "(cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB))")
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise DataError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
-        if not image.size:
-            raise DataError(f"empty image ({image.shape[1]}x{image.shape[0]} pixels)")
+        image = as_rgb_uint8(image)
         if boxes is not None:
             found = [(box, 1.0, 0.0) for box in checked_boxes(boxes, image.shape)]
         else:
@@ -342,7 +352,8 @@ class LandmarkDetector:
 
         return face_chip(image, face.landmarks, self.scheme, size, padding)
 
-    def predict_batch(self, images: Sequence[np.ndarray], boxes: Sequence[Sequence[Box]] | None = None) -> list[list[Face]]:
+    def predict_batch(self, images: Sequence[np.ndarray],
+                      boxes: Sequence[Sequence[Box] | None] | None = None) -> list[list[Face]]:
         """Faces for each image; `boxes`, when given, is one list of boxes per image (None: find its faces)."""
         if boxes is not None and len(boxes) != len(images):
             raise ConfigError(f"boxes: {len(boxes)} list(s) of boxes for {len(images)} image(s); give one list per "

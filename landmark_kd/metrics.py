@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import ConfigError, DataError
-from .schemes import LandmarkScheme
+from .schemes import LandmarkScheme, get_scheme
 
 NORMALIZATIONS = ("inter_ocular", "inter_pupil", "bbox")
 
@@ -47,8 +47,12 @@ def _checked_faces(pred: np.ndarray, gt: np.ndarray, num_points: int, layout: st
     return pred, gt
 
 
-def nme_per_image(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme, normalization: str = "inter_ocular") -> np.ndarray:
-    """Mean point-to-point error of each face divided by its `normalization` distance: (M,) from (M, N, 2)."""
+def nme_per_image(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme | str,
+                  normalization: str = "inter_ocular") -> np.ndarray:
+    """Mean point-to-point error of each face divided by its `normalization` distance: (M,) from (M, N, 2).
+    `scheme`: a layout or a built-in layout's name ("68", "98", ...), as the yaw index takes."""
+    if isinstance(scheme, str):
+        scheme = get_scheme(scheme)
     pred, gt = _checked_faces(pred, gt, scheme.num_points, f"{scheme.num_points}-point layout {scheme.name!r}")
     norm = normalising_distance(gt, scheme, normalization)
     if np.any(norm <= 0):
@@ -102,6 +106,15 @@ def pose_groups(gt: np.ndarray, scheme: LandmarkScheme | str = "68") -> dict[str
     return {"frontal": yaw < FRONTAL_YAW, "large_pose": yaw >= LARGE_POSE_YAW}
 
 
+def _some_errors(errors: np.ndarray) -> np.ndarray:
+    """`errors` as float64, or a DataError for none: their mean and failure rate were NaN with a numpy warning,
+    while the AUC of none was 0."""
+    errors = np.asarray(errors, np.float64)
+    if not errors.size:
+        raise DataError("no faces to score: the list of errors is empty")
+    return errors
+
+
 def ced(errors: np.ndarray, threshold: float = 0.1, steps: int = 1001) -> tuple[np.ndarray, np.ndarray]:
     """Cumulative error distribution: x in [0, threshold], fraction of images with NME <= x. A threshold that is
     not above 0 or under 2 steps is a ConfigError: the AUC divided by it was NaN, of the wrong sign, or 0."""
@@ -110,14 +123,15 @@ def ced(errors: np.ndarray, threshold: float = 0.1, steps: int = 1001) -> tuple[
     if int(steps) != steps or steps < 2:
         raise ConfigError(f"steps {steps!r}: the CED needs a whole number of at least 2 points")
     xs = np.linspace(0, threshold, int(steps))
-    errors = np.sort(np.asarray(errors, np.float64))
-    ys = np.searchsorted(errors, xs, side="right") / max(len(errors), 1)
+    errors = np.sort(_some_errors(errors))
+    ys = np.searchsorted(errors, xs, side="right") / len(errors)
     return xs, ys
 
 
 def failure_rate(errors: np.ndarray, threshold: float = 0.1) -> float:
-    """Share of faces whose NME exceeds `threshold`; a NaN error (a prediction that is no number) is a failure."""
-    return float(np.mean(~(np.asarray(errors) <= threshold)))
+    """Share of faces whose NME exceeds `threshold`; a NaN error (a prediction that is no number) is a failure.
+    No faces is a DataError (`_some_errors`)."""
+    return float(np.mean(~(_some_errors(errors) <= threshold)))
 
 
 def auc(errors: np.ndarray, threshold: float = 0.1, steps: int = 1001) -> float:
@@ -147,7 +161,7 @@ def paired_ratio(errors_a: np.ndarray, errors_b: np.ndarray, resamples: int = 10
 
 def summarize(errors: np.ndarray, normalization: str, num_points: int, threshold: float = 0.1) -> dict:
     """nme, fr and auc (of the CED up to `threshold`) of per-face `errors`, with how they were measured."""
-    errors = np.asarray(errors, np.float64)
+    errors = _some_errors(errors)
     return {
         "nme": float(errors.mean()),
         "fr": failure_rate(errors, threshold),

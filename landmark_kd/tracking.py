@@ -44,8 +44,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import ConfigError, DataError
-from .face_detector import iou_matrix
+from .errors import ConfigError
+from .face_detector import as_rgb_uint8, iou_matrix
 from .head_pose import HeadPose
 from .inference import Face, OneEuroFilter
 
@@ -265,9 +265,7 @@ class FaceTracker:
     def update(self, image: np.ndarray, dt: float | None = None) -> list[Face]:
         """The faces in the next frame (RGB uint8 (H, W, 3)), each with its track id; `dt` is the seconds since
         the previous frame (default 1 / fps), for the One-Euro filters."""
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise DataError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
+        image = as_rgb_uint8(image)  # grey and RGBA frames too
         self.frame_index += 1
         dt = 1.0 / self.fps if dt is None else float(dt)
         crops = [self.crop(track) for track in self.tracks]

@@ -507,7 +507,7 @@ def test_tracker_settings_and_frames_that_cannot_work_are_user_errors(model_path
     for bad in ({"redetect_every": 0}, {"fps": 0}, {"match_iou": 0.6, "confirm_iou": 0.5}):
         with pytest.raises(ConfigError):
             FaceTracker(detector, **bad)
-    with pytest.raises(DataError, match=r"RGB uint8 image \(H, W, 3\), got float32"):
+    with pytest.raises(DataError, match=r"RGB uint8 image \(0-255\), got float32"):
         FaceTracker(detector).update(np.zeros((64, 64, 3), np.float32))
 
 
@@ -1146,3 +1146,42 @@ def test_a_video_whose_annotated_mp4_cannot_be_written_keeps_its_landmarks_and_s
     assert result["annotated"] is None and not (out / "wide_landmarks.mp4").exists()
     err = capsys.readouterr().err
     assert err.count("no annotated video (the landmarks are still written)") == 1 and "Traceback" not in err
+
+
+def test_grey_and_rgba_arrays_are_read_as_rgb(model_path):
+    """The face detector took grey and RGBA arrays while LandmarkDetector and the tracker refused them; all read
+    them as the RGB picture they show now. Other pixel types stay a one-line error."""
+    from landmark_kd.tracking import FaceTracker
+
+    image, pts = render_face(3, 128)
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    box = [pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()]
+    detector = LandmarkDetector(model_path, detector="full")
+    as_rgb = detector(np.repeat(grey[..., None], 3, axis=2), boxes=[box])[0].landmarks
+    for same in (grey, grey[..., None]):
+        assert np.array_equal(detector(same, boxes=[box])[0].landmarks, as_rgb)
+    rgba = np.concatenate([image, np.full(image.shape[:2] + (1,), 7, np.uint8)], axis=2)
+    assert np.array_equal(detector(rgba, boxes=[box])[0].landmarks, detector(image, boxes=[box])[0].landmarks)
+    assert len(FaceTracker(detector).update(grey)) == 1
+    with pytest.raises(ValueError, match="expected an RGB uint8 image"):
+        detector(image.astype(np.uint16))
+
+
+def test_a_detector_pickles_as_its_arguments_for_worker_processes(model_path):
+    """multiprocessing and web-server workers pickle what they are handed: the TFLite interpreter inside cannot
+    be, so the detector is rebuilt from its arguments in the other process, with the same answers."""
+    import pickle
+
+    from landmark_kd.predictor import Predictor
+
+    image, pts = render_face(5, 128)
+    box = [pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()]
+    detector = LandmarkDetector(model_path, detector="full", refine=0, margin=0.3)
+    copy = pickle.loads(pickle.dumps(detector))
+    assert copy is not detector and (copy.margin, copy.refine, copy.model_path) == (0.3, 0, detector.model_path)
+    np.testing.assert_allclose(copy(image, boxes=[box])[0].landmarks, detector(image, boxes=[box])[0].landmarks,
+                               atol=1e-4)
+    with pytest.raises(TypeError, match="build one in each process"):
+        pickle.dumps(LandmarkDetector(Predictor.from_path(model_path), detector="full"))
+    with pytest.raises(ConfigError, match="'blazeface', 'auto', 'short', 'full_range', 'haar', 'full' or a callable"):
+        LandmarkDetector(model_path, detector="x")

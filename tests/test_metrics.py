@@ -141,3 +141,15 @@ def test_ced_and_auc_refuse_a_threshold_not_above_0_or_under_2_steps():
     with pytest.raises(ConfigError, match="steps 1: .*at least 2"):
         auc(np.zeros(3), 0.1, 1)
     assert auc(np.zeros(3), 0.1, 2) == pytest.approx(1.0)
+
+
+def test_a_layout_name_is_taken_and_no_faces_is_an_error_for_every_score():
+    """nme_per_image took only a scheme object (a name died in an AttributeError, where the yaw index takes
+    names); no faces gave a NaN mean and failure rate with numpy warnings but an AUC of 0."""
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0, 100, (3, 68, 2))
+    pred = gt + rng.normal(0, 1, gt.shape)
+    np.testing.assert_array_equal(nme_per_image(pred, gt, "68"), nme_per_image(pred, gt, get_scheme("68")))
+    for score in (failure_rate, auc, ced, lambda e: summarize(e, "inter_ocular", 68)):
+        with pytest.raises(DataError, match="no faces to score"):
+            score(np.zeros(0))
