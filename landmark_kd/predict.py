@@ -116,9 +116,15 @@ def predict_images(detector, paths: list[str], out_dir: str, boxes=None, pose_ax
             stem = output_stem(path, taken)
             if chips is not None:
                 chips(image, faces, entry["faces"], lambda k, face: f"{stem}_face{k}.png")
-            name = stem + "_landmarks.png"
-            cv2.imwrite(os.path.join(out_dir, name), cv2.cvtColor(draw_faces(image, faces, pose_axes), cv2.COLOR_RGB2BGR))
-            entry["annotated"] = os.path.join(out_dir, name)
+            annotated = os.path.join(out_dir, stem + "_landmarks.png")
+            # cv2.imwrite answers False (a full disk, a read-only file of an earlier run) rather than raising: the
+            # image's landmarks are kept, and landmarks.json names no annotated file that was not written
+            if cv2.imwrite(annotated, cv2.cvtColor(draw_faces(image, faces, pose_axes), cv2.COLOR_RGB2BGR)):
+                entry["annotated"] = annotated
+            else:
+                entry["annotated"] = None
+                print(f"warning: {annotated}: cannot write the annotated image (the landmarks are still written)",
+                      file=sys.stderr)
         except ValueError as err:
             message = str(err) if str(err).startswith(path) else f"{path}: {err}"
             entry = {"faces": [], "error": message}

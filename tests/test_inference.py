@@ -1118,6 +1118,23 @@ def test_predict_writes_aligned_chips_of_photos_and_of_each_followed_face_in_a_v
     assert "--chips needs a built-in layout" in capsys.readouterr().err
 
 
+def test_an_annotated_image_that_cannot_be_written_is_not_named_as_written(model_path, tmp_path, capsys,
+                                                                           monkeypatch):
+    """cv2.imwrite answers False, without raising, on a full disk or over a read-only file: landmarks.json named
+    the annotated image all the same (an empty or stale file), with no word of it."""
+    image, _ = render_face(9, 96)
+    photo = str(tmp_path / "face.png")
+    cv2.imwrite(photo, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    real = cv2.imwrite
+    monkeypatch.setattr(cv2, "imwrite", lambda path, *a: False if path.endswith("_landmarks.png") else real(path, *a))
+    out = tmp_path / "o"
+    assert predict_main([photo, "--model", model_path, "--out", str(out), "--detector", "full", "--refine", "0"]) == 0
+    entry = _load_json(out / "landmarks.json")["results"][photo]
+    assert len(entry["faces"]) == 1 and entry["annotated"] is None
+    err = capsys.readouterr().err
+    assert f"{out / 'face_landmarks.png'}: cannot write the annotated image" in err and "Traceback" not in err
+
+
 def test_a_video_whose_annotated_mp4_cannot_be_written_keeps_its_landmarks_and_says_so(model_path, tmp_path,
                                                                                        capsys, monkeypatch):
     """Frames wider than the mp4v encoder takes (over 8191 px) used to leave no .mp4 while landmarks.json named
