@@ -101,6 +101,26 @@ def test_the_board_latency_script_refuses_bad_input_in_one_line(tflite_path, tmp
     assert result["runs"] == 3 and result["tensorflow_imported"] is False and result["median"] > 0
 
 
+def test_the_board_latency_script_runs_on_litert_and_names_a_missing_runtime(tflite_path, tmp_path):
+    """tflite-runtime has no wheel past Python 3.11, so a board may have only LiteRT (`ai_edge_litert`), which
+    LandmarkDetector runs on: the latency script died there with a traceback, and with no runtime at all it called
+    the model "not loadable". Here LiteRT is tflite_runtime's own interpreter under LiteRT's module name."""
+    script = os.path.join(ROOT, "landmark_kd", "export", "benchmark.py")
+    litert = ("import types; import tflite_runtime.interpreter as runtime; "
+              "sys.modules['ai_edge_litert'] = types.ModuleType('ai_edge_litert'); "
+              "sys.modules['ai_edge_litert.interpreter'] = runtime; ")
+    no_runtime = "sys.modules['ai_edge_litert'] = sys.modules['ai_edge_litert.interpreter'] = None; "
+    block_runtime = "sys.modules['tflite_runtime'] = sys.modules['tflite_runtime.interpreter'] = None; "
+    run = (f"sys.argv = [{script!r}, {tflite_path!r}, '--runs', '2']; import runpy; "
+           f"runpy.run_path({script!r}, run_name='__main__')")
+    done = _run_without_tensorflow("import sys; " + litert + block_runtime + run, tmp_path)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-1500:]
+    assert json.loads(done.stdout.strip().splitlines()[-1])["runs"] == 2
+    done = _run_without_tensorflow("import sys; " + no_runtime + block_runtime + run, tmp_path)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and len(errors) == 1 and "needs tflite-runtime" in errors[0], done.stderr[-1500:]
+
+
 def test_the_shipped_student_finds_landmarks_on_a_real_photo_without_tensorflow(tmp_path):
     """A new user's first call: no model, no training, no TensorFlow; the astronaut photograph's face."""
     from skimage.data import astronaut

@@ -115,11 +115,14 @@ def _main(argv: list[str]) -> int:
 
     def main(args_list):
         from landmark_kd.errors import MissingFileError, ModelFileError
-        from landmark_kd.export.tflite_runner import verify_tflite
+        from landmark_kd.export.tflite_runner import interpreter_class, verify_tflite
         from landmark_kd.predictor import resolve_model_path
 
         args = parser.parse_args(args_list)
         warn_if_oversubscribed(args.threads)
+        # the runtime LandmarkDetector would run the model with (tflite_runtime, else LiteRT, else TensorFlow's),
+        # looked up first: a board with only LiteRT got a traceback, one with no runtime a model "not loadable"
+        Interpreter = interpreter_class()
         path = resolve_model_path(args.model)
         if not os.path.exists(path):
             raise MissingFileError(f"{path}: no such file")
@@ -129,8 +132,6 @@ def _main(argv: list[str]) -> int:
             raise ModelFileError(f"{path}: a Keras model; this times .tflite files: export it first with "
                                  f"`python convert.py --model {path}` and time the .tflite it writes")
         verify_tflite(path)
-        from tflite_runtime.interpreter import Interpreter
-
         with silenced():  # the runtime's "Created TensorFlow Lite XNNPACK delegate" line on stderr
             result = _time_interpreter(Interpreter, path, args.threads, args.warmup, args.runs, args.seed)
         result["tensorflow_imported"] = tensorflow_imported()
