@@ -109,15 +109,21 @@ def positive_int_list(text: str) -> list[int]:
     return values
 
 
+PROGRESS_MAX_STEP = 1000  # with no total (a live camera), a log gets a line every this many items at most
+
+
 def print_progress(done: int, total: int | None, start: float, what: str, detail: str = "") -> None:
     """`  images 30/100, 28 labelled (2.1/s)` on stderr: rewritten in place on a terminal, else a line every tenth
-    of the way (every item for fewer than 20), so a long run shows it is alive and a log stays short."""
+    of the way (every item for fewer than 20), so a long run shows it is alive and a log stays short. With no
+    total (a camera), a log gets items 1-9, 10, 20, ... 90, 100, 200, ... and then every 1000th: a line per frame
+    filled a service's log at the camera's frame rate."""
     import time
 
     rate = done / max(time.time() - start, 1e-9)
     text = (f"{what} {done}/{total}" if total else f"{what} {done}") + (f", {detail}" if detail else "")
     end = "\r" if sys.stderr.isatty() else "\n"
-    if sys.stderr.isatty() or total is None or done == total or done % max(1, (total or 1) // 10) == 0:
+    step = max(1, total // 10) if total else min(PROGRESS_MAX_STEP, 10 ** (len(str(max(done, 1))) - 1))
+    if sys.stderr.isatty() or done == total or done % step == 0:
         print(f"  {text} ({rate:.1f}/s)", end=end if done != total else "\n", file=sys.stderr)
 
 

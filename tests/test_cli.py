@@ -335,6 +335,21 @@ def test_more_threads_than_cores_is_one_warning(monkeypatch, capsys):
     assert line.startswith("warning: --threads 3 is more than the 2 core(s) here") and "at most 2" in line
 
 
+def test_progress_without_a_total_does_not_log_every_item(capsys):
+    """`predict --camera` has no frame count: with stderr not a terminal (a service's log, nohup) it wrote one
+    progress line per frame, 30 a second for as long as the camera ran. A known total keeps its tenths."""
+    from landmark_kd.cli import print_progress
+
+    for done in range(1, 3001):
+        print_progress(done, None, 0.0, "frames")
+    lines = capsys.readouterr().err.splitlines()
+    counts = [int(line.split()[1]) for line in lines]
+    assert counts[:11] == [*range(1, 10), 10, 20] and counts[-3:] == [1000, 2000, 3000] and len(lines) == 30
+    for done in range(1, 101):
+        print_progress(done, 100, 0.0, "images")
+    assert len(capsys.readouterr().err.splitlines()) == 10
+
+
 def test_json_records_write_nan_and_infinity_as_null(tmp_path):
     """Python writes NaN as a bare NaN token, which is not JSON: a strict reader refused a diverged run's
     metrics.json whole. Records are written with null there, nested values too."""
