@@ -77,8 +77,13 @@ class ChipWriter:
             if others:
                 raise OutputError(f"{self.folder}: holds files other than chips ({others[0]}); move them or pass "
                                   "another --out")
-            shutil.rmtree(self.folder)
-        os.makedirs(self.folder)
+        try:  # another user's chips (a run under sudo) cannot be removed: one error line, not a traceback
+            if os.path.lexists(self.folder):
+                shutil.rmtree(self.folder)
+            os.makedirs(self.folder)
+        except OSError as err:
+            raise OutputError(f"{self.folder}: cannot replace an earlier run's chips ({err.strerror or err}); remove "
+                              "the folder or pass another --out") from None
 
     def __call__(self, image, faces: list, entries: list[dict], name_of) -> None:
         """Write the chips of `faces` (found in RGB `image`), named `name_of(k, face)` within the chips folder,

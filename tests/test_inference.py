@@ -258,6 +258,29 @@ def test_chips_never_replace_the_input_images(model_path, tmp_path, capsys):
             assert os.path.isfile(folder / "face.png")
 
 
+def test_chips_another_user_left_are_one_error_line(model_path, tmp_path, capsys, monkeypatch):
+    """An OUT/chips a run under sudo left cannot be emptied by a user's run: shutil.rmtree's PermissionError was a
+    traceback. (The tests run as root, which may remove anything, so rmtree is made to refuse as it would.)"""
+    import shutil
+
+    image, _ = render_face(2, 96)
+    photo = str(tmp_path / "face.png")
+    cv2.imwrite(photo, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    (tmp_path / "out" / "chips").mkdir(parents=True)
+    (tmp_path / "out" / "chips" / "face_face0.png").write_bytes(b"")
+
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", "face_face0.png")
+
+    monkeypatch.setattr(shutil, "rmtree", refuse)
+    assert predict_main([photo, "--model", model_path, "--out", str(tmp_path / "out"), "--detector", "full",
+                         "--chips", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip() == (f"error: {tmp_path / 'out' / 'chips'}: cannot replace an earlier "
+                                                      "run's chips (Permission denied); remove the folder or pass "
+                                                      "another --out")
+
+
 def test_points_51_holds_for_json_and_pts_refuses_what_is_no_image(model_path, tmp_path, capsys):
     image, _ = render_face(3, 96)
     cv2.imwrite(str(tmp_path / "face.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
