@@ -73,7 +73,8 @@ def warn_if_oversubscribed(threads: int, flag: str = "--threads") -> None:
     then wait on each other, and a model runs hundreds of times slower (the README's "Reliability")."""
     cores = usable_cores()
     if threads > cores:
-        print(f"warning: {flag} {threads} is more than the {cores} core(s) here: the threads will wait on each "
+        asked = f"{flag}{threads}" if flag.endswith("=") else f"{flag} {threads}"  # `threads=8` for the library
+        print(f"warning: {asked} is more than the {cores} core(s) here: the threads will wait on each "
               f"other and the model run much slower (use at most {cores}; 1 is usually fastest)", file=sys.stderr)
 
 

@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     quiet_unless_verbose(argv)
     from .cli import (ArgumentParser, chip_padding, chip_size, finite_float, non_negative_int, positive_int,
-                      refine_passes, warn_if_oversubscribed)
+                      refine_passes)
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("input", nargs="*", metavar="INPUT", help="an image, a folder of images, or a video; several "
@@ -554,7 +554,6 @@ def _main(argv: list[str]) -> int:
         parser.error("--format pts is for images, not a video")
     if video_only and args.camera is None and not video:
         parser.error(f"{video_only[0]} is for a video or --camera, not images")
-    warn_if_oversubscribed(args.threads)
     if args.list:
         paths = read_image_list(args.list)
     elif len(inputs) == 1 and not video:

@@ -335,6 +335,27 @@ def test_more_threads_than_cores_is_one_warning(monkeypatch, capsys):
     assert line.startswith("warning: --threads 3 is more than the 2 core(s) here") and "at most 2" in line
 
 
+def test_more_threads_than_cores_from_the_library_is_one_warning(monkeypatch, capsys, tmp_path):
+    """LandmarkDetector(threads=4) on a board or container with fewer cores ran each face hundreds of times slower
+    with no word: only the CLIs warned. `predict --threads` now gets its warning from the detector, once."""
+    import landmark_kd.cli as cli
+    from landmark_kd import LandmarkDetector
+    from landmark_kd.predict import main as predict_main
+
+    monkeypatch.setattr(cli, "usable_cores", lambda: 2)
+    LandmarkDetector("real_fast_fp16.tflite", detector="full", threads=2)
+    assert "warning" not in capsys.readouterr().err
+    LandmarkDetector("real_fast_fp16.tflite", detector="full", threads=3)
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("warning: threads=3 is more than the 2 core(s) here") and "at most 2" in line
+    photo = str(tmp_path / "face.png")
+    cv2.imwrite(photo, np.full((64, 64, 3), 128, np.uint8))
+    assert predict_main([photo, "--threads", "3", "--model", "real_fast_fp16.tflite", "--detector", "full",
+                         "--refine", "0", "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: threads=3 is more than the 2 core(s)") == 1, err
+
+
 def test_progress_without_a_total_does_not_log_every_item(capsys):
     """`predict --camera` has no frame count: with stderr not a terminal (a service's log, nohup) it wrote one
     progress line per frame, 30 a second for as long as the camera ran. A known total keeps its tenths."""

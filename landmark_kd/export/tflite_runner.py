@@ -142,7 +142,12 @@ class TFLiteLandmarkModel:
     """`predict_landmarks(crops (B, S, S, 3) in [0, 1]) -> (B, N, 2)` input pixels, one crop per invoke."""
 
     def __init__(self, path_or_bytes, threads: int = 1, scheme=None):
+        from ..cli import warn_if_oversubscribed
+
         interpreter_class()  # no runtime at all is said as such, not blamed on the model by the load check
+        # said here, not only by the CLIs: LandmarkDetector(threads=4) in a container pinned to one core ran each
+        # face hundreds of times slower without a word
+        warn_if_oversubscribed(threads, "threads=")
         if isinstance(path_or_bytes, str):
             if not os.path.isfile(path_or_bytes):
                 raise MissingFileError(f"{path_or_bytes}: TFLite model not found")
