@@ -265,7 +265,7 @@ def _main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.threads is None:  # a second thread on a one-core machine makes the labeller many times slower
         args.threads = min(2, usable_cores())
-    else:
+    elif args.mesh_model:  # a --model .tflite says it itself, when it loads
         warn_if_oversubscribed(args.threads)
     from .outputs import atomic_json, prepare_output_dir, refuse_input_folder
 
