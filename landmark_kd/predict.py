@@ -383,7 +383,7 @@ def _several_inputs(inputs: list[str]) -> list[str]:
                 other.append(item)
         paths.update((os.path.normpath(p), None) for p in found)
     if other:
-        print(f"note: {len(other)} input(s) without an image extension left out (first: {other[0]})")
+        print(f"note: {len(other)} input(s) without an image extension left out (first: {other[0]})", file=sys.stderr)
     if not paths:
         raise DataError(f"none of the {len(inputs)} inputs is an image or a folder holding images (first: {inputs[0]})")
     return list(paths)

@@ -425,8 +425,9 @@ def test_predict_takes_several_inputs_and_patterns(model_path, tmp_path, capsys)
     a0, a1, b0 = (str(tmp_path / "a" / "face0.png"), str(tmp_path / "a" / "face1.png"), str(tmp_path / "b" / "face0.png"))
     assert predict_main([a0, str(tmp_path / "a" / "face0.pts"), a1, str(tmp_path / "b"), a0, *common,
                          "--out", str(tmp_path / "o1")]) == 0
-    out = capsys.readouterr().out
-    assert f"note: 1 input(s) without an image extension left out (first: {tmp_path / 'a' / 'face0.pts'})" in out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert f"note: 1 input(s) without an image extension left out (first: {tmp_path / 'a' / 'face0.pts'})" in captured.err
     assert "4 face(s) found" in out
     results = _load_json(tmp_path / "o1" / "landmarks.json")["results"]
     assert list(results) == [a0, a1, b0, str(tmp_path / "b" / "face1.png")]  # in the order given, a0 once
@@ -1225,3 +1226,19 @@ def test_a_detector_pickles_as_its_arguments_for_worker_processes(model_path):
         pickle.dumps(LandmarkDetector(Predictor.from_path(model_path), detector="full"))
     with pytest.raises(ConfigError, match="'blazeface', 'auto', 'short', 'full_range', 'haar', 'full' or a callable"):
         LandmarkDetector(model_path, detector="x")
+
+
+def test_jfif_photos_are_images_alone_beside_others_and_in_folders(model_path, tmp_path, capsys):
+    """.jfif (and .jpe) are JPEG's other names, as Windows saves web photos: `predict a.jfif` worked, but beside
+    another input it was left out as "without an image extension", and a folder of them held "no images"."""
+    image, _ = render_face(2, 96)
+    folder = tmp_path / "web"
+    folder.mkdir()
+    for name in ("a.jfif", "b.jpe"):
+        (folder / name).write_bytes(cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))[1].tobytes())
+    common = ["--model", model_path, "--detector", "full"]
+    assert predict_main([str(folder / "a.jfif"), str(folder / "b.jpe"), *common, "--out", str(tmp_path / "o1")]) == 0
+    assert predict_main([str(folder), *common, "--out", str(tmp_path / "o2")]) == 0
+    assert "left out" not in capsys.readouterr().err
+    for out in ("o1", "o2"):
+        assert len(_load_json(tmp_path / out / "landmarks.json")["results"]) == 2

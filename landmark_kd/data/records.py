@@ -15,7 +15,7 @@ from ..errors import DataError
 # Magic bytes of the image formats we read: the first five by tf.io.decode_image, TIFF and WebP by OpenCV.
 _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"GIF87a", b"GIF89a")
 _OPENCV_SIGNATURES = (b"II*\x00", b"MM\x00*")  # TIFF; WebP is RIFF....WEBP, see _is_webp
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".jfif", ".jpe")  # JPEG by two more names
 _ORIENTATION_TAG, _WIDTH_TAG, _HEIGHT_TAG = 274, 256, 257
 _TAIL_BYTES = 4096  # end markers are searched here: some writers append a few bytes after them
 
