@@ -70,7 +70,7 @@ class ChipWriter:
 
         chip_template(size, padding)  # a bad size or padding is one error line before any work
         self.detector, self.size, self.padding = detector, int(size), float(padding)
-        self.folder, self.written = os.path.join(out_dir, "chips"), 0
+        self.folder, self.written, self.failed = os.path.join(out_dir, "chips"), 0, 0
         if os.path.lexists(self.folder):
             others = [os.path.join(root, f) for root, _, files in os.walk(self.folder) for f in files
                       if not f.lower().endswith(".png")] if os.path.isdir(self.folder) else [self.folder]
@@ -100,6 +100,11 @@ class ChipWriter:
             if cv2.imwrite(path, cv2.cvtColor(chip, cv2.COLOR_RGB2BGR)):
                 entry["chip"] = path
                 self.written += 1
+            else:  # a full disk: said at the first, counted at the end (a video would say it every frame)
+                self.failed += 1
+                if self.failed == 1:
+                    print(f"warning: {path}: cannot write the chip (a full disk?); the landmarks are still written",
+                          file=sys.stderr)
 
 
 def predict_images(detector, paths: list[str], out_dir: str, boxes=None, pose_axes: bool = False,
@@ -626,7 +631,8 @@ def _main(argv: list[str]) -> int:
     over = f" over {frames} frame(s)" if frames else ""  # a video's faces are counted once per frame
     print(f"{faces} face(s) found{over}{skipped}; landmarks in {json_path}; annotated output in {args.out}")
     if chips is not None:
-        print(f"{chips.written} aligned {chips.size}x{chips.size} face chip(s) in {chips.folder}")
+        failed = f" ({chips.failed} could not be written)" if chips.failed else ""
+        print(f"{chips.written} aligned {chips.size}x{chips.size} face chip(s) in {chips.folder}{failed}")
     for p in no_face:
         print(f"  no face found in {p}")
     return 0

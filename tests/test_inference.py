@@ -281,6 +281,23 @@ def test_chips_another_user_left_are_one_error_line(model_path, tmp_path, capsys
                                                       "another --out")
 
 
+def test_a_chip_that_cannot_be_written_is_said_once_and_counted(tmp_path, capsys, monkeypatch):
+    """cv2.imwrite answers False on a full disk: such a chip was dropped without a word, only the closing count
+    lower. The first is warned about, all are counted, and the faces keep their landmarks."""
+    image, _ = render_face(2, 128)
+    photos = [str(tmp_path / f"face{i}.png") for i in range(2)]
+    for photo in photos:
+        cv2.imwrite(photo, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    write = cv2.imwrite
+    monkeypatch.setattr(cv2, "imwrite", lambda path, *a: False if "chips" in path else write(path, *a))
+    assert predict_main([*photos, "--out", str(tmp_path / "out"), "--detector", "full", "--chips", "64"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("cannot write the chip") == 1
+    assert "0 aligned 64x64 face chip(s)" in captured.out and "(2 could not be written)" in captured.out
+    results = _load_json(tmp_path / "out" / "landmarks.json")["results"]
+    assert all(len(r["faces"]) == 1 and "chip" not in r["faces"][0] for r in results.values())
+
+
 def test_points_51_holds_for_json_and_pts_refuses_what_is_no_image(model_path, tmp_path, capsys):
     image, _ = render_face(3, 96)
     cv2.imwrite(str(tmp_path / "face.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
