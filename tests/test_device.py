@@ -63,6 +63,7 @@ def test_tflite_detector_and_predict_cli_run_without_tensorflow(tflite_path, tmp
 def test_latency_is_measured_in_a_tflite_runtime_only_process(tflite_path):
     isolated = measure_latency(tflite_path, threads=1, warmup=3, runs=10)
     assert isolated["process"] == "tflite_runtime only" and isolated["tensorflow_imported"] is False
+    assert isolated["runtime"] == "tflite_runtime"
     assert 0 < isolated["median"] <= isolated["p90"]
     in_process = measure_latency(tflite_path, threads=1, warmup=3, runs=10, isolated=False)
     assert in_process["process"] == "in-process" and in_process["median"] > 0
@@ -115,7 +116,8 @@ def test_the_board_latency_script_runs_on_litert_and_names_a_missing_runtime(tfl
            f"runpy.run_path({script!r}, run_name='__main__')")
     done = _run_without_tensorflow("import sys; " + litert + block_runtime + run, tmp_path)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-1500:]
-    assert json.loads(done.stdout.strip().splitlines()[-1])["runs"] == 2
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["runs"] == 2 and result["runtime"] == "ai_edge_litert"  # named so, not "tflite_runtime only"
     done = _run_without_tensorflow("import sys; " + no_runtime + block_runtime + run, tmp_path)
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert done.returncode == 2 and len(errors) == 1 and "needs tflite-runtime" in errors[0], done.stderr[-1500:]
@@ -290,3 +292,13 @@ def test_evaluate_scores_a_tflite_without_tensorflow_as_with_it(tmp_path):
         with_tf = run_evaluation(EvalConfig(model=model, data=data, out=str(tmp_path / "with_tf")))
         assert without["nme"] == pytest.approx(with_tf["nme"], rel=2e-3)
         assert without["nme_inner51"] == pytest.approx(with_tf["nme_inner51"], rel=2e-3)
+
+
+def test_a_report_names_the_runtime_its_latency_was_taken_on():
+    """convert's report said "tflite_runtime" whatever the timing process ran on: LiteRT on a Python without a
+    tflite_runtime wheel, or TensorFlow's own interpreter, whose figures are not a device's."""
+    from landmark_kd.export.benchmark import PROCESS_NOTE, process_note
+
+    assert process_note({"runtime": "tflite_runtime", "tensorflow_imported": False}) == PROCESS_NOTE
+    assert "numpy + ai_edge_litert imported" in process_note({"runtime": "ai_edge_litert", "tensorflow_imported": False})
+    assert "not a device's figure" in process_note({"runtime": "tensorflow", "tensorflow_imported": True})

@@ -4,8 +4,8 @@ Measured by default in a separate process that imports only numpy and tflite_run
 a process that has imported TensorFlow, tflite_runtime's interpreter binds TensorFlow's own (newer) XNNPACK
 delegate, which also runs int8 and dynamic-range kernels that tflite_runtime 2.14's XNNPACK leaves to slow
 builtin kernels; a figure taken there is not the one a device sees (full int8: about 9x apart on x86).
-This file runs as a script for that (`python benchmark.py MODEL --threads 1 --runs 50`, one JSON line)
-and imports nothing from the package.
+This file runs as a script for that (`python benchmark.py MODEL --threads 1 --runs 50`, one JSON line);
+its top level imports nothing from the package, and the script only the parts that need no TensorFlow.
 """
 from __future__ import annotations
 
@@ -20,6 +20,15 @@ import types
 import numpy as np
 
 PROCESS_NOTE = "separate process with only numpy + tflite_runtime imported (as on a device)"
+
+
+def process_note(latency: dict) -> str:
+    """How a `measure_latency` figure was taken, for reports: PROCESS_NOTE, unless the separate process ran on
+    LiteRT, or had to load TensorFlow's interpreter (neither device runtime installed: not a device's figure)."""
+    if latency.get("tensorflow_imported"):
+        return "separate process on TensorFlow's interpreter (no tflite_runtime or LiteRT here: not a device's figure)"
+    runtime = latency.get("runtime", "tflite_runtime")
+    return PROCESS_NOTE if runtime == "tflite_runtime" else PROCESS_NOTE.replace("tflite_runtime", runtime)
 
 
 def fill_inputs(interpreter, seed: int = 0) -> None:
@@ -87,7 +96,8 @@ def measure_latency(path_or_bytes, threads: int = 1, warmup: int = 10, runs: int
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"{path_or_bytes}: latency process failed (exit {done.returncode}): {tail}")
-    return {**json.loads(lines[-1]), "process": "tflite_runtime only"}
+    result = json.loads(lines[-1])
+    return {**result, "process": f"{result.get('runtime', 'tflite_runtime')} only"}  # LiteRT where it ran on it
 
 
 def tensorflow_imported() -> bool:
@@ -115,7 +125,7 @@ def _main(argv: list[str]) -> int:
 
     def main(args_list):
         from landmark_kd.errors import MissingFileError, ModelFileError
-        from landmark_kd.export.tflite_runner import interpreter_class, verify_tflite
+        from landmark_kd.export.tflite_runner import INTERPRETER_MODULES, interpreter_class, verify_tflite
         from landmark_kd.predictor import resolve_model_path
 
         args = parser.parse_args(args_list)
@@ -135,6 +145,8 @@ def _main(argv: list[str]) -> int:
         with silenced():  # the runtime's "Created TensorFlow Lite XNNPACK delegate" line on stderr
             result = _time_interpreter(Interpreter, path, args.threads, args.warmup, args.runs, args.seed)
         result["tensorflow_imported"] = tensorflow_imported()
+        # the runtime interpreter_class took: the first of its candidates that is loaded (tflite_runtime, LiteRT)
+        result["runtime"] = next(name.split(".")[0] for name in INTERPRETER_MODULES if sys.modules.get(name))
         print(json.dumps(result))
         return 0
 

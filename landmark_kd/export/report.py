@@ -378,7 +378,7 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
     from ..data.synthetic import ensure_default_dataset
     from ..models import load_model, model_image_size, model_scheme
     from ..outputs import prepare_output_dir
-    from .benchmark import PROCESS_NOTE, measure_latency
+    from .benchmark import PROCESS_NOTE, measure_latency, process_note
     from .flops import count_flops
     from .op_audit import audit, read_model
     from .tflite_export import convert
@@ -512,6 +512,9 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
         for other, c in compare.items():
             print(f"  compare {os.path.basename(other)}: {c['size_bytes'] / 1e6:.2f} MB, "
                   + ", ".join(f"{t} thr {c['latency_ms'][str(t)]['median']:.2f} ms" for t in threads))
+        timed = [lat for e in report["exports"].values() for lat in e["latency_ms"].values()]
+        if timed:  # the runtime the timing process found (LiteRT, or TensorFlow's where neither is installed)
+            report["latency_process"] = process_note(timed[0])
         report["warnings"] = ([drawn] if drawn else []) + int8_warnings(report)
         for line in report["warnings"]:
             print(line)
@@ -593,9 +596,9 @@ def markdown(report: dict, threads) -> str:
     warnings = report.get("warnings", [])
     if warnings:
         lines += [""] + [f"**{w.split(':', 1)[0]}**:{w.split(':', 1)[1]}" for w in warnings]
-    lines += ["", "Latency: tflite_runtime with XNNPACK, batch 1, after 10 warm-up runs, measured on this machine in "
-              "this run, each in a separate process that imports only numpy and tflite_runtime (as on a device: in a "
+    lines += ["", f"Latency: XNNPACK, batch 1, after 10 warm-up runs, measured on this machine in this run, each in a "
+              f"{report.get('latency_process', 'separate process')}. In a "
               "process that has imported TensorFlow the interpreter binds TensorFlow's newer XNNPACK, which also "
-              "runs int8 kernels that tflite_runtime's does not, and reads several times faster for int8). GFLOPs counted from the flatbuffer (2 x MACs of conv/FC/matmul, 1 per output element "
+              "runs int8 kernels that tflite_runtime's does not, and reads several times faster for int8. GFLOPs counted from the flatbuffer (2 x MACs of conv/FC/matmul, 1 per output element "
               "otherwise).", ""]
     return "\n".join(lines)
