@@ -19,7 +19,8 @@ import time
 from .cli import print_progress as _progress
 from .data.records import IMAGE_EXTENSIONS
 from .errors import ConfigError, DataError, MissingFileError, OutputError
-from .outputs import atomic_bytes, atomic_json
+from .frame_log import FrameLog, write_results_json
+from .outputs import atomic_bytes
 from .quiet import quiet_unless_verbose
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -188,25 +189,30 @@ def _frame_chip_name(stem: str, index: int):
 
 
 def _run_frames(step, frames, fps: float, out_path: str, window: str | None, total: int | None,
-                pose_axes: bool = False, chips: ChipWriter | None = None) -> dict:
+                pose_axes: bool = False, chips: ChipWriter | None = None, drop_jaw: bool = False) -> dict:
     """Run `step` on (BGR frame, dt) pairs; show each annotated frame in `window` (when a display can show it)
-    or write it to `out_path` (and with `chips`, each face's chip). Stops at the end, on 'q' / Esc in the window,
-    a closed window, or Ctrl-C."""
+    or write it to `out_path` (and with `chips`, each face's chip). Each frame's faces go to a `FrameLog` beside
+    it as they come (`--points 51` applied with `drop_jaw`). Stops at the end, on 'q' / Esc in the window, a
+    closed window, or Ctrl-C."""
     import cv2
 
+    from .frame_log import FrameLog
     from .inference import draw_faces
 
-    writer, records, start, stopped = None, [], time.time(), "end of input"
+    stem = os.path.splitext(out_path)[0].removesuffix("_landmarks")
+    records = FrameLog(stem + "_frames.jsonl", inner51_record if drop_jaw else None)
+    writer, start, stopped = None, time.time(), "end of input"
     unwritable = False  # the .mp4 writer could not be opened: frames are still predicted
-    stem = os.path.splitext(os.path.basename(out_path))[0].removesuffix("_landmarks")  # the chips' folder
+    chip_folder = os.path.basename(stem)  # the chips' folder
     try:
         for index, (frame, dt) in enumerate(frames):
             image = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
             faces = step(image, dt)
             annotated = cv2.cvtColor(draw_faces(image, faces, pose_axes), cv2.COLOR_RGB2BGR)
-            records.append({"frame": index, "faces": [f.to_dict() for f in faces]})
+            record = {"frame": index, "faces": [f.to_dict() for f in faces]}
             if chips is not None:
-                chips(image, faces, records[-1]["faces"], _frame_chip_name(stem, index))
+                chips(image, faces, record["faces"], _frame_chip_name(chip_folder, index))
+            records.append(record)
             if window is not None:
                 try:
                     cv2.imshow(window, annotated)
@@ -236,6 +242,7 @@ def _run_frames(step, frames, fps: float, out_path: str, window: str | None, tot
     except KeyboardInterrupt:
         stopped = "interrupted"
     finally:
+        records.close()
         if writer is not None:
             writer.release()
         if window is not None:
@@ -269,9 +276,10 @@ def _tracking_summary(tracker) -> dict | None:
 
 def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None, track: bool = True,
                   redetect_every: int = 15, max_frames: int | None = None, pose_axes: bool = False,
-                  chips: ChipWriter | None = None) -> dict:
+                  chips: ChipWriter | None = None, drop_jaw: bool = False) -> dict:
     """Landmarks on every frame of a video file: annotated .mp4 plus per-frame faces (with track ids when
-    tracking) and, with `chips`, each face's aligned chip."""
+    tracking; a `FrameLog`, on disk in `out_dir` until landmarks.json takes them) and, with `chips`, each face's
+    aligned chip."""
     import cv2
 
     capture = cv2.VideoCapture(path)
@@ -286,12 +294,13 @@ def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None, t
 
     try:
         result = _run_frames(step, _capture_frames(capture, fps, max_frames, real_time=False), fps, out_path, None,
-                             total, pose_axes, chips)
+                             total, pose_axes, chips, drop_jaw)
     except DataError as err:  # e.g. a --box outside the frames: name the video, as an image's error names it
         raise DataError(str(err) if str(err).startswith(path) else f"{path}: {err}") from None
     finally:
         capture.release()
     if not result["frames"]:
+        result["frames"].remove()
         raise DataError(f"{path}: video has no readable frames")
     read = len(result["frames"])
     if result["stopped"] == "end of input" and not max_frames and total and read < 0.95 * total:
@@ -324,7 +333,7 @@ def open_camera(index: int):
 
 def predict_camera(detector, index: int, out_dir: str, smooth: bool, boxes=None, track: bool = True,
                    redetect_every: int = 15, max_frames: int | None = None, show: bool = True,
-                   pose_axes: bool = False, chips: ChipWriter | None = None) -> dict:
+                   pose_axes: bool = False, chips: ChipWriter | None = None, drop_jaw: bool = False) -> dict:
     """Live landmarks from camera `index`: a window where a display exists (stop with 'q'), otherwise the
     annotated frames go to an .mp4 in `out_dir`; Ctrl-C or `max_frames` also stop. Smoothing uses the real time
     between frames."""
@@ -342,10 +351,11 @@ def predict_camera(detector, index: int, out_dir: str, smooth: bool, boxes=None,
 
     try:
         result = _run_frames(step, _capture_frames(capture, fps, max_frames, real_time=True), fps, out_path, window,
-                             max_frames, pose_axes, chips)
+                             max_frames, pose_axes, chips, drop_jaw)
     finally:
         capture.release()
     if not result["frames"]:
+        result["frames"].remove()
         raise DataError(f"camera {index}: no frames could be read")
     return {f"camera:{index}": {**result, "fps": fps, "smoothed": smooth, "tracking": _tracking_summary(tracker)}}
 
@@ -443,16 +453,16 @@ def predict_pts(detector, paths: list[str], out_dir: str, inner51: bool) -> dict
     return {"pts": {p: os.path.join(out_dir, n + ".pts") for p, n in written.items()}, **counts}
 
 
-def inner51(results: dict) -> None:
-    """Drop the 17 jaw points (`convert_68_to_51`) from every face of predict's results, in place: `--points 51`
-    holds for landmarks.json as for the .pts files."""
+def inner51_record(record: dict) -> dict:
+    """Drop the 17 jaw points (`convert_68_to_51`) from every face of one image's or frame's record, in place:
+    `--points 51` holds for landmarks.json as for the .pts files."""
     import numpy as np
 
     from .schemes import convert_68_to_51
 
-    for entry in results.values():
-        for face in entry.get("faces", []) + [f for frame in entry.get("frames", []) for f in frame["faces"]]:
-            face["landmarks"] = convert_68_to_51(np.asarray(face["landmarks"], np.float64)).tolist()
+    for face in record.get("faces", []):
+        face["landmarks"] = convert_68_to_51(np.asarray(face["landmarks"], np.float64)).tolist()
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -607,7 +617,7 @@ def _main(argv: list[str]) -> int:
         return 0
     stream = {"smooth": not args.no_smooth, "boxes": boxes, "track": not args.no_track,
               "redetect_every": args.redetect_every or 15, "max_frames": args.max_frames, "pose_axes": args.pose_axes,
-              "chips": chips}
+              "chips": chips, "drop_jaw": drop_jaw}
     if args.camera is not None:
         results = predict_camera(detector, args.camera, args.out, show=not args.no_window, **stream)
     elif video:
@@ -618,14 +628,18 @@ def _main(argv: list[str]) -> int:
     if unreadable and len(unreadable) == len(results):  # nothing to show: a failure, not an empty result
         raise DataError(unreadable[0] if len(unreadable) == 1 else
                         f"none of the {len(unreadable)} images could be used; first: {unreadable[0]}")
+    logs = [r["frames"] for r in results.values() if isinstance(r.get("frames"), FrameLog)]
     if drop_jaw:
-        inner51(results)
+        for entry in results.values():
+            inner51_record(entry)
     json_path = os.path.join(args.out, "landmarks.json")
     scheme = "51" if drop_jaw else detector.scheme.name  # the layout of the landmarks written
-    atomic_json(json_path, {"model": detector.model_path, "scheme": scheme, "results": results})
+    write_results_json(json_path, {"model": detector.model_path, "scheme": scheme}, results)
+    for log in logs:  # its frames are in landmarks.json now
+        log.remove()
     faces = sum(len(r.get("faces", [])) for r in results.values() if "faces" in r)
-    frames = sum(len(r.get("frames", [])) for r in results.values())
-    faces += sum(len(f["faces"]) for r in results.values() for f in r.get("frames", []))
+    frames = sum(len(log) for log in logs)
+    faces += sum(log.faces for log in logs)
     no_face = [p for p, r in results.items() if r.get("message") == "no face found"]
     skipped = f"; {len(unreadable)} image(s) skipped (see the warnings)" if unreadable else ""
     over = f" over {frames} frame(s)" if frames else ""  # a video's faces are counted once per frame

@@ -751,6 +751,43 @@ def test_predict_video_tracks_every_frame_and_no_track_runs_the_detector(model_p
     assert "track_id" not in result["frames"][0]["faces"][0]
 
 
+def test_video_frames_go_to_disk_as_they_come_and_into_landmarks_json_at_the_end(model_path, tmp_path, monkeypatch):
+    """Every frame's faces were held in memory until the run ended (gigabytes for a camera left on for an hour)
+    and a killed run wrote nothing. Each frame is now a flushed line of OUT/<video>_frames.jsonl; landmarks.json
+    holds the same frames at the end (--points 51 applied) and the lines file is removed."""
+    from landmark_kd import predict
+    from landmark_kd.frame_log import FrameLog
+
+    video = _still_video(str(tmp_path / "clip.avi"), 96, seed=3, frames=6)
+    detector = LandmarkDetector(model_path, detector="full")
+    out = tmp_path / "direct"
+    out.mkdir()
+    result = predict.predict_video(detector, video, str(out), smooth=True)[video]
+    log = result["frames"]
+    assert isinstance(log, FrameLog) and len(log) == 6 and log.faces == 6
+    lines = (out / "clip_frames.jsonl").read_text().splitlines()
+    assert [json.loads(line)["frame"] for line in lines] == list(range(6)) and log[2] == json.loads(lines[2])
+    # a run that dies at the fourth frame keeps the three before it
+    calls = []
+
+    def dying(image, dt):
+        calls.append(dt)
+        if len(calls) == 4:
+            raise RuntimeError("power cut")
+        return detector(image)
+
+    monkeypatch.setattr(predict, "_frame_step", lambda *a, **k: (dying, None))
+    with pytest.raises(RuntimeError):
+        predict.predict_video(detector, video, str(tmp_path / "direct"), smooth=False)
+    assert len((out / "clip_frames.jsonl").read_text().splitlines()) == 3
+    monkeypatch.undo()
+    assert predict_main([video, "--model", model_path, "--detector", "full", "--out", str(tmp_path / "cli"),
+                         "--points", "51"]) == 0
+    frames = _load_json(tmp_path / "cli" / "landmarks.json")["results"][video]["frames"]
+    assert len(frames) == 6 and all(np.array(f["faces"][0]["landmarks"]).shape == (51, 2) for f in frames)
+    assert not (tmp_path / "cli" / "clip_frames.jsonl").exists()
+
+
 def test_camera_missing_is_one_error_line_and_headless_camera_writes_mp4(model_path, tmp_path, capsys, monkeypatch):
     from landmark_kd import predict
 
