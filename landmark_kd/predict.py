@@ -26,16 +26,46 @@ from .quiet import quiet_unless_verbose
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
-def _read_image(path: str):
+# OpenCV's JPEG decoding at 1/2, 1/4 or 1/8 size (libjpeg scales the DCT): a photo over MAX_PIXELS is read so
+REDUCED_JPEG = {2: "IMREAD_REDUCED_COLOR_2", 4: "IMREAD_REDUCED_COLOR_4", 8: "IMREAD_REDUCED_COLOR_8"}
+
+
+def _reduced_jpeg(path: str, size: tuple[int, int] | None):
+    """(RGB image, k) of a JPEG too large to decode whole (a 108 or 200 MP phone photo), read at 1/k size with
+    k the least of 2, 4, 8 that brings it under MAX_PIXELS; None for other files or sizes. A face filling such a
+    photo is still hundreds of pixels across, far more than the model's crop."""
     import cv2
 
-    from .data.records import check_image_file, read_bgr
+    from .data.records import MAX_PIXELS, read_bgr
+
+    with open(path, "rb") as handle:
+        if handle.read(3) != b"\xff\xd8\xff" or size is None:
+            return None
+    k = next((k for k in REDUCED_JPEG if size[0] * size[1] / (k * k) <= MAX_PIXELS), None)
+    image = read_bgr(path, getattr(cv2, REDUCED_JPEG[k])) if k else None
+    if image is None:
+        return None
+    print(f"note: {path}: {size[0]}x{size[1]} pixels, over the {MAX_PIXELS / 1e6:.0f} million decoded whole: read at "
+          f"1/{k} size; landmarks and boxes are given in the full photo's pixels", file=sys.stderr)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), k
+
+
+def _read_image(path: str):
+    """(RGB image, k): k is 1, or the factor a JPEG too large to decode whole was shrunk by (`_reduced_jpeg`)."""
+    import cv2
+
+    from .data.records import inspect_image_file, read_bgr
 
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file")
     if not os.path.isfile(path):  # also refuses a named pipe, which would block the reader
         raise DataError(f"{path}: not a regular file")
-    reason = check_image_file(path) or ""
+    reason, size = inspect_image_file(path)
+    reason = reason or ""
+    if reason.startswith("image too large"):
+        reduced = _reduced_jpeg(path, size)
+        if reduced is not None:
+            return reduced
     if reason.startswith(("image too large", "truncated", "damaged", "image is empty")):
         # too large: refused before decoding. Truncated or damaged: OpenCV would decode what is there and fill the
         # rest with grey, and the landmarks of a half-grey face would be given as if it were whole; training skips
@@ -45,7 +75,22 @@ def _read_image(path: str):
     image = read_bgr(path)
     if image is None:
         raise DataError(f"{path}: cannot read image (missing, unreadable or not an image)")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), 1
+
+
+def _scaled_boxes(boxes, k: int):
+    """--box (full-photo pixels) in a photo read at 1/k size: pixel centres x -> (x - (k - 1) / 2) / k."""
+    return boxes if boxes is None or k == 1 else [[(v - (k - 1) / 2) / k for v in box] for box in boxes]
+
+
+def _full_size(faces: list, k: int) -> list:
+    """`faces` found in a photo read at 1/k size, with box and landmarks in the full photo's pixels (pixel
+    centres: x -> k x + (k - 1) / 2); the head pose is the same at any size."""
+    import dataclasses
+
+    if k == 1:
+        return faces
+    return [dataclasses.replace(f, box=f.box * k + (k - 1) / 2, landmarks=f.landmarks * k + (k - 1) / 2) for f in faces]
 
 
 def output_stem(path: str, taken: set[str]) -> str:
@@ -119,9 +164,9 @@ def predict_images(detector, paths: list[str], out_dir: str, boxes=None, pose_ax
     results, start, taken = {}, time.time(), set()
     for i, path in enumerate(paths, 1):
         try:
-            image = _read_image(path)
-            faces = detector(image, boxes)
-            entry = {"faces": [f.to_dict() for f in faces]}
+            image, k = _read_image(path)
+            faces = detector(image, _scaled_boxes(boxes, k))
+            entry = {"faces": [f.to_dict() for f in _full_size(faces, k)]}
             if not faces:
                 entry["message"] = "no face found"
             stem = output_stem(path, taken)
@@ -437,7 +482,8 @@ def predict_pts(detector, paths: list[str], out_dir: str, inner51: bool) -> dict
     written, counts, start, taken = {}, {"faces": 0, "no_face": 0, "unreadable": 0}, time.time(), set()
     for i, path in enumerate(paths, 1):
         try:
-            faces = detector(_read_image(path))
+            image, k = _read_image(path)
+            faces = _full_size(detector(image), k)
         except ValueError as err:
             print(f"warning: {err}", file=sys.stderr)
             faces, counts["unreadable"] = [], counts["unreadable"] + 1

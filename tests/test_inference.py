@@ -1296,3 +1296,31 @@ def test_jfif_photos_are_images_alone_beside_others_and_in_folders(model_path, t
     assert "left out" not in capsys.readouterr().err
     for out in ("o1", "o2"):
         assert len(_load_json(tmp_path / out / "landmarks.json")["results"]) == 2
+
+
+def test_a_jpeg_over_the_pixel_limit_is_read_reduced_and_answered_in_its_own_pixels(tmp_path, capsys, monkeypatch):
+    """A 108 or 200 MP phone photo was refused as "image too large to decode" (the limit is 50 million pixels):
+    a JPEG over it is now decoded at 1/2, 1/4 or 1/8 size by libjpeg, and its landmarks and boxes are given in
+    the full photo's pixels. Here the limit is lowered so that a small photo stands for a huge one."""
+    from landmark_kd.data import records
+
+    image, _ = render_face(4, 160)
+    photo = cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2BGR), (640, 640), interpolation=cv2.INTER_CUBIC)
+    path = str(tmp_path / "huge.jpg")
+    cv2.imwrite(path, photo, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    cv2.imwrite(str(tmp_path / "huge.png"), photo)
+    args = ["--detector", "full", "--refine", "0"]
+    assert predict_main([path, *args, "--out", str(tmp_path / "whole")]) == 0
+    whole = _load_json(tmp_path / "whole" / "landmarks.json")["results"][path]["faces"][0]
+    monkeypatch.setattr(records, "MAX_PIXELS", 640 * 640 // 4)  # 1/2 size fits
+    assert predict_main([path, *args, "--out", str(tmp_path / "reduced")]) == 0
+    assert "read at 1/2 size; landmarks and boxes are given in the full photo's pixels" in capsys.readouterr().err
+    reduced = _load_json(tmp_path / "reduced" / "landmarks.json")["results"][path]["faces"][0]
+    np.testing.assert_allclose(reduced["box"], [0, 0, 639, 639], atol=1.0)  # the whole photo, in its own pixels
+    error = np.linalg.norm(np.subtract(reduced["landmarks"], whole["landmarks"]), axis=1)
+    assert error.mean() < 3.0, error.mean()  # px in a 640 px photo whose face is about 400 px across
+    assert predict_main([path, "--box", "100", "100", "540", "540", "--out", str(tmp_path / "box")]) == 0
+    boxed = _load_json(tmp_path / "box" / "landmarks.json")["results"][path]["faces"][0]
+    np.testing.assert_allclose(boxed["box"], [100, 100, 540, 540], atol=1e-3)
+    assert predict_main([str(tmp_path / "huge.png"), *args, "--out", str(tmp_path / "png")]) == 2  # no reduced PNG
+    assert "image too large to decode" in capsys.readouterr().err

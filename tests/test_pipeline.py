@@ -136,7 +136,7 @@ def test_pipeline_decodes_like_opencv_with_a_png_exif_orientation(tmp_path, orie
     import cv2
     import tensorflow as tf
 
-    from landmark_kd.data.records import _inspect_image, decode_plan
+    from landmark_kd.data.records import inspect_image_file, decode_plan
 
     image = cv2.resize((np.random.default_rng(orientation).random((6, 10, 3)) * 255).astype(np.uint8), (50, 30),
                        interpolation=cv2.INTER_NEAREST)
@@ -151,7 +151,7 @@ def test_pipeline_decodes_like_opencv_with_a_png_exif_orientation(tmp_path, orie
     expected = cv2.imread(path)[..., ::-1]
     assert decoded.shape == expected.shape == ((30, 50, 3) if orientation < 5 else (50, 30, 3))
     assert np.abs(decoded - expected).max() < 0.01
-    assert _inspect_image(path) == (None, expected.shape[1::-1])  # the size the labels refer to
+    assert inspect_image_file(path) == (None, expected.shape[1::-1])  # the size the labels refer to
 
 
 @pytest.mark.parametrize("orientation", [3, 6, 8])
@@ -161,7 +161,7 @@ def test_a_tiff_turned_by_its_orientation_tag_is_read_everywhere_and_checked_tur
     import cv2
     from PIL import Image, TiffImagePlugin
 
-    from landmark_kd.data.records import _inspect_image, read_bgr
+    from landmark_kd.data.records import inspect_image_file, read_bgr
 
     image = cv2.resize((np.random.default_rng(orientation).random((6, 10, 3)) * 255).astype(np.uint8), (50, 30),
                        interpolation=cv2.INTER_NEAREST)
@@ -173,7 +173,7 @@ def test_a_tiff_turned_by_its_orientation_tag_is_read_everywhere_and_checked_tur
     assert np.array_equal(read_bgr(path)[..., ::-1], turned)
     decoded = LandmarkPipeline._load(tf.constant(path), tf.constant(0)).numpy() * 255
     assert np.abs(decoded - turned).max() < 0.01
-    assert _inspect_image(path) == (None, turned.shape[1::-1])
+    assert inspect_image_file(path) == (None, turned.shape[1::-1])
 
 
 def test_tiff_and_webp_beside_pts_files_train_like_png(tmp_path):

@@ -86,16 +86,17 @@ def _is_webp(head: bytes) -> bool:
     return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
 
 
-def read_bgr(path: str):
+def read_bgr(path: str, flags: int | None = None):
     """`cv2.imread(path)` (BGR uint8, None when it cannot be read), with GIFs read as their first frame through
     OpenCV's video reader: opencv-python's imread has no GIF decoder, while training reads GIFs (through
-    tf.io.decode_image), so predict, pseudolabel and unlabelled distillation would otherwise drop them."""
+    tf.io.decode_image), so predict, pseudolabel and unlabelled distillation would otherwise drop them. `flags`:
+    imread's, IMREAD_COLOR by default (predict reads a huge JPEG with IMREAD_REDUCED_COLOR_k)."""
     import cv2
 
     from ..quiet import named_native_warnings
 
     with named_native_warnings(path):  # libjpeg's "Corrupt JPEG data" lines, which would not say which file
-        image = imread_color(path)
+        image = imread_color(path, flags)
         if image is None and path.lower().endswith(".gif"):
             capture = cv2.VideoCapture(path)
             ok, frame = capture.read()
@@ -104,20 +105,22 @@ def read_bgr(path: str):
     return image
 
 
-def imread_color(path: str):
-    """`cv2.imread(path, IMREAD_COLOR)`, except that a TIFF is decoded from its bytes: OpenCV 4.11's imread fails
-    on a TIFF turned a quarter by its Orientation tag (5-8), where imdecode reads it and applies the turn."""
+def imread_color(path: str, flags: int | None = None):
+    """`cv2.imread(path, flags or IMREAD_COLOR)`, except that a TIFF is decoded from its bytes: OpenCV 4.11's
+    imread fails on a TIFF turned a quarter by its Orientation tag (5-8), where imdecode reads it and applies the
+    turn."""
     import cv2
 
+    flags = cv2.IMREAD_COLOR if flags is None else flags
     try:
         with open(path, "rb") as handle:
             tiff = handle.read(4) in _OPENCV_SIGNATURES
     except OSError:
         return None
     if not tiff:
-        return cv2.imread(path, cv2.IMREAD_COLOR)
+        return cv2.imread(path, flags)
     try:
-        return cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+        return cv2.imdecode(np.fromfile(path, np.uint8), flags)
     except (OSError, cv2.error):
         return None
 
@@ -273,10 +276,10 @@ def too_many_pixels(size: tuple[int, int] | None) -> str | None:
 def check_image_file(path: str) -> str | None:
     """Cheap check that `path` is an image TensorFlow can decode: a known signature and, for PNG and JPEG,
     the end marker (a truncated download is the commonest corruption). Returns a reason or None."""
-    return _inspect_image(path)[0]
+    return inspect_image_file(path)[0]
 
 
-def _inspect_image(path: str) -> tuple[str | None, tuple[int, int] | None]:
+def inspect_image_file(path: str) -> tuple[str | None, tuple[int, int] | None]:
     """(check_image_file's reason, the (width, height) annotations refer to: EXIF orientation applied; None
     when the header does not say) without decoding the pixels."""
     if not os.path.isfile(path):
@@ -361,7 +364,7 @@ def check_sample(sample: Sample, num_points: int | None, check_image: bool = Tru
             box[2] < box[0] or box[3] < box[1]) else ""
         return f"zero-area face box {np.round(box, 2).tolist()}{hint}"
     if check_image:
-        reason, size = _inspect_image(sample.image_path)
+        reason, size = inspect_image_file(sample.image_path)
         return reason or (_points_outside(pts, size, sample.bbox) if size is not None and size[0] * size[1] else None)
     return None
 
