@@ -7,7 +7,6 @@ resumable backup). The command-line flags that fill a `TrainConfig` live in `cli
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -635,8 +634,10 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     record = dataclasses.asdict(config)
     if isinstance(started, dict):
         record["changed_on_resume"] = _changed_on_resume(started, record)
-    with open(os.path.join(out, "config.json"), "w") as handle:
-        json.dump(record, handle, indent=2)
+    from .outputs import atomic_json
+
+    # through a temporary file: a truncated config.json would make the folder someone else's (refused for good)
+    atomic_json(os.path.join(out, "config.json"), record)
     backup = ResumableBackup(backup_dir)
     divergence = StopOnDivergence()
     callbacks = [

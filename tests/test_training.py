@@ -105,6 +105,63 @@ def test_stopped_while_scoring_the_same_command_writes_the_report(faces, tmp_pat
     assert not (out / "backup").exists()  # dropped once the report is written
 
 
+def test_a_full_disk_while_config_json_is_rewritten_leaves_the_run_resumable(faces, tmp_path, monkeypatch):
+    """A resumed run rewrites config.json (with changed_on_resume); it used to truncate the file in place, so a full
+    disk or a kill there left a config.json no training run wrote, and every later command refused the folder as
+    someone else's: the interrupted run could never be resumed. It is now written to a temporary file and renamed."""
+    import builtins
+    import errno
+
+    import landmark_kd.evaluate
+    from landmark_kd.errors import OutputError
+
+    out = tmp_path / "run"
+    write_report = landmark_kd.evaluate.write_report
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(landmark_kd.evaluate, "write_report", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(_config(faces, out, epochs=1, steps_per_epoch=1))
+    monkeypatch.setattr(landmark_kd.evaluate, "write_report", write_report)
+    record = (out / "config.json").read_text()
+    real_open = builtins.open
+
+    class FullDisk:
+        """A file on a full disk: the first bytes go in, then ENOSPC."""
+
+        def __init__(self, handle):
+            self.handle = handle
+
+        def write(self, data):
+            self.handle.write(data[:10])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.handle, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    def full_disk_open(path, mode="r", *args, **kwargs):
+        handle = real_open(path, mode, *args, **kwargs)
+        writes = any(m in mode for m in "wax+")
+        return FullDisk(handle) if writes and os.path.basename(str(path)).startswith("config.json") else handle
+
+    monkeypatch.setattr(builtins, "open", full_disk_open)
+    with pytest.raises(OutputError, match="config.json: cannot write it \\(No space left on device\\)"):
+        run_training(_config(faces, out, epochs=1, steps_per_epoch=1, learning_rate=1e-3))
+    monkeypatch.setattr(builtins, "open", real_open)
+    assert (out / "config.json").read_text() == record
+    assert sorted(p.name for p in out.iterdir() if ".tmp" in p.name) == []
+    metrics = run_training(_config(faces, out, epochs=1, steps_per_epoch=1))  # space freed: the same command ends it
+    assert metrics["steps"] == 1 and not (out / "backup").exists()
+
+
 def test_resume_with_restart_is_refused_before_anything_is_deleted(teacher_run, faces, tmp_path):
     import shutil
 
