@@ -510,6 +510,17 @@ def _changed_on_resume(started: dict, record: dict) -> dict:
     return changed
 
 
+def _file_sha1(path: str) -> str:
+    """The SHA-1 of a file's bytes (read in 1 MiB pieces: a teacher can be hundreds of MB)."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _run_training(config: TrainConfig, out: str) -> dict:
     import keras
     import tensorflow as tf
@@ -632,6 +643,10 @@ def _run_training(config: TrainConfig, out: str) -> dict:
           f"{strategy.num_replicas_in_sync} replica(s), {len(train_samples)} train / {len(val_samples)} val faces, "
           f"{plural(config.epochs, 'epoch')} x {plural(steps, 'step')}")
     record = dataclasses.asdict(config)
+    if teacher is not None:  # the files, not only their paths: a teacher retrained in place is another teacher
+        from .teacher import teacher_paths
+
+        record["teacher_sha1"] = [_file_sha1(path) for path in teacher_paths(config.teacher)]
     if isinstance(started, dict):
         record["changed_on_resume"] = _changed_on_resume(started, record)
     from .outputs import atomic_json

@@ -162,6 +162,38 @@ def test_a_full_disk_while_config_json_is_rewritten_leaves_the_run_resumable(fac
     assert metrics["steps"] == 1 and not (out / "backup").exists()
 
 
+def test_a_distillation_resumed_from_a_changed_teacher_file_says_so(faces, tmp_path, monkeypatch, capsys):
+    """An interrupted distillation resumed after its teacher file was replaced (runs/teacher retrained, or a new
+    model copied over it) went on distilling from the new teacher with no word: config.json, metrics.json and the
+    warning on resume compared only the path. The teacher file's digest is recorded and compared now."""
+    import landmark_kd.evaluate
+    from landmark_kd.models import HeadConfig, build_landmark_model
+    from landmark_kd.schemes import get_scheme
+
+    teacher = tmp_path / "teacher.keras"
+    build_landmark_model("swinv2_pico", get_scheme("68"), 64, HeadConfig(16, 1, False)).save(teacher)
+    out = tmp_path / "student"
+    config = dict(preset="mobilevitv2_pico", light_head=True, head_dim=16, teacher=str(teacher), alpha=1.0, epochs=1,
+                  steps_per_epoch=1)
+    write_report = landmark_kd.evaluate.write_report
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(landmark_kd.evaluate, "write_report", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(_config(faces, out, **config))
+    monkeypatch.setattr(landmark_kd.evaluate, "write_report", write_report)
+    build_landmark_model("swinv2_pico", get_scheme("68"), 64, HeadConfig(16, 1, False)).save(teacher)  # another one
+    capsys.readouterr()
+    run_training(_config(faces, out, **config))
+    printed = capsys.readouterr().out
+    assert "Resuming the interrupted run" in printed
+    assert "warning: resuming with other settings than the run had: teacher_sha1" in printed
+    before, after = json.load(open(out / "config.json"))["changed_on_resume"]["teacher_sha1"]
+    assert before != after and len(before) == len(after) == 1
+
+
 def test_resume_with_restart_is_refused_before_anything_is_deleted(teacher_run, faces, tmp_path):
     import shutil
 
