@@ -232,7 +232,10 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
                 atomic_write(previous, lambda tmp, source=path: shutil.copyfile(source, tmp))
         atomic_write(self._weights_path, lambda tmp: self.model.save_weights(tmp), suffix=".weights.h5")
         atomic_json(self._history_path, {"epochs": self.epoch_logs, "seconds": self.seconds})
-        atomic_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+        # the optimiser's step ties the counter to these weights: a kill between the two renames leaves a pair
+        # that disagrees, which on_train_begin passes over
+        atomic_json(self._training_metadata_path, {"epoch": self._current_epoch, "batch": self._last_batch_seen,
+                                                   "iterations": int(self.model.optimizer.iterations.numpy())})
 
     def on_train_begin(self, logs=None):
         pairs = [(self._weights_path, self._training_metadata_path),
@@ -247,10 +250,16 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
                 continue
             try:
                 with open(metadata) as handle:
-                    epoch = int(json.load(handle)["epoch"])
+                    counter = json.load(handle)
+                epoch = int(counter["epoch"])
                 self.model.load_weights(weights)
             except (OSError, ValueError, KeyError, TypeError) as err:
                 print(f"warning: backup {weights} is unreadable ({type(err).__name__}); trying the previous one")
+                continue
+            step = counter.get("iterations")  # absent in a backup written before it was recorded
+            if step is not None and step != int(self.model.optimizer.iterations.numpy()):
+                print(f"warning: backup {weights} does not match its epoch counter {metadata} (killed between "
+                      "writing the two); trying the previous one")
                 continue
             self.model._initial_epoch = epoch
             try:  # the logs of the epochs restored (a backup from before this record starts with none)

@@ -116,3 +116,31 @@ def test_backup_with_a_truncated_epoch_counter_resumes_or_starts_over(tmp_path, 
     _, seen = _fit(backup, epochs=2)
     assert seen == [0, 1]
     assert "training starts over (best.keras is kept)" in capsys.readouterr().out
+
+
+def test_a_kill_between_the_backups_weights_and_its_epoch_counter_resumes_from_a_matching_pair(tmp_path, monkeypatch,
+                                                                                             capsys):
+    """The weights and the epoch counter are two files renamed one after the other: killed between the two, the
+    backup held the new epoch's weights under the old epoch's counter, and the resumed run trained that epoch
+    again on top of them (one epoch more than asked, the schedule and step count shifted). The counter now
+    records the optimiser's step, and a pair that disagrees is passed over for the previous one."""
+    import landmark_kd.trainer
+
+    real_atomic_json, saves = landmark_kd.trainer.atomic_json, []
+
+    def killed_before_the_third_counter(path, data):
+        if os.path.basename(path) == "training_metadata.json":
+            saves.append(path)
+            if len(saves) == 3:
+                raise KeyboardInterrupt
+        real_atomic_json(path, data)
+
+    backup = tmp_path / "backup"
+    monkeypatch.setattr(landmark_kd.trainer, "atomic_json", killed_before_the_third_counter)
+    model, seen = _fit(backup)
+    assert seen == [0, 1, 2] and int(model.optimizer.iterations.numpy()) == 3
+    monkeypatch.setattr(landmark_kd.trainer, "atomic_json", real_atomic_json)
+    model, seen = _fit(backup)
+    assert seen == [2, 3]  # the pair after epoch 2: epoch 3's weights had no counter of their own
+    assert int(model.optimizer.iterations.numpy()) == 4  # 4 epochs of 1 step, as if never killed
+    assert "does not match its epoch counter" in capsys.readouterr().out
