@@ -204,6 +204,11 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         self.seconds = 0.0
         self._epoch_start = None
 
+    def holds_weights(self) -> bool:
+        """Whether there are weights here to restore: a backup folder made just before a kill (or a full disk)
+        stopped its first write holds none, and that run starts over."""
+        return any(os.path.exists(path) for path in (self._weights_path, self._prev_weights_path))
+
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.time()
         super().on_epoch_begin(epoch, logs)

@@ -611,6 +611,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
                                         repeat=True, augment=config.augment, images_only=True,
                                         teacher_size=teacher_size)
         train_ds = tf.data.Dataset.zip((train_ds, unlabeled_ds)).prefetch(tf.data.AUTOTUNE)
+    backup = ResumableBackup(backup_dir)
     # Layers take their dtype policy when built, so the policy is only set while building, then restored.
     previous_policy = keras.mixed_precision.global_policy()
     if config.mixed_precision != "no":
@@ -619,15 +620,16 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         with strategy.scope():
             model = build_landmark_model(config.preset, scheme, config.image_size,
                                          HeadConfig(config.head_dim, config.head_convs, light), config.pretrained)
-            if config.init_from and resuming:  # the backup restores the interrupted run's own weights
-                print(f"the weights come from the backup, not from --init-from {config.init_from}")
-            elif config.init_from:
+            if config.init_from:  # on a resume too: a backup that holds no weights starts over from these
                 source = load_model(config.init_from)
                 copied = copy_weights(source, model, config.init_from)
-                print(f"starting from the weights of {config.init_from} ({copied} arrays)")
-                if model_image_size(source) != config.image_size:  # the weights fit any size: say it is a change
-                    print(f"note: {config.init_from} was trained at {model_image_size(source)} px; this run trains "
-                          f"and validates at {config.image_size} px (--image-size)")
+                if resuming and backup.holds_weights():  # the backup restores the interrupted run's own weights
+                    print(f"the weights come from the backup, not from --init-from {config.init_from}")
+                else:
+                    print(f"starting from the weights of {config.init_from} ({copied} arrays)")
+                    if model_image_size(source) != config.image_size:  # the weights fit any size: say it is a change
+                        print(f"note: {config.init_from} was trained at {model_image_size(source)} px; this run "
+                              f"trains and validates at {config.image_size} px (--image-size)")
             trainer = LandmarkTrainer(model, config, teacher)
             trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
                                                              clipnorm=config.clipnorm), jit_compile=config.xla)
@@ -653,7 +655,6 @@ def _run_training(config: TrainConfig, out: str) -> dict:
 
     # through a temporary file: a truncated config.json would make the folder someone else's (refused for good)
     atomic_json(os.path.join(out, "config.json"), record)
-    backup = ResumableBackup(backup_dir)
     divergence = StopOnDivergence()
     callbacks = [
         divergence,

@@ -576,6 +576,35 @@ def test_fine_tuning_starts_from_the_given_models_weights(teacher_run, faces, tm
     assert f"note: {best} was trained at 64 px; this run trains and validates at 128 px" in out
 
 
+def test_a_fine_tune_killed_before_its_first_backup_held_weights_resumes_from_init_from(faces, tmp_path, capsys):
+    """Killed (or stopped by a full disk) after the backup folder was made but before its first weights were
+    written, a fine-tuning run resumed with the same command skipped --init-from ("the weights come from the
+    backup") and, the backup holding nothing, trained from random weights. --init-from is loaded on a resume too,
+    and a backup without weights starts from it."""
+    import dataclasses
+
+    from landmark_kd.models import HeadConfig, build_landmark_model
+    from landmark_kd.schemes import get_scheme
+
+    start = tmp_path / "start.keras"
+    import keras
+
+    keras.utils.set_random_seed(123)  # other weights than the run's own seed would draw
+    source = build_landmark_model("swinv2_pico", get_scheme("68"), 64, HeadConfig(32, 1, False))
+    source.save(start)
+    out = tmp_path / "run"
+    config = _config(faces, out, init_from=str(start), epochs=1, steps_per_epoch=1, learning_rate=1e-12,
+                     warmup_epochs=0.0)
+    (out / "backup").mkdir(parents=True)  # the run's state when killed inside its first backup's write
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
+    run_training(config)
+    printed = capsys.readouterr().out
+    assert "Resuming the interrupted run" in printed and f"starting from the weights of {start}" in printed
+    tuned = load_model(str(out / "best.keras"))
+    for a, b in zip(source.trainable_weights, tuned.trainable_weights):  # BatchNorm statistics move at any --lr
+        assert np.allclose(a.numpy(), b.numpy(), atol=1e-5), a.path
+
+
 def test_fine_tuning_from_another_architecture_or_no_file_is_refused(teacher_run, faces, tmp_path):
     from landmark_kd.errors import MissingFileError
 
