@@ -102,6 +102,24 @@ def atomic_write(path: str, write, suffix: str = ".tmp") -> None:
         raise
 
 
+def remove_dead_temporaries(folder: str, names) -> list[str]:
+    """Remove the temporary files `atomic_write` left in `folder` for the files `names` (None: any) when its
+    process was killed mid-write (SIGKILL or SIGTERM run no cleanup), each as large as the checkpoint it was, and
+    never read again. Only for a folder this process holds locked: any other writer's temporary is then a dead
+    one's. Returns the names removed."""
+    import re
+
+    removed = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        found = re.fullmatch(r"(.+)\.(\d+)\.tmp(\..+)?", name)
+        path = os.path.join(folder, name)
+        if (found and int(found.group(2)) != os.getpid() and (names is None or found.group(1) in names)
+                and os.path.isfile(path) and not os.path.islink(path)):
+            os.remove(path)
+            removed.append(name)
+    return removed
+
+
 def atomic_bytes(path: str, data: bytes) -> None:
     """Write `data` to `path` through a temporary file (see atomic_write)."""
     def write(tmp: str) -> None:

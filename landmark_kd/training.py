@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ConfigError, MissingFileError, OutputError, TrainingDivergedError
-from .outputs import read_json
+from .outputs import read_json, remove_dead_temporaries
 from .evaluate import score_lines
 from .predictor import DatasetPrediction
 
@@ -490,6 +490,20 @@ def _clear_earlier_run(out: str, needed: list[str]) -> None:
         print(f"--restart: removed the earlier run's {', '.join(removed)} from {out}")
 
 
+def _remove_dead_writes(out: str, backup_dir: str) -> None:
+    """What killed runs left half-written (under the run lock, so no live writer's): a checkpoint's or the backup's
+    temporary copy, and a finished run's backup renamed for deletion but not yet deleted. Each kill during a save
+    used to leave one behind for good, as large as the checkpoint (the backup's: with the optimiser's slots)."""
+    removed = remove_dead_temporaries(out, RUN_FILES + ("unlabeled_boxes.json",))
+    removed += [os.path.join("backup", name) for name in remove_dead_temporaries(backup_dir, None)]
+    for name in os.listdir(out):
+        if name.startswith("backup.done-") and os.path.isdir(os.path.join(out, name)):
+            shutil.rmtree(os.path.join(out, name), ignore_errors=True)
+            removed.append(name + "/")
+    if removed:
+        print(f"removed what killed runs left half-written in {out}: {', '.join(removed)}")
+
+
 # Flags that only say how to start or report a run; a resumed run's weights come from its backup.
 _NOT_SETTINGS = ("output", "resume", "restart", "verbose", "init_from", "pretrained")
 
@@ -539,6 +553,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         _clear_earlier_run(out, [p for p in [config.init_from, *teacher_paths(config.teacher)] if p])
     else:
         _refuse_to_overwrite(config, out, backup_dir)
+    _remove_dead_writes(out, backup_dir)
     if config.resume and not os.path.isdir(backup_dir):
         raise MissingFileError(f"{backup_dir}: nothing to resume (no interrupted run in {out})")
     started, resuming = None, os.path.isdir(backup_dir)

@@ -194,6 +194,30 @@ def test_a_distillation_resumed_from_a_changed_teacher_file_says_so(faces, tmp_p
     assert before != after and len(before) == len(after) == 1
 
 
+def test_what_killed_runs_left_half_written_is_removed_by_the_next_run(faces, tmp_path, capsys):
+    """SIGKILL or SIGTERM during a save runs no cleanup: the checkpoint's temporary copy (as large as the model; the
+    backup's with the optimiser's slots) stayed in --output for good, one per kill, and neither the resumed run nor
+    --restart removed it; so did a finished run's backup renamed for deletion. The next run, holding the lock,
+    removes them; a user's own file of that shape stays."""
+    import dataclasses
+
+    out = tmp_path / "run"
+    config = _config(faces, out, epochs=1, steps_per_epoch=1)
+    (out / "backup").mkdir(parents=True)  # an interrupted run, killed in its first backup's write
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
+    dead = ["best.keras.4194999.tmp.keras", "config.json.4194999.tmp.tmp"]
+    for name in dead + ["notes.4194999.tmp.txt"]:
+        (out / name).write_bytes(b"half")
+    (out / "backup" / "latest.weights.h5.4194999.tmp.weights.h5").write_bytes(b"half")
+    (out / "backup.done-4194999").mkdir()
+    (out / "backup.done-4194999" / "latest.weights.h5").write_bytes(b"w")
+    run_training(config)
+    assert "removed what killed runs left half-written" in capsys.readouterr().out
+    left = sorted(os.listdir(out))
+    assert not [name for name in dead if name in left] and "backup.done-4194999" not in left
+    assert "notes.4194999.tmp.txt" in left and not (out / "backup").exists()
+
+
 def test_resume_with_restart_is_refused_before_anything_is_deleted(teacher_run, faces, tmp_path):
     import shutil
 
