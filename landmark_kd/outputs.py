@@ -46,21 +46,75 @@ def refuse_input_folder(out_dir: str, input_folders, recursive: bool = False, fl
                               "outputs; choose a folder outside it")
 
 
+def _lock_holder(path: str) -> int:
+    """The process id a run lock file holds, 0 when it cannot be read."""
+    try:
+        with open(path) as handle:
+            return int(handle.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _refuse(path: str, pid: int):
+    return OutputError(f"{path}: another run (process {pid}) is writing here; wait for it or choose another --output")
+
+
 @contextlib.contextmanager
 def output_lock(path: str):
     """Hold `path/.lock` (holding our pid) while a run writes there: a second run on the same folder is refused
-    with one line instead of both writing the same checkpoints. A lock left by a dead process is taken over."""
+    with one line instead of both writing the same checkpoints. The lock is an flock on the file where the OS has
+    one: the kernel drops it when its process dies, however it dies, so a killed run's lock never blocks the
+    folder (a pid alone did, for good, once the machine restarted and gave that pid to another process)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the pid file alone
+        with _pid_lock(path):
+            yield
+        return
+    lock = os.path.join(path, ".lock")
+    for _ in range(10):
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise _refuse(path, _lock_holder(lock)) from None
+        except OSError:  # a file system without flock (some network mounts): the pid file alone
+            os.close(fd)
+            with _pid_lock(path):
+                yield
+            return
+        try:  # the holder before us may have removed the file between our open and our flock: lock the new one
+            current = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)
+    else:
+        raise OutputError(f"{path}: cannot take the run lock {lock}")
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    try:
+        yield
+    finally:
+        try:
+            os.remove(lock)
+        except OSError:
+            pass
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _pid_lock(path: str):
+    """`output_lock` without flock: the file holds our pid, and a lock whose process is gone is taken over."""
     lock = os.path.join(path, ".lock")
     for _ in range(2):
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             break
         except FileExistsError:
-            try:
-                with open(lock) as handle:
-                    pid = int(handle.read().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
+            pid = _lock_holder(lock)
             alive = pid > 0 and pid != os.getpid()
             if alive:
                 try:
@@ -70,8 +124,7 @@ def output_lock(path: str):
                 except PermissionError:
                     pass
             if alive:
-                raise OutputError(f"{path}: another run (process {pid}) is writing here; wait for it or choose "
-                                  "another --output") from None
+                raise _refuse(path, pid) from None
             os.remove(lock)  # stale: its process is gone
     else:
         raise OutputError(f"{path}: cannot take the run lock {lock}")

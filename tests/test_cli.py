@@ -261,32 +261,50 @@ def test_predict_prints_no_runtime_log_lines(tmp_path):
     assert "XNNPACK" in loud.stderr  # --verbose still shows it: the test sees the line it hides
 
 
-def test_a_second_writer_is_refused_and_a_stale_lock_taken_over(tmp_path):
+def _lock_holder(folder):
+    """A process holding `folder`'s run lock, as a run does, until it is killed."""
+    code = ("import sys, time; from landmark_kd.outputs import output_lock; lock = output_lock(sys.argv[1]); "
+            "lock.__enter__(); print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(folder)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_writer_is_refused_and_a_killed_runs_lock_taken_over(tmp_path):
+    """The lock is an flock: a killed holder's lock is free at once, and a pid left in the file by a run that
+    died before a restart no longer blocks the folder when another process has come to have that pid."""
     from landmark_kd.outputs import output_lock
 
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = _lock_holder(tmp_path)
     try:
-        (tmp_path / ".lock").write_text(str(other.pid))  # a live run holds the folder
-        with pytest.raises(PermissionError, match=f"another run \\(process {other.pid}\\) is writing here"):
+        with pytest.raises(PermissionError, match=f"another run \\(process {holder.pid}\\) is writing here"):
             with output_lock(str(tmp_path)):
                 pass
     finally:
-        other.kill()
-        other.wait()
-    with output_lock(str(tmp_path)):  # its process is gone: the lock is stale and taken over
+        holder.kill()  # SIGKILL: no clean-up, the file and its pid stay
+        holder.wait()
+    assert (tmp_path / ".lock").read_text() == str(holder.pid)
+    with output_lock(str(tmp_path)):  # its process is gone: the lock is free
         assert (tmp_path / ".lock").read_text() == str(os.getpid())
     assert not (tmp_path / ".lock").exists()
+    unrelated = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / ".lock").write_text(str(unrelated.pid))  # a dead run's pid, now another process's
+        with output_lock(str(tmp_path)):
+            assert (tmp_path / ".lock").read_text() == str(os.getpid())
+    finally:
+        unrelated.kill()
+        unrelated.wait()
 
 
 def test_train_on_a_locked_folder_gives_one_line(tmp_path):
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    (tmp_path / "run").mkdir()
+    holder = _lock_holder(tmp_path / "run")
     try:
-        (tmp_path / "run").mkdir()
-        (tmp_path / "run" / ".lock").write_text(str(other.pid))
         result = _run(os.path.join(ROOT, "train.py"), "--output", str(tmp_path / "run"), "--synthetic-train", "4")
     finally:
-        other.kill()
-        other.wait()
+        holder.kill()
+        holder.wait()
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "another run" in result.stderr and str(tmp_path / "run") in result.stderr
 
