@@ -268,17 +268,35 @@ TRAINING_INTERRUPTED = ("interrupted: the same command resumes from the last fin
                         "over)")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`docker stop`, a cluster's preemption, `kill`), raised where Ctrl-C would be."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
 def run(main, argv: list[str] | None = None, interrupted: str = "interrupted") -> int:
     """Run a CLI's `main(argv)`: a `UserError` (bad data, flag, file or output folder) becomes one `error:` line
-    and exit 2; Ctrl-C prints `interrupted` (what to do next, for training) and exits 130; any other exception
-    is a bug and keeps its traceback."""
+    and exit 2; Ctrl-C prints `interrupted` (what to do next, for training) and exits 130, and SIGTERM does the
+    same with exit 143 (it killed the process where it stood, without the message or any clean-up); any other
+    exception is a bug and keeps its traceback."""
+    import signal
+    import threading
+
     from .errors import UserError
 
+    # signal handlers can only be set from the main thread (a CLI called from another thread keeps SIGTERM's)
+    handled = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM")
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if handled else None
     try:
         return main(argv)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         print(interrupted, file=sys.stderr)
-        return 130
+        return 143 if isinstance(err, Terminated) else 130
+    finally:
+        if handled:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)

@@ -309,6 +309,22 @@ def test_train_on_a_locked_folder_gives_one_line(tmp_path):
     assert "another run" in result.stderr and str(tmp_path / "run") in result.stderr
 
 
+def test_sigterm_stops_a_cli_as_ctrl_c_does(tmp_path):
+    """`docker stop`, a cluster's preemption or `kill` send SIGTERM, which killed a training run where it stood:
+    no "the same command resumes" line and no clean-up (a checkpoint's temporary file was left behind). It now
+    unwinds as Ctrl-C does, with exit 143."""
+    code = ("import os, signal, sys, time; from landmark_kd.cli import TRAINING_INTERRUPTED, run\n"
+            "def main(argv):\n"
+            "    try:\n"
+            "        os.kill(os.getpid(), signal.SIGTERM); time.sleep(30)\n"
+            "    finally:\n"
+            f"        open({str(tmp_path / 'cleaned')!r}, 'w').close()\n"
+            "sys.exit(run(main, [], TRAINING_INTERRUPTED))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 143 and (tmp_path / "cleaned").exists()
+    assert done.stderr.strip() == "interrupted: the same command resumes from the last finished epoch (--restart starts over)"
+
+
 def test_run_turns_user_errors_into_one_line_and_keeps_tracebacks_for_bugs(capsys):
     from landmark_kd.cli import run
     from landmark_kd.errors import DataError, OutputError
