@@ -686,8 +686,12 @@ def _run_training(config: TrainConfig, out: str) -> dict:
                 "lower --lr")
         raise TrainingDivergedError(f"{out}: training diverged {divergence.diverged} at --lr "
                                     f"{config.learning_rate:g}; {kept} (or check the data)")
+    whole = backup.whole_history(history.history)
+    trained = len(next(iter(whole.values()), []))  # epochs in the record, those before a resume included
     if not history.history:
-        print(f"all {config.epochs} epochs were trained before the interruption: writing the final report")
+        more = (f" ({trained} epochs, more than --epochs {config.epochs} asks for: the report is of all {trained})"
+                if trained > config.epochs else "")
+        print(f"all {config.epochs} epochs were trained before the interruption: writing the final report{more}")
     train_seconds = max(backup.seconds, time.time() - start)  # a resumed run: the epochs before it count too
     best_path = os.path.join(out, "best.keras")
     best = load_model(best_path) if os.path.exists(best_path) else model
@@ -697,9 +701,9 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     baseline = _mean_shape_baseline(mean_shape, result, val_samples, scheme, config)
     metrics.update({
         "model": best_path, "preset": config.preset, "image_size": config.image_size, "data": config.val_data,
-        "epochs": config.epochs, "steps": int(trainer.optimizer.iterations.numpy()),
+        "epochs": max(config.epochs, trained), "steps": int(trainer.optimizer.iterations.numpy()),
         "train_seconds": round(train_seconds, 1), "baseline_mean_shape_nme": baseline,
-        "history": backup.whole_history(history.history),
+        "history": whole,
     })
     # Every run says what it learned from, so a no-KD ablation's metrics compare key by key with the distilled run's.
     metrics.update({"teacher": config.teacher if teacher is not None else None, "teacher_flip": config.teacher_flip,

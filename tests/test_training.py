@@ -105,6 +105,24 @@ def test_stopped_while_scoring_the_same_command_writes_the_report(faces, tmp_pat
     assert not (out / "backup").exists()  # dropped once the report is written
 
 
+def test_resumed_with_fewer_epochs_than_trained_the_report_is_of_all_of_them(faces, tmp_path, monkeypatch, capsys):
+    """A run stopped after 2 epochs, resumed with --epochs 1: the report said "all 1 epochs" and recorded 1
+    epoch beside 2 epochs' history and steps. It now says and records the 2 that were trained."""
+    import landmark_kd.evaluate
+
+    out = tmp_path / "fewer"
+    write_report = landmark_kd.evaluate.write_report
+    monkeypatch.setattr(landmark_kd.evaluate, "write_report", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        run_training(_config(faces, out, epochs=2, steps_per_epoch=2))
+    monkeypatch.setattr(landmark_kd.evaluate, "write_report", write_report)
+    capsys.readouterr()
+    run_training(_config(faces, out, epochs=1, steps_per_epoch=2))
+    assert "(2 epochs, more than --epochs 1 asks for: the report is of all 2)" in capsys.readouterr().out
+    saved = json.load(open(out / "metrics.json"))
+    assert saved["epochs"] == 2 and saved["steps"] == 4 and len(saved["history"]["val_nme"]) == 2
+
+
 def test_a_full_disk_while_config_json_is_rewritten_leaves_the_run_resumable(faces, tmp_path, monkeypatch):
     """A resumed run rewrites config.json (with changed_on_resume); it used to truncate the file in place, so a full
     disk or a kill there left a config.json no training run wrote, and every later command refused the folder as
