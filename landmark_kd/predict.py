@@ -164,9 +164,9 @@ def predict_images(detector, paths: list[str], out_dir: str, boxes=None, pose_ax
     results, start, taken = {}, time.time(), set()
     for i, path in enumerate(paths, 1):
         try:
-            image, k = _read_image(path)
-            faces = detector(image, _scaled_boxes(boxes, k))
-            entry = {"faces": [f.to_dict() for f in _full_size(faces, k)]}
+            image, shrink = _read_image(path)
+            faces = detector(image, _scaled_boxes(boxes, shrink))
+            entry = {"faces": [f.to_dict() for f in _full_size(faces, shrink)]}
             if not faces:
                 entry["message"] = "no face found"
             stem = output_stem(path, taken)
@@ -482,8 +482,8 @@ def predict_pts(detector, paths: list[str], out_dir: str, inner51: bool) -> dict
     written, counts, start, taken = {}, {"faces": 0, "no_face": 0, "unreadable": 0}, time.time(), set()
     for i, path in enumerate(paths, 1):
         try:
-            image, k = _read_image(path)
-            faces = _full_size(detector(image), k)
+            image, shrink = _read_image(path)
+            faces = _full_size(detector(image), shrink)
         except ValueError as err:
             print(f"warning: {err}", file=sys.stderr)
             faces, counts["unreadable"] = [], counts["unreadable"] + 1
