@@ -8,7 +8,8 @@ from landmark_kd.models import build_landmark_model, load_model, model_image_siz
 from landmark_kd.models.aam_head import EdgeToHeatmap
 
 
-@pytest.mark.parametrize("preset", ["swinv2_pico", "mobilevitv2_pico"])
+# swinv2_tiny: the published shapes (the shipped teacher's); at 64 px its windows still shift in stage 0
+@pytest.mark.parametrize("preset", ["swinv2_pico", "mobilevitv2_pico", "swinv2_tiny"])
 def test_outputs_and_keras_round_trip(preset, tmp_path):
     model = build_landmark_model(preset, "68", 64)
     x = np.random.default_rng(0).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
