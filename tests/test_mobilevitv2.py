@@ -18,6 +18,9 @@ def test_width_multipliers(width, channels):
 def test_presets():
     assert mobilevitv2_config("mobilevitv2_050").width_multiplier == 0.5
     assert mobilevitv2_config("mobilevitv2_200").width_multiplier == 2.0
+    fast = mobilevitv2_config("mobilevitv2_050_fast")
+    fast.n_attn_blocks.append(1)  # a config's lists are its own: the preset table stays as it was
+    assert mobilevitv2_config("mobilevitv2_050_fast").n_attn_blocks == [1, 1, 1]
     with pytest.raises(ValueError, match="unknown MobileViT-v2 preset"):
         mobilevitv2_config("mobilevitv2_300")
 

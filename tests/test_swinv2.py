@@ -49,6 +49,8 @@ def test_presets():
     tiny = swinv2_config("swinv2_tiny")
     assert tiny.embed_dim == 96 and tiny.depths == [2, 2, 6, 2] and tiny.window_size == 8
     assert swinv2_config("swinv2_small_w16").depths[2] == 18
+    tiny.depths[2] = 18  # a config's lists are its own: the preset table (and its alias swinv2_tiny_w8) stays
+    assert swinv2_config("swinv2_tiny").depths == swinv2_config("swinv2_tiny_w8").depths == [2, 2, 6, 2]
     with pytest.raises(ValueError, match="unknown SwinV2 preset"):
         swinv2_config("swinv2_huge")
 

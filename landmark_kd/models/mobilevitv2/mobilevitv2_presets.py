@@ -1,6 +1,7 @@
 """MobileViT-v2 presets by width multiplier (apple/mobilevitv2-{0.5..2.0}-imagenet1k-256 shapes)."""
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the names alone load without Keras (the CLIs' --preset choices)
@@ -19,4 +20,5 @@ def mobilevitv2_config(preset: str, image_size: int = 256) -> MobileViTV2Config:
 
     if preset not in MOBILEVITV2_PRESETS:
         raise ValueError(f"unknown MobileViT-v2 preset {preset!r}; known: {sorted(MOBILEVITV2_PRESETS)}")
-    return MobileViTV2Config(image_size=image_size, **MOBILEVITV2_PRESETS[preset])
+    # a copy: the config's lists are its own, so editing one leaves the preset table as it was
+    return MobileViTV2Config(image_size=image_size, **copy.deepcopy(MOBILEVITV2_PRESETS[preset]))

@@ -2,6 +2,7 @@
 `nano`/`pico` are small configurations for CPU training and tests."""
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the names alone load without Keras (the CLIs' --preset choices)
@@ -24,4 +25,5 @@ def swinv2_config(preset: str, image_size: int = 256) -> SwinV2Config:
 
     if preset not in SWINV2_PRESETS:
         raise ValueError(f"unknown SwinV2 preset {preset!r}; known: {sorted(SWINV2_PRESETS)}")
-    return SwinV2Config(image_size=image_size, **SWINV2_PRESETS[preset])
+    # a copy: the config's lists are its own, so editing one leaves the preset table as it was
+    return SwinV2Config(image_size=image_size, **copy.deepcopy(SWINV2_PRESETS[preset]))
