@@ -6,6 +6,7 @@ import dataclasses
 import math
 import os
 import sys
+from typing import NoReturn
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -164,7 +165,7 @@ class ArgumentParser(argparse.ArgumentParser):
             kwargs["prog"] = f"python -m {spec.name}"  # what was typed, not the module's file name
         super().__init__(*args, **kwargs)
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 

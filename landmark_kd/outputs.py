@@ -10,6 +10,7 @@ import json
 import math
 import os
 import tempfile
+from typing import Iterator
 
 from .errors import OutputError
 
@@ -60,7 +61,7 @@ def _refuse(path: str, pid: int):
 
 
 @contextlib.contextmanager
-def output_lock(path: str):
+def output_lock(path: str) -> Iterator[None]:
     """Hold `path/.lock` (holding our pid) while a run writes there: a second run on the same folder is refused
     with one line instead of both writing the same checkpoints. The lock is an flock on the file where the OS has
     one: the kernel drops it when its process dies, however it dies, so a killed run's lock never blocks the

@@ -46,7 +46,7 @@ def runtime_notices_wanted() -> bool:
 
 
 @contextlib.contextmanager
-def silenced(enabled: bool = True):
+def silenced(enabled: bool = True) -> Iterator[None]:
     """The TFLite converter writes straight to file descriptors 1 and 2; hush them while `enabled`."""
     if not enabled:
         yield

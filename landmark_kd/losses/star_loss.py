@@ -23,7 +23,8 @@ def _distance(error: tf.Tensor, kind: str, scale: float = 0.01) -> tf.Tensor:
     return sq
 
 
-def heatmap_moments(heatmaps: tf.Tensor, epsilon: float = 1e-5):
+def heatmap_moments(heatmaps: tf.Tensor,
+                    epsilon: float = 1e-5) -> tuple[tf.Tensor, tuple[tf.Tensor, tf.Tensor, tf.Tensor]]:
     """(B, H, W, N) -> means (B, N, 2) on the [-1, 1] grid and unbiased covariance entries (a, b, c)."""
     shape = tf.shape(heatmaps)
     h, w = shape[1], shape[2]

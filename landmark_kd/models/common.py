@@ -1,13 +1,17 @@
 """Small layers shared by both backbones and the head, and the backbone base class."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence, TypeVar
 
 import keras
 import tensorflow as tf
 
 
-def register(cls):
+T = TypeVar("T")
+
+
+def register(cls: type[T]) -> type[T]:
+    """Registers `cls` under package landmark_kd, so a `.keras` file naming it loads with safe_mode=True."""
     return keras.saving.register_keras_serializable(package="landmark_kd")(cls)
 
 
@@ -15,7 +19,8 @@ def register(cls):
 class ImagePreprocessing(keras.layers.Layer):
     """[0, 1] RGB in, the normalisation a backbone's pretrained weights expect out."""
 
-    def __init__(self, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), flip_channels: bool = False, **kwargs):
+    def __init__(self, mean: Sequence[float] = (0.0, 0.0, 0.0), std: Sequence[float] = (1.0, 1.0, 1.0),
+                 flip_channels: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.mean, self.std, self.flip_channels = [float(v) for v in mean], [float(v) for v in std], bool(flip_channels)
 
@@ -37,7 +42,8 @@ class Backbone(keras.Model):
     architecture (the weight importer) reads `self.config` instead of probing layer names.
     """
 
-    def __init__(self, inputs, outputs, config: Any, dtype: str | keras.DTypePolicy | None = None, **kwargs):
+    def __init__(self, inputs: keras.KerasTensor, outputs: list[keras.KerasTensor], config: Any,
+                 dtype: str | keras.DTypePolicy | None = None, **kwargs):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.config = config
         if dtype is not None:  # the layers got it already; kept so get_config() round-trips it

@@ -1,6 +1,8 @@
 """SwinV2 transformer block on (B, H, W, C) maps: (shifted) windows, res-post-norm, MLP."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -40,7 +42,7 @@ def shifted_window_mask(h: int, w: int, window: int, shift: int) -> np.ndarray:
 
 @register
 class SwinV2Block(keras.layers.Layer):
-    def __init__(self, dim: int, num_heads: int, resolution, window_size: int = 8, shift_size: int = 0,
+    def __init__(self, dim: int, num_heads: int, resolution: Sequence[int], window_size: int = 8, shift_size: int = 0,
                  mlp_ratio: float = 4.0, pretrained_window_size: int = 0, qkv_bias: bool = True,
                  epsilon: float = 1e-5, drop_path: float = 0.0, **kwargs):
         super().__init__(**kwargs)
