@@ -36,8 +36,11 @@ def torch_backbone(preset: str, image_size: int):
         from transformers import MobileViTV2Config, MobileViTV2Model
 
         c = mobilevitv2_config(preset, image_size)
-        model = MobileViTV2Model(MobileViTV2Config(image_size=image_size, width_multiplier=c.width_multiplier,
-                                                   n_attn_blocks=list(c.n_attn_blocks)))
+        # every field of our config: the fast preset's expand_ratio 1.0 was left at transformers' 2.0
+        model = MobileViTV2Model(MobileViTV2Config(
+            image_size=image_size, width_multiplier=c.width_multiplier, expand_ratio=c.expand_ratio,
+            ffn_multiplier=c.ffn_multiplier, base_attn_unit_dims=list(c.base_attn_unit_dims),
+            n_attn_blocks=list(c.n_attn_blocks), patch_size=c.patch_size, layer_norm_eps=c.layer_norm_eps))
 
         def features(module, x):
             return module(x, output_hidden_states=True).hidden_states[1:5]

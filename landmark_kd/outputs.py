@@ -107,7 +107,7 @@ def output_lock(path: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _pid_lock(path: str):
+def _pid_lock(path: str) -> Iterator[None]:
     """`output_lock` without flock: the file holds our pid, and a lock whose process is gone is taken over."""
     lock = os.path.join(path, ".lock")
     for _ in range(2):
