@@ -19,6 +19,7 @@ from .normalization import BatchNorm
 
 @dataclass
 class HeadConfig:
+    """The AAM head's size: the teacher's full head by default; `light` is the student's cheaper one."""
     dim: int = 128  # fused feature channels
     num_convs: int = 2  # 3x3 refinement blocks at stride 4
     light: bool = False  # depthwise-separable refinement (student)

@@ -62,6 +62,9 @@ def build_backbone(preset: str, image_size: int, pretrained: str | None = None) 
 
 def build_landmark_model(preset: str, scheme: LandmarkScheme | str, image_size: int = 256,
                          head: HeadConfig | None = None, pretrained: str | None = None, name: str | None = None) -> keras.Model:
+    """A backbone preset (SwinV2 teacher or MobileViT-v2 student) with the AAM heatmap head for `scheme`'s
+    points, taking (B, S, S, 3) images in [0, 1]; `pretrained`: backbone weights from a local checkpoint. The
+    head is the light one for MobileViT-v2 presets unless `head` says otherwise."""
     scheme = get_scheme(scheme)
     head = head or HeadConfig(light=preset in MOBILEVITV2_PRESETS)
     backbone, preprocess, use = build_backbone(preset, image_size, pretrained)

@@ -152,6 +152,7 @@ class _Assigner:
 
 
 def swinv2_config_from_transformers(cfg: dict, image_size: int | None = None) -> SwinV2Config:
+    """Our backbone config from a transformers `config.json` (as a dict); `image_size` overrides its own."""
     return SwinV2Config(
         image_size=image_size or int(cfg.get("image_size", 256)), patch_size=int(cfg["patch_size"]),
         embed_dim=int(cfg["embed_dim"]), depths=list(cfg["depths"]), num_heads=list(cfg["num_heads"]),
@@ -161,6 +162,7 @@ def swinv2_config_from_transformers(cfg: dict, image_size: int | None = None) ->
 
 
 def mobilevitv2_config_from_transformers(cfg: dict, image_size: int | None = None) -> MobileViTV2Config:
+    """Our backbone config from a transformers `config.json` (as a dict); `image_size` overrides its own."""
     return MobileViTV2Config(
         image_size=image_size or int(cfg.get("image_size", 256)), width_multiplier=float(cfg["width_multiplier"]),
         expand_ratio=float(cfg.get("expand_ratio", 2.0)), ffn_multiplier=float(cfg.get("ffn_multiplier", 2)),
@@ -170,6 +172,8 @@ def mobilevitv2_config_from_transformers(cfg: dict, image_size: int | None = Non
 
 
 def assign_swinv2(backbone: SwinV2Backbone, state: dict[str, np.ndarray], source: str = "checkpoint") -> None:
+    """Copy a transformers SwinV2 state dict into `backbone`, layer by layer; a missing, extra or misshapen
+    parameter is a WeightImportError naming it and `source`."""
     a = _Assigner(state, source)
     emb = backbone.get_layer("embeddings")
     a.conv(emb.projection, "embeddings.patch_embeddings.projection")
@@ -215,6 +219,8 @@ def _assign_inverted_residual(a: _Assigner, block, key: str) -> None:
 
 
 def assign_mobilevitv2(backbone: MobileViTV2Backbone, state: dict[str, np.ndarray], source: str = "checkpoint") -> None:
+    """Copy a transformers MobileViT-v2 state dict into `backbone`, layer by layer; a missing, extra or
+    misshapen parameter is a WeightImportError naming it and `source`."""
     a = _Assigner(state, source)
     _assign_conv_layer(a, backbone.get_layer("conv_stem"), "conv_stem")
     for i, strides in enumerate(IR_STRIDES):

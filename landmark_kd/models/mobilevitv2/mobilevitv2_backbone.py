@@ -15,6 +15,8 @@ IR_STRIDES = ((1,), (2, 1))
 
 @dataclass
 class MobileViTV2Config:
+    """A MobileViT-v2 backbone's architecture, in transformers' field names (so checkpoints' configs map onto
+    it); the defaults are the paper's student, width 0.5 at 256 px."""
     image_size: int = 256
     width_multiplier: float = 0.5
     expand_ratio: float = 2.0

@@ -14,6 +14,8 @@ from ..normalization import BatchNorm, GroupNormOneGroup
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """`value` rounded to a multiple of `divisor`, never more than 10% below it: MobileNet's channel rule, which
+    the reference MobileViT-v2 applies to every width, so our channel counts match its checkpoints."""
     min_value = min_value or divisor
     new = max(min_value, int(value + divisor / 2) // divisor * divisor)
     if new < 0.9 * value:

@@ -16,6 +16,8 @@ MOBILEVITV2_PRESETS["mobilevitv2_pico"] = dict(width_multiplier=0.25, n_attn_blo
 
 
 def mobilevitv2_config(preset: str, image_size: int = 256) -> MobileViTV2Config:
+    """The backbone config of a named preset at `image_size`, with lists of its own (editing them leaves the
+    preset table alone); an unknown name is a ValueError listing the known ones."""
     from .mobilevitv2_backbone import MobileViTV2Config
 
     if preset not in MOBILEVITV2_PRESETS:

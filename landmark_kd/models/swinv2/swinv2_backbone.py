@@ -16,6 +16,8 @@ from .swinv2_patch_layers import SwinV2PatchEmbedding, SwinV2PatchMerging
 
 @dataclass
 class SwinV2Config:
+    """A SwinV2 backbone's architecture, in transformers' field names (so checkpoints' configs map onto it);
+    the defaults are SwinV2-tiny at 256 px."""
     image_size: int = 256
     patch_size: int = 4
     embed_dim: int = 96

@@ -42,6 +42,9 @@ def shifted_window_mask(h: int, w: int, window: int, shift: int) -> np.ndarray:
 
 @register
 class SwinV2Block(keras.layers.Layer):
+    """One SwinV2 transformer block on a (B, H, W, C) token map of `resolution`: (shifted) window attention with
+    scaled cosine scores and a log-spaced position MLP, then an MLP, each post-normalised (SwinV2's res-post-norm,
+    which keeps deep stacks stable where v1's pre-norm let activations grow)."""
     def __init__(self, dim: int, num_heads: int, resolution: Sequence[int], window_size: int = 8, shift_size: int = 0,
                  mlp_ratio: float = 4.0, pretrained_window_size: int = 0, qkv_bias: bool = True,
                  epsilon: float = 1e-5, drop_path: float = 0.0, **kwargs):

@@ -10,6 +10,8 @@ from ..normalization import LayerNorm
 
 @register
 class SwinV2PatchEmbedding(keras.layers.Layer):
+    """Non-overlapping `patch_size` patches projected to `dim` channels and layer-normalised: the image as the
+    (B, H, W, C) token map the first stage attends over."""
     def __init__(self, dim: int, patch_size: int = 4, epsilon: float = 1e-5, **kwargs):
         super().__init__(**kwargs)
         self.dim, self.patch_size, self.epsilon = int(dim), int(patch_size), float(epsilon)

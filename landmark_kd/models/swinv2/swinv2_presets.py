@@ -21,6 +21,8 @@ SWINV2_PRESETS["swinv2_small"] = SWINV2_PRESETS["swinv2_small_w8"]
 
 
 def swinv2_config(preset: str, image_size: int = 256) -> SwinV2Config:
+    """The backbone config of a named preset at `image_size`, with lists of its own (editing them leaves the
+    preset table alone); an unknown name is a ValueError listing the known ones."""
     from .swinv2_backbone import SwinV2Config
 
     if preset not in SWINV2_PRESETS:

@@ -22,6 +22,8 @@ def relative_coords_table(window: int, pretrained_window: int = 0) -> np.ndarray
 
 
 def relative_position_index(window: int) -> np.ndarray:
+    """For each (query, key) pair of a `window` x `window` window, flattened, the index of their offset in the
+    (2w - 1)^2 table of relative positions: the order SwinV2 checkpoints store their bias table in."""
     coords = np.stack(np.meshgrid(np.arange(window), np.arange(window), indexing="ij")).reshape(2, -1)
     rel = (coords[:, :, None] - coords[:, None, :]).transpose(1, 2, 0) + (window - 1)
     return (rel[..., 0] * (2 * window - 1) + rel[..., 1]).reshape(-1).astype(np.int32)
