@@ -5,7 +5,7 @@ metrics never hard-code a point layout.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -37,7 +37,6 @@ class LandmarkScheme:
     outer_eye_corners: tuple[int, int] | None = None
     # Points whose mean is each pupil (inter-pupil NME); a single index is the pupil itself.
     pupils: tuple[tuple[int, ...], tuple[int, ...]] | None = None
-    names: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         n = self.num_points
