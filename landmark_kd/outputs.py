@@ -10,7 +10,7 @@ import json
 import math
 import os
 import tempfile
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from .errors import OutputError
 
@@ -140,7 +140,7 @@ def _pid_lock(path: str) -> Iterator[None]:
             pass
 
 
-def atomic_write(path: str, write, suffix: str = ".tmp") -> None:
+def atomic_write(path: str, write: Callable[[str], None], suffix: str = ".tmp") -> None:
     """Call `write(temporary_path)`, then rename it to `path`. The temporary name is unique per process (two
     writers never share one), and on any failure it is removed and the previous `path` is left as it was.
     `suffix` keeps an extension that the writer insists on (`.keras`, `.weights.h5`)."""
@@ -183,7 +183,7 @@ def atomic_bytes(path: str, data: bytes) -> None:
     atomic_write(path, write)
 
 
-def json_safe(data):
+def json_safe(data: Any) -> Any:
     """`data` with every NaN or infinite float replaced by None: Python's json writes them as the bare tokens NaN
     and Infinity, which are not JSON, and strict readers (browsers, jq, other languages) refuse the whole file."""
     if isinstance(data, float):
@@ -195,12 +195,12 @@ def json_safe(data):
     return data
 
 
-def atomic_json(path: str, data) -> None:
+def atomic_json(path: str, data: Any) -> None:
     """Write `data` as JSON to `path` through a temporary file (see atomic_write); NaN and infinity as null."""
     atomic_bytes(path, json.dumps(json_safe(data), indent=2, allow_nan=False).encode())
 
 
-def read_json(path: str):
+def read_json(path: str) -> Any:
     """A JSON file's content, or None when it is missing or unreadable: for records (a run's config.json, an
     export's report.json) whose absence only means there is nothing to compare with."""
     try:

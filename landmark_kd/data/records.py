@@ -86,7 +86,7 @@ def _is_webp(head: bytes) -> bool:
     return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
 
 
-def read_bgr(path: str, flags: int | None = None):
+def read_bgr(path: str, flags: int | None = None) -> np.ndarray | None:
     """`cv2.imread(path)` (BGR uint8, None when it cannot be read), with GIFs read as their first frame through
     OpenCV's video reader: opencv-python's imread has no GIF decoder, while training reads GIFs (through
     tf.io.decode_image), so predict, pseudolabel and unlabelled distillation would otherwise drop them. `flags`:
@@ -105,7 +105,7 @@ def read_bgr(path: str, flags: int | None = None):
     return image
 
 
-def imread_color(path: str, flags: int | None = None):
+def imread_color(path: str, flags: int | None = None) -> np.ndarray | None:
     """`cv2.imread(path, flags or IMREAD_COLOR)`, except that a TIFF is decoded from its bytes: OpenCV 4.11's
     imread fails on a TIFF turned a quarter by its Orientation tag (5-8), where imdecode reads it and applies the
     turn."""

@@ -67,7 +67,7 @@ def _time_interpreter(interpreter_class, path: str, threads: int, warmup: int, r
             "p90": round(float(np.percentile(times, 90)), 3), "runs": runs, "warmup": warmup}
 
 
-def measure_latency(path_or_bytes, threads: int = 1, warmup: int = 10, runs: int = 50, seed: int = 0,
+def measure_latency(path_or_bytes: str | bytes, threads: int = 1, warmup: int = 10, runs: int = 50, seed: int = 0,
                     isolated: bool = True) -> dict:
     """Latency in ms. `isolated` (the default) measures in a fresh tflite_runtime-only process; otherwise in
     this process (kept for comparison: with TensorFlow imported the interpreter uses TensorFlow's XNNPACK)."""
