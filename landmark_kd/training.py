@@ -556,7 +556,12 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     _remove_dead_writes(out, backup_dir)
     if config.resume and not os.path.isdir(backup_dir):
         raise MissingFileError(f"{backup_dir}: nothing to resume (no interrupted run in {out})")
-    started, resuming = None, os.path.isdir(backup_dir)
+    # a backup folder without weights is a start killed in its first epoch (the folder is made before training,
+    # so that such a start is never taken for a finished run): it starts over
+    resuming = os.path.isdir(backup_dir) and ResumableBackup(backup_dir).holds_weights()
+    started = None
+    if os.path.isdir(backup_dir) and not resuming:
+        print(f"an earlier start in {out} stopped before its first epoch ended: starting over")
     if resuming:
         print(f"Resuming the interrupted run from {backup_dir} (use --restart to start over)")
         started = read_json(os.path.join(out, "config.json"))
@@ -627,6 +632,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
                                         teacher_size=teacher_size)
         train_ds = tf.data.Dataset.zip((train_ds, unlabeled_ds)).prefetch(tf.data.AUTOTUNE)
     backup = ResumableBackup(backup_dir)
+    os.makedirs(backup_dir, exist_ok=True)  # before the first best.keras, which alone would read as a finished run
     # Layers take their dtype policy when built, so the policy is only set while building, then restored.
     previous_policy = keras.mixed_precision.global_policy()
     if config.mixed_precision != "no":

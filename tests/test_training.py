@@ -641,10 +641,34 @@ def test_a_fine_tune_killed_before_its_first_backup_held_weights_resumes_from_in
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(config)))
     run_training(config)
     printed = capsys.readouterr().out
-    assert "Resuming the interrupted run" in printed and f"starting from the weights of {start}" in printed
+    assert "stopped before its first epoch ended: starting over" in printed
+    assert "Resuming the interrupted run" not in printed and f"starting from the weights of {start}" in printed
     tuned = load_model(str(out / "best.keras"))
     for a, b in zip(source.trainable_weights, tuned.trainable_weights):  # BatchNorm statistics move at any --lr
         assert np.allclose(a.numpy(), b.numpy(), atol=1e-5), a.path
+
+
+def test_a_start_killed_after_its_first_best_keras_but_before_its_backup_is_not_a_finished_run(faces, tmp_path,
+                                                                                              monkeypatch, capsys):
+    """The checkpoint callback writes best.keras before the backup callback made backup/: a kill between the two
+    in the first epoch left a folder that the same command refused as "a finished run". The backup folder is now
+    made before training, and one without weights starts over."""
+    from landmark_kd import trainer
+
+    out = tmp_path / "run"
+
+    def killed(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.ResumableBackup, "_save_model", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(_config(faces, out, epochs=2, steps_per_epoch=1))
+    assert (out / "best.keras").exists() and (out / "backup").is_dir() and not any((out / "backup").iterdir())
+    monkeypatch.undo()
+    capsys.readouterr()
+    metrics = run_training(_config(faces, out, epochs=2, steps_per_epoch=1))
+    assert "stopped before its first epoch ended: starting over" in capsys.readouterr().out
+    assert metrics["steps"] == 2 and not (out / "backup").exists()
 
 
 def test_fine_tuning_from_another_architecture_or_no_file_is_refused(teacher_run, faces, tmp_path):
