@@ -99,10 +99,8 @@ def output_lock(path: str) -> Iterator[None]:
     try:
         yield
     finally:
-        try:
+        with contextlib.suppress(OSError):
             os.remove(lock)
-        except OSError:
-            pass
         os.close(fd)
 
 
@@ -134,10 +132,8 @@ def _pid_lock(path: str) -> Iterator[None]:
     try:
         yield
     finally:
-        try:
+        with contextlib.suppress(OSError):
             os.remove(lock)
-        except OSError:
-            pass
 
 
 def atomic_write(path: str, write: Callable[[str], None], suffix: str = ".tmp") -> None:

@@ -77,13 +77,10 @@ def test_a_finished_or_other_architecture_run_is_never_trained_over(teacher_run,
     assert metrics["steps"] == 1 and (finished / "best.keras").read_bytes() != best
 
 
-def test_stopped_while_scoring_the_same_command_writes_the_report(faces, tmp_path, monkeypatch, capsys):
-    """Ctrl-C after the last epoch, during the final scoring, used to leave best.keras with no backup and no
-    metrics.json: the 'same command resumes' hint then answered 'holds a finished run'. The backup now outlives
-    the scoring, so the same command trains nothing and writes the report."""
+def _stopped_while_scoring(faces, out, monkeypatch, **kw):
+    """A run of `kw` stopped by Ctrl-C in its final scoring (its epochs done and backed up), then the scoring put back."""
     import landmark_kd.evaluate
 
-    out = tmp_path / "stopped"
     write_report = landmark_kd.evaluate.write_report
 
     def interrupted(*args, **kwargs):
@@ -91,9 +88,17 @@ def test_stopped_while_scoring_the_same_command_writes_the_report(faces, tmp_pat
 
     monkeypatch.setattr(landmark_kd.evaluate, "write_report", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_training(_config(faces, out, epochs=2, steps_per_epoch=2))
-    assert (out / "backup").is_dir() and (out / "best.keras").exists() and not (out / "metrics.json").exists()
+        run_training(_config(faces, out, **kw))
     monkeypatch.setattr(landmark_kd.evaluate, "write_report", write_report)
+
+
+def test_stopped_while_scoring_the_same_command_writes_the_report(faces, tmp_path, monkeypatch, capsys):
+    """Ctrl-C after the last epoch, during the final scoring, used to leave best.keras with no backup and no
+    metrics.json: the 'same command resumes' hint then answered 'holds a finished run'. The backup now outlives
+    the scoring, so the same command trains nothing and writes the report."""
+    out = tmp_path / "stopped"
+    _stopped_while_scoring(faces, out, monkeypatch, epochs=2, steps_per_epoch=2)
+    assert (out / "backup").is_dir() and (out / "best.keras").exists() and not (out / "metrics.json").exists()
     capsys.readouterr()
     metrics = run_training(_config(faces, out, epochs=2, steps_per_epoch=2))
     printed = capsys.readouterr().out
@@ -108,14 +113,8 @@ def test_stopped_while_scoring_the_same_command_writes_the_report(faces, tmp_pat
 def test_resumed_with_fewer_epochs_than_trained_the_report_is_of_all_of_them(faces, tmp_path, monkeypatch, capsys):
     """A run stopped after 2 epochs, resumed with --epochs 1: the report said "all 1 epochs" and recorded 1
     epoch beside 2 epochs' history and steps. It now says and records the 2 that were trained."""
-    import landmark_kd.evaluate
-
     out = tmp_path / "fewer"
-    write_report = landmark_kd.evaluate.write_report
-    monkeypatch.setattr(landmark_kd.evaluate, "write_report", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
-    with pytest.raises(KeyboardInterrupt):
-        run_training(_config(faces, out, epochs=2, steps_per_epoch=2))
-    monkeypatch.setattr(landmark_kd.evaluate, "write_report", write_report)
+    _stopped_while_scoring(faces, out, monkeypatch, epochs=2, steps_per_epoch=2)
     capsys.readouterr()
     run_training(_config(faces, out, epochs=1, steps_per_epoch=2))
     assert "(2 epochs, more than --epochs 1 asks for: the report is of all 2)" in capsys.readouterr().out
@@ -130,19 +129,10 @@ def test_a_full_disk_while_config_json_is_rewritten_leaves_the_run_resumable(fac
     import builtins
     import errno
 
-    import landmark_kd.evaluate
     from landmark_kd.errors import OutputError
 
     out = tmp_path / "run"
-    write_report = landmark_kd.evaluate.write_report
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(landmark_kd.evaluate, "write_report", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        run_training(_config(faces, out, epochs=1, steps_per_epoch=1))
-    monkeypatch.setattr(landmark_kd.evaluate, "write_report", write_report)
+    _stopped_while_scoring(faces, out, monkeypatch, epochs=1, steps_per_epoch=1)
     record = (out / "config.json").read_text()
     real_open = builtins.open
 
@@ -184,7 +174,6 @@ def test_a_distillation_resumed_from_a_changed_teacher_file_says_so(faces, tmp_p
     """An interrupted distillation resumed after its teacher file was replaced (runs/teacher retrained, or a new
     model copied over it) went on distilling from the new teacher with no word: config.json, metrics.json and the
     warning on resume compared only the path. The teacher file's digest is recorded and compared now."""
-    import landmark_kd.evaluate
     from landmark_kd.models import HeadConfig, build_landmark_model
     from landmark_kd.schemes import get_scheme
 
@@ -193,15 +182,7 @@ def test_a_distillation_resumed_from_a_changed_teacher_file_says_so(faces, tmp_p
     out = tmp_path / "student"
     config = dict(preset="mobilevitv2_pico", light_head=True, head_dim=16, teacher=str(teacher), alpha=1.0, epochs=1,
                   steps_per_epoch=1)
-    write_report = landmark_kd.evaluate.write_report
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(landmark_kd.evaluate, "write_report", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        run_training(_config(faces, out, **config))
-    monkeypatch.setattr(landmark_kd.evaluate, "write_report", write_report)
+    _stopped_while_scoring(faces, out, monkeypatch, **config)
     build_landmark_model("swinv2_pico", get_scheme("68"), 64, HeadConfig(16, 1, False)).save(teacher)  # another one
     capsys.readouterr()
     run_training(_config(faces, out, **config))
