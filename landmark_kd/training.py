@@ -632,7 +632,6 @@ def _run_training(config: TrainConfig, out: str) -> dict:
                                         teacher_size=teacher_size)
         train_ds = tf.data.Dataset.zip((train_ds, unlabeled_ds)).prefetch(tf.data.AUTOTUNE)
     backup = ResumableBackup(backup_dir)
-    os.makedirs(backup_dir, exist_ok=True)  # before the first best.keras, which alone would read as a finished run
     # Layers take their dtype policy when built, so the policy is only set while building, then restored.
     previous_policy = keras.mixed_precision.global_policy()
     if config.mixed_precision != "no":
@@ -685,8 +684,11 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     ]
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     start = time.time()
+    os.makedirs(backup_dir, exist_ok=True)  # before the first best.keras, which alone would read as a finished run
     history = trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
     if divergence.diverged:
+        if not os.listdir(backup_dir):  # nothing was backed up: no empty folder to read as an interrupted run
+            os.rmdir(backup_dir)
         kept = ("best.keras, last.keras and the backup keep the epochs before it: rerun with --resume and a lower "
                 "--lr" if os.path.exists(os.path.join(out, "last.keras")) else "nothing was saved: rerun with a "
                 "lower --lr")
