@@ -47,6 +47,13 @@ def _checked_faces(pred: np.ndarray, gt: np.ndarray, num_points: int, layout: st
     return pred, gt
 
 
+def _nonzero(norm: np.ndarray) -> np.ndarray:
+    """The faces' normalising distances, or a DataError naming the faces where one is zero."""
+    if np.any(norm <= 0):
+        raise DataError(f"normalising distance is zero for image(s) {np.flatnonzero(norm <= 0).tolist()}")
+    return norm
+
+
 def nme_per_image(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme | str,
                   normalization: str = "inter_ocular") -> np.ndarray:
     """Mean point-to-point error of each face divided by its `normalization` distance: (M,) from (M, N, 2).
@@ -55,9 +62,7 @@ def nme_per_image(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme | str
         scheme = get_scheme(scheme)
     pred, gt = _checked_faces(pred, gt, scheme.num_points, f"{scheme.num_points}-point layout {scheme.name!r}")
     norm = normalising_distance(gt, scheme, normalization)
-    if np.any(norm <= 0):
-        raise DataError(f"normalising distance is zero for image(s) {np.flatnonzero(norm <= 0).tolist()}")
-    return np.linalg.norm(pred - gt, axis=-1).mean(-1) / norm
+    return np.linalg.norm(pred - gt, axis=-1).mean(-1) / _nonzero(norm)
 
 
 def nme_inner51(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -65,9 +70,7 @@ def nme_inner51(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     distance of the full 68-point ground truth: (M,) from (M, 68, 2)."""
     pred, gt = _checked_faces(pred, gt, 68, "68-point layout (all 68 points, jaw included)")
     norm = np.linalg.norm(gt[:, 36] - gt[:, 45], axis=-1)
-    if np.any(norm <= 0):
-        raise DataError(f"normalising distance is zero for image(s) {np.flatnonzero(norm <= 0).tolist()}")
-    return np.linalg.norm(pred[:, 17:] - gt[:, 17:], axis=-1).mean(-1) / norm
+    return np.linalg.norm(pred[:, 17:] - gt[:, 17:], axis=-1).mean(-1) / _nonzero(norm)
 
 
 # The points the yaw index reads, per built-in layout: one end of the jaw line, the nose tip, the other end.

@@ -154,9 +154,9 @@ def atomic_write(path: str, write: Callable[[str], None], suffix: str = ".tmp") 
 
 def remove_dead_temporaries(folder: str, names) -> list[str]:
     """Remove the temporary files `atomic_write` left in `folder` for the files `names` (None: any) when its
-    process was killed mid-write (SIGKILL or SIGTERM run no cleanup), each as large as the checkpoint it was, and
-    never read again. Only for a folder this process holds locked: any other writer's temporary is then a dead
-    one's. Returns the names removed."""
+    process was killed mid-write (SIGKILL, or a SIGTERM outside `cli.run`, runs no cleanup), each as large as the
+    checkpoint it was, and never read again. Only for a folder this process holds locked: any other writer's
+    temporary is then a dead one's. Returns the names removed."""
     import re
 
     removed = []

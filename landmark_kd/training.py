@@ -558,7 +558,8 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         raise MissingFileError(f"{backup_dir}: nothing to resume (no interrupted run in {out})")
     # a backup folder without weights is a start killed in its first epoch (the folder is made before training,
     # so that such a start is never taken for a finished run): it starts over
-    resuming = os.path.isdir(backup_dir) and ResumableBackup(backup_dir).holds_weights()
+    backup = ResumableBackup(backup_dir)
+    resuming = os.path.isdir(backup_dir) and backup.holds_weights()
     started = None
     if os.path.isdir(backup_dir) and not resuming:
         print(f"an earlier start in {out} stopped before its first epoch ended: starting over")
@@ -631,7 +632,6 @@ def _run_training(config: TrainConfig, out: str) -> dict:
                                         repeat=True, augment=config.augment, images_only=True,
                                         teacher_size=teacher_size)
         train_ds = tf.data.Dataset.zip((train_ds, unlabeled_ds)).prefetch(tf.data.AUTOTUNE)
-    backup = ResumableBackup(backup_dir)
     # Layers take their dtype policy when built, so the policy is only set while building, then restored.
     previous_policy = keras.mixed_precision.global_policy()
     if config.mixed_precision != "no":
@@ -640,16 +640,16 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         with strategy.scope():
             model = build_landmark_model(config.preset, scheme, config.image_size,
                                          HeadConfig(config.head_dim, config.head_convs, light), config.pretrained)
-            if config.init_from:  # on a resume too: a backup that holds no weights starts over from these
+            if config.init_from and resuming:  # the backup restores the interrupted run's own weights (a backup
+                # that holds none is not a resume: that start begins again from --init-from)
+                print(f"the weights come from the backup, not from --init-from {config.init_from}")
+            elif config.init_from:
                 source = load_model(config.init_from)
                 copied = copy_weights(source, model, config.init_from)
-                if resuming and backup.holds_weights():  # the backup restores the interrupted run's own weights
-                    print(f"the weights come from the backup, not from --init-from {config.init_from}")
-                else:
-                    print(f"starting from the weights of {config.init_from} ({copied} arrays)")
-                    if model_image_size(source) != config.image_size:  # the weights fit any size: say it is a change
-                        print(f"note: {config.init_from} was trained at {model_image_size(source)} px; this run "
-                              f"trains and validates at {config.image_size} px (--image-size)")
+                print(f"starting from the weights of {config.init_from} ({copied} arrays)")
+                if model_image_size(source) != config.image_size:  # the weights fit any size: say it is a change
+                    print(f"note: {config.init_from} was trained at {model_image_size(source)} px; this run trains "
+                          f"and validates at {config.image_size} px (--image-size)")
             trainer = LandmarkTrainer(model, config, teacher)
             trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
                                                              clipnorm=config.clipnorm), jit_compile=config.xla)
