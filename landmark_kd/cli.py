@@ -6,7 +6,10 @@ import dataclasses
 import math
 import os
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, Callable, NoReturn
+
+if TYPE_CHECKING:
+    from .training import TrainConfig
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -169,7 +172,7 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-def add_training_arguments(parser, defaults) -> None:
+def add_training_arguments(parser: argparse.ArgumentParser, defaults: TrainConfig) -> None:
     """The flags train.py and distill.py share; each maps onto a TrainConfig field."""
     from .data import FORMATS
     from .models.presets import BACKBONES  # the names only: Keras is not imported for --help
@@ -248,7 +251,7 @@ def add_training_arguments(parser, defaults) -> None:
     g.add_argument("--verbose", action="store_true", help="show TensorFlow's log output")
 
 
-def training_config_from_args(args, defaults):
+def training_config_from_args(args: argparse.Namespace, defaults: TrainConfig) -> TrainConfig:
     """The TrainConfig the flags of `add_training_arguments` describe, on top of `defaults`."""
     return dataclasses.replace(
         defaults, data_format=args.data_format, val_data=args.val_data, augmentation=args.augmentation,
@@ -277,7 +280,8 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-def run(main, argv: list[str] | None = None, interrupted: str = "interrupted") -> int:
+def run(main: Callable[[list[str] | None], object], argv: list[str] | None = None,
+        interrupted: str = "interrupted") -> int:
     """Run a CLI's `main(argv)`: a `UserError` (bad data, flag, file or output folder) becomes one `error:` line
     and exit 2; Ctrl-C prints `interrupted` (what to do next, for training) and exits 130, and SIGTERM does the
     same with exit 143 (it killed the process where it stood, without the message or any clean-up); any other

@@ -3,13 +3,20 @@ side * (1 + margin), with optional augmentation. Written against an array module
 inference on a device needs only numpy."""
 from __future__ import annotations
 
+from types import ModuleType
+from typing import Any, Sequence
+
 import numpy as np
 
 CROP_MARGIN = 0.25  # the crop side grows by this fraction around the face box
 MAX_REFINE = 5  # re-crops around a face's own landmarks: each is one more model run, a huge count looks like a hang
 
 
-def crop_matrix(cx, cy, side, out_size, angle=0.0, scale=1.0, tx=0.0, ty=0.0, flip=False, xp=np):
+Scalar = Any  # a float, or a scalar array of the array module `xp` (a tf.Tensor inside the tf.data pipeline)
+
+
+def crop_matrix(cx: Scalar, cy: Scalar, side: Scalar, out_size: Scalar, angle: Scalar = 0.0, scale: Scalar = 1.0,
+                tx: Scalar = 0.0, ty: Scalar = 0.0, flip: Scalar = False, xp: ModuleType = np) -> Any:
     """Forward 2x3 matrix mapping image pixels to crop pixels (augmentation parameters default to none).
     `xp` is the array module: numpy, or tensorflow inside the tf.data pipeline."""
     s = out_size / (side * scale)
@@ -22,7 +29,8 @@ def crop_matrix(cx, cy, side, out_size, angle=0.0, scale=1.0, tx=0.0, ty=0.0, fl
     return xp.stack([a, b])
 
 
-def box_crop_matrix(box, size: int, margin: float = CROP_MARGIN, roll: float = 0.0) -> np.ndarray:
+def box_crop_matrix(box: Sequence[float] | np.ndarray, size: int, margin: float = CROP_MARGIN,
+                    roll: float = 0.0) -> np.ndarray:
     """The evaluation crop of a face box (x0, y0, x1, y1) as a float32 2x3 matrix; `roll` (radians, the eye
     line's angle in the image) turns the crop so that the face comes out upright."""
     x0, y0, x1, y1 = (float(v) for v in box)

@@ -8,13 +8,17 @@ you grow the global batch, the usual linear rule (lr x new/old batch) is a good 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # TensorFlow loads when a strategy is made, not when the CLIs import this
+    import tensorflow as tf
 
 STRATEGIES = ("auto", "one_device", "mirrored", "multiworker")
 
 
-def make_strategy(name: str = "auto"):
+def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     """The tf.distribute strategy `name` (auto, one_device, mirrored, multiworker) for this machine. Make it before
     any other TensorFlow call of the process: MultiWorkerMirroredStrategy refuses a runtime already started."""
     import tensorflow as tf
@@ -40,7 +44,7 @@ def make_strategy(name: str = "auto"):
     raise AssertionError(name)  # every name in STRATEGIES is handled above
 
 
-def unscale(value):
+def unscale(value: tf.Tensor) -> tf.Tensor:
     """Undo Keras' 1/replicas loss scaling, for reporting."""
     import tensorflow as tf
 

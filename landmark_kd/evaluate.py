@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
@@ -17,9 +18,13 @@ from .outputs import atomic_json, read_json
 from .predictor import DatasetPrediction
 from .quiet import quiet_tensorflow
 
+if TYPE_CHECKING:
+    from .data.records import Sample
+    from .schemes import LandmarkScheme
 
-def evaluate_predictions(pred: np.ndarray, index: np.ndarray, samples, scheme, normalization: str | None = None,
-                         threshold: float = 0.1) -> tuple[dict, np.ndarray]:
+
+def evaluate_predictions(pred: np.ndarray, index: np.ndarray, samples: Sequence[Sample], scheme: LandmarkScheme,
+                         normalization: str | None = None, threshold: float = 0.1) -> tuple[dict, np.ndarray]:
     """(metrics, per-face NME) of `pred` (M, N, 2) image pixels against `samples[index]`.
 
     `normalization` defaults to the scheme's (inter-ocular where it has eye corners); FR and AUC are at
@@ -93,8 +98,8 @@ def score_lines(metrics: dict) -> list[str]:
                              if yaw else [])
 
 
-def write_report(out_dir: str, metrics: dict, errors: np.ndarray, prediction: DatasetPrediction, samples,
-                 stem: str = "", extra_curves: dict | None = None) -> dict:
+def write_report(out_dir: str, metrics: dict, errors: np.ndarray, prediction: DatasetPrediction,
+                 samples: Sequence[Sample], stem: str = "", extra_curves: dict | None = None) -> dict:
     """metrics.json, ced.png and predictions.png (prediction red over ground truth green) in `out_dir`. Without
     matplotlib (a board has numpy, OpenCV and tflite_runtime) the CED plot is left out, said in one note."""
     from .plots import overlay_grid, plot_ced
@@ -117,7 +122,8 @@ def write_report(out_dir: str, metrics: dict, errors: np.ndarray, prediction: Da
     return paths
 
 
-def opencv_batches(samples, image_size: int, batch_size: int):
+def opencv_batches(samples: Sequence[Sample], image_size: int, batch_size: int
+                   ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
     """The evaluation crops without TensorFlow, for a .tflite on a board: each face's box cropped by the same
     matrix as LandmarkPipeline's evaluation crop (crop.box_crop_matrix), resampled by OpenCV instead of TensorFlow
     (crop.warp_square: bilinear, block-averaged first under half scale, black outside the image), from the same

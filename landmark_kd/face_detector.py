@@ -192,7 +192,7 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, float, f
     return out, nw / w, nh / h, float(pad_x), float(pad_y)
 
 
-def as_rgb_uint8(image) -> np.ndarray:
+def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     """`image` as contiguous RGB uint8 (H, W, 3): grey (H, W) or (H, W, 1) repeated, RGBA's alpha dropped, as
     every entry point that takes a user's array reads it. Other pixel types are a
     DataError: clipped to 0-255, a float image in [0, 1] became black and a 16-bit one white, and no face was

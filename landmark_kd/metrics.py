@@ -1,10 +1,15 @@
 """NME (inter-ocular, inter-pupil, bbox), failure rate and AUC at a threshold, and the CED curve."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .errors import ConfigError, DataError
 from .schemes import LandmarkScheme, get_scheme
+
+if TYPE_CHECKING:
+    from .data.records import LoadReport
 
 NORMALIZATIONS = ("inter_ocular", "inter_pupil", "bbox")
 
@@ -176,7 +181,8 @@ def summarize(errors: np.ndarray, normalization: str, num_points: int, threshold
     }
 
 
-def drop_unnormalisable(samples: list, scheme: LandmarkScheme, normalization: str | None, report=None) -> list:
+def drop_unnormalisable(samples: list, scheme: LandmarkScheme, normalization: str | None,
+                        report: LoadReport | None = None) -> list:
     """Scoring divides by a per-face distance (eye corners, pupils or box); a face where it is zero cannot be
     scored. Such faces are skipped and counted (named in `report`) when loaded, not found after an epoch."""
     if not samples:

@@ -10,7 +10,7 @@ import json
 import math
 import os
 import tempfile
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from .errors import OutputError
 
@@ -30,7 +30,7 @@ def prepare_output_dir(path: str) -> str:
     return path
 
 
-def refuse_input_folder(out_dir: str, input_folders, recursive: bool = False, flag: str = "--out",
+def refuse_input_folder(out_dir: str, input_folders: Iterable[str], recursive: bool = False, flag: str = "--out",
                         containing: bool = False) -> None:
     """OutputError when `out_dir` is one of `input_folders` (or, with `recursive`, lies inside one): outputs
     written there replace input files (a predicted `.pts` over the label beside its image, a pseudo-labelled copy
@@ -152,7 +152,7 @@ def atomic_write(path: str, write: Callable[[str], None], suffix: str = ".tmp") 
         raise
 
 
-def remove_dead_temporaries(folder: str, names) -> list[str]:
+def remove_dead_temporaries(folder: str, names: Iterable[str] | None) -> list[str]:
     """Remove the temporary files `atomic_write` left in `folder` for the files `names` (None: any) when its
     process was killed mid-write (SIGKILL, or a SIGTERM outside `cli.run`, runs no cleanup), each as large as the
     checkpoint it was, and never read again. Only for a folder this process holds locked: any other writer's

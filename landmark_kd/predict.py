@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .cli import print_progress as _progress
 from .data.records import IMAGE_EXTENSIONS
@@ -22,6 +23,14 @@ from .errors import ConfigError, DataError, MissingFileError, OutputError
 from .frame_log import FrameLog, write_results_json
 from .outputs import atomic_bytes
 from .quiet import quiet_unless_verbose
+
+if TYPE_CHECKING:  # cv2, numpy and the detector load when a command runs, not for --help
+    import cv2
+    import numpy as np
+
+    from .inference import LandmarkDetector
+
+Boxes = Sequence[Sequence[float]]  # face boxes (x0, y0, x1, y1) in the image's pixels, the same for every image
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
@@ -153,7 +162,7 @@ class ChipWriter:
                           file=sys.stderr)
 
 
-def predict_images(detector, paths: list[str], out_dir: str, boxes=None, pose_axes: bool = False,
+def predict_images(detector: LandmarkDetector, paths: list[str], out_dir: str, boxes: Boxes | None = None, pose_axes: bool = False,
                    chips: ChipWriter | None = None) -> dict:
     """Landmarks for each image path: annotated copies in `out_dir` (with `pose_axes`, each head's axes too; with
     `chips`, each face's aligned chip) and a result dict per path; an unreadable image is reported, never fatal."""
@@ -319,7 +328,7 @@ def _tracking_summary(tracker) -> dict | None:
             "lost": tracker.lost, "shot_cuts": tracker.cuts, "tracks": tracker.tracks_started}
 
 
-def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None, track: bool = True,
+def predict_video(detector: LandmarkDetector, path: str, out_dir: str, smooth: bool, boxes: Boxes | None = None, track: bool = True,
                   redetect_every: int = 15, max_frames: int | None = None, pose_axes: bool = False,
                   chips: ChipWriter | None = None, drop_jaw: bool = False) -> dict:
     """Landmarks on every frame of a video file: annotated .mp4 plus per-frame faces (with track ids when
@@ -356,7 +365,7 @@ def predict_video(detector, path: str, out_dir: str, smooth: bool, boxes=None, t
                    "tracking": _tracking_summary(tracker)}}
 
 
-def open_camera(index: int):
+def open_camera(index: int) -> cv2.VideoCapture:
     """cv2.VideoCapture of camera `index`, or ValueError. OpenCV's own log lines about a missing camera are
     silenced: the caller reports one error."""
     import cv2
@@ -376,7 +385,7 @@ def open_camera(index: int):
     return capture
 
 
-def predict_camera(detector, index: int, out_dir: str, smooth: bool, boxes=None, track: bool = True,
+def predict_camera(detector: LandmarkDetector, index: int, out_dir: str, smooth: bool, boxes: Boxes | None = None, track: bool = True,
                    redetect_every: int = 15, max_frames: int | None = None, show: bool = True,
                    pose_axes: bool = False, chips: ChipWriter | None = None, drop_jaw: bool = False) -> dict:
     """Live landmarks from camera `index`: a window where a display exists (stop with 'q'), otherwise the
@@ -473,7 +482,7 @@ def read_image_list(path: str) -> list[str]:
     return list(unique)
 
 
-def predict_pts(detector, paths: list[str], out_dir: str, inner51: bool) -> dict:
+def predict_pts(detector: Callable[[np.ndarray], list], paths: list[str], out_dir: str, inner51: bool) -> dict:
     """The ICME 2024 challenge's batch format: one .pts per image holding every face (one `version/n_points/{}`
     block each), faces ordered right to left; an image with no face (or unreadable) gets an empty file."""
     from .data.pts300w import format_pts

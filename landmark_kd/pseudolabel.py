@@ -19,12 +19,16 @@ import os
 import shutil
 import sys
 import time
+from typing import Callable
 
 import numpy as np
 
 from .data.records import IMAGE_EXTENSIONS, LoadReport, check_image_file, read_bgr
 from .errors import ConfigError, DataError, MissingFileError, ModelFileError, OutputError
 from .quiet import quiet_unless_verbose
+
+Labeller = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, float]]  # (image, box) -> (points, score)
+Detector = Callable[[np.ndarray], list[tuple[np.ndarray, float]]]  # image -> [(box, score)]
 
 SUMMARY = "pseudolabel.json"  # the run's record; its presence marks a folder this tool wrote
 SHEET = "pseudolabel_sheet.jpg"  # labelled faces with their points drawn, for checking by eye
@@ -88,7 +92,7 @@ def _place(src: str, dst: str) -> None:
         shutil.copyfile(src, dst)
 
 
-def pseudolabel(images: list[str], root: str, out_dir: str, label, detect,
+def pseudolabel(images: list[str], root: str, out_dir: str, label: Labeller, detect: Detector,
                 min_score: float = DEFAULT_MIN_SCORE, result: dict | None = None) -> dict:
     """Label every image; `label(image, box) -> (points, score)`, `detect(image) -> [(box, score)]`. Returns the
     run's record: counts, each skipped image with its reason, the renamed ones, and (`labelled_points`) each
@@ -117,7 +121,7 @@ def pseudolabel(images: list[str], root: str, out_dir: str, label, detect,
     return result
 
 
-def find_central_face(path: str, detect) -> tuple[np.ndarray, np.ndarray] | str:
+def find_central_face(path: str, detect: Detector) -> tuple[np.ndarray, np.ndarray] | str:
     """(the RGB image, its central face's box), or why the photo is left out. Training's own image check comes
     first, so a file it would skip (truncated, damaged, too large) is neither labelled nor distilled on."""
     import cv2

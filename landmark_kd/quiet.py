@@ -97,6 +97,6 @@ def native_stderr(rewrite: Callable[[str], str | None]) -> Iterator[None]:
                         print(line, file=sys.stderr)
 
 
-def named_native_warnings(path: str):
+def named_native_warnings(path: str) -> contextlib.AbstractContextManager:
     """native_stderr that prefixes each line with `path` (decoder warnings name no file)."""
     return native_stderr(lambda line: f"warning: {path}: {line.strip()}")

@@ -14,6 +14,7 @@ import numpy as np
 
 from .errors import ConfigError, MissingFileError
 from .predictor import Predictor, resolve_model_path
+from .schemes import LandmarkScheme
 
 
 class Teacher:
@@ -97,7 +98,7 @@ def teacher_paths(teacher: str | Sequence[str] | None) -> list[str]:
     return [resolve_model_path(p) for p in paths]
 
 
-def load_teacher(teacher: str | Sequence[str], scheme, flip: bool = False) -> Teacher:
+def load_teacher(teacher: str | Sequence[str], scheme: LandmarkScheme, flip: bool = False) -> Teacher:
     """The models at `teacher` (one path or several), each checked to predict `scheme`."""
     from .models import load_model, model_scheme
 

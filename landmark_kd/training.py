@@ -12,6 +12,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +20,11 @@ from .errors import ConfigError, MissingFileError, OutputError, TrainingDiverged
 from .outputs import read_json, remove_dead_temporaries
 from .evaluate import score_lines
 from .predictor import DatasetPrediction
+from .schemes import LandmarkScheme
+
+if TYPE_CHECKING:  # TensorFlow loads with the data pipeline, after the flags are checked
+    from .data.pipeline import PipelineConfig
+    from .data.records import LoadReport, Sample
 
 
 # What distill.py trains (and `TrainConfig.student` returns): the MobileViT-v2 student with a light 64-channel head,
@@ -130,7 +136,8 @@ def resolve_data(config: TrainConfig) -> TrainConfig:
     return dataclasses.replace(config, train_data=train_path, val_data=config.val_data or val_path)
 
 
-def load_data(config: TrainConfig, scheme, skipped_file: str | None = None):
+def load_data(config: TrainConfig, scheme: LandmarkScheme, skipped_file: str | None = None
+              ) -> tuple[list[Sample], list[Sample]]:
     """(train, validation) samples of a resolved config; bad ones skipped and counted, the counts printed (the
     first five of each set named), and every skipped record written to `skipped_file` when there are any."""
     from .data import DatasetError, LoadReport, load_dataset
@@ -183,7 +190,7 @@ def load_data(config: TrainConfig, scheme, skipped_file: str | None = None):
     return train, val
 
 
-def record_skipped(skipped_file: str, set_name: str, report) -> None:
+def record_skipped(skipped_file: str, set_name: str, report: LoadReport) -> None:
     """Add `report`'s skipped records to `skipped_file` (load_data's list) as set `set_name`, replacing that
     set's entries from an earlier load (a resumed run loads again) and keeping the other sets'."""
     from .outputs import atomic_json
@@ -275,7 +282,7 @@ def _check_decodable(pipeline, train_samples, val_ds, val_samples, config: Train
     return normalised_to_pixels(np.concatenate(shapes).mean(0), cfg.heatmap_size, cfg.heatmap_stride)
 
 
-def pipeline_config(config: TrainConfig, synthetic: bool, scheme):
+def pipeline_config(config: TrainConfig, synthetic: bool, scheme: LandmarkScheme) -> PipelineConfig:
     """Drawn faces keep the original augmentation; real photographs get the paper's real-photo recipe. A `scheme`
     (the layout trained) that names no flip pairs is not mirrored: with no points swapped, a mirrored face would
     teach each left point at its right counterpart's place (a layout of your own whose JSON leaves out

@@ -152,7 +152,7 @@ def _erase(image, seed, cfg: PipelineConfig, size: int | None = None):
     return tf.where(u[0] < cfg.erase_prob, erased, image)
 
 
-def apply_exif_orientation(image: tf.Tensor, orientation) -> tf.Tensor:
+def apply_exif_orientation(image: tf.Tensor, orientation: int | tf.Tensor) -> tf.Tensor:
     """Turn a decoded (H, W, C) image the way EXIF `orientation` (1-8) says a viewer shows it."""
     def turned(k: int, transpose: bool):
         def branch():

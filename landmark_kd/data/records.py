@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import numpy as np
 
@@ -190,7 +191,7 @@ def _reaches_scan(handle) -> bool:
     return any(kind == 0xDA for kind, _, _ in _jpeg_segments(handle))
 
 
-def image_dimensions(head: bytes, handle) -> tuple[int, int] | None:
+def image_dimensions(head: bytes, handle: BinaryIO) -> tuple[int, int] | None:
     """(width, height) from an image header without decoding the pixels; None if not found. `head` is the
     file's first 32 or more bytes, `handle` the open file (JPEG and TIFF need to look further in)."""
     if head.startswith(_SIGNATURES[0]) and len(head) >= 24:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 
+from typing import Callable
+
 import numpy as np
 
 from .records import DatasetError, LoadReport, Sample
@@ -22,7 +24,8 @@ from .records import DatasetError, LoadReport, Sample
 DETECTOR = "blazeface-auto-landmark-box"  # names the boxes in a cache: boxes of another detector are not reused
 
 
-def load_unlabeled(root: str, num_points: int, cache: str | None = None, detector=None,
+def load_unlabeled(root: str, num_points: int, cache: str | None = None,
+                   detector: Callable[[np.ndarray], list[tuple[np.ndarray, float]]] | None = None,
                    report: LoadReport | None = None, spread: int | None = None) -> list[Sample]:
     """Samples whose `bbox` is the detected face and whose landmarks are placeholders (the box centre).
     `detector(image_rgb) -> [(box, score)]` defaults to BlazeFace's 68-landmark box estimate. Each photo left out

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import types
+from typing import Any  # the interpreter: tflite_runtime's, LiteRT's or TensorFlow's class
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def process_note(latency: dict) -> str:
     return PROCESS_NOTE if runtime == "tflite_runtime" else PROCESS_NOTE.replace("tflite_runtime", runtime)
 
 
-def fill_inputs(interpreter, seed: int = 0) -> None:
+def fill_inputs(interpreter: Any, seed: int = 0) -> None:
     """Random inputs for every input tensor (uniform [0, 1] floats, full-range integers)."""
     rng = np.random.default_rng(seed)
     for detail in interpreter.get_input_details():
@@ -44,7 +45,7 @@ def fill_inputs(interpreter, seed: int = 0) -> None:
         interpreter.set_tensor(detail["index"], data)
 
 
-def time_invokes(interpreter, warmup: int, runs: int) -> np.ndarray:
+def time_invokes(interpreter: Any, warmup: int, runs: int) -> np.ndarray:
     """Milliseconds of each of `runs` invocations after `warmup` untimed ones."""
     for _ in range(warmup):
         interpreter.invoke()

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import keras
 
 _SKIP_TYPES = ("InputLayer",)
 
@@ -35,7 +38,7 @@ class Int8Sensitivity:
         return sorted(self.deviation_px, key=self.deviation_px.get, reverse=True)
 
 
-def quantizable_blocks(model, skip: Sequence[str] = ()) -> dict:
+def quantizable_blocks(model: keras.Model, skip: Sequence[str] = ()) -> dict:
     """Name -> layer for the top-level layers of the model and of its backbone (a nested functional model),
     leaving out those whose name starts with one in `skip` (the export's float tail)."""
     blocks = {}
@@ -94,7 +97,7 @@ def _landmarks(model, images: np.ndarray, batch_size: int) -> np.ndarray:
                            for i in range(0, len(images), batch_size)])
 
 
-def analyse(model, crops: np.ndarray, score: Callable[[np.ndarray], float], budget: float = 0.02,
+def analyse(model: keras.Model, crops: np.ndarray, score: Callable[[np.ndarray], float], budget: float = 0.02,
             max_float: int = 3, skip: Sequence[str] = (), rank_crops: int = 64, batch_size: int = 64,
             seed: int = 0) -> Int8Sensitivity:
     """Rank `model`'s blocks by simulated int8 damage on the first `rank_crops` of `crops`; keep float the fewest

@@ -5,11 +5,15 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, ContextManager, Sequence
 
 import numpy as np
 
 from ..errors import ConfigError, MissingFileError, ModelFileError
 from ..outputs import atomic_bytes, atomic_json, output_lock
+
+if TYPE_CHECKING:
+    from ..data.records import LoadReport
 
 QUANTIZATION = {"fp32": "none (float32)", "fp16": "float16 weights", "dynamic_int8": "int8 weights, float activations",
                 "int8": "int8 weights and activations; decode tail (heatmap softmax, AAM product, soft-argmax) in float"}
@@ -91,7 +95,7 @@ def _choose_float_blocks(model, args, crops, score):
     return result.keep_float, result
 
 
-def check_modes_runtime(modes, target_runtime: str) -> None:
+def check_modes_runtime(modes: Sequence[str], target_runtime: str) -> None:
     """ConfigError before any work when a mode always needs a newer runtime than the target: dynamic_int8 keeps
     its weights in int8 behind DEQUANTIZE v5 whatever the model (tflite_export._weight_only_int8)."""
     from .op_audit import OP_RUNTIME, parse_version
@@ -110,7 +114,7 @@ def export_prefix(model: str) -> str:
     return f"{os.path.basename(os.path.dirname(os.path.abspath(model)))}_{stem}"
 
 
-def export_targets(output: str, model: str, modes) -> list[str]:
+def export_targets(output: str, model: str, modes: Sequence[str]) -> list[str]:
     """Every file a run writes into `output`: each mode's .tflite and .scheme.json, report.json and report.md."""
     from .tflite_runner import scheme_file
 
@@ -156,7 +160,7 @@ def same_model(report: dict, model: str) -> bool:
     return isinstance(report.get("model"), str) and export_prefix(report["model"]) == export_prefix(model)
 
 
-def check_output_folder(output: str, model: str, modes, overwrite: bool = False) -> None:
+def check_output_folder(output: str, model: str, modes: Sequence[str], overwrite: bool = False) -> None:
     """Before any work: ConfigError when `output` holds an export of another model (the default runs/export is
     every model's), or a file this run would write that no earlier export of this model there lists (someone
     else's), unless `overwrite`. A rerun of the same model replaces its own earlier export."""
@@ -177,7 +181,7 @@ def check_output_folder(output: str, model: str, modes, overwrite: bool = False)
         raise ConfigError(f"{foreign[0]}: already there, and no earlier export of {model} in {output} lists it; {hint}")
 
 
-def check_compare_models(paths) -> None:
+def check_compare_models(paths: Sequence[str]) -> None:
     """Each --compare model, before any export: a .tflite file the runtime loads (checked in a child process),
     so a bad one fails at once, named, instead of after the export with half a report written."""
     from .tflite_runner import verify_tflite
@@ -231,7 +235,7 @@ def _unlabelled_photo_count(path: str, data_format: str) -> int | None:
 FEW_CALIBRATION_FACES = 50  # below this, report.md and the console warn that int8's ranges rest on few faces
 
 
-def few_calibration_faces(count: int, path) -> str:
+def few_calibration_faces(count: int, path: str) -> str:
     """The warning for int8 calibrated on fewer than FEW_CALIBRATION_FACES faces (console and report.json)."""
     return (f"warning: int8 calibration on only {count} face{'' if count == 1 else 's'} of {path}: the activation "
             "ranges they give may miss what other faces reach; 100-300 is usual (--calibration-samples, "
@@ -361,7 +365,8 @@ def int8_warnings(report: dict) -> list[str]:
     return lines
 
 
-def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
+def run_export(args: ExportConfig,
+               silenced: Callable[[], ContextManager[object]] = contextlib.nullcontext) -> dict:
     """Convert `args.model` in each mode, audit, score and time every export, write report.json / report.md and
     return the report. `silenced` is a context manager factory that hides the converter's log output. Nothing is
     written until every mode has converted and passed the op audit."""
@@ -525,7 +530,7 @@ def run_export(args: ExportConfig, silenced=contextlib.nullcontext) -> dict:
         return report
 
 
-def skipped_records(load_report) -> dict:
+def skipped_records(load_report: LoadReport) -> dict:
     """report.json's record of the evaluation records the reader skipped: how many, and each with its reason."""
     return {"eval_skipped": len(load_report.skipped),
             "eval_skipped_files": [{"file": source, "reason": reason} for source, reason in load_report.skipped]}
@@ -571,7 +576,7 @@ def _int8_lines(report: dict) -> list[str]:
             f"- input: {image}; outputs float32"]
 
 
-def markdown(report: dict, threads) -> str:
+def markdown(report: dict, threads: Sequence[int]) -> str:
     """report.md: one table row per export and per compared model, the int8 facts, and how latency was measured."""
     lines = [f"# TFLite export of `{report['model']}`", "",
              f"{report['params'] / 1e6:.2f}M parameters, {report['image_size']}px input, {report['num_points']} points. "

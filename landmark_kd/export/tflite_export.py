@@ -7,11 +7,14 @@ crops, runs and reads coordinates.
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import keras
 
 MODES = ("fp32", "fp16", "dynamic_int8", "int8")
 # The decode tail stays float in `int8` mode: heatmap mass below 1/256 of the peak vanishes in int8, and
@@ -31,7 +34,7 @@ WEIGHT_OPS = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0, "TRANS
 WEIGHT_MIN_ELEMENTS = 1024  # as the converter's dynamic-range quantizer: smaller tensors stay float
 
 
-def export_graph(model, with_heatmaps: bool = False):
+def export_graph(model: keras.Model, with_heatmaps: bool = False) -> keras.Model:
     """A batch-1 functional view of `model` with only the outputs a device needs. A landmark_kd model's decode
     tail (heatmap softmax, AAM product, soft-argmax) is rebuilt from its head outputs with ops that XNNPACK
     delegates and that flush tiny values (see SOFTMAX_FLOOR); the model itself is not changed."""
@@ -124,7 +127,7 @@ def _tail_layers() -> dict:
     return {"softmax": FlushedSpatialSoftmax, "product": FlushedProduct, "soft_argmax": ConvSoftArgmax}
 
 
-def convert(model, mode: str = "fp32", representative: Callable[[], Iterable[list[np.ndarray]]] | None = None,
+def convert(model: keras.Model, mode: str = "fp32", representative: Callable[[], Iterable[list[np.ndarray]]] | None = None,
             int8_io: bool = False, with_heatmaps: bool = False, float_blocks: Sequence[str] = ()) -> bytes:
     """Convert with tf.lite.TFLiteConverter straight from Keras; `representative` is needed for `int8`, whose
     `float_blocks` (layer names, see int8_sensitivity) stay float besides the decode tail. `int8_io` (int8 only):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any  # an Interpreter of whichever runtime is installed (interpreter_class)
 
 import numpy as np
 
@@ -19,7 +20,7 @@ INTERPRETER_MODULES = ("tflite_runtime.interpreter", "ai_edge_litert.interpreter
 
 
 @functools.lru_cache(maxsize=None)
-def interpreter_class():
+def interpreter_class() -> type:
     """The TFLite Interpreter to run models with, from the first of `INTERPRETER_MODULES` installed; TensorFlow's
     with a one-line note: importing TensorFlow takes seconds and changes the CPU's float mode, so timings taken
     that way are not a device's."""
@@ -48,7 +49,7 @@ def interpreter_class():
                       "TensorFlow; none is installed")
 
 
-def make_interpreter(path_or_bytes, threads: int = 1, allocate: bool = True):
+def make_interpreter(path_or_bytes: str | bytes, threads: int = 1, allocate: bool = True) -> Any:
     """An interpreter, allocated unless only its tensor details are wanted. The runtime logs "Created
     TensorFlow Lite XNNPACK delegate" straight to stderr when it allocates: that notice is dropped unless
     asked for (runtime_notices_wanted), anything else it writes is passed on."""
