@@ -79,7 +79,7 @@ def _main(argv: list[str] | None) -> int:
     from landmark_kd.export import MODES
     from landmark_kd.export.report import ExportConfig, run_export
 
-    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    modes = tuple(dict.fromkeys(m.strip() for m in args.modes.split(",") if m.strip()))  # each mode once
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise ConfigError(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")

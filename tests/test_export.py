@@ -549,3 +549,20 @@ def test_converting_a_real_face_model_without_data_warns_that_its_nme_is_on_draw
     metrics = run_evaluation(EvalConfig(model=report["exports"]["fp32"]["file"], out=str(tmp_path / "scored")))
     assert metrics["warnings"] and f"(exported from {model_path}: its run's config.json names photos/ytf68/train)" \
         in metrics["warnings"][0]
+
+
+def test_no_mode_is_refused_before_an_earlier_export_is_replaced(tmp_path, capsys):
+    """`--modes ""` exported nothing, yet deleted the earlier export of the same model and wrote an empty report
+    (exit 0)."""
+    import convert as convert_cli
+
+    out = tmp_path / "export"
+    out.mkdir()
+    (out / "report.json").write_text("{}")
+    for modes in ("", " , "):
+        assert convert_cli.main(["--model", "real_fast.keras", "--modes", modes, "--output", str(out)]) == 2
+        assert capsys.readouterr().err.strip() == ("error: --modes names no mode; choose from fp32, fp16, "
+                                                   "dynamic_int8, int8")
+    assert sorted(os.listdir(out)) == ["report.json"]
+    with pytest.raises(ConfigError, match="--modes names no mode"):
+        run_export(ExportConfig(model="unused.keras", modes=(), output=str(out)))

@@ -372,6 +372,10 @@ def run_export(args: ExportConfig,
     written until every mode has converted and passed the op audit."""
     modes, threads = list(args.modes), list(args.threads)
     # Before the model is loaded: refusals that need no model, each naming its flag or file.
+    if not modes:  # nothing to export: the run would only delete an earlier export's files and report an empty table
+        from .tflite_export import MODES
+
+        raise ConfigError(f"--modes names no mode; choose from {', '.join(MODES)}")
     check_modes_runtime(modes, args.target_runtime)
     check_output_folder(args.output, args.model, modes, args.overwrite)
     check_not_single_image(args.data, "--data")
