@@ -13,8 +13,8 @@ import sys
 from landmark_kd.quiet import quiet_unless_verbose
 
 quiet_unless_verbose(sys.argv)
-from landmark_kd.cli import (ArgumentParser, non_negative_float, positive_int, positive_int_list,  # noqa: E402
-                             run, runtime_version)
+from landmark_kd.cli import (ArgumentParser, non_negative_float, non_negative_int, positive_int,  # noqa: E402
+                             positive_int_list, run, runtime_version)
 from landmark_kd.errors import ConfigError, MissingFileError  # noqa: E402
 from landmark_kd.predictor import check_keras_file  # noqa: E402
 from landmark_kd.quiet import silenced  # noqa: E402
@@ -48,7 +48,7 @@ def parse_args(argv):
                         "comma-separated layer names")
     parser.add_argument("--int8-budget", type=non_negative_float, default=0.02,
                         help="auto: keep blocks float until the simulated relative NME increase is at most this")
-    parser.add_argument("--int8-max-float-blocks", type=int, default=3, help="auto: keep at most this many in float")
+    parser.add_argument("--int8-max-float-blocks", type=non_negative_int, default=3, help="auto: keep at most this many in float")
     parser.add_argument("--max-eval", type=positive_int, default=None, help="evaluate on at most this many faces")
     parser.add_argument("--compare", action="append", default=[], help="another .tflite to benchmark side by side")
     parser.add_argument("--output", default=os.path.join("runs", "export"), help="output folder; a rerun of the same "

@@ -566,3 +566,14 @@ def test_no_mode_is_refused_before_an_earlier_export_is_replaced(tmp_path, capsy
     assert sorted(os.listdir(out)) == ["report.json"]
     with pytest.raises(ConfigError, match="--modes names no mode"):
         run_export(ExportConfig(model="unused.keras", modes=(), output=str(out)))
+
+
+def test_a_negative_int8_max_float_blocks_is_refused_by_the_parser(capsys):
+    """-1 was taken and read as 0 (no block kept float) without a word."""
+    import convert as convert_cli
+
+    with pytest.raises(SystemExit) as stop:
+        convert_cli.parse_args(["--int8-max-float-blocks", "-1"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.startswith("error: argument --int8-max-float-blocks: must be 0 or more, got -1")
+    assert convert_cli.parse_args(["--int8-max-float-blocks", "0"]).int8_max_float_blocks == 0
