@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import numpy as np
 
 from .decode import image_to_crop
-from .errors import ConfigError, DataError, OutputError
+from .errors import DataError, OutputError
 from .metrics import YAW_POINTS, nme_inner51, pose_groups
 from .outputs import atomic_json, read_json
 from .predictor import DatasetPrediction
@@ -227,7 +227,7 @@ def default_output(model: str) -> str:
 def run_evaluation(config: EvalConfig) -> dict:
     """Score `config.model` on `config.data`: writes eval_metrics.json, eval_ced.png and eval_predictions.png
     and returns the metrics (with `paths`). Bad samples are skipped and counted; none left is a DataError."""
-    from .data import DatasetError, load_dataset
+    from .data import DatasetError, check_images_root, load_dataset
     from .data.synthetic import ensure_default_dataset
     from .metrics import drop_unnormalisable
     from .outputs import prepare_output_dir
@@ -238,17 +238,11 @@ def run_evaluation(config: EvalConfig) -> dict:
     config = replace(config, model=resolve_model_path(config.model))
     predictor = Predictor.from_path(config.model)
     scheme = predictor.scheme
+    check_images_root(config.images_root, [config.data], config.data_format)
     data = config.data or ensure_default_dataset(reuse_any=True, splits=("test",))[1]
     warning = None if config.data else drawn_faces_warning(config.model, data)
     if warning:
         print(warning)
-    if config.images_root:
-        from .data import detect_format
-
-        fmt = detect_format(data, config.data_format)
-        if fmt != "wflw":  # other formats name their images themselves: the flag would be silently ignored
-            raise ConfigError(f"--images-root is for a WFLW list; {data} is read as {fmt} data, whose image paths "
-                              "are its own")
     # "landmarks": the crop a benchmark with ground-truth landmark boxes uses (a 68-point file's box for a 51-point
     # model, as it trained on)
     samples, report = load_dataset(data, config.data_format, scheme.num_points, config.images_root,

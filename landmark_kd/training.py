@@ -325,6 +325,10 @@ def run_training(config: TrainConfig) -> dict:
     from .models.landmark_model import check_image_size
 
     check_image_size(config.preset, config.image_size)  # before any data is loaded
+    from .data import check_images_root
+
+    sets = config.train_data if isinstance(config.train_data, (list, tuple)) else [config.train_data]
+    check_images_root(config.images_root, [*sets, config.val_data], config.data_format)
     if config.pose_balance:
         from .metrics import yaw_points
         from .schemes import get_scheme

@@ -27,6 +27,25 @@ def detect_format(path: str | os.PathLike, data_format: str = "auto") -> str:
     raise DatasetError(f"{path}: cannot tell the dataset format; pass --data-format ({', '.join(FORMATS[:4])})")
 
 
+def check_images_root(images_root: str | None, paths, data_format: str = "auto") -> None:
+    """ConfigError when --images-root is given but none of `paths` (the data sets it would apply to; None stands
+    for the synthetic faces a command reads without one, a missing path is left to its own check) is a WFLW
+    list: other formats name their images themselves, so the flag would be silently ignored."""
+    from ..errors import ConfigError
+
+    if not images_root:
+        return
+    given = [os.fspath(p) for p in paths if p is not None]
+    if not given:
+        raise ConfigError("--images-root is for a WFLW list; no data set is given, so the synthetic faces are read, "
+                          "whose image paths are their own")
+    found = [p for p in given if os.path.exists(p)]
+    formats = [detect_format(p, data_format) for p in found]
+    if found and "wflw" not in formats:
+        raise ConfigError(f"--images-root is for a WFLW list; {found[0]} is read as {formats[0]} data, whose image "
+                          "paths are its own")
+
+
 def load_dataset(path: str | os.PathLike, data_format: str = "auto", num_points: int | None = None, images_root: str | None = None,
                  strict: bool = False, data_boxes: bool = True) -> tuple[list[Sample], LoadReport]:
     """Samples from a 300W folder, a WFLW list, a COFW .mat or a custom JSON/CSV; bad ones skipped and counted.

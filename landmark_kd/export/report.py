@@ -379,6 +379,10 @@ def run_export(args: ExportConfig,
     check_modes_runtime(modes, args.target_runtime)
     check_output_folder(args.output, args.model, modes, args.overwrite)
     check_not_single_image(args.data, "--data")
+    from ..data import check_images_root
+
+    check_images_root(args.images_root, [args.data] + ([args.calibration_data] if "int8" in modes else []),
+                      args.data_format)
     if "int8" in modes:
         check_not_single_image(args.calibration_data, "--calibration-data")
     check_compare_models(args.compare)
