@@ -606,6 +606,9 @@ def _main(argv: list[str]) -> int:
     video_only = [flag for flag, given in (("--max-frames", args.max_frames is not None), ("--no-track", args.no_track),
                                            ("--no-smooth", args.no_smooth),
                                            ("--redetect-every", args.redetect_every is not None)) if given]
+    if args.no_track and args.redetect_every is not None:  # the interval is the tracker's: it would be ignored
+        parser.error("--redetect-every sets how often the tracker runs the face detector, and --no-track runs it on "
+                     "every frame: pass one or the other")
     if args.no_window and args.camera is None:
         parser.error("--no-window is for --camera")
     if args.box and not (args.box[2] > args.box[0] and args.box[3] > args.box[1]):
