@@ -279,6 +279,9 @@ def _main(argv: list[str]) -> int:
         raise ConfigError("pass exactly one labeller: --model PATH or --mesh-model PATH --mesh-table PATH")
     if args.mesh_model and not args.mesh_table:
         raise ConfigError("--mesh-model needs --mesh-table (the 468-to-68 vertex table)")
+    if args.mesh_table and not args.mesh_model:  # --model gives 68 points itself: the table would be ignored
+        raise ConfigError(f"--mesh-table {args.mesh_table} maps the mesh labeller's points (--mesh-model); --model "
+                          "gives 68 points itself, so drop --mesh-table")
     if args.model and args.min_score is not None:
         raise ConfigError(f"--min-score {args.min_score}: only the mesh labeller (--mesh-model) gives a score; "
                           "--model labels every face found, so drop --min-score")
