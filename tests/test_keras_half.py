@@ -55,6 +55,19 @@ def test_what_is_not_a_keras_archive_is_named_and_nothing_is_written(tmp_path, c
     assert not (tmp_path / "out.keras").exists()
 
 
+def test_a_keras_archive_with_damaged_weights_is_one_line(tmp_path, capsys):
+    """Weights h5py cannot open ended in h5py's OSError traceback."""
+    damaged = tmp_path / "damaged.keras"
+    with zipfile.ZipFile(damaged, "w") as archive:
+        archive.writestr("config.json", "{}")
+        archive.writestr("model.weights.h5", b"not hdf5" * 16)
+    assert main([str(damaged), str(tmp_path / "out.keras")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {damaged}: a damaged .keras archive (model.weights.h5 cannot be read") and \
+        "\n" not in err
+    assert not (tmp_path / "out.keras").exists()
+
+
 def test_runs_by_its_path_and_refuses_a_target_keras_cannot_load(tmp_path):
     import subprocess
     import sys

@@ -76,8 +76,11 @@ def save_with_half_weights(source: str, target: str) -> int:
     with zipfile.ZipFile(source) as archive:
         if WEIGHTS_ENTRY not in archive.namelist():
             raise ModelFileError(f"{source}: a zip file without {WEIGHTS_ENTRY}, not a .keras archive")
-        entries = {name: archive.read(name) for name in archive.namelist()}
-    entries[WEIGHTS_ENTRY], halved = _halve_h5(entries[WEIGHTS_ENTRY])
+        try:  # a damaged archive: a member that fails its CRC, or weights h5py cannot open
+            entries = {name: archive.read(name) for name in archive.namelist()}
+            entries[WEIGHTS_ENTRY], halved = _halve_h5(entries[WEIGHTS_ENTRY])
+        except (OSError, zipfile.BadZipFile) as err:
+            raise ModelFileError(f"{source}: a damaged .keras archive ({WEIGHTS_ENTRY} cannot be read: {err})") from None
     os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
 
     def write(path: str) -> None:
