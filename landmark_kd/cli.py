@@ -17,7 +17,9 @@ class HelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
+        # compared by identity: `0 in (False, ...)` is true, which hid a real default of 0 (--seed)
+        unset = any(action.default is none for none in (None, False, argparse.SUPPRESS)) or action.default == []
+        if "default" in text or unset or not action.option_strings:
             return text
         return text + " (default: %(default)s)"
 

@@ -431,3 +431,17 @@ def test_json_records_write_nan_and_infinity_as_null(tmp_path):
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"nme": None, "history": {"loss": [1.5, None]}, "n": 3, "ok": [0.1]}
+
+
+def test_help_shows_a_default_of_zero():
+    """0 == False, so `default in (None, False, ...)` took a real default of 0 (--seed) for none and hid it."""
+    from landmark_kd.cli import ArgumentParser
+
+    parser = ArgumentParser(prog="p")
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+    parser.add_argument("--padding", type=float, default=0.0, help="room")
+    parser.add_argument("--flag", action="store_true", help="a switch")
+    parser.add_argument("--name", default=None, help="a name")
+    text = " ".join(parser.format_help().split())
+    assert "random seed (default: 0)" in text and "room (default: 0.0)" in text
+    assert "a switch (default" not in text and "a name (default" not in text
