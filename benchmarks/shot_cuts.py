@@ -26,7 +26,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from landmark_kd.cli import ArgumentParser, model_path, positive_float, positive_int, run as run_cli, seed  # noqa: E402
+from landmark_kd.cli import (ArgumentParser, model_path, non_negative_float, positive_float, positive_int,  # noqa: E402
+                             run as run_cli, seed)
 
 
 def person(path: str) -> str:
@@ -103,13 +104,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cuts", type=positive_int, default=30, help="clips, one cut each")
     parser.add_argument("--frames", type=positive_int, default=6, help="frames per shot")
     parser.add_argument("--canvas", type=positive_int, default=320, help="frame side in pixels")
-    parser.add_argument("--noise", type=float, default=2.0, help="per-frame Gaussian noise sigma, grey levels")
+    parser.add_argument("--noise", type=non_negative_float, default=2.0, help="per-frame Gaussian noise sigma, grey levels")
     parser.add_argument("--fps", type=positive_float, default=30.0, help="the clips' frame rate (One-Euro time step)")
     parser.add_argument("--seed", type=seed, default=0, help="random seed (photos, placement, noise)")
-    parser.add_argument("--cut-change", type=float, default=None, help="the trackers' shot-cut threshold "
+    parser.add_argument("--cut-change", type=non_negative_float, default=None, help="the trackers' shot-cut threshold "
                         "(default: tracking.ShotCutDetector's; 0: no cut detection, to see what it is worth)")
     parser.add_argument("--json", default=None, help="also write the results here")
-    return run_cli(lambda a: _main(parser.parse_args(a)), sys.argv[1:] if argv is None else argv)
+
+    def parse(args_list: list[str]):
+        args = parser.parse_args(args_list)
+        if args.frames < 2:  # one frame per shot leaves no frame within a shot, nor after the first one past the cut
+            parser.error(f"argument --frames: must be at least 2, got {args.frames}")
+        return args
+
+    return run_cli(lambda a: _main(parse(a)), sys.argv[1:] if argv is None else argv)
 
 
 def _main(args) -> int:
