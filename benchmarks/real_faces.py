@@ -166,7 +166,7 @@ def main(argv=None) -> int:
     parser.add_argument("--teacher", nargs="+", metavar="MODEL", type=model_path,
                         help="also score the teacher `distill.py --teacher "
                         "MODEL ... --teacher-flip` distils: these .keras models' heatmaps averaged, flip-averaged")
-    parser.add_argument("--teacher-crop", type=int, metavar="PX", help="also score that teacher on PX px crops "
+    parser.add_argument("--teacher-crop", type=positive_int, metavar="PX", help="also score that teacher on PX px crops "
                         "scaled up to its input, as it reads a smaller student's crops without crops of its own")
     parser.add_argument("--json", default=None, help="also write the results here (with every face's NME)")
     parser.add_argument("--ratio", nargs=2, metavar=("A", "B"), help="also print A's mean NME over B's (two of "
@@ -183,6 +183,8 @@ def main(argv=None) -> int:
         args.ratio = [by_file.get(os.path.realpath(resolve_model_path(name)), name) for name in named]
         if not set(args.ratio) <= set(args.models):
             parser.error(f"--ratio {' '.join(named)}: both must be among --models")
+    if args.teacher_crop is not None and not args.teacher:  # it scores the --teacher: alone it would be ignored
+        parser.error(f"--teacher-crop {args.teacher_crop} scores the --teacher on smaller crops: pass --teacher too")
     if not args.data:
         parser.error(f"--data: name the 68-point sets to score, e.g. --data {DATA_EXAMPLE}")
     if not (args.models or args.mesh or args.teacher):
