@@ -14,7 +14,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.cli import ArgumentParser, existing_path, model_path, non_negative_int, positive_int, run  # noqa: E402
+from landmark_kd.cli import (ArgumentParser, existing_path, model_path, non_negative_int, positive_int,  # noqa: E402
+                             positive_int_list, run)
 from landmark_kd.quiet import quiet_tensorflow, silenced  # noqa: E402
 
 quiet_tensorflow()
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])  # cli.HelpFormatter shows the real defaults
     parser.add_argument("--model", required=True, type=model_path, help=".keras landmark model")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated subset of {', '.join(MODES)}")
-    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    parser.add_argument("--threads", default="1,2", type=positive_int_list, help="comma-separated thread counts")
     parser.add_argument("--runs", type=positive_int, default=50, help="timed invocations per measurement")
     parser.add_argument("--warmup", type=non_negative_int, default=10, help="untimed invocations first")
     parser.add_argument("--calibration-data", default=None, type=existing_path,
@@ -62,9 +63,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = [m for m in modes if m not in MODES]
-    if bad:
-        parser.error(f"unknown mode(s) {bad}; choose from {MODES}")
-    threads = [int(t) for t in args.threads.split(",")]
+    if bad or not modes:
+        parser.error(f"unknown mode(s) {bad}; choose from {MODES}" if bad else f"--modes names no mode; choose from {MODES}")
+    threads = args.threads
     if not os.path.isfile(args.model):
         parser.error(f"{args.model}: model file not found")
 

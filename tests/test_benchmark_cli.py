@@ -105,6 +105,8 @@ def test_shipped_models_by_bare_name(tmp_path, script):
 
 
 BAD_NUMBERS = {  # flags that used to take any int or float, and fail (or loop, or divide by zero) far later
+    ("denormals.py", "--threads", "abc"): "--threads: expected a whole number, got 'abc'",
+    ("denormals.py", "--threads", "0"): "--threads: must be at least 1, got 0",
     ("face_chips.py", "--size", "2049"): "--size: must be 16 to 2048 pixels, got 2049",
     ("face_detection.py", "--lfw", "0"): "--lfw: must be at least 1, got 0",
     ("face_detection.py", "--threads", "-1"): "--threads: must be at least 1, got -1",
