@@ -476,17 +476,23 @@ RUN_FILES = ("backup", "best.keras", "last.keras", "best.json", "metrics.json", 
              "skipped.json", "config.json")
 
 
-def _clear_earlier_run(out: str, needed: list[str]) -> None:
-    """--restart: the earlier run's files go first, so that an interrupted restart never leaves its new best.keras
-    beside the old run's metrics.json, nor TensorBoard two runs' curves in one log folder. A model this run
-    still needs (`needed`: --init-from, --teacher) is refused rather than deleted."""
+def _check_restart(out: str, needed: list[str]) -> None:
+    """--restart: a model this run still needs (`needed`: --init-from, --teacher) among the earlier run's files is
+    refused rather than deleted."""
     doomed = {os.path.realpath(os.path.join(out, name)) for name in RUN_FILES}
     for path in needed:
         if os.path.realpath(path) in doomed:
             raise ConfigError(f"{path}: --restart would delete this model, which this run needs; copy it out of "
                               f"{out} first")
+
+
+def _clear_earlier_run(out: str, names: tuple[str, ...] = RUN_FILES) -> None:
+    """--restart: the earlier run's files (`names` of RUN_FILES) go before this run writes its own, so that an
+    interrupted restart never leaves its new best.keras beside the old run's metrics.json, nor TensorBoard two
+    runs' curves in one log folder; and only once the data, teacher and model have loaded, so that a restart
+    refused for bad input (data of another point count, a teacher that does not load) keeps the earlier run."""
     removed = []
-    for name in RUN_FILES:
+    for name in names:
         path = os.path.join(out, name)
         if name == "logs" and os.path.isdir(path):
             _remove_tensorboard_logs(path)
@@ -561,7 +567,8 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     if config.restart:
         from .teacher import teacher_paths
 
-        _clear_earlier_run(out, [p for p in [config.init_from, *teacher_paths(config.teacher)] if p])
+        _check_restart(out, [p for p in [config.init_from, *teacher_paths(config.teacher)] if p])
+        _clear_earlier_run(out, ("skipped.json",))  # the list this run's data loading writes; the rest goes later
     else:
         _refuse_to_overwrite(config, out, backup_dir)
     _remove_dead_writes(out, backup_dir)
@@ -570,14 +577,14 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     # a backup folder without weights is a start killed in its first epoch (the folder is made before training,
     # so that such a start is never taken for a finished run): it starts over
     backup = ResumableBackup(backup_dir)
-    resuming = os.path.isdir(backup_dir) and backup.holds_weights()
+    resuming = not config.restart and os.path.isdir(backup_dir) and backup.holds_weights()
     started = None
-    if os.path.isdir(backup_dir) and not resuming:
+    if os.path.isdir(backup_dir) and not resuming and not config.restart:
         print(f"an earlier start in {out} stopped before its first epoch ended: starting over")
     if resuming:
         print(f"Resuming the interrupted run from {backup_dir} (use --restart to start over)")
         started = read_json(os.path.join(out, "config.json"))
-    else:
+    elif not config.restart:  # --restart removes these with the rest of the earlier run, once the model is built
         if os.path.exists(os.path.join(out, "best.json")):
             os.remove(os.path.join(out, "best.json"))  # a finished earlier run's best score must not gate this one
         logs = os.path.join(out, "logs")
@@ -675,6 +682,8 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     print(f"model {model.name}: {model.count_params() / 1e6:.2f}M parameters, input {config.image_size}px, "
           f"{strategy.num_replicas_in_sync} replica(s), {len(train_samples)} train / {len(val_samples)} val faces, "
           f"{plural(config.epochs, 'epoch')} x {plural(steps, 'step')}")
+    if config.restart:  # everything loaded and built: only now is the earlier run removed
+        _clear_earlier_run(out, tuple(name for name in RUN_FILES if name != "skipped.json"))
     record = dataclasses.asdict(config)
     if teacher is not None:  # the files, not only their paths: a teacher retrained in place is another teacher
         from .teacher import teacher_paths

@@ -740,7 +740,7 @@ def test_restart_removes_tensorboards_logs_and_keeps_what_a_user_put_there(tmp_p
     (out / "logs" / "notes.txt").write_text("mine")
     (out / "best.keras").write_text("k")
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(TrainConfig())))
-    _clear_earlier_run(str(out), [])
+    _clear_earlier_run(str(out))
     assert sorted(os.listdir(out)) == ["logs"] and os.listdir(out / "logs") == ["notes.txt"]
 
 
@@ -758,3 +758,28 @@ def test_a_start_stopped_before_its_first_epoch_leaves_no_curves_beside_the_next
     assert "removed the TensorBoard logs of an earlier start" in capsys.readouterr().out
     assert not (out / "logs" / "train" / "events.out.tfevents.1.dead").exists()
     assert os.listdir(out / "logs" / "train") and (out / "logs" / "notes.txt").read_text() == "mine"
+
+
+def test_a_restart_refused_for_bad_input_keeps_the_earlier_run(faces, tmp_path):
+    """--restart deleted the finished run's models and report first, and then the run was refused for data of
+    another point count, or an --init-from model that does not load: bad input cost the earlier run."""
+    import dataclasses
+
+    from landmark_kd.errors import UserError
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(_config(faces, out))))
+    earlier = {"best.keras": "weights", "last.keras": "weights", "metrics.json": '{"nme": 0.03}', "best.json": "{}"}
+    for name, text in earlier.items():
+        (out / name).write_text(text)
+    (out / "logs" / "train").mkdir(parents=True)
+    five = tmp_path / "five.json"
+    five.write_text(json.dumps({"samples": [{"image": "a.png", "landmarks": [[1.0, 2.0]] * 5}] * 2}))
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"PK\x03\x04 not a keras archive")
+    for bad in ({"val_data": str(five)}, {"init_from": str(junk)}):
+        with pytest.raises(UserError):
+            run_training(_config(faces, out, restart=True, epochs=1, steps_per_epoch=1, **bad))
+        assert {name: (out / name).read_text() for name in earlier} == earlier, bad
+        assert (out / "logs" / "train").is_dir() and (out / "config.json").exists()
