@@ -51,7 +51,8 @@ def config_from_argv(argv: list[str] | None) -> TrainConfig:
         parser.error(f"--no-kd trains without the teacher (alpha 0), --alpha {args.alpha:g} asks for it: pass one")
     alpha = 0.0 if args.no_kd else DEFAULTS.alpha if args.alpha is None else args.alpha
     asked = [flag for flag, given in (("--teacher", args.teacher), ("--teacher-flip", args.teacher_flip),
-                                      ("--unlabeled", args.unlabeled)) if given]
+                                      ("--unlabeled", args.unlabeled), ("--kd-mode", args.kd_mode != DEFAULTS.kd_mode),
+                                      ("--kd-raw", args.kd_raw)) if given]
     if alpha == 0 and asked:  # else the teacher named would be silently left out of the run it was meant for
         without = "--no-kd" if args.no_kd else "--alpha 0"
         parser.error(f"{without} trains without a teacher, {' and '.join(asked)} asks for one: pass one or the other")

@@ -191,6 +191,8 @@ CASES = {
     "no-kd with an alpha": (["distill.py", "--no-kd", "--alpha", "2"], ["--no-kd", "--alpha 2"]),
     "no-kd with a teacher": (["distill.py", "--no-kd", "--teacher", "{t}/bad.keras"],
                              ["--no-kd trains without a teacher, --teacher asks for one"]),
+    "no-kd with a kd mode": (["distill.py", "--no-kd", "--kd-mode", "mse", "--kd-raw"],
+                             ["--no-kd trains without a teacher, --kd-mode and --kd-raw asks for one"]),
     "alpha 0 with a flipped teacher": (["distill.py", "--alpha", "0", "--teacher-flip"],
                                        ["--alpha 0 trains without a teacher, --teacher-flip asks for one"]),
     "convert a folder without best.keras": (["convert.py", "--model", "{t}/undecodable", "--output", "{t}/out"],
