@@ -325,6 +325,13 @@ def run_training(config: TrainConfig) -> dict:
     from .models.landmark_model import check_image_size
 
     check_image_size(config.preset, config.image_size)  # before any data is loaded
+    if config.train_data is not None:  # the synthetic faces are not generated: their flags would be ignored
+        unused = [f"--{name.replace('_', '-')} {getattr(config, name)}"
+                  for name in ("synthetic_train", "synthetic_test", "synthetic_root")
+                  if getattr(config, name) != getattr(TrainConfig, name)]
+        if unused:
+            raise ConfigError(f"{', '.join(unused)}: the synthetic faces are used only without --train-data, which "
+                              "is given; drop the flag")
     from .data import check_images_root
 
     sets = config.train_data if isinstance(config.train_data, (list, tuple)) else [config.train_data]
