@@ -83,6 +83,9 @@ def _main(argv: list[str] | None) -> int:
     bad = [m for m in modes if m not in MODES]
     if bad:
         raise ConfigError(f"unknown mode(s) {bad}; choose from {', '.join(MODES)}")
+    if not any(name.strip() for name in args.int8_float_blocks.split(",")):  # else read as no block, unsaid
+        raise ConfigError(f"--int8-float-blocks {args.int8_float_blocks!r} names no block; pass auto, none or "
+                          "comma-separated layer names")
     if "int8" not in modes:  # flags only full int8 reads: given for fp16 alone, they would be dropped unsaid
         defaults = vars(parse_args([]))
         unused = [f"--{name.replace('_', '-')}" for name in INT8_ONLY if getattr(args, name) != defaults[name]]

@@ -577,3 +577,14 @@ def test_a_negative_int8_max_float_blocks_is_refused_by_the_parser(capsys):
     assert stop.value.code == 2
     assert capsys.readouterr().err.startswith("error: argument --int8-max-float-blocks: must be 0 or more, got -1")
     assert convert_cli.parse_args(["--int8-max-float-blocks", "0"]).int8_max_float_blocks == 0
+
+
+def test_int8_float_blocks_naming_no_block_is_refused(tmp_path, capsys):
+    """`--int8-float-blocks ""` was read as `none` without a word."""
+    import convert as convert_cli
+
+    (tmp_path / "report.json").write_text("{}")  # another export: refused too, but after the flag
+    assert convert_cli.main(["--model", "real_fast.keras", "--int8-float-blocks", " , ", "--output",
+                             str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --int8-float-blocks ' , ' names no block; pass auto, none or "
+                                               "comma-separated layer names")
