@@ -8,6 +8,7 @@ you grow the global batch, the usual linear rule (lr x new/old batch) is a good 
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError
@@ -42,6 +43,27 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
         cpus = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=cpus)  # e.g. logical CPUs in tests
     raise AssertionError(name)  # every name in STRATEGIES is handled above
+
+
+def global_batch(batch_size: int, replicas: int, strategy: str, faces: int | None = None) -> int:
+    """The global batch to train with: `batch_size`, refused unless it splits evenly over the `replicas` (Keras
+    cannot train on unequal parts: fit died deep in tf.distribute with an AddN shape error), and cut to the
+    largest multiple of `replicas` that `faces` training faces fill, with a warning, when it is larger."""
+    on = f"the {replicas} replicas of --strategy {strategy}"
+    if batch_size % replicas:
+        lower, upper = batch_size // replicas * replicas, (batch_size // replicas + 1) * replicas
+        near = f"{lower} or {upper}" if lower else f"{upper}"
+        raise ConfigError(f"--batch-size {batch_size} does not split evenly over {on}: pass a multiple of "
+                          f"{replicas}, e.g. {near}")
+    if faces is None or batch_size <= faces:
+        return batch_size
+    usable = faces // replicas * replicas
+    if not usable:
+        raise ConfigError(f"--batch-size {batch_size}: the {faces} training face(s) cannot give each of {on} "
+                          "one face per step; train on more faces or with fewer replicas")
+    print(f"warning: --batch-size {batch_size} is more than the {faces} training faces: batches of {usable} are used"
+          + (f" (a multiple of {on})" if replicas > 1 else ""), file=sys.stderr)
+    return usable
 
 
 def unscale(value: tf.Tensor) -> tf.Tensor:

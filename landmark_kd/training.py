@@ -601,9 +601,11 @@ def _run_training(config: TrainConfig, out: str) -> dict:
             print(f"removed the TensorBoard logs of an earlier start in {out} that stopped before its first epoch "
                   "ended")
 
-    from .distribute import make_strategy
+    from .distribute import global_batch, make_strategy
 
     strategy = make_strategy(config.strategy)  # first: a multi-worker strategy needs a runtime not yet started
+    replicas = strategy.num_replicas_in_sync
+    global_batch(config.batch_size, replicas, config.strategy)  # before the data loads
     keras.utils.set_random_seed(config.seed)
     scheme = get_scheme(config.scheme)
     teacher = None
@@ -617,10 +619,9 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     train_samples, val_samples = load_data(config, scheme, os.path.join(out, "skipped.json"))
     pipeline = LandmarkPipeline(scheme, pipeline_config(config, synthetic, scheme))
     light = config.light_head if config.light_head is not None else config.preset.startswith("mobilevit")
-    if config.batch_size > len(train_samples):  # a batch of repeated faces, or memory for a batch never filled
-        print(f"warning: --batch-size {config.batch_size} is more than the {len(train_samples)} training faces: "
-              f"batches of {len(train_samples)} are used", file=sys.stderr)
-        config = dataclasses.replace(config, batch_size=len(train_samples))
+    # a batch larger than the set would repeat faces, or hold memory for a batch never filled
+    config = dataclasses.replace(config, batch_size=global_batch(config.batch_size, replicas, config.strategy,
+                                                                 len(train_samples)))
     steps = config.steps_per_epoch or max(1, len(train_samples) // config.batch_size)
     total_steps = steps * config.epochs
     warmup = int(config.warmup_epochs * steps)

@@ -55,3 +55,43 @@ def test_the_readmes_multiworker_command_trains_on_a_one_worker_cluster(tmp_path
     assert run.returncode == 0, run.stderr[-3000:]
     metrics = json.load(open(tmp_path / "run" / "metrics.json"))
     assert metrics["steps"] == 2 and os.path.isfile(tmp_path / "run" / "best.keras")
+
+
+def test_a_global_batch_must_split_evenly_over_the_replicas(capsys):
+    """Keras cannot train on unequal per-replica parts: a batch that does not split is refused naming the flag, and
+    a batch cut to the training set stays a multiple of the replicas."""
+    import pytest
+
+    from landmark_kd.distribute import global_batch
+    from landmark_kd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--batch-size 5 does not split evenly over the 2 replicas of --strategy "
+                                          r"mirrored: pass a multiple of 2, e.g. 4 or 6"):
+        global_batch(5, 2, "mirrored")
+    with pytest.raises(ConfigError, match=r"--batch-size 1 .* e\.g\. 2$"):
+        global_batch(1, 2, "mirrored")
+    assert global_batch(8, 2, "mirrored", faces=7) == 6
+    assert "batches of 6 are used (a multiple of the 2 replicas of --strategy mirrored)" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="1 training face"):
+        global_batch(2, 2, "mirrored", faces=1)
+    assert global_batch(8, 1, "auto", faces=7) == 7 and global_batch(6, 2, "mirrored", faces=100) == 6
+
+
+def test_train_py_refuses_an_uneven_batch_in_one_line_before_any_work(tmp_path):
+    """--strategy mirrored --batch-size 5 on two devices died after loading the data and building the model, with
+    a traceback from tf.distribute's all-reduce (AddN shapes [3,64,64,3] != [2,64,64,3])."""
+    script = ("import sys, tensorflow as tf\n"
+              "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+              "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+              "import train\nsys.exit(train.main(sys.argv[1:]))\n")
+    out = tmp_path / "run"
+    run = subprocess.run([sys.executable, "-c", script, "--strategy", "mirrored", "--batch-size", "5", "--epochs", "1",
+                          "--steps-per-epoch", "1", "--preset", "swinv2_pico", "--image-size", "64", "--head-dim", "16",
+                          "--synthetic-root", str(tmp_path / "faces"), "--synthetic-train", "8", "--synthetic-test",
+                          "4", "--output", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=600,
+                         env={**os.environ, "PYTHONPATH": ROOT})
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("error: --batch-size 5 does not split evenly over the 2 "
+                                                          "replicas of --strategy mirrored")
+    assert not out.exists() and not (tmp_path / "faces").exists()  # refused before the data or the folder
