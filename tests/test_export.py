@@ -42,6 +42,26 @@ def test_every_mode_converts_with_builtins_for_runtime_2_11(tiny_model, mode):
         assert np.abs(out - expected).max() < 1e-2  # pixels
 
 
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_a_model_trained_with_mixed_precision_converts_to_float32(tiny_model, policy):
+    """train.py --mixed-precision saves layers that compute in float16/bfloat16; TFLite's builtins run neither, and
+    convert.py died with "'tf.Sub' op is neither a custom op nor a flex op". It exports computing in float32."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        mixed = build_landmark_model("mobilevitv2_pico", "68", 64)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    mixed.set_weights(tiny_model.get_weights())
+    runner = TFLiteLandmarkModel(convert(mixed, "fp32"))
+    assert runner.input["dtype"] == np.float32
+    x = np.random.default_rng(1).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    out = runner.predict_landmarks(x)
+    assert all(d["dtype"] == np.float32 for d in runner.interpreter.get_output_details())
+    assert np.abs(out - tiny_model(x, training=False)["landmarks"].numpy()).max() < 1e-2  # the float32 model's answer
+    assert {layer.dtype_policy.name for layer in mixed._flatten_layers()} >= {policy}  # the model itself is unchanged
+
+
 def test_swinv2_converts_without_6d_transposes():
     model = build_landmark_model("swinv2_pico", "68", 64)
     buffer = convert(model, "fp32")

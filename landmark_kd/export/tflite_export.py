@@ -37,9 +37,13 @@ WEIGHT_MIN_ELEMENTS = 1024  # as the converter's dynamic-range quantizer: smalle
 def export_graph(model: keras.Model, with_heatmaps: bool = False) -> keras.Model:
     """A batch-1 functional view of `model` with only the outputs a device needs. A landmark_kd model's decode
     tail (heatmap softmax, AAM product, soft-argmax) is rebuilt from its head outputs with ops that XNNPACK
-    delegates and that flush tiny values (see SOFTMAX_FLOOR); the model itself is not changed."""
+    delegates and that flush tiny values (see SOFTMAX_FLOOR); the model itself is not changed. A model trained
+    with --mixed-precision is exported computing in float32 (`float32_copy`)."""
     import keras
 
+    from ..models.landmark_model import float32_copy
+
+    model = float32_copy(model)
     size = int(model.input_shape[1])
     image = keras.Input((size, size, 3), batch_size=1, name="image")
     tail = _decode_tail(model)

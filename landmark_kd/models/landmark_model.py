@@ -130,6 +130,31 @@ def copy_weights(source: keras.Model, target: keras.Model, source_name: str) -> 
     return len(src)
 
 
+MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """`model` computing in float32, same weights: one trained with --mixed-precision keeps its float16/bfloat16
+    compute policy in its saved config, and TFLite's builtin ops run none of those (convert.py died with
+    "'tf.Sub' op is neither a custom op nor a flex op"). A float32 model is returned as it is."""
+    if all(layer.dtype_policy.name not in MIXED_POLICIES for layer in model._flatten_layers()):
+        return model
+
+    def plain(node):
+        if isinstance(node, dict):
+            if node.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and isinstance(node.get("config"), dict):
+                name = node["config"].get("name")
+                return {**node, "config": {**node["config"], "name": "float32" if name in MIXED_POLICIES else name}}
+            return {key: plain(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [plain(value) for value in node]
+        return "float32" if isinstance(node, str) and node in MIXED_POLICIES else node
+
+    copy = keras.saving.deserialize_keras_object(plain(keras.saving.serialize_keras_object(model)), safe_mode=True)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def load_model(path: str) -> keras.Model:
     """Load a `.keras` landmark model with safe_mode on; clear errors for missing or corrupt files."""
     check_keras_file(path)
@@ -140,4 +165,4 @@ def load_model(path: str) -> keras.Model:
         raise ModelFileError(f"{path}: not a loadable .keras model ({type(err).__name__}: {reason})") from None
 
 
-__all__ = ["build_landmark_model", "architecture_flags", "copy_weights", "model_scheme", "model_image_size", "load_model", "HeadConfig", "EdgeToHeatmap", "BACKBONES"]
+__all__ = ["build_landmark_model", "architecture_flags", "copy_weights", "float32_copy", "model_scheme", "model_image_size", "load_model", "HeadConfig", "EdgeToHeatmap", "BACKBONES"]
