@@ -66,6 +66,15 @@ def global_batch(batch_size: int, replicas: int, strategy: str, faces: int | Non
     return usable
 
 
+def check_xla(xla: bool, mixed_precision: str, gpus: int) -> None:
+    """XLA's CPU compiler cannot compile these models' mixed-precision train step (it upcasts some float16 and
+    bfloat16 convolutions to float32, then rejects their sum: "Seen floating point types of different precisions");
+    on a machine without GPUs the pair is refused before any work instead of dying in the first step."""
+    if xla and mixed_precision != "no" and not gpus:
+        raise ConfigError(f"--xla with --mixed-precision {mixed_precision} does not compile on a CPU (XLA's CPU "
+                          "compiler rejects the mixed-precision gradients): pass one of them")
+
+
 def unscale(value: tf.Tensor) -> tf.Tensor:
     """Undo Keras' 1/replicas loss scaling, for reporting."""
     import tensorflow as tf

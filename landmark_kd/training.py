@@ -601,11 +601,12 @@ def _run_training(config: TrainConfig, out: str) -> dict:
             print(f"removed the TensorBoard logs of an earlier start in {out} that stopped before its first epoch "
                   "ended")
 
-    from .distribute import global_batch, make_strategy
+    from .distribute import check_xla, global_batch, make_strategy
 
     strategy = make_strategy(config.strategy)  # first: a multi-worker strategy needs a runtime not yet started
     replicas = strategy.num_replicas_in_sync
     global_batch(config.batch_size, replicas, config.strategy)  # before the data loads
+    check_xla(config.xla, config.mixed_precision, len(tf.config.list_logical_devices("GPU")))
     keras.utils.set_random_seed(config.seed)
     scheme = get_scheme(config.scheme)
     teacher = None

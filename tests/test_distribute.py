@@ -95,3 +95,23 @@ def test_train_py_refuses_an_uneven_batch_in_one_line_before_any_work(tmp_path):
     assert run.stderr.strip().splitlines()[-1].startswith("error: --batch-size 5 does not split evenly over the 2 "
                                                           "replicas of --strategy mirrored")
     assert not out.exists() and not (tmp_path / "faces").exists()  # refused before the data or the folder
+
+
+def test_xla_with_mixed_precision_is_refused_on_a_cpu_before_any_work(tmp_path):
+    """XLA's CPU compiler rejects the mixed-precision train step of both backbones ("Seen floating point types of
+    different precisions"): the run died with that traceback in its first step, after the data and the model."""
+    import pytest
+    import tensorflow as tf
+
+    from landmark_kd.errors import ConfigError
+    from landmark_kd.training import TrainConfig, run_training
+
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("the pair is refused only where there is no GPU")
+    config = TrainConfig(preset="swinv2_pico", image_size=64, head_dim=16, head_convs=1, xla=True,
+                         mixed_precision="mixed_bfloat16", synthetic_root=str(tmp_path / "faces"), synthetic_train=8,
+                         synthetic_test=4, epochs=1, steps_per_epoch=1, batch_size=4, output=str(tmp_path / "run"),
+                         verbose=0)
+    with pytest.raises(ConfigError, match="--xla with --mixed-precision mixed_bfloat16 does not compile on a CPU"):
+        run_training(config)
+    assert not (tmp_path / "faces").exists() and not (tmp_path / "run").exists()
