@@ -79,3 +79,41 @@ def test_importer_names_a_missing_key(tmp_path):
     """The blocks to fill come from the config, so a checkpoint lacking one fails on its first key."""
     assert_import_names_missing_key("swinv2_mini_w8", "encoder.layers.3.blocks.1.",
                                     r"missing parameter 'encoder\.layers\.3\.blocks\.1\.attention", tmp_path)
+
+
+DROP_PATH_MIRRORED = r"""
+import json, numpy as np, keras, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from landmark_kd.models.swinv2.swinv2_block import SwinV2Block
+keras.utils.set_random_seed(0)
+with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+    inputs = keras.Input((8, 8, 16))
+    block = SwinV2Block(16, 1, (8, 8), window_size=4, drop_path=0.5)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(block(inputs)))
+    model.compile("adam", "mse")
+weights = len(model.weights)
+model.fit(np.ones((4, 8, 8, 16), np.float32), np.zeros((4, 16), np.float32), batch_size=4, epochs=2, verbose=0)
+masks = [block._drop_path(tf.ones((256, 1, 1, 1)), True).numpy().ravel() for _ in range(2)]
+print("RESULT" + json.dumps({"weights": [weights, len(model.weights)], "dropped": [float(np.mean(m == 0)) for m in masks],
+                             "changed": int(np.sum(masks[0] != masks[1]))}))
+"""
+
+
+def test_drop_path_trains_under_a_mirrored_strategy(tmp_path):
+    """swinv2_nano (the default teacher) drops paths; its noise came from Keras' global seed generator, whose state
+    variable was created inside the replicas' traced step, and `train.py --strategy mirrored` died in the first
+    step ("tf.function only supports singleton tf.Variables created on the first call")."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = subprocess.run([sys.executable, "-c", DROP_PATH_MIRRORED], capture_output=True, text=True, cwd=root,
+                         timeout=300, env={**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    line = next((l for l in run.stdout.splitlines() if l.startswith("RESULT")), None)
+    assert line, run.stderr[-3000:]
+    out = json.loads(line[6:])
+    assert out["weights"][0] == out["weights"][1]  # no weight added: models saved before load as they did
+    assert all(0.3 < share < 0.7 for share in out["dropped"]) and out["changed"] > 0  # about half, fresh each call

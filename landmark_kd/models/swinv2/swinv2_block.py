@@ -61,6 +61,9 @@ class SwinV2Block(keras.layers.Layer):
                              f"size that is patch_size * window * 2^(stages-1)")
         self.mlp_ratio, self.pretrained_window_size, self.qkv_bias = float(mlp_ratio), int(pretrained_window_size), bool(qkv_bias)
         self.epsilon, self.drop_path = float(epsilon), float(drop_path)
+        # The layer's own noise source, made with the layer (under a strategy's scope): Keras' global one is made
+        # at the first random call, inside each replica's traced step, which tf.distribute refuses.
+        self.seed_generator = keras.random.SeedGenerator(name="drop_path_seed") if self.drop_path > 0 else None
         self.attention = SwinV2WindowAttention(dim, num_heads, self.window_size, pretrained_window_size, qkv_bias, dtype=self.dtype_policy, name="attention")
         self.layernorm_before = LayerNorm(epsilon=epsilon, dtype=self.dtype_policy, name="layernorm_before")
         self.intermediate = keras.layers.Dense(int(dim * mlp_ratio), dtype=self.dtype_policy, name="intermediate")
@@ -82,7 +85,7 @@ class SwinV2Block(keras.layers.Layer):
         if not training or self.drop_path <= 0:
             return x
         keep = 1.0 - self.drop_path
-        noise = keras.random.uniform((tf.shape(x)[0], 1, 1, 1), dtype=x.dtype)
+        noise = keras.random.uniform((tf.shape(x)[0], 1, 1, 1), dtype=x.dtype, seed=self.seed_generator)
         return x * tf.floor(keep + noise) / keep
 
     def call(self, x, training=False):
