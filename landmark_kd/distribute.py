@@ -75,6 +75,27 @@ def check_xla(xla: bool, mixed_precision: str, gpus: int) -> None:
                           "compiler rejects the mixed-precision gradients): pass one of them")
 
 
+def shared_overflow(grads: list) -> list:
+    """Gradients that are non-finite on every replica when they are on any. Keras' LossScaleOptimizer decides to
+    skip a step from the first replica's gradients alone (it takes them as all-reduced already, which they are
+    not yet), so an overflow on another replica was applied, and mixed_float16 weights turned NaN."""
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return grads
+    values = [g.values if isinstance(g, tf.IndexedSlices) else g for g in grads if g is not None]
+    bad = tf.cast(tf.logical_not(tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in values])), tf.float32)
+    poison = tf.where(context.all_reduce(tf.distribute.ReduceOp.SUM, bad) > 0, float("nan"), 0.0)
+
+    def poisoned(g):
+        if isinstance(g, tf.IndexedSlices):
+            return tf.IndexedSlices(g.values + tf.cast(poison, g.values.dtype), g.indices, g.dense_shape)
+        return g + tf.cast(poison, g.dtype)
+
+    return [None if g is None else poisoned(g) for g in grads]
+
+
 def unscale(value: tf.Tensor) -> tf.Tensor:
     """Undo Keras' 1/replicas loss scaling, for reporting."""
     import tensorflow as tf

@@ -85,7 +85,12 @@ class LandmarkTrainer(keras.Model):
                 total = total + self.config.alpha * parts["kd_unlabeled"]
             scaled = self.optimizer.scale_loss(total) if hasattr(self.optimizer, "scale_loss") else total
         variables = self.landmark_model.trainable_variables
-        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        grads = tape.gradient(scaled, variables)
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):  # it skips overflowing steps
+            from .distribute import shared_overflow
+
+            grads = shared_overflow(grads)
+        self.optimizer.apply(grads, variables)
         return self._track(total, parts)
 
     def test_step(self, data):

@@ -144,3 +144,49 @@ def test_a_kill_between_the_backups_weights_and_its_epoch_counter_resumes_from_a
     assert seen == [2, 3]  # the pair after epoch 2: epoch 3's weights had no counter of their own
     assert int(model.optimizer.iterations.numpy()) == 4  # 4 epochs of 1 step, as if never killed
     assert "does not match its epoch counter" in capsys.readouterr().out
+
+
+MIXED_MIRRORED = r"""
+import json, sys
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+sys.path.insert(0, "tests")
+from test_trainer import _batch
+from landmark_kd.trainer import LandmarkTrainer
+from landmark_kd.training import TrainConfig
+x, targets = _batch()
+x = np.concatenate([x, x * 1e30])  # the second replica's half overflows float16, the first's does not
+targets = {k: np.concatenate([v, v]) for k, v in targets.items()}
+keras.mixed_precision.set_global_policy("mixed_float16")
+with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+    keras.utils.set_random_seed(0)
+    image = keras.Input((64, 64, 3))  # no BatchNorm, whose shared statistics would carry the overflow across
+    maps = lambda n, name: keras.layers.Conv2D(n, 4, strides=4, activation="softplus", dtype="float32", name=name)(
+        keras.layers.Conv2D(8, 3, padding="same")(image))
+    model = keras.Model(image, {"heatmaps": maps(68, "heatmaps"), "point_maps": maps(68, "point_maps"),
+                                "edge_maps": maps(targets["edges"].shape[-1], "edge_maps")})
+    trainer = LandmarkTrainer(model, TrainConfig(clipnorm=None))
+    # a scale of 1: the first replica's gradients stay finite (Keras starts at 32768)
+    trainer.compile(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.AdamW(1e-3), initial_scale=1.0))
+keras.mixed_precision.set_global_policy("float32")
+trainer.fit(tf.data.Dataset.from_tensors((x, targets)), epochs=1, verbose=0)
+print("RESULT" + json.dumps({"finite": bool(all(np.all(np.isfinite(v.numpy())) for v in model.weights)),
+                             "applied": int(trainer.optimizer.iterations.numpy())}))
+"""
+
+
+def test_mixed_float16_skips_a_step_that_overflows_on_any_replica(tmp_path):
+    """Keras' LossScaleOptimizer judged the step by the first replica's gradients alone: an overflow on the second
+    was applied, and `--mixed-precision mixed_float16 --strategy mirrored` turned the weights NaN in its first
+    steps (the run then stopped as 'diverged' at an --lr that trains on one device)."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = subprocess.run([sys.executable, "-c", MIXED_MIRRORED], capture_output=True, text=True, cwd=root, timeout=300,
+                         env={**os.environ, "PYTHONPATH": root, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    line = next((l for l in run.stdout.splitlines() if l.startswith("RESULT")), None)
+    assert line, run.stderr[-3000:]
+    assert json.loads(line[6:]) == {"finite": True, "applied": 0}  # skipped on both replicas, weights kept
