@@ -55,6 +55,8 @@ class MeshLabeller:
         from .export.tflite_runner import make_interpreter, verify_tflite
 
         for path in (model_path, table_path):
+            if os.path.isdir(path):
+                raise MissingFileError(f"{path}: a folder; the labeller needs the file itself")
             if not os.path.isfile(path):
                 raise MissingFileError(f"{path}: labeller file not found")
         self.rows = read_mesh_table(table_path)

@@ -566,8 +566,9 @@ def _main(argv: list[str]) -> int:
                         help="video/camera tracking: run the face detector every N frames to find new faces and "
                         "confirm followed ones (also whenever a followed face looks lost) (default: 15)")
     parser.add_argument("--no-window", action="store_true", help="camera: write the .mp4 even where a display exists")
-    parser.add_argument("--threads", type=positive_int, default=1, help="TFLite threads for the landmark model; "
-                        "more only pay on idle cores (a busy core makes 2 threads several times slower than 1)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="TFLite threads for a .tflite landmark "
+                        "model (default: 1); more only pay on idle cores (a busy core makes 2 threads several times "
+                        "slower than 1)")
     parser.add_argument("--flip-test", action="store_true", help="also run each face mirrored and average the two "
                         "(1-2%% lower NME on real faces, twice the model time)")
     parser.add_argument("--refine", type=refine_passes, default=None, metavar="N",
@@ -646,9 +647,12 @@ def _main(argv: list[str]) -> int:
         if args.chips is not None:  # an earlier run's OUT/chips is deleted: never one holding this run's images
             refuse_input_folder(os.path.join(args.out, "chips"), folders, containing=True,
                                 flag="--chips folder (in --out)")
-    if args.scheme and not (args.model or default_model_path()).lower().endswith(".tflite"):
+    tflite = (args.model or default_model_path()).lower().endswith(".tflite")
+    if args.scheme and not tflite:
         parser.error("--scheme is for a .tflite model; a .keras model carries its own layout")
-    detector = LandmarkDetector(args.model, args.detector or "blazeface", args.threads, flip_test=args.flip_test,
+    if args.threads is not None and not tflite:  # TensorFlow runs a .keras model on its own thread pools
+        parser.error("--threads is for a .tflite model; a .keras model runs on TensorFlow's own threads")
+    detector = LandmarkDetector(args.model, args.detector or "blazeface", args.threads or 1, flip_test=args.flip_test,
                                 refine=args.refine, any_angle=args.any_angle, scheme=args.scheme)
     if args.points == "51" and detector.scheme.num_points not in (68, 51):
         raise ConfigError(f"--points 51 needs a 68-point model (or a 51-point one); {detector.model_path} predicts "

@@ -501,6 +501,16 @@ def test_predict_scheme_is_for_tflite_models(model_path, tmp_path, capsys):
     assert stop.value.code == 2 and "--scheme is for a .tflite model" in capsys.readouterr().err
 
 
+def test_predict_threads_is_for_tflite_models(model_path, tmp_path, capsys):
+    """A .keras model runs on TensorFlow's thread pools: --threads would be ignored, so it is refused."""
+    image = tmp_path / "face.png"
+    cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(SystemExit) as stop:
+        predict_main([str(image), "--model", model_path, "--threads", "2", "--out", str(tmp_path / "o")])
+    assert stop.value.code == 2 and "--threads is for a .tflite model" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_predict_any_angle_needs_blazeface_and_refine_needs_a_count(model_path, tmp_path, capsys):
     image = tmp_path / "face.png"
     cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))

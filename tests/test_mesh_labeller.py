@@ -38,6 +38,8 @@ def test_a_box_far_off_the_face_gives_a_low_score_or_far_points():
 def test_missing_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.tflite"):
         MeshLabeller(str(tmp_path / "nope.tflite"), str(tmp_path / "t.json"))
+    with pytest.raises(FileNotFoundError, match="a folder; the labeller needs the file itself"):
+        MeshLabeller(str(tmp_path), str(tmp_path / "t.json"))  # a folder is named as such, not as missing
 
 
 def test_wrong_labeller_files_are_one_line_errors_naming_the_file(tmp_path):
