@@ -353,6 +353,10 @@ def run_training(config: TrainConfig) -> dict:
                                    "(--init-from takes a .keras file or the run folder holding it as best.keras)")
         if not os.path.isfile(config.init_from):
             raise MissingFileError(f"{config.init_from}: no model to start from (--init-from)")
+    if config.unlabeled and not os.path.isdir(config.unlabeled):  # before the output folder is made
+        raise MissingFileError(f"{config.unlabeled}: " + ("a file; --unlabeled takes a folder of face photos"
+                                                          if os.path.exists(config.unlabeled)
+                                                          else "no such folder (--unlabeled)"))
     if config.pretrained:  # a missing or unusable checkpoint is refused before the data loads, not after
         from .models.transformers_import import check_checkpoint
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from landmark_kd.data.synthetic import generate
-from landmark_kd.errors import ConfigError
+from landmark_kd.errors import ConfigError, MissingFileError
 from landmark_kd.models import load_model
 from landmark_kd.training import TrainConfig, run_training
 
@@ -444,6 +444,18 @@ def test_unlabelled_photos_and_kd_weight_need_a_teacher(faces, photo_folder, tmp
     with pytest.raises(ConfigError, match="alpha=1 weights L_KD, which needs a teacher"):
         run_training(_config(faces, tmp_path / "u", alpha=1.0))
     assert not (tmp_path / "u").exists()  # refused before any work
+
+
+def test_unlabelled_path_that_is_no_folder_is_refused_before_any_work(teacher_run, faces, tmp_path):
+    """--unlabeled given a file (a labels .json) or a missing path: one error naming it, and no output folder left
+    behind (the refused run used to leave one holding skipped.json)."""
+    teacher = str(teacher_run[0] / "best.keras")
+    labels = tmp_path / "labels.json"
+    labels.write_text("{}")
+    for path, said in ((labels, "a file; --unlabeled takes a folder"), (tmp_path / "nope", "no such folder")):
+        with pytest.raises(MissingFileError, match=said):
+            run_training(_config(faces, tmp_path / "u", unlabeled=str(path), teacher=teacher, alpha=1.0))
+        assert not (tmp_path / "u").exists()
 
 
 def test_several_training_sets_are_pooled(faces, tmp_path, capsys, monkeypatch):
