@@ -98,3 +98,19 @@ def test_a_target_that_is_the_source_is_refused_and_the_model_left_as_it_was(tmp
     with pytest.raises(OutputError, match="the same file as the source"):
         save_with_half_weights(str(source), str(source))
     assert source.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["link.keras", "real_fast.keras"]
+
+
+def test_a_run_folder_or_a_shipped_model_name_is_read_like_every_cli_reads_a_model(saved, tmp_path, monkeypatch):
+    """The source is resolved as the other CLIs resolve a model argument: a run folder stands for its best.keras,
+    a bare shipped file name for the shipped model (it was 'not found' outside landmark_kd/pretrained/)."""
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(saved[1], run / "best.keras")
+    assert main([str(run), str(tmp_path / "from_run.keras")]) == 0
+    assert load_model(str(tmp_path / "from_run.keras")).count_params() == saved[0].count_params()
+    monkeypatch.chdir(tmp_path)  # away from the checkout: the bare name can only mean the shipped model
+    assert main(["real_fast.keras", "fast_half.keras"]) == 0
+    assert os.path.getsize(tmp_path / "fast_half.keras") > 0.4 * os.path.getsize(
+        os.path.join(os.path.dirname(__file__), "..", "landmark_kd", "pretrained", "real_fast.keras"))

@@ -106,13 +106,17 @@ def _main(argv: list[str]) -> int:
         prog="python -m landmark_kd.export.keras_half",
         description="Rewrite a .keras model with its float32 weights stored as float16 (half the file); it loads "
                     "with landmark_kd.models.load_model as the same float32 model.")
-    parser.add_argument("source", help="the .keras model to read")
+    parser.add_argument("source", help="the .keras model to read (a run folder: its best.keras; a shipped model's "
+                        "file name, e.g. real_teacher.keras, names the shipped file)")
     parser.add_argument("target", help="where to write the half-size .keras model")
     parser.add_argument("--check", action="store_true",
                         help="load both and print the largest output difference on random inputs")
     args = parser.parse_args(argv)
     if not args.target.endswith(".keras"):  # Keras picks the file format by its extension: x.h5 would not load
         parser.error(f"target {args.target}: the file name must end in .keras")
+    from ..predictor import resolve_model_path
+
+    args.source = resolve_model_path(args.source)  # as every other CLI reads a model argument
     size = os.path.getsize(args.source) if os.path.isfile(args.source) else 0
     halved = save_with_half_weights(args.source, args.target)
     mb = size / 1e6, os.path.getsize(args.target) / 1e6
