@@ -50,6 +50,13 @@ def positive_float(text: str) -> float:
     return _checked(text, float, "a number", lambda v: math.isfinite(v) and v > 0, "a finite number above 0")
 
 
+def nme_threshold(text: str) -> float:
+    """argparse type: a failure threshold on NME, above 0 and at most 1 (an error as large as the normalising
+    distance; 10 would count no face as failed, and the FR and AUC would say nothing)."""
+    return _checked(text, float, "a number", lambda v: math.isfinite(v) and 0 < v <= 1, "above 0 and at most 1 "
+                    "(0.1 is the usual: 10% of the normalising distance)")
+
+
 def non_negative_float(text: str) -> float:
     """argparse type: a finite number >= 0."""
     return _checked(text, float, "a number", lambda v: math.isfinite(v) and v >= 0, "a finite number of at least 0")
@@ -202,7 +209,7 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: TrainConfi
                    "times; steps per epoch stay those of the set as loaded (68- and 98-point layouts)")
     g.add_argument("--normalization", default=None, choices=("inter_ocular", "inter_pupil", "bbox"),
                    help="NME normaliser for validation (default: inter-ocular where the scheme has eye corners)")
-    g.add_argument("--threshold", type=positive_float, default=defaults.threshold, help="failure threshold for FR/AUC")
+    g.add_argument("--threshold", type=nme_threshold, default=defaults.threshold, help="failure threshold for FR/AUC")
     g.add_argument("--sigma", type=positive_float, default=defaults.sigma, help="heatmap Gaussian sigma in heatmap pixels")
     g = parser.add_argument_group("model")
     g.add_argument("--preset", default=defaults.preset, choices=BACKBONES, help="backbone")

@@ -287,17 +287,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
-    from .cli import ArgumentParser, positive_float, positive_int
+    from .cli import ArgumentParser, nme_threshold, positive_int
 
     parser = ArgumentParser(description="Evaluate a landmark model (.keras or .tflite) on a dataset.")
     parser.add_argument("--model", required=True, help="a .keras model (or the run folder holding it as "
                         "best.keras), or a .tflite exported by convert.py")
     parser.add_argument("--data", default=None, help="dataset path (300W folder, WFLW .txt, COFW .mat, .json/.csv); "
                         "default: the synthetic test set")
-    parser.add_argument("--data-format", default="auto", help="300w, wflw, cofw, custom or auto (default)")
+    parser.add_argument("--data-format", default="auto", help="300w, wflw, cofw, custom, synthetic (a folder the project "
+                        "generated) or auto (default)")
     parser.add_argument("--images-root", default=None, help="image folder for WFLW lists")
     parser.add_argument("--normalization", default=None, choices=["inter_ocular", "inter_pupil", "bbox"])
-    parser.add_argument("--threshold", type=positive_float, default=0.1, help="FR/AUC threshold (default 0.1)")
+    parser.add_argument("--threshold", type=nme_threshold, default=0.1, help="FR/AUC threshold (default 0.1)")
     parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--out", default=None, help="output folder (default: runs/evaluate/FOLDER_NAME, the model's "
                         "folder and file name)")
