@@ -493,21 +493,15 @@ def test_a_folder_of_folders_says_subfolders_are_not_searched(model_path, tmp_pa
     assert "no images found (its subfolders are not searched" in capsys.readouterr().err
 
 
-def test_predict_scheme_is_for_tflite_models(model_path, tmp_path, capsys):
+@pytest.mark.parametrize("flag", [["--scheme", "68"], ["--threads", "2"]])
+def test_predict_tflite_only_flags_are_refused_for_a_keras_model(model_path, tmp_path, capsys, flag):
+    """A .keras model carries its own layout and runs on TensorFlow's thread pools: --scheme and --threads would
+    be ignored, so they are refused."""
     image = tmp_path / "face.png"
     cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
     with pytest.raises(SystemExit) as stop:
-        predict_main([str(image), "--model", model_path, "--scheme", "68", "--out", str(tmp_path / "o")])
-    assert stop.value.code == 2 and "--scheme is for a .tflite model" in capsys.readouterr().err
-
-
-def test_predict_threads_is_for_tflite_models(model_path, tmp_path, capsys):
-    """A .keras model runs on TensorFlow's thread pools: --threads would be ignored, so it is refused."""
-    image = tmp_path / "face.png"
-    cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
-    with pytest.raises(SystemExit) as stop:
-        predict_main([str(image), "--model", model_path, "--threads", "2", "--out", str(tmp_path / "o")])
-    assert stop.value.code == 2 and "--threads is for a .tflite model" in capsys.readouterr().err
+        predict_main([str(image), "--model", model_path, *flag, "--out", str(tmp_path / "o")])
+    assert stop.value.code == 2 and f"{flag[0]} is for a .tflite model" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
