@@ -6,7 +6,8 @@ pipeline against what the training step consumes. Every figure comes from this o
     python benchmarks/train_throughput.py      # default teacher and student, 128 px, batch 16
     python benchmarks/train_throughput.py --image-size 256 --teacher-preset swinv2_tiny   # the paper's sizes
 
-Each measurement runs in its own subprocess so the two frameworks' thread pools never compete.
+Each measurement runs in a subprocess of its own; in the paired one the Keras and PyTorch steps alternate in one
+process, so both see the same moments of a shared CPU and neither's thread pool runs while the other's does.
 """
 import argparse
 import importlib.util

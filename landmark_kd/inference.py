@@ -2,9 +2,9 @@
 
 `LandmarkDetector` takes a `.keras` or `.tflite` landmark model (by default the shipped real-face student).
 Faces come from MediaPipe's BlazeFace (`detector="blazeface"`, the default: short- and full-range models
-shipped in `landmark_kd/assets`, run by tflite_runtime), OpenCV's Haar cascade (`"haar"`, the fallback),
-boxes you pass, or any callable `image -> [(box, score), ...]`; `detector="full"` treats the whole image as
-one face (pre-cropped input).
+shipped in `landmark_kd/assets`, run by tflite_runtime), OpenCV's Haar cascade (`"haar"`, a choice for when
+BlazeFace misses a face, never taken automatically), boxes you pass, or any callable `image -> [(box, score), ...]`;
+`detector="full"` treats the whole image as one face (pre-cropped input).
 """
 from __future__ import annotations
 

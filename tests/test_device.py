@@ -204,7 +204,7 @@ def test_a_keras_model_on_a_device_is_one_clear_error(tmp_path):
 
 
 def test_the_package_without_its_keras_models_runs_on_a_board(tmp_path):
-    """The README's board copy: landmark_kd/ without its .keras files (6.9 MB, not 76 MB; the teacher alone is
+    """The README's board copy: landmark_kd/ without its .keras files (7.0 MB, not 76 MB; the teacher alone is
     56 MB) and no TensorFlow still finds the face with the default model and runs the latency script."""
     import shutil
 
