@@ -294,8 +294,8 @@ def _main(argv: list[str] | None) -> int:
                         "best.keras), or a .tflite exported by convert.py")
     parser.add_argument("--data", default=None, help="dataset path (300W folder, WFLW .txt, COFW .mat, .json/.csv); "
                         "default: the synthetic test set")
-    parser.add_argument("--data-format", default="auto", help="300w, wflw, cofw, custom, synthetic (a folder the project "
-                        "generated) or auto (default)")
+    parser.add_argument("--data-format", default="auto",
+                        help="300w, wflw, cofw, custom, synthetic (a folder the project generated) or auto (default)")
     parser.add_argument("--images-root", default=None, help="image folder for WFLW lists")
     parser.add_argument("--normalization", default=None, choices=["inter_ocular", "inter_pupil", "bbox"])
     parser.add_argument("--threshold", type=nme_threshold, default=0.1, help="FR/AUC threshold (default 0.1)")

@@ -162,8 +162,8 @@ class ChipWriter:
                           file=sys.stderr)
 
 
-def predict_images(detector: LandmarkDetector, paths: list[str], out_dir: str, boxes: Boxes | None = None, pose_axes: bool = False,
-                   chips: ChipWriter | None = None) -> dict:
+def predict_images(detector: LandmarkDetector, paths: list[str], out_dir: str, boxes: Boxes | None = None,
+                   pose_axes: bool = False, chips: ChipWriter | None = None) -> dict:
     """Landmarks for each image path: annotated copies in `out_dir` (with `pose_axes`, each head's axes too; with
     `chips`, each face's aligned chip) and a result dict per path; an unreadable image is reported, never fatal."""
     import cv2
@@ -328,8 +328,8 @@ def _tracking_summary(tracker) -> dict | None:
             "lost": tracker.lost, "shot_cuts": tracker.cuts, "tracks": tracker.tracks_started}
 
 
-def predict_video(detector: LandmarkDetector, path: str, out_dir: str, smooth: bool, boxes: Boxes | None = None, track: bool = True,
-                  redetect_every: int = 15, max_frames: int | None = None, pose_axes: bool = False,
+def predict_video(detector: LandmarkDetector, path: str, out_dir: str, smooth: bool, boxes: Boxes | None = None,
+                  track: bool = True, redetect_every: int = 15, max_frames: int | None = None, pose_axes: bool = False,
                   chips: ChipWriter | None = None, drop_jaw: bool = False) -> dict:
     """Landmarks on every frame of a video file: annotated .mp4 plus per-frame faces (with track ids when
     tracking; a `FrameLog`, on disk in `out_dir` until landmarks.json takes them) and, with `chips`, each face's
@@ -385,8 +385,8 @@ def open_camera(index: int) -> cv2.VideoCapture:
     return capture
 
 
-def predict_camera(detector: LandmarkDetector, index: int, out_dir: str, smooth: bool, boxes: Boxes | None = None, track: bool = True,
-                   redetect_every: int = 15, max_frames: int | None = None, show: bool = True,
+def predict_camera(detector: LandmarkDetector, index: int, out_dir: str, smooth: bool, boxes: Boxes | None = None,
+                   track: bool = True, redetect_every: int = 15, max_frames: int | None = None, show: bool = True,
                    pose_axes: bool = False, chips: ChipWriter | None = None, drop_jaw: bool = False) -> dict:
     """Live landmarks from camera `index`: a window where a display exists (stop with 'q'), otherwise the
     annotated frames go to an .mp4 in `out_dir`; Ctrl-C or `max_frames` also stop. Smoothing uses the real time
