@@ -132,7 +132,8 @@ def _tail_layers() -> dict:
 
 
 def convert(model: keras.Model, mode: str = "fp32",
-            representative: Callable[[], Iterable[list[np.ndarray]]] | None = None, int8_io: bool = False, with_heatmaps: bool = False, float_blocks: Sequence[str] = ()) -> bytes:
+            representative: Callable[[], Iterable[list[np.ndarray]]] | None = None, int8_io: bool = False,
+            with_heatmaps: bool = False, float_blocks: Sequence[str] = ()) -> bytes:
     """Convert with tf.lite.TFLiteConverter straight from Keras; `representative` is needed for `int8`, whose
     `float_blocks` (layer names, see int8_sensitivity) stay float besides the decode tail. `int8_io` (int8 only):
     the image input is int8 (pixel value - 128 for a uint8 pixel), the outputs stay float (coordinates in int8
