@@ -590,12 +590,12 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     backup = ResumableBackup(backup_dir)
     resuming = not config.restart and os.path.isdir(backup_dir) and backup.holds_weights()
     started = None
-    if os.path.isdir(backup_dir) and not resuming and not config.restart:
-        print(f"an earlier start in {out} stopped before its first epoch ended: starting over")
     if resuming:
         print(f"Resuming the interrupted run from {backup_dir} (use --restart to start over)")
         started = read_json(os.path.join(out, "config.json"))
     elif not config.restart:  # --restart removes these with the rest of the earlier run, once the model is built
+        if os.path.isdir(backup_dir):
+            print(f"an earlier start in {out} stopped before its first epoch ended: starting over")
         if os.path.exists(os.path.join(out, "best.json")):
             os.remove(os.path.join(out, "best.json"))  # a finished earlier run's best score must not gate this one
         logs = os.path.join(out, "logs")
