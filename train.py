@@ -1,6 +1,6 @@
 """Train the teacher: SwinV2 + AAM heatmap head with L_STAR + L_AAM (arXiv 2404.06029).
 
-    python train.py                 # quick teacher on the embedded synthetic faces (25-60 min on 2 CPU cores)
+    python train.py                 # quick teacher on the embedded synthetic faces (35-80 min on 2 CPU cores)
     python train.py --preset swinv2_tiny --image-size 256 --train-data WFLW/list_98pt_rect_attr_train.txt \
         --val-data WFLW/list_98pt_rect_attr_test.txt --images-root WFLW/WFLW_images --scheme 98
 """
