@@ -713,8 +713,10 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     callbacks = [
         divergence,
         EvaluateAndCheckpoint(model, val_ds, val_samples, scheme, config, out, divergence),
-        keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False),
+        # the backup before TensorBoard: a kill while it saves epoch N used to leave N's curve point written, and
+        # the resumed run, redoing N, wrote a second point at the same step (a zigzag in TensorBoard)
         backup,
+        keras.callbacks.TensorBoard(os.path.join(out, "logs"), write_graph=False),
     ]
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     start = time.time()

@@ -664,6 +664,36 @@ def test_a_start_killed_after_its_first_best_keras_but_before_its_backup_is_not_
     assert metrics["steps"] == 2 and not (out / "backup").exists()
 
 
+def test_a_run_killed_while_backing_up_an_epoch_logs_each_epoch_once_in_tensorboard(faces, tmp_path, monkeypatch):
+    """TensorBoard wrote epoch N's points before the backup saved N: killed in that save, the run resumed at N
+    and logged N again, two points at one step."""
+    import tensorflow as tf
+
+    from landmark_kd import trainer
+
+    out = tmp_path / "run"
+    saves = []
+    save = trainer.ResumableBackup._save_model
+
+    def killed_in_the_second_save(self):
+        saves.append(1)
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+        save(self)
+
+    monkeypatch.setattr(trainer.ResumableBackup, "_save_model", killed_in_the_second_save)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(_config(faces, out, epochs=3, steps_per_epoch=1))
+    monkeypatch.undo()
+    import gc
+
+    gc.collect()  # the killed fit's summary writers flush as they go
+    run_training(_config(faces, out, epochs=3, steps_per_epoch=1))
+    steps = [e.step for path in (out / "logs" / "train").iterdir()
+             for e in tf.compat.v1.train.summary_iterator(str(path)) for v in e.summary.value if v.tag == "epoch_loss"]
+    assert sorted(steps) == [0, 1, 2]
+
+
 def test_fine_tuning_from_another_architecture_or_no_file_is_refused(teacher_run, faces, tmp_path):
     from landmark_kd.errors import MissingFileError
 
