@@ -94,9 +94,11 @@ class Predictor:
         except ImportError:  # a device with only tflite_runtime
             raise ModelFileError(f"{path}: a .keras model needs TensorFlow, which is not installed here; run its "
                                  ".tflite export (convert.py) instead") from None
-        from .models import load_model
+        from .models import float32_copy, load_model
 
-        predictor = KerasPredictor(load_model(path))
+        # a model trained with --mixed-precision computes in float16/bfloat16 as saved: slow on a CPU, and not
+        # what its .tflite export (float32) computes
+        predictor = KerasPredictor(float32_copy(load_model(path)))
         predictor.path = path
         if scheme is not None:  # a .keras model carries its layout: a different one given is a mistake
             from .schemes import get_scheme

@@ -40,6 +40,26 @@ def test_keras_and_tflite_predictors_agree_in_any_batch_size(saved_model):
     assert np.allclose(keras_p(crops[3:4]), a[3:4], atol=1e-4)
 
 
+def test_a_model_trained_with_mixed_precision_predicts_in_float32(saved_model, tmp_path):
+    """Loaded as saved, a --mixed-precision model computed in float16 on the CPU (slowly), not as its float32
+    .tflite export does."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mixed = build_landmark_model("mobilevitv2_pico", get_scheme("68"), 64, HeadConfig(16, 1, True))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    plain = KerasPredictor(keras.saving.load_model(str(saved_model / "m.keras"), safe_mode=True, compile=False))
+    mixed.set_weights(plain.model.get_weights())
+    mixed.save(str(tmp_path / "mixed.keras"))
+    loaded = Predictor.from_path(str(tmp_path / "mixed.keras"))
+    assert {layer.dtype_policy.name for layer in loaded.model._flatten_layers()} == {"float32"}
+    crops = np.random.default_rng(1).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    assert np.allclose(loaded(crops), plain(crops), atol=1e-4)
+
+
 def test_predict_dataset_maps_back_to_image_pixels(saved_model, tmp_path):
     faces = generate(str(tmp_path / "faces"), 20, seed=2, size=96, sheet=False)
     samples, _ = load_dataset(faces, num_points=68)

@@ -389,7 +389,7 @@ def run_export(args: ExportConfig,
     from ..data import load_dataset
     from ..data.pipeline import LandmarkPipeline, PipelineConfig
     from ..data.synthetic import ensure_default_dataset
-    from ..models import load_model, model_image_size, model_scheme
+    from ..models import float32_copy, load_model, model_image_size, model_scheme
     from ..outputs import prepare_output_dir
     from .benchmark import PROCESS_NOTE, measure_latency, process_note
     from .flops import count_flops
@@ -398,7 +398,7 @@ def run_export(args: ExportConfig,
     from .tflite_runner import scheme_file
     from ..predictor import KerasPredictor, TFLitePredictor
 
-    model = load_model(args.model)
+    model = float32_copy(load_model(args.model))  # the Keras reference computes as the export does: in float32
     scheme, size = model_scheme(model), model_image_size(model)
     prepare_output_dir(args.output)
     needed = (("test",) if args.data is None else ()) + (  # the synthetic splits this export uses, if any

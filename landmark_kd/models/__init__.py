@@ -8,7 +8,7 @@ from importlib import import_module
 from .presets import BACKBONES
 
 _LAZY = {"HeadConfig": ".aam_head", "backbone_from_transformers": ".transformers_import",
-         **{name: ".landmark_model" for name in ("build_landmark_model", "copy_weights", "load_model",
+         **{name: ".landmark_model" for name in ("build_landmark_model", "copy_weights", "float32_copy", "load_model",
                                                  "model_image_size", "model_scheme")}}
 
 
@@ -18,5 +18,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["backbone_from_transformers", "build_landmark_model", "copy_weights", "load_model", "model_scheme", "model_image_size",
+__all__ = ["backbone_from_transformers", "build_landmark_model", "copy_weights", "float32_copy", "load_model", "model_scheme", "model_image_size",
            "HeadConfig", "BACKBONES"]
