@@ -75,3 +75,42 @@ def test_losses_round_trip_config():
         assert clone.get_config() == loss.get_config()
     with pytest.raises(ValueError, match="dist must be"):
         STARLoss(dist="huber")
+
+
+@pytest.mark.parametrize("dist", ["smoothl1", "l1", "l2"])
+def test_star_loss_splits_the_error_along_the_heatmap_axes(dist):
+    # Axis-aligned anisotropic Gaussians (wide in x, narrow in y): the major axis is x, so the x error is divided
+    # by the larger spread and the y error by the smaller; checked against an independent numpy form for each
+    # distance (the official reference covers smoothl1 and l2 only). Landmark 1's error is small enough to hit
+    # the quadratic branch of smooth-L1.
+    size, sx, sy = 33, 4.0, 1.5
+    grid = np.arange(size, dtype=np.float64)
+    centres = [(12.0, 18.0), (20.0, 14.0)]
+    hm = np.stack([np.exp(-((grid[None, :] - cx) ** 2 / (2 * sx * sx) + (grid[:, None] - cy) ** 2 / (2 * sy * sy)))
+                   for cx, cy in centres], -1)[None].astype(np.float32)
+    offsets = np.array([[0.1, -0.2], [0.004, -0.003]])
+    eps, w = 1e-5, 1.5
+    xs = grid / (size - 1) * 2 - 1
+    expected, landmarks = [], []
+    for n in range(2):
+        p = hm[0, :, :, n].astype(np.float64)
+        p = p / p.sum()
+        mx, my = (p * xs[None, :]).sum(), (p * xs[:, None]).sum()
+        v1 = 1 + eps
+        denom = v1 - ((p * p).sum() + eps) / v1
+        a = (p * (xs[None, :] - mx) ** 2).sum() / denom
+        c = (p * (xs[:, None] - my) ** 2).sum() / denom
+        assert a > 2 * c  # x really is the major axis
+        ex, ey = offsets[n]
+        landmarks.append([mx + ex, my + ey])
+        if dist == "l1":
+            d = np.abs
+        elif dist == "l2":
+            d = np.square
+        else:
+            d = lambda e: np.where(abs(e) < 0.01, 50 * e * e, abs(e) - 0.005)  # noqa: E731
+        expected.append(d(ey) / np.sqrt(c + eps) + d(ex) / np.sqrt(a + eps) + w * (a + c))
+    loss = STARLoss(w=w, dist=dist, epsilon=eps)
+    value = float(loss(np.array([landmarks], np.float32), hm))
+    assert value == pytest.approx(np.mean(expected), rel=1e-4)
+
