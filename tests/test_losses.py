@@ -114,3 +114,19 @@ def test_star_loss_splits_the_error_along_the_heatmap_axes(dist):
     value = float(loss(np.array([landmarks], np.float32), hm))
     assert value == pytest.approx(np.mean(expected), rel=1e-4)
 
+
+def test_kd_loss_resizes_the_teacher_bilinearly_to_the_student_grid():
+    # An 8x8 teacher against a 4x4 student: the teacher is resized (half-pixel bilinear, i.e. the mean of each 2x2
+    # block) to the student's grid, so a student equal to the block means has zero loss and any other does not.
+    rng = np.random.default_rng(1)
+    teacher = rng.uniform(0.1, 1, (2, 8, 8, 3)).astype(np.float32)
+    blocks = teacher.reshape(2, 4, 2, 4, 2, 3).mean((2, 4))
+    for mode in ("l2", "mse"):
+        for normalize in (True, False):
+            loss = HeatmapDistillationLoss(mode=mode, normalize=normalize)
+            bad = float(loss(teacher, teacher[:, ::2, ::2]))  # what nearest-neighbour resizing would match
+            assert bad > 0
+            assert float(loss(teacher, blocks)) <= 1e-3 * bad
+    other = rng.uniform(0.1, 1, (2, 4, 4, 3)).astype(np.float32)
+    loss = HeatmapDistillationLoss(mode="mse", normalize=False)
+    assert float(loss(teacher, other)) == pytest.approx(((blocks - other) ** 2).mean(), rel=1e-4)
