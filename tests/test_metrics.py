@@ -153,3 +153,76 @@ def test_a_layout_name_is_taken_and_no_faces_is_an_error_for_every_score():
     for score in (failure_rate, auc, ced, lambda e: summarize(e, "inter_ocular", 68)):
         with pytest.raises(DataError, match="no faces to score"):
             score(np.zeros(0))
+
+
+def test_bbox_is_the_geometric_mean_of_width_and_height_and_pupils_are_eye_centres():
+    scheme = get_scheme("68")
+    gt = np.zeros((1, 68, 2))
+    gt[0, :, :] = (5, 5)
+    gt[0, 0], gt[0, 16] = (0, 2), (40, 12)  # box 40 wide, 10 high
+    assert normalising_distance(gt, scheme, "bbox")[0] == pytest.approx(np.sqrt(40 * 10))
+    # Eyes whose six points spread around centres (10, 4) and (30, 6): the pupil is the mean, not one corner.
+    ring = np.array([[-3, 0], [-1, -2], [1, -2], [3, 0], [1, 2], [-1, 2]], float)
+    gt[0, 36:42] = ring + (10, 4)
+    gt[0, 42:48] = ring * 1.5 + (30, 6)
+    assert normalising_distance(gt, scheme, "inter_pupil")[0] == pytest.approx(np.hypot(20, 2))
+
+
+def test_inner51_averages_over_exactly_the_points_from_17_on():
+    gt = np.zeros((1, 68, 2))
+    gt[0, 36], gt[0, 45] = [0, 0], [50, 0]
+    pred = gt.copy()
+    pred[0, 17] += [30, 40]  # 50 px off on the first eyebrow point only: mean 50 / 51 px
+    pred[0, 16] += 1000  # the last jaw point is not scored
+    assert nme_inner51(pred, gt)[0] == pytest.approx(50 / 51 / 50)
+
+
+def test_a_nan_error_is_a_failure_and_summarize_scores_at_its_own_threshold():
+    assert failure_rate(np.array([0.01, np.nan, 0.02, 0.03]), 0.1) == pytest.approx(0.25)
+    errors = np.array([0.01, 0.03, 0.06, 0.2])
+    summary = summarize(errors, "bbox", 51, threshold=0.05)
+    assert summary["fr"] == pytest.approx(0.5) and summary["threshold"] == 0.05
+    assert summary["auc"] == pytest.approx(auc(errors, 0.05)) and summary["auc"] != pytest.approx(auc(errors, 0.1))
+    assert summary["normalization"] == "bbox" and summary["num_points"] == 51
+
+
+def test_pose_group_bounds_are_frontal_below_0_3_and_large_pose_from_0_5():
+    from landmark_kd.metrics import pose_groups
+
+    # Jaw ends at x = -50 and 50, the nose at x on the line: yaw index (x + 50 - (50 - x)) / 100 = x / 50.
+    faces = np.zeros((5, 68, 2))
+    faces[:, 0], faces[:, 16] = [-50, 0], [50, 0]
+    faces[:, 30, 0] = [14, 15, 20, 25, -25]  # yaw 0.28, 0.3, 0.4, 0.5, -0.5
+    groups = pose_groups(faces)
+    assert groups["frontal"].tolist() == [True, False, False, False, False]
+    assert groups["large_pose"].tolist() == [False, False, False, True, True]
+
+
+def test_paired_ratio_interval_is_the_central_level_of_the_bootstrap_and_ties_are_not_wins():
+    # With model B's errors all 1, each resampled ratio is a resampled mean of A's errors: for 400 faces the
+    # central 95% is close to mean +- 1.96 standard errors (and the central 50% to +- 0.674).
+    rng = np.random.default_rng(3)
+    a = rng.normal(1.0, 0.2, 400)
+    se = a.std() / np.sqrt(a.size)
+    for level, z in ((0.95, 1.960), (0.5, 0.674)):
+        result = paired_ratio(a, np.ones(400), resamples=10000, level=level)
+        assert result["high"] - result["low"] == pytest.approx(2 * z * se, rel=0.05)
+        assert result["low"] < a.mean() < result["high"] and result["level"] == level
+    same = paired_ratio(a, a.copy(), resamples=500)
+    assert same["ratio"] == 1.0 and same["a_better_share"] == 0.0  # a tie is not A being better
+
+
+def test_faces_that_cannot_be_normalised_are_dropped_and_named():
+    from landmark_kd.data.records import LoadReport, Sample
+    from landmark_kd.metrics import drop_unnormalisable
+
+    rng = np.random.default_rng(0)
+    faces = rng.uniform(0, 100, (3, 68, 2)).astype(np.float32)
+    faces[1, 45] = faces[1, 36]  # no inter-ocular distance
+    samples = [Sample(f"{i}.png", faces[i], source=f"list:{i}") for i in range(3)]
+    report = LoadReport(loaded=3)
+    kept = drop_unnormalisable(samples, get_scheme("68"), None, report)
+    assert [s.source for s in kept] == ["list:0", "list:2"] and report.loaded == 2
+    assert len(report.skipped) == 1 and report.skipped[0][0] == "list:1"
+    assert "inter_ocular distance is zero" in report.skipped[0][1]
+    assert len(drop_unnormalisable(samples, get_scheme("68"), "bbox")) == 3  # its box is not empty
