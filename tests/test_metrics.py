@@ -53,6 +53,12 @@ def test_decoders_find_a_gaussian_peak():
     hm = _gaussian(12.3, 20.6)[None, :, :, None]
     assert np.allclose(soft_argmax(hm)[0, 0], [12.3, 20.6], atol=0.02)
     assert np.allclose(local_soft_argmax(hm, 4)[0, 0], [12.3, 20.6], atol=0.02)
+    # Negative values (a quantised or fp16 map's noise) are clipped to 0, not weighted: a negative patch far from
+    # the peak would otherwise push the mean away from it.
+    dipped = hm.copy()
+    dipped[0, 0:6, 0:6, 0] = -0.05
+    assert np.allclose(soft_argmax(dipped)[0, 0], [12.3, 20.6], atol=0.02)
+    assert np.allclose(local_soft_argmax(dipped, 32)[0, 0], [12.3, 20.6], atol=0.02)
 
 
 def test_local_decode_ignores_a_far_second_mode_that_pulls_the_full_mean():
