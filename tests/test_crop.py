@@ -62,3 +62,29 @@ def test_large_faces_are_shrunk_by_area_so_fine_detail_does_not_alias():
     smooth = smooth.astype(np.float32)
     np.testing.assert_allclose(warp_square(smooth, m, 112)[inside],
                                cv2.warpAffine(smooth, m, (112, 112), flags=cv2.INTER_LINEAR)[inside], atol=1.0)
+
+
+def test_crop_matrix_parameters_scale_shift_turn_and_mirror_about_the_crop_centre():
+    """Each augmentation parameter against its meaning: `scale` > 1 takes in more of the image, (tx, ty) shift
+    the crop's output in x and y, `angle` turns an image offset (d, 0) from the centre to s d (cos, -sin), and
+    `flip` mirrors x about the crop centre (out_size - 1) / 2."""
+    def apply(m, p):
+        return np.asarray(m)[:, :2] @ np.asarray(p, np.float64) + np.asarray(m)[:, 2]
+
+    cx, cy, side, out = 70.0, 40.0, 100.0, 64
+    centre = (out - 1) / 2
+    assert np.allclose(apply(crop_matrix(cx, cy, side, out), (cx + 50, cy + 25)), [centre + 32, centre + 16])
+    assert np.allclose(apply(crop_matrix(cx, cy, side, out, scale=2.0), (cx + 50, cy - 50)), [centre + 16, centre - 16])
+    assert np.allclose(apply(crop_matrix(cx, cy, side, out, tx=3.0, ty=-7.0), (cx, cy)), [centre + 3, centre - 7])
+    angle = np.radians(30)
+    turned = apply(crop_matrix(cx, cy, side, out, angle=angle), (cx + 50, cy))
+    assert np.allclose(turned, [centre + 32 * np.cos(angle), centre - 32 * np.sin(angle)])
+    flipped = apply(crop_matrix(cx, cy, side, out, tx=3.0, ty=-7.0, flip=True), (cx + 50, cy + 25))
+    assert np.allclose(flipped, [centre - 32 + 3, centre + 16 - 7])
+
+
+def test_a_tall_box_is_framed_by_its_height():
+    m = box_crop_matrix([10, 20, 50, 120], 64, margin=0.25)  # 40 wide, 100 high
+    assert np.isclose(m[0, 0], 64 / 125) and np.isclose(m[1, 1], 64 / 125)
+    assert np.allclose(m[:, :2] @ [30.0, 70.0] + m[:, 2], [31.5, 31.5])
+
