@@ -32,6 +32,7 @@ def test_pts_round_trip_and_one_based(tmp_path):
 @pytest.mark.parametrize("content,message", [
     ("version: 1\nn_points: 68\n{\n1 2\n3 4\n", "truncated"),
     ("version: 1\nn_points: 3\n{\n1 2\n3 4\n}\n", "header says 3 points, file has 2"),
+    ("version: 1\nn_points: 1\n{\n1 2\n3 4\n}\n", "header says 1 points, file has 2"),
     ("version: 1\nn_points: 2\n{\n1 2\nx 4\n}\n", ":5: not a number"),
     ("hello\n", "missing 'n_points'"),
 ])
@@ -47,6 +48,19 @@ def test_a_pts_file_with_a_byte_order_mark_and_no_version_line(tmp_path):
     path = tmp_path / "a.pts"
     path.write_bytes(b"\xef\xbb\xbfn_points: 2\r\n{\r\n1 2\r\n3 4\r\n}\r\n")
     assert read_pts(str(path)).tolist() == [[0, 1], [2, 3]]
+
+
+def test_upper_case_pts_and_image_extensions_are_paired(tmp_path):
+    """Files copied from Windows or a camera: FACE.PTS beside FACE.JPG is one labelled face."""
+    from landmark_kd.data.pts300w import find_pairs
+
+    cv2.imwrite(str(tmp_path / "face.jpg"), np.full((64, 64, 3), 128, np.uint8))
+    os.rename(tmp_path / "face.jpg", tmp_path / "FACE.JPG")
+    write_pts(str(tmp_path / "FACE.PTS"), _face_points())
+    assert find_pairs(str(tmp_path)) == [(str(tmp_path / "FACE.JPG"), str(tmp_path / "FACE.PTS"))]
+    samples, report = load_dataset(str(tmp_path), num_points=68)
+    assert len(samples) == 1 and not report.skipped and not report.notes
+    assert np.allclose(samples[0].landmarks, _face_points(), atol=1e-3)
 
 
 def test_a_folder_without_pts_files_points_at_the_list_file_it_holds(tmp_path):
