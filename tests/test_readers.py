@@ -190,6 +190,26 @@ def test_custom_json_and_csv(tmp_path):
     assert len(samples) == 1 and samples[0].image_path == str(tmp_path / "img" / "b.png"), report.skipped
 
 
+def test_custom_boxes_are_read_from_json_and_from_csv_columns_by_name(tmp_path):
+    """Each face's box reaches its sample, in x0, y0, x1, y1 order however the CSV orders its bbox columns; a row
+    with empty bbox cells has none."""
+    _image(str(tmp_path / "a.png"))
+    pts = _face_points(3)
+    (tmp_path / "ann.json").write_text(json.dumps([{"image": "a.png", "landmarks": pts.tolist(),
+                                                    "bbox": [2, 3, 55, 58]}]))
+    samples, _ = load_dataset(str(tmp_path / "ann.json"), num_points=3)
+    assert samples[0].bbox.tolist() == [2, 3, 55, 58]
+    header = "image,x0,y0,bbox_y1,bbox_x0,x1,y1,bbox_x1,bbox_y0,x2,y2"
+    cells = lambda box: [f"{v:.2f}" for v in pts[0]] + box[:2] + [f"{v:.2f}" for v in pts[1]] + box[2:]  # noqa: E731
+    rows = ["a.png," + ",".join(cells(["58", "2", "55", "3"]) + [f"{v:.2f}" for v in pts[2]]),
+            "a.png," + ",".join(cells(["", "", "", ""]) + [f"{v:.2f}" for v in pts[2]])]
+    (tmp_path / "ann.csv").write_text("\n".join([header] + rows) + "\n")
+    samples, report = load_dataset(str(tmp_path / "ann.csv"), num_points=3)
+    assert not report.skipped and len(samples) == 2
+    assert samples[0].bbox.tolist() == [2, 3, 55, 58] and samples[1].bbox is None
+    assert np.allclose(samples[0].landmarks, pts, atol=0.01)
+
+
 def test_cofw_mat_reader(tmp_path):
     scipy_io = pytest.importorskip("scipy.io")
     rng = np.random.default_rng(0)
