@@ -210,6 +210,21 @@ def test_custom_boxes_are_read_from_json_and_from_csv_columns_by_name(tmp_path):
     assert np.allclose(samples[0].landmarks, pts, atol=0.01)
 
 
+def test_cofw_colour_images_are_stored_with_their_colours(tmp_path):
+    """COFW_*_color.mat holds RGB images; the extracted PNG, read back by OpenCV as BGR, is the same picture."""
+    scipy_io = pytest.importorskip("scipy.io")
+    rgb = np.zeros((40, 50, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 200, 10, 60
+    images = np.empty((1, 1), dtype=object)
+    images[0, 0] = rgb
+    pts = np.random.default_rng(0).uniform(10, 30, (1, 29, 2))
+    phis = np.concatenate([pts[..., 0], pts[..., 1], np.zeros((1, 29))], axis=1)
+    path = str(tmp_path / "COFW_test_color.mat")
+    scipy_io.savemat(path, {"IsT": images, "phisT": phis, "bboxesT": np.array([[5.0, 5, 30, 30]])})
+    samples, _ = load_dataset(path, num_points=29)
+    np.testing.assert_array_equal(cv2.imread(samples[0].image_path)[..., ::-1], rgb)
+
+
 def test_cofw_mat_reader(tmp_path):
     scipy_io = pytest.importorskip("scipy.io")
     rng = np.random.default_rng(0)
