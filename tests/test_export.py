@@ -85,6 +85,25 @@ def test_audit_rejects_a_6d_transpose_with_the_op_named():
     assert audit(buffer, "2.12.0").ok
 
 
+def test_read_model_counts_each_ops_uses_and_audit_refuses_a_custom_op():
+    """Every use of an op is counted (ADD twice here), and an op outside the builtins (a custom op, as
+    allow_custom_ops writes for tf.math.igamma) is refused by name whatever it is called."""
+    import tensorflow as tf
+
+    def converted(fn, custom=False):
+        fn = tf.function(fn, input_signature=[tf.TensorSpec([1, 4], tf.float32)])
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
+        converter.allow_custom_ops = custom
+        return converter.convert()
+
+    ops, _ = read_model(converted(lambda x: (x + 1.0) * 2.0 + tf.reverse(x, [1])))
+    assert [(o.name, o.count, o.custom) for o in ops] == [("ADD", 2, False), ("MUL", 1, False), ("REVERSE_V2", 1, False)]
+    buffer = converted(lambda x: tf.math.igamma(x, x + 1.0), custom=True)
+    assert [(o.name, o.custom) for o in read_model(buffer)[0]] == [("ADD", False), ("Igamma", True)]
+    with pytest.raises(RuntimeCompatibilityError, match=r"igamma\.tflite needs .*: Igamma \(custom/Flex op"):
+        audit(buffer, "2.11.0", source="igamma.tflite")
+
+
 def test_corrupt_tflite_files_are_reported(tmp_path):
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"\x00" * 64)
