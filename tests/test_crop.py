@@ -91,8 +91,8 @@ def test_a_tall_box_is_framed_by_its_height():
 
 def test_the_shrunk_warp_samples_the_same_image_points_as_the_plain_warp():
     """On a linear ramp (each pixel's value its own x and y) area and bilinear resampling are exact, so each output
-    pixel must hold the image coordinates that the inverse matrix assigns it: the shrunk path's block centres are placed at
-    (p + 0.5) k - 0.5, not half a source pixel off."""
+    pixel must hold the image coordinates that the inverse matrix assigns it: the shrunk path's block centres are
+    placed at (p + 0.5) k - 0.5, not half a source pixel off."""
     points = posed_face(0.0, at=(0.0, 0.0, 150.0), size=(1400, 1400))
     m = chip_matrix(points, "68", 112)
     assert np.sqrt(np.linalg.det(m[:, :2])) < 0.1

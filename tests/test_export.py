@@ -97,7 +97,8 @@ def test_read_model_counts_each_ops_uses_and_audit_refuses_a_custom_op():
         return converter.convert()
 
     ops, _ = read_model(converted(lambda x: (x + 1.0) * 2.0 + tf.reverse(x, [1])))
-    assert [(o.name, o.count, o.custom) for o in ops] == [("ADD", 2, False), ("MUL", 1, False), ("REVERSE_V2", 1, False)]
+    assert [(o.name, o.count, o.custom) for o in ops] == [("ADD", 2, False), ("MUL", 1, False),
+                                                          ("REVERSE_V2", 1, False)]
     buffer = converted(lambda x: tf.math.igamma(x, x + 1.0), custom=True)
     assert [(o.name, o.custom) for o in read_model(buffer)[0]] == [("ADD", False), ("Igamma", True)]
     with pytest.raises(RuntimeCompatibilityError, match=r"igamma\.tflite needs .*: Igamma \(custom/Flex op"):
