@@ -58,6 +58,13 @@ def test_targets_values():
     e = edge_maps(points, scheme, 16, 1.0).numpy()
     assert e.shape == (16, 16, 9)
     assert e[8, 7, 0] == pytest.approx(1.0) and e[10, 7, 0] == pytest.approx(np.exp(-2.0), rel=1e-5)
+    # past the line's ends the distance is to the end point, not to the infinite line through it
+    assert e[8, 14, 0] == pytest.approx(np.exp(-2.0), rel=1e-5) and e[8, 0, 0] == pytest.approx(np.exp(-2.0), rel=1e-5)
+    assert e[12, 15, 0] == pytest.approx(np.exp(-12.5), rel=1e-4)  # (15, 12): 3 across and 4 down from (12, 8)
+    # sigma enters squared (at sigma 1 that cannot be told from sigma itself): two cells off at sigma 2
+    g2 = gaussian_maps(pts, 16, 2.0).numpy()
+    assert g2[4, 5, 0] == pytest.approx(np.exp(-0.5)) and g2[6, 3, 0] == pytest.approx(np.exp(-0.5))
+    assert edge_maps(points, scheme, 16, 2.0).numpy()[10, 7, 0] == pytest.approx(np.exp(-0.5), rel=1e-5)
 
 
 def test_corrupted_image_after_validation_is_dropped_not_fatal(faces, tmp_path):
