@@ -67,6 +67,30 @@ def test_targets_values():
     assert edge_maps(points, scheme, 16, 2.0).numpy()[10, 7, 0] == pytest.approx(np.exp(-0.5), rel=1e-5)
 
 
+def test_flip_swaps_left_and_right_points_and_augmentation_spans_both_ways(faces):
+    """A mirrored crop's landmark targets, mapped back through its matrix, are the annotation with left and right
+    points swapped by the scheme's permutation (not the same indices, nor unpermuted); `flip=False` mirrors no crop.
+    Rotation and scale are drawn on both sides of none, within their bounds, about the face box's square side."""
+    from landmark_kd.crop import CROP_MARGIN
+
+    perm = get_scheme("68").flip_permutation()
+    for flip in (True, False):
+        cfg = PipelineConfig(image_size=64, flip=flip)
+        _, targets = next(iter(LandmarkPipeline(get_scheme("68"), cfg).dataset(faces, 12, training=True, seed=3)))
+        affine = targets["affine"].numpy()
+        mirrored = np.linalg.det(affine[:, :, :2]) < 0
+        back = crop_to_image(normalised_to_pixels(targets["landmarks"].numpy(), 16, 4), affine)
+        gt = np.stack([faces[i].landmarks for i in targets["index"].numpy()])
+        assert np.abs(back - np.where(mirrored[:, None, None], gt[:, perm], gt)).max() < 1e-2
+        assert 2 <= mirrored.sum() <= 10 if flip else not mirrored.any()
+    boxes = np.array([faces[i].face_box() for i in targets["index"].numpy()], np.float64)
+    side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]) * (1 + CROP_MARGIN)
+    scale = 64 / (side * np.sqrt(np.abs(np.linalg.det(affine[:, :, :2]))))
+    assert np.all(np.abs(scale - 1) <= cfg.scale + 1e-4) and scale.min() < 0.97 and scale.max() > 1.03
+    angles = np.degrees(np.arctan2(affine[:, 1, 0], affine[:, 1, 1]))
+    assert np.all(np.abs(angles) <= cfg.rotation + 1e-3) and angles.min() < -5 and angles.max() > 5
+
+
 def test_corrupted_image_after_validation_is_dropped_not_fatal(faces, tmp_path):
     import shutil
     bad = [type(f)(f.image_path, f.landmarks, f.bbox, f.source) for f in faces[:4]]
