@@ -22,6 +22,8 @@ def test_68_flip_maps_left_eye_corner_to_right_and_fixes_nose_tip():
     assert perm[36] == 45 and perm[45] == 36 and perm[30] == 30 and perm[0] == 16 and perm[8] == 8
     wflw = get_scheme("wflw").flip_permutation()
     assert wflw[96] == 97 and wflw[60] == 72 and wflw[16] == 16
+    cofw = get_scheme("cofw").flip_permutation()  # upper eyelids (12, 14) swap, and lower ones (13, 15)
+    assert cofw[12] == 14 and cofw[13] == 15 and cofw[16] == 17 and cofw[20] == 20 and cofw[28] == 28
 
 
 def test_51_is_68_without_jaw():
@@ -61,3 +63,42 @@ def test_a_json_layout_is_a_scheme_for_the_clis(tmp_path):
         get_scheme(str(path))
     with pytest.raises(ConfigError, match="scheme file not found"):
         get_scheme(str(tmp_path / "none.json"))
+
+
+@pytest.mark.parametrize("name", ["68", "98", "29", "51"])
+def test_the_flip_permutation_maps_each_contour_onto_its_mirror_contour(name):
+    """Mirroring swaps left and right, and a contour's neighbours stay neighbours: every edge segment (a, b) goes to
+    a segment (perm[a], perm[b]) of the edge that is its mirror (two swapped eyelid points, or a brow paired in the
+    wrong order, break that), and the eye corners and pupils swap sides."""
+    scheme = get_scheme(name)
+    perm = scheme.flip_permutation()
+    pairs, owner = scheme.segments()
+    segments = {frozenset(map(int, p)): int(e) for p, e in zip(pairs, owner)}
+    mirror_edge = {}
+    for (a, b), e in zip(pairs, owner):
+        image = frozenset((int(perm[a]), int(perm[b])))
+        assert image in segments, f"segment {(a, b)} of edge {e} mirrors to {tuple(image)}, on no edge"
+        assert mirror_edge.setdefault(int(e), segments[image]) == segments[image]  # one mirror edge per edge
+    assert all(mirror_edge[mirror_edge[e]] == e for e in mirror_edge)
+    a, b = scheme.outer_eye_corners
+    assert (perm[a], perm[b]) == (b, a)
+    if scheme.pupils:
+        left, right = scheme.pupils
+        assert sorted(perm[list(left)].tolist()) == sorted(right) and sorted(perm[list(right)].tolist()) == sorted(left)
+
+
+def test_only_closed_edges_join_their_ends():
+    scheme = custom_scheme(5, edges=[([0, 1, 2], False), ([2, 3, 4], True), ([0, 4], True)])
+    pairs, owner = scheme.segments()
+    assert pairs.tolist() == [[0, 1], [1, 2], [2, 3], [3, 4], [4, 2], [0, 4]] and owner.tolist() == [0, 0, 1, 1, 1, 2]
+
+
+def test_the_68_and_51_flips_mirror_the_shipped_mean_face_onto_itself():
+    """Geometry beyond the contours' topology: the shipped (symmetric) mean face's 51 inner points, mirrored and
+    permuted, are the face again; an upper eyelid point swapped with a lower one keeps every contour yet fails."""
+    from landmark_kd.head_pose import load_mean_face
+
+    face = np.asarray(load_mean_face())[:, :2]  # millimetres, 90 between the outer eye corners
+    perm51 = get_scheme("51").flip_permutation()
+    assert np.abs(face[perm51] * [-1, 1] - face).max() < 0.1
+    assert np.array_equal(get_scheme("68").flip_permutation()[17:] - 17, perm51)
