@@ -65,6 +65,25 @@ def test_fused_heatmap_is_product_with_edge_attention():
     assert np.allclose(out[..., 28], 1.0)  # the chin is on no edge: constant 1
 
 
+
+def test_fused_heatmaps_are_spatial_softmax_times_point_maps_times_edge_attention():
+    """The AAM head's fused maps: a softmax over each map's H x W cells (each sums to 1), times the sigmoid point
+    maps, times E2H of the edge maps (each point's edge map, 1 for points on no edge)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_landmark_model("mobilevitv2_pico", "68", 64)
+    names = ("head_heatmaps_softmax", "point_maps", "edge_maps", "edge_to_heatmap", "heatmaps")
+    probe = keras.Model(model.input, [model.get_layer(n).output for n in names])
+    x = np.random.default_rng(1).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    soft, points, edges, attention, fused = (t.numpy() for t in probe(x, training=False))
+    assert np.allclose(soft.sum(axis=(1, 2)), 1.0, atol=1e-4) and soft.std() > 0
+    matrix, bias = model_scheme(model).edge_to_point_matrix()
+    assert np.allclose(attention, edges @ matrix.T + bias, atol=1e-5)
+    assert points.min() > 0 and points.max() < 1  # sigmoid maps, about 0.5 untrained: dropped, the product doubles
+    assert np.allclose(fused, soft * points * attention, rtol=1e-4, atol=1e-7)
+
+
 def test_load_model_errors(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_model(str(tmp_path / "none.keras"))
