@@ -42,6 +42,42 @@ def test_scores_are_split_into_frontal_and_large_pose_faces():
                                                  [Sample("x", g[17:].astype(np.float32)) for g in gt], get_scheme("51"))[0]
 
 
+
+def test_predictions_are_scored_against_the_faces_index_names_and_at_the_threshold_given():
+    """`index` says which sample each prediction is of (a dataset's batches skip faces whose image is unreadable),
+    and a threshold other than 0.1 holds for the failure rates of the whole set, the inner 51 points and each
+    pose group alike."""
+    rng = np.random.default_rng(2)
+    gt = rng.uniform(20, 80, (3, 68, 2))
+    gt[:, 36], gt[:, 45] = [30, 40], [70, 40]
+    gt[:, 0], gt[:, 16], gt[:, 30] = [0, 50], [100, 50], [50, 70]  # frontal faces
+    samples = [Sample(f"{i}.png", g.astype(np.float32)) for i, g in enumerate(gt)]
+    pred = gt[[2, 0]] + np.array([0.0, 3.2])[:, None, None] * [1.0, 0.0]  # faces 2 and 0; 0 off by NME 0.08
+    metrics, errors = evaluate_predictions(pred, np.array([2, 0]), samples, get_scheme("68"), threshold=0.05)
+    assert errors == pytest.approx([0.0, 0.08], abs=1e-6)
+    assert metrics["fr"] == 0.5 and metrics["fr_inner51"] == 0.5 and metrics["by_pose"]["frontal"]["fr"] == 0.5
+    assert evaluate_predictions(pred, np.array([2, 0]), samples, get_scheme("68"))[0]["fr"] == 0.0
+
+
+
+def test_opencv_batches_skip_an_unreadable_image_and_keep_the_last_short_batch(tmp_path):
+    """Batches of `batch_size` crops cut by each face box's evaluation matrix; an image that cannot be read is left
+    out (its index with it) and the faces after it still come, the last batch short."""
+    from landmark_kd.crop import box_crop_matrix
+    from landmark_kd.data import load_dataset
+    from landmark_kd.data.synthetic import generate
+    from landmark_kd.evaluate import opencv_batches
+
+    samples, _ = load_dataset(generate(str(tmp_path / "faces"), 4, seed=3, size=96, sheet=False), num_points=68)
+    samples[1] = Sample(str(tmp_path / "missing.png"), samples[1].landmarks)
+    batches = list(opencv_batches(samples, 32, 2))
+    assert [b[1]["index"].tolist() for b in batches] == [[0, 2], [3]]
+    crops, info = batches[0]
+    assert crops.shape == (2, 32, 32, 3) and crops.dtype == np.float32 and 0 <= crops.min() and crops.max() <= 1
+    assert np.allclose(info["affine"][1], box_crop_matrix(samples[2].face_box(), 32))
+    assert crops[1].std() > 0.02  # the face's pixels
+
+
 def test_scores_are_also_binned_by_the_yaw_of_the_ground_truths_head_pose():
     """by_yaw_degrees: faces of the mean 3D face turned by 5, 20, 20, 40 and 70 degrees, each answer off by its
     own amount: each bin holds its faces and their NME; a layout without the inner points has no bins."""
