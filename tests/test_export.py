@@ -628,3 +628,64 @@ def test_int8_float_blocks_naming_no_block_is_refused(tmp_path, capsys):
                              str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == ("error: --int8-float-blocks ' , ' names no block; pass auto, none or "
                                                "comma-separated layer names")
+
+
+class _FakeInterpreter:
+    """What the timing code calls on an interpreter: counts invokes and keeps the inputs it is given."""
+
+    def __init__(self, model_path=None, num_threads=1):
+        self.invokes, self.inputs = 0, {}
+
+    def allocate_tensors(self):
+        pass
+
+    def get_input_details(self):
+        return [{"index": 0, "dtype": np.float32, "shape": np.array([1, 8, 8, 3])},
+                {"index": 1, "dtype": np.int8, "shape": np.array([1, 4000])}]
+
+    def set_tensor(self, index, data):
+        self.inputs[index] = data
+
+    def invoke(self):
+        self.invokes += 1
+
+
+def test_latency_is_the_median_and_p90_of_the_timed_runs_after_the_warmup(monkeypatch):
+    """time_invokes times `runs` invokes after `warmup` untimed ones, in milliseconds; the report's median and p90
+    are of those runs alone (clock ticks of 1..10 ms: median 5.5, p90 9.1); inputs cover each dtype's range."""
+    import landmark_kd.export.benchmark as benchmark
+
+    ticks = iter([0.0, 0.5] + [t for i in range(10) for t in (10.0 * i, 10.0 * i + (i + 1) / 1e3)])
+    monkeypatch.setattr(benchmark.time, "perf_counter", lambda: next(ticks))
+    made = []
+    result = benchmark._time_interpreter(lambda **kw: made.append(_FakeInterpreter(**kw)) or made[-1], "m.tflite",
+                                         threads=2, warmup=3, runs=10, seed=0)
+    assert made[0].invokes == 13
+    assert result == {"init_ms": 500.0, "median": 5.5, "p90": 9.1, "runs": 10, "warmup": 3}
+    floats, ints = made[0].inputs[0], made[0].inputs[1]
+    assert floats.dtype == np.float32 and floats.shape == (1, 8, 8, 3) and 0 <= floats.min() and floats.max() <= 1
+    assert ints.dtype == np.int8 and ints.min() < -120 and ints.max() > 120
+
+
+def test_report_md_rows_carry_each_exports_numbers_in_their_columns():
+    """report.md's table: size in MB, GFLOPs, NME, max deviation and each thread count's median / p90, in the
+    header's order; the int8 lines give the simulated change relative to the float model's simulated NME."""
+    from landmark_kd.export.report import markdown
+
+    latency = {"1": {"median": 4.25, "p90": 5.5}, "4": {"median": 1.5, "p90": 2.0}}
+    report = {"model": "m.keras", "params": 1_230_000, "image_size": 64, "num_points": 68, "num_images": 6,
+              "eval_data": "faces", "normalization": "inter_ocular", "nme_keras": 0.0512, "target_runtime": "2.11",
+              "exports": {"int8": {"quantization": "full int8", "size_bytes": 2_500_000, "flops": 1_234_000_000,
+                                   "min_runtime_version": "2.11", "nme_tflite": 0.0533, "max_deviation_px": 0.25,
+                                   "latency_ms": latency, "file": "out/m_int8.tflite", "float_blocks": ["head"],
+                                   "int8_sensitivity": {"simulated_nme_chosen": 0.055, "simulated_nme_float": 0.05},
+                                   "calibration_images": 120, "calibration_data": "cal", "nme_relative_change": 0.041}},
+              "compare": {"dir/other.tflite": {"size_bytes": 1_000_000, "flops": 2e8, "min_runtime_version": "2.14",
+                                               "latency_ms": latency}}}
+    md = markdown(report, [1, 4])
+    assert "1.23M parameters, 64px input, 68 points" in md and "Keras model NME 0.0512" in md
+    assert ("| int8 | full int8 | 2.50 | 1.234 | 2.11 | 0.0533 | 0.250 | 4.25 / 5.50 | 1.50 / 2.00 |"
+            in md.splitlines())
+    assert "| other.tflite (compare) | - | 1.00 | 0.200 | 2.14 | - | - | 4.25 / 5.50 | 1.50 / 2.00 |" in md.splitlines()
+    assert "simulated +10.0% on the calibration faces; measured +4.1% on the evaluation faces" in md
+    assert "- calibration: 120 faces of `cal` (labelled faces)\n" in md + "\n"
