@@ -133,6 +133,42 @@ def test_auto_mode_merges_a_small_face_inside_a_loose_short_range_box(detectors)
     assert merge([loose], edge) == [loose, edge]
 
 
+
+def test_a_models_rows_come_back_in_the_pixels_of_the_picture_it_was_given():
+    """run(): the letterboxed input's normalised rows -> 0-based image pixel centres of the original (scale and the
+    letterbox's border undone); rows under the threshold are dropped. A 256x101 picture in the 128 px square:
+    scale 1/2 across and 50/101 down (50 rows), a 39 px border above."""
+    import threading
+
+    from landmark_kd.face_detector import MODELS, _BlazeFaceModel
+
+    anchors = ssd_anchor_centres(128, MODELS["short"].strides, 2)
+    rows, logits = np.zeros((len(anchors), 16), np.float32), np.full((len(anchors), 1), -100.0, np.float32)
+    rows[0, :4] = [60, 60, 32, 32]  # anchor 0 sits at (4, 4) px: centre (64, 64), a 32 px square
+    rows[0, 4:6] = [28, 60]  # first keypoint at (32, 64)
+    logits[0] = 3.0
+
+    class Interpreter:
+        def set_tensor(self, index, tensor):
+            assert index == 0 and tensor.shape == (1, 128, 128, 3) and -1 <= tensor.min() and tensor.max() <= 1
+
+        def invoke(self):
+            pass
+
+        def get_tensor(self, index):
+            return {1: rows, 2: logits}[index][None]
+
+    model = object.__new__(_BlazeFaceModel)
+    model.interpreter, model.input_index, model.regressor_index, model.score_index = Interpreter(), 0, 1, 2
+    model.input_size, model.spec, model.anchors, model._lock = 128, MODELS["short"], anchors, threading.Lock()
+    (face,) = model.run(np.zeros((101, 256, 3), np.uint8), 0.5, 0.3)
+    down = 101 / 50
+    assert np.allclose(face.box, [95.5, 50 - 16 * down, 159.5, 50 + 16 * down])
+    assert face.score == pytest.approx(1 / (1 + np.exp(-3)))
+    assert np.allclose(face.keypoints[0], [63.5, 50]) and np.allclose(face.keypoints[1], [7.5, -35 * down - 0.5])
+    assert face.model == "short" and model.run(np.zeros((101, 256, 3), np.uint8), 0.96, 0.3) == []
+
+
 def test_letterbox_keeps_aspect_and_centres():
     image = np.full((100, 200, 3), 255, np.uint8)
     square, sx, sy, px, py = letterbox(image, 128)
