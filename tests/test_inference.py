@@ -85,6 +85,11 @@ def test_overlay_dots_are_sized_by_each_face_not_by_the_image():
     small, large = dot_width(80), dot_width(800)
     assert small <= 3
     assert 15 <= large <= 25
+    # a dot is drawn at (x, y), not (y, x), and the box's outline in its own colour
+    face = Face(box=np.array([100, 200, 300, 600]), landmarks=np.array([[700.0, 300.0]]), score=1.0)
+    drawn = draw_faces(image, [face])
+    assert drawn[300, 700].tolist() == [0, 255, 0] and not drawn[700, 300].any()
+    assert drawn[200, 150].tolist() == drawn[400, 100].tolist() == [255, 200, 0] and not drawn[400, 200].any()
 
 
 def test_one_euro_filter_cuts_jitter_and_follows_moves():
@@ -132,7 +137,24 @@ def test_predict_cli_image_folder_and_video(model_path, tmp_path, capsys):
     assert result["scheme"] == "68"
     entry = result["results"][str(folder / "face.png")]
     assert len(entry["faces"]) == 1 and np.array(entry["faces"][0]["landmarks"]).shape == (68, 2)
-    assert os.path.exists(entry["annotated"])
+    # the annotated copy is the photo with the face's box and a green dot on each landmark, nothing else
+    drawn = cv2.cvtColor(cv2.imread(entry["annotated"]), cv2.COLOR_BGR2RGB)
+    assert drawn.shape == image.shape
+    points = np.array(entry["faces"][0]["landmarks"])
+    x0, y0, x1, y1 = np.round(entry["faces"][0]["box"]).astype(int)
+    radius = max(1, round(max(x1 - x0, y1 - y0) / 80))
+    for x, y in np.round(points).astype(int):
+        if 0 <= x < 128 and 0 <= y < 128:
+            assert drawn[y, x].tolist() == [0, 255, 0]
+    if 0 <= x0 < 128 and 0 <= y0 < 128:
+        assert drawn[y0, x0].tolist() == [255, 200, 0]  # the box's corner
+    ys, xs = np.mgrid[0:128, 0:128]
+    centres = np.round(points)  # as drawn; anti-aliasing reaches a little past the radius
+    near_dot = np.min(np.hypot(xs[..., None] - centres[:, 0], ys[..., None] - centres[:, 1]), -1) <= radius + 3
+    on_box = ((np.abs(xs - x0) <= radius) | (np.abs(xs - x1) <= radius)) & (ys >= y0 - radius) & (ys <= y1 + radius)
+    on_box |= ((np.abs(ys - y0) <= radius) | (np.abs(ys - y1) <= radius)) & (xs >= x0 - radius) & (xs <= x1 + radius)
+    changed = np.any(drawn != image, axis=-1)
+    assert changed.sum() > len(points) and not np.any(changed & ~near_dot & ~on_box)
     assert "truncated PNG" in result["results"][str(folder / "broken.png")]["error"]
     # a blank image has no face for the Haar detector: reported, not a crash
     blank = tmp_path / "blank.png"
