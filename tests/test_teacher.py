@@ -138,3 +138,9 @@ def test_a_one_model_teacher_predicts_what_the_model_itself_predicts():
     assert np.abs(own - other).max() > 1.0
     # the mean map's soft-argmax is a mass-weighted mean of the two models' points: between them, coordinate-wise
     assert np.all(both >= np.minimum(own, other) - 1e-3) and np.all(both <= np.maximum(own, other) + 1e-3)
+    # crops cut at twice the model's input: the model sees them halved, and its maps' cells are 8 crop pixels
+    large = _images(3, 128, seed=1)
+    halved = tf.image.resize(large, [64, 64], antialias=True).numpy()
+    at_128 = TeacherPredictor(Teacher([model]), crop_size=128)
+    assert at_128.image_size == 128
+    np.testing.assert_allclose(at_128(large), 2 * KerasPredictor(model)(halved) + 0.5, atol=2e-3)
