@@ -22,6 +22,10 @@ def test_copies_follow_the_yaw_index_bounds():
     yaw = np.abs(yaw_index(faces))
     assert yaw[0] == 0 and 0 < yaw[1] < 0.3 and 0.3 <= yaw[2] < 0.5 and yaw[3] >= 0.5 and yaw[4] >= 0.5
     assert pose_copies(faces, get_scheme("68")).tolist() == [1, 1, 2, 3, 3]
+    on_bounds = np.stack([_face(0), _face(0)])
+    on_bounds[:, 30] = [[15, 0], [25, 0]]  # the nose on the jaw line: yaw index x / 50, exactly 0.3 and 0.5
+    assert np.abs(yaw_index(on_bounds)).tolist() == [0.3, 0.5]
+    assert pose_copies(on_bounds, get_scheme("68")).tolist() == [2, 3]  # a bound reached counts
 
 
 def test_balanced_list_repeats_turned_faces_in_order():
