@@ -30,6 +30,15 @@ def test_the_angles_mean_what_the_docs_say():
         assert np.allclose(angles_from_rotation(rotation_from_angles(*angles)), angles)
 
 
+def test_the_camera_is_centred_on_the_picture_with_the_longer_side_as_focal_length():
+    """Checked apart from the fit (the projection helper uses camera_matrix too, so a wrong centre cancels there)."""
+    from landmark_kd.head_pose import camera_matrix
+
+    assert camera_matrix((640, 480)).tolist() == [[640, 0, 320], [0, 640, 240], [0, 0, 1]]
+    assert camera_matrix((300, 500), focal=200).tolist() == [[200, 0, 150], [0, 200, 250], [0, 0, 1]]
+    assert camera_matrix((300, 500))[0, 0] == camera_matrix((300, 500))[1, 1] == 500  # the longer side, here the height
+
+
 @pytest.mark.parametrize("angles", [(0, 0, 0), (25, -10, 8), (-45, 20, -15), (10, 30, 40)])
 @pytest.mark.parametrize("at", [(0, 0, 600), (-250, 180, 700)])
 def test_a_projected_mean_face_gives_back_its_pose_anywhere_in_the_picture(angles, at):
