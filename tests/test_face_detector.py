@@ -96,6 +96,25 @@ def test_weighted_nms_merges_overlapping_and_keeps_separate_boxes():
     assert weighted_nms(boxes[:0], keypoints[:0], scores[:0]) == []
 
 
+
+def test_weighted_nms_gives_a_best_box_without_area_its_own_group():
+    """A box with no area has IoU 0 even with itself: as the best box it still forms its own group (else the loop
+    never shrinks the remaining boxes, and the blend divides by a zero weight)."""
+    import threading
+
+    boxes = np.array([[5, 5, 5, 5], [0, 0, 1, 1]], np.float32)
+    keypoints = np.repeat(boxes[:, None, :2], 6, axis=1)
+    result = []
+    worker = threading.Thread(target=lambda: result.append(weighted_nms(boxes, keypoints, np.array([0.9, 0.8]))),
+                              daemon=True)
+    worker.start()
+    worker.join(10)
+    assert result, "weighted_nms did not finish"
+    (box, kps, score), (box2, _, score2) = result[0]
+    assert box.tolist() == [5, 5, 5, 5] and np.allclose(kps, 5) and score == pytest.approx(0.9)
+    assert box2.tolist() == [0, 0, 1, 1] and score2 == pytest.approx(0.8)
+
+
 def test_box_containment_measures_the_smaller_box():
     big = np.array([0, 0, 100, 100], np.float32)
     boxes = np.array([[20, 20, 70, 70],  # wholly inside: 1, though its IoU is 0.25
@@ -344,5 +363,8 @@ def test_a_face_that_fills_the_picture_is_found_on_a_second_look(detectors):
         if first_look.detect(image):
             continue
         missed += 1
-        found_again += _found([f.landmark_box() for f in detectors["auto"].detect(image)], truth)
+        faces = detectors["auto"].detect(image)
+        found_again += _found([f.landmark_box() for f in faces], truth)
+        for face in faces:  # the keypoints are moved back out of the border with the box
+            assert np.all((face.keypoints >= face.box[:2] - 2) & (face.keypoints <= face.box[2:] + 2))
     assert missed >= 3 and found_again >= missed - 1, (missed, found_again)
