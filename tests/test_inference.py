@@ -387,6 +387,8 @@ def test_a_one_pixel_image_is_a_named_error_for_the_whole_image_detector(model_p
     with pytest.raises(DataError, match="a 1x1 image is too small to be one face"):
         detector(np.zeros((1, 1, 3), np.uint8))
     assert len(detector(np.zeros((1, 2, 3), np.uint8))) == 1  # a line of pixels still has a box
+    # the whole picture's box runs through its corner pixels' centres, as a landmarks' box is taken
+    assert detector(np.zeros((30, 50, 3), np.uint8))[0].box.tolist() == [0, 0, 49, 29]
     cv2.imwrite(str(tmp_path / "dot.png"), np.zeros((1, 1, 3), np.uint8))
     assert predict_main([str(tmp_path / "dot.png"), "--model", model_path, "--detector", "full",
                          "--out", str(tmp_path / "out")]) == 2
