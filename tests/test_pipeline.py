@@ -91,6 +91,41 @@ def test_flip_swaps_left_and_right_points_and_augmentation_spans_both_ways(faces
     assert np.all(np.abs(angles) <= cfg.rotation + 1e-3) and angles.min() < -5 and angles.max() > 5
 
 
+
+def test_gamma_occlusion_and_gaussian_rotation_stay_within_their_ranges(faces):
+    """With every other augmentation off: gamma maps each crop's pixels to p ** g, g in [1/(1+gamma), 1+gamma], some
+    below 1 and some above; random erasing replaces one rectangle of 5-25% of the crop (to whole pixels); Gaussian
+    angles are clipped at two sigma, and over 120 draws some reach it."""
+    still = dict(image_size=32, rotation=0.0, scale=0.0, translation=0.0, flip=False, blur_prob=0.0, erase_prob=0.0,
+                 color_jitter=1e-6)  # at 0, stateless_random_contrast refuses its empty range
+
+    def batch(samples, **changes):
+        pipeline = LandmarkPipeline(get_scheme("68"), PipelineConfig(**{**still, **changes}))
+        return next(iter(pipeline.dataset(samples, len(samples), training=True, seed=4)))
+
+    plain = next(iter(LandmarkPipeline(get_scheme("68"), PipelineConfig(**still)).dataset(faces, 12, training=False)))
+    plain = plain[0].numpy().astype(np.float64)
+    images, targets = batch(faces, gamma=0.5)
+    before, after = plain[targets["index"].numpy()], images.numpy().astype(np.float64)
+    mid = (before > 0.05) & (before < 0.95) & (after > 0.05) & (after < 0.95)
+    gammas = []
+    for b, a, m in zip(before, after, mid):
+        g = np.median(np.log(a[m]) / np.log(b[m]))
+        assert np.abs(np.log(a[m]) - g * np.log(b[m])).max() < 0.01
+        gammas.append(g)
+    assert 1 / 1.5 - 1e-3 <= min(gammas) < 0.95 and 1.05 < max(gammas) <= 1.5 + 1e-3  # both ways
+    images, targets = batch(faces, erase_prob=1.0)
+    changed = np.any(np.abs(images.numpy() - plain[targets["index"].numpy()]) > 1e-4, axis=-1)
+    for mask in changed:
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        box = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
+        assert 0.04 <= mask.mean() <= 0.29 and mask.sum() >= 0.95 * box  # 0.25 plus a row and a column
+    _, targets = batch(faces * 10, image_size=16, rotation=10.0, rotation_normal=True)
+    affine = targets["affine"].numpy()
+    angles = np.abs(np.degrees(np.arctan2(affine[:, 1, 0], affine[:, 1, 1])))
+    assert angles.max() <= 20 + 1e-3 and np.sum(angles > 20 - 1e-3) >= 1
+
+
 def test_corrupted_image_after_validation_is_dropped_not_fatal(faces, tmp_path):
     import shutil
     bad = [type(f)(f.image_path, f.landmarks, f.bbox, f.source) for f in faces[:4]]
