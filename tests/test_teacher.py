@@ -115,6 +115,9 @@ def test_load_teacher_checks_every_model_and_the_flip_pairs(tmp_path):
     with pytest.raises(ConfigError, match=r"t\.keras: teacher predicts scheme '68'"):
         load_teacher(path, get_scheme("51"))
     no_pairs = custom_scheme(68, name="plain68")
+    with pytest.raises(ConfigError, match=r"teacher predicts scheme '68' \(68 points\), the student is set up for "
+                       r"'plain68' \(68\)"):  # as many points, another layout
+        load_teacher(path, no_pairs)
     with pytest.raises(ConfigError, match="names no flip pairs"):
         load_teacher([], no_pairs, flip=True)
     assert teacher_paths(path) == [path] and teacher_paths(None) == []
