@@ -689,3 +689,17 @@ def test_report_md_rows_carry_each_exports_numbers_in_their_columns():
     assert "| other.tflite (compare) | - | 1.00 | 0.200 | 2.14 | - | - | 4.25 / 5.50 | 1.50 / 2.00 |" in md.splitlines()
     assert "simulated +10.0% on the calibration faces; measured +4.1% on the evaluation faces" in md
     assert "- calibration: 120 faces of `cal` (labelled faces)\n" in md + "\n"
+
+
+def test_the_unlabelled_int8_score_adds_the_deviation_from_keras_to_its_nme_in_quadrature():
+    """Calibration photos without labels: each face's mean deviation from the Keras model's landmarks, over its
+    inter-ocular distance, is added in quadrature to the Keras model's NME, and the faces' values averaged."""
+    from landmark_kd.export.report import _unlabelled_score
+    from landmark_kd.schemes import get_scheme
+
+    reference = np.random.default_rng(0).uniform(10, 50, (2, 68, 2))
+    reference[:, 36], reference[:, 45] = [10, 30], [50, 30]  # 40 px between the outer eye corners
+    score = _unlabelled_score(reference, 0.03, "inter_ocular", get_scheme("68"))
+    off = reference + np.array([[3.0, 4.0], [0.0, 0.0]])[:, None, :]  # the first face 5 px off: 0.125
+    assert score(off) == pytest.approx((np.hypot(0.03, 0.125) + 0.03) / 2)
+    assert score(reference) == pytest.approx(0.03)
