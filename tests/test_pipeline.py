@@ -97,7 +97,7 @@ def test_gamma_occlusion_and_gaussian_rotation_stay_within_their_ranges(faces):
     below 1 and some above; random erasing replaces one rectangle of 5-25% of the crop (to whole pixels); Gaussian
     angles are clipped at two sigma, and over 120 draws some reach it."""
     still = dict(image_size=32, rotation=0.0, scale=0.0, translation=0.0, flip=False, blur_prob=0.0, erase_prob=0.0,
-                 color_jitter=1e-6)  # at 0, stateless_random_contrast refuses its empty range
+                 color_jitter=0.0)
 
     def batch(samples, **changes):
         pipeline = LandmarkPipeline(get_scheme("68"), PipelineConfig(**{**still, **changes}))
@@ -315,3 +315,12 @@ def test_a_face_far_larger_than_the_crop_trains_and_scores_on_block_averaged_cro
     board, _ = next(opencv_batches([sample], 64, 1))
     eval_crops, _ = next(iter(pipeline.dataset([sample], 1, training=False)))
     assert np.abs(board[0] - eval_crops.numpy()[0]).mean() < 2e-3
+
+
+def test_colour_jitter_outside_0_to_1_is_refused_by_name():
+    """At 1 or more, the contrast and saturation factors reach 0 or below and TensorFlow failed inside the dataset."""
+    from landmark_kd.errors import ConfigError
+
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ConfigError, match=f"color_jitter {bad}: must be at least 0 and below 1"):
+            PipelineConfig(color_jitter=bad)

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..crop import CROP_MARGIN, crop_matrix
+from ..errors import ConfigError
 from ..schemes import LandmarkScheme
 from .records import Sample, decode_plan, imread_color
 from .targets import edge_maps, gaussian_maps, heatmap_to_normalised, pixels_to_heatmap
@@ -35,6 +36,10 @@ class PipelineConfig:
     erase_prob: float = 0.25
     grey_prob: float = 0.0  # grey-scale photos (real-photo recipe)
     gamma: float = 0.0  # gamma drawn log-uniformly in [1/(1+g), 1+g]
+
+    def __post_init__(self):
+        if not 0 <= self.color_jitter < 1:  # contrast and saturation are drawn in [1 - j, 1 + j]
+            raise ConfigError(f"color_jitter {self.color_jitter}: must be at least 0 and below 1")
 
     @classmethod
     def real_photos(cls, **overrides) -> "PipelineConfig":
@@ -119,10 +124,11 @@ def _blur(image, sigma):
 def _photometric(image, seeds, cfg: PipelineConfig, pixel_scale: float = 1.0):
     """`pixel_scale`: the crop's size over `cfg.image_size`, so a larger copy of the crop is blurred alike."""
     j = cfg.color_jitter
-    image = tf.image.stateless_random_brightness(image, 0.4 * j, seeds[0])
-    image = tf.image.stateless_random_contrast(image, 1 - j, 1 + j, seeds[1])
-    image = tf.image.stateless_random_saturation(image, 1 - j, 1 + j, seeds[2])
-    image = tf.image.stateless_random_hue(image, 0.1 * j, seeds[3])
+    if j > 0:  # at 0, TensorFlow refuses the empty contrast and saturation ranges
+        image = tf.image.stateless_random_brightness(image, 0.4 * j, seeds[0])
+        image = tf.image.stateless_random_contrast(image, 1 - j, 1 + j, seeds[1])
+        image = tf.image.stateless_random_saturation(image, 1 - j, 1 + j, seeds[2])
+        image = tf.image.stateless_random_hue(image, 0.1 * j, seeds[3])
     u = tf.random.stateless_uniform([4], seeds[4])
     image = tf.cond(u[0] < cfg.blur_prob, lambda: _blur(image, (0.5 + 1.5 * u[1]) * pixel_scale), lambda: image)
     if cfg.grey_prob > 0:
