@@ -18,5 +18,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["backbone_from_transformers", "build_landmark_model", "copy_weights", "float32_copy", "load_model", "model_scheme", "model_image_size",
-           "HeadConfig", "BACKBONES"]
+__all__ = ["backbone_from_transformers", "build_landmark_model", "copy_weights", "float32_copy", "load_model",
+           "model_scheme", "model_image_size", "HeadConfig", "BACKBONES"]
