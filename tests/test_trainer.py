@@ -53,6 +53,50 @@ def test_total_loss_is_the_weighted_sum_of_its_parts():
     assert "kd" not in scored  # validation scores the ground-truth losses only
 
 
+def test_a_step_with_unlabelled_photos_weights_their_kd_by_alpha_too():
+    import tensorflow as tf
+
+    config = TrainConfig(alpha=2.0, star_weight=0.5, point_weight=3.0, edge_weight=7.0, unlabeled="photos")
+    trainer = LandmarkTrainer(_tiny("mobilevitv2_pico", True), config, _tiny())
+    trainer.compile(optimizer=keras.optimizers.SGD(0.0))
+    x, targets = _batch()
+    unlabeled = np.random.default_rng(5).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    logs = {k: float(v) for k, v in trainer.train_step(((tf.constant(x), targets), tf.constant(unlabeled))).items()}
+    assert set(logs) == {"loss", "star", "point", "edge", "kd", "kd_unlabeled"} and logs["kd_unlabeled"] > 0
+    expected = (0.5 * logs["star"] + 3.0 * logs["point"] + 7.0 * logs["edge"] + 2.0 * logs["kd"]
+                + 2.0 * logs["kd_unlabeled"])
+    assert logs["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_checkpoint_callback_saves_only_a_strictly_better_finite_score(tmp_path, monkeypatch):
+    """best.keras and best.json follow the lowest NME (a tie keeps the earlier epoch), last.keras every finite
+    epoch; a NaN score or loss saves nothing, and a NaN score stops training through StopOnDivergence."""
+    import landmark_kd.evaluate
+    import landmark_kd.trainer
+    from landmark_kd.trainer import StopOnDivergence
+
+    scores, saved = iter([0.5, 0.3, 0.3, 0.4, float("nan"), 0.1]), []
+    monkeypatch.setattr(landmark_kd.evaluate, "evaluate_predictions", lambda *a: ({"nme": next(scores)}, None))
+    monkeypatch.setattr(landmark_kd.trainer, "save_model_atomically", lambda m, path: saved.append(
+        (len(logged), os.path.basename(path))))
+    divergence = StopOnDivergence()
+    divergence.set_model(keras.Sequential([keras.layers.Dense(1)]))
+    callback = EvaluateAndCheckpoint(_tiny(), None, [], get_scheme("68"), TrainConfig(), str(tmp_path), divergence)
+    monkeypatch.setattr(callback.predictor, "predict_dataset", lambda ds: type("R", (), {"landmarks": 0, "index": 0}))
+    logged = []
+    for epoch in range(5):
+        logs = {"loss": 1.0}
+        callback.on_epoch_end(epoch, logs)
+        logged.append(logs["val_nme"])
+    assert logged[:4] == [0.5, 0.3, 0.3, 0.4] and np.isnan(logged[4])
+    assert saved == [(0, "last.keras"), (0, "best.keras"), (1, "last.keras"), (1, "best.keras"), (2, "last.keras"),
+                     (3, "last.keras")]
+    assert json.load(open(tmp_path / "best.json")) == {"epoch": 2, "nme": 0.3} and callback.best == 0.3
+    assert divergence.diverged == "in epoch 5 (its validation predictions are not numbers)"
+    callback.on_epoch_end(5, {"loss": float("nan")})  # a diverged loss: not even scored
+    assert len(saved) == 6 and next(scores) == 0.1
+
+
 def test_checkpoint_callback_keeps_the_best_score_of_a_resumed_run(tmp_path):
     (tmp_path / "best.json").write_text(json.dumps({"epoch": 3, "nme": 0.042}))
     callback = EvaluateAndCheckpoint(_tiny(), None, [], get_scheme("68"), TrainConfig(), str(tmp_path))
@@ -74,17 +118,28 @@ class _Stop(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def _fit(backup_dir, epochs=4, stop_at=None):
+def _fit(backup_dir, epochs=4, stop_at=None, backups=None):
     keras.utils.set_random_seed(1)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer="adam", loss="mse")
     x, y = np.ones((8, 3), np.float32), np.zeros((8, 2), np.float32)
-    stop = _Stop(stop_at)
+    stop, backup = _Stop(stop_at), ResumableBackup(str(backup_dir))
+    (backups if backups is not None else []).append(backup)
     try:
-        model.fit(x, y, epochs=epochs, verbose=0, callbacks=[ResumableBackup(str(backup_dir)), stop])
+        model.fit(x, y, epochs=epochs, verbose=0, callbacks=[backup, stop])
     except KeyboardInterrupt:
         pass
     return model, stop.seen
+
+
+def test_whole_history_joins_the_epochs_before_a_resume_key_by_key(tmp_path):
+    backup = ResumableBackup(str(tmp_path))
+    backup.epoch_logs = [{"loss": 3.0, "val_nme": 0.5}, {"loss": 2.0}, {"loss": 1.0, "val_nme": 0.25}]
+    whole = backup.whole_history({"loss": [1.0], "val_nme": [0.25]})  # this fit ran only the third epoch
+    assert list(whole) == ["loss", "val_nme"] and whole["loss"] == [3.0, 2.0, 1.0]
+    assert whole["val_nme"][::2] == [0.5, 0.25] and np.isnan(whole["val_nme"][1])
+    backup.epoch_logs = [{"loss": 3.0}]  # a backup written before the record was kept: this fit's History
+    assert backup.whole_history({"loss": [np.float32(2.0), 1.0]}) == {"loss": [2.0, 1.0]}
 
 
 def test_backup_half_written_by_a_kill_falls_back_to_the_previous_epoch(tmp_path, capsys):
@@ -140,9 +195,15 @@ def test_a_kill_between_the_backups_weights_and_its_epoch_counter_resumes_from_a
     model, seen = _fit(backup)
     assert seen == [0, 1, 2] and int(model.optimizer.iterations.numpy()) == 3
     monkeypatch.setattr(landmark_kd.trainer, "atomic_json", real_atomic_json)
-    model, seen = _fit(backup)
+    assert len(json.load(open(backup / "history.json"))["epochs"]) == 3  # written before the counter that failed
+    backups = []
+    _fit(backup, stop_at=2, backups=backups)  # stopped again before it trains: the history is of epochs 1 and 2
+    assert [logs["loss"] for logs in backups[0].epoch_logs] == [logs["loss"] for logs in json.load(
+        open(backup / "history.json"))["epochs"][:2]]
+    model, seen = _fit(backup, backups=backups)
     assert seen == [2, 3]  # the pair after epoch 2: epoch 3's weights had no counter of their own
     assert int(model.optimizer.iterations.numpy()) == 4  # 4 epochs of 1 step, as if never killed
+    assert len(backups[1].whole_history({"loss": [0.0, 0.0]})["loss"]) == 4
     assert "does not match its epoch counter" in capsys.readouterr().out
 
 
