@@ -50,6 +50,8 @@ def test_the_library_student_is_distill_pys_student():
     student = TrainConfig.student()
     assert _distill().config_from_argv([]) == student
     assert (student.preset, student.head_dim, student.epochs, student.alpha) == ("mobilevitv2_050", 64, 12, 1.0)
+    # README: `python distill.py  # student from runs/teacher/best.keras -> runs/student/`
+    assert (student.output, student.teacher) == ("runs/student", os.path.join("runs", "teacher", "best.keras"))
     assert TrainConfig.student(epochs=3, output="runs/s").epochs == 3
     # the no-KD ablation has no teacher to load (it used to name, and load, runs/teacher/best.keras for nothing)
     assert TrainConfig.student(alpha=0).teacher is None and TrainConfig.student(alpha=0.5).teacher == student.teacher

@@ -400,6 +400,20 @@ def test_a_diverging_run_stops_with_one_error_and_saves_nothing_made_from_it(fac
     assert failure_rate(np.array([np.nan, 0.05, 0.2])) == pytest.approx(2 / 3)
 
 
+def test_changed_on_resume_keeps_each_settings_first_value_and_ignores_how_the_run_is_started(capsys):
+    from landmark_kd.training import _changed_on_resume
+
+    started = {"learning_rate": 2e-3, "epochs": 12, "alpha": 1.0, "output": "runs/a", "verbose": None,
+               "changed_on_resume": {"learning_rate": [4e-3, 2e-3]}}
+    record = {"learning_rate": 1e-3, "epochs": 14, "alpha": 1.0, "output": "runs/b", "verbose": 2, "teacher_sha1": ["f"]}
+    assert _changed_on_resume(started, record) == {"learning_rate": [4e-3, 1e-3], "epochs": [12, 14]}
+    assert ("warning: resuming with other settings than the run had: learning_rate 0.002 -> 0.001, epochs 12 -> 14 "
+            "(recorded as changed_on_resume in config.json)") in capsys.readouterr().out
+    assert _changed_on_resume({"epochs": 12, "changed_on_resume": {"epochs": [10, 12]}}, {"epochs": 12}) == {
+        "epochs": [10, 12]}  # an earlier resume's change stays recorded
+    assert capsys.readouterr().out == ""
+
+
 def test_a_step_with_a_nan_loss_stops_training_where_it_happened():
     """The step-level check (a loss that turns NaN mid-epoch) and the epoch check that keeps checkpoints and
     backups from NaN weights."""
