@@ -179,6 +179,33 @@ def test_convert_cli_writes_report(tiny_model, tmp_path, capsys):
                              "--int8-float-blocks", "layer9", "--output", out]) == 2  # no such block
 
 
+def test_an_int8_input_and_output_model_is_fed_and_read_through_its_scale_and_zero_point():
+    """Quantised with the input tensor's (scale, zero point), dequantised with the output's: an int8-output model
+    (zero point -128 here, its outputs all positive) answers the Keras model's landmarks, not raw integers."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 4, 3))
+    dense = keras.layers.Dense(10, bias_initializer=keras.initializers.Constant(3.0))(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, keras.layers.Reshape((5, 2))(dense))
+    crops = np.random.default_rng(0).uniform(0, 1, (16, 4, 4, 3)).astype(np.float32)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([c[None]] for c in crops)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.int8
+    runner = TFLiteLandmarkModel(converter.convert())
+    assert runner.input["dtype"] == np.int8 and runner.output["dtype"] == np.int8
+    (in_scale, in_zero), (out_scale, out_zero) = runner.input["quantization"], runner.output["quantization"]
+    assert in_zero == -128 and out_zero == -128 and 0 < in_scale < 0.01 and 0 < out_scale < 0.1
+    expected = model(crops[:4]).numpy()
+    assert np.abs(runner.predict_landmarks(crops[:4]) - expected).max() < 2 * out_scale
+    np.testing.assert_array_equal(runner._quantize(np.array([0.0, 0.5, 1.0, 2.0, -1.0], np.float32)),
+                                  np.clip(np.round(np.array([0.0, 0.5, 1.0, 2.0, -1.0]) / in_scale - 128), -128, 127))
+    np.testing.assert_allclose(runner._dequantize(np.array([-128, 0, 127], np.int8)),
+                               (np.array([0, 128, 255]) * out_scale).astype(np.float32), rtol=1e-6)
+
+
 def test_op_flops_names_each_ops_layer_and_sums_to_the_model_count():
     import tensorflow as tf
 
