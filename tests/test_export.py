@@ -222,6 +222,27 @@ def test_op_flops_names_each_ops_layer_and_sums_to_the_model_count():
     assert count_flops(buffer) == sum(flops for _, flops in ops)
 
 
+def test_op_flops_counts_depthwise_dense_matmul_and_transposed_convs_by_their_macs():
+    import tensorflow as tf
+
+    from landmark_kd.export.flops import op_flops
+
+    inputs = keras.Input((8, 8, 3), batch_size=1)
+    depthwise = keras.layers.DepthwiseConv2D(3, padding="same", name="dw_probe")(inputs)  # (1, 8, 8, 3), 3x3
+    up = keras.layers.Conv2DTranspose(2, 2, strides=2)(depthwise)  # input (1, 8, 8, 3), kernel (2, 2, 2, 3)
+    dense = keras.layers.Dense(5, name="fc_probe")(keras.layers.Flatten(name="flat_probe")(depthwise))  # K = 192
+    seq = keras.layers.Reshape((16, 3))(keras.layers.Dense(48)(dense))
+    gram = keras.layers.Lambda(lambda s: keras.ops.matmul(s, keras.ops.transpose(s, (0, 2, 1))))(seq)  # K = 3
+    # the first operand transposed (adj_x): K is its second-last dimension, 16
+    cov = keras.layers.Lambda(lambda s: keras.ops.matmul(keras.ops.transpose(s, (0, 2, 1)), s))(seq)
+    ops = dict(op_flops(tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, [up, gram, cov])).convert()))
+    named = lambda probe: [flops for name, flops in ops.items() if probe in name]  # noqa: E731
+    assert named("dw_probe") == [2 * 8 * 8 * 3 * 3 * 3] and named("fc_probe") == [2 * 5 * 192]
+    assert named("flat_probe") == [192]  # any other op: one per output element
+    outputs = sorted(flops for name, flops in ops.items() if name.startswith("StatefulPartitionedCall"))
+    assert outputs == sorted([2 * 8 * 8 * 3 * 2 * 2 * 2, 2 * 16 * 16 * 3, 2 * 3 * 3 * 16])
+
+
 def _saved(model, tmp_path) -> str:
     path = str(tmp_path / "student" / "best.keras")
     os.makedirs(os.path.dirname(path), exist_ok=True)
