@@ -37,6 +37,36 @@ def test_half_weights_load_as_the_same_float32_model_at_about_half_the_size(save
     assert os.listdir(tmp_path) == ["half.keras"]  # no temporary file left beside it
 
 
+def test_only_float32_arrays_are_halved_and_the_h5_layout_is_kept(tmp_path):
+    """A float64 layer's weights stay float64 to the last bit; groups keep their attributes (Keras' layer names)."""
+    import io
+
+    import h5py
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(2, dtype="float64")])
+    source, target = str(tmp_path / "mixed.keras"), str(tmp_path / "half.keras")
+    model.save(source)
+    assert save_with_half_weights(source, target) == 2  # the float32 kernel and bias
+
+    def layout(path):
+        found = {}
+
+        def note(name, item):  # returns None: visititems stops at the first other answer
+            found[name] = dict(item.attrs), None if isinstance(item, h5py.Group) else str(item.dtype)
+
+        with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as h5:
+            h5.visititems(note)
+        return found
+
+    before, after = layout(source), layout(target)
+    assert list(after) == list(before) and any(attrs for attrs, _ in after.values())
+    assert {name: (attrs, {"float32": "float16"}.get(dtype, dtype)) for name, (attrs, dtype) in before.items()} == after
+    loaded = keras.saving.load_model(target)
+    np.testing.assert_array_equal(loaded.layers[1].kernel.numpy(), model.layers[1].kernel.numpy())
+    assert loaded.layers[1].kernel.dtype == "float64"
+
+
 def test_what_is_not_a_keras_archive_is_named_and_nothing_is_written(tmp_path, capsys):
     text = tmp_path / "notes.keras"
     text.write_text("not a model")
