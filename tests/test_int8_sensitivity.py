@@ -44,6 +44,27 @@ def test_rounding_in_a_block_with_an_outlier_channel_ranks_first():
     assert result.keep_float == ["wide"] and result.nme_chosen < result.nme_int8
 
 
+def test_simulated_rounding_is_zero_centred_with_a_step_of_a_range_that_includes_zero(monkeypatch):
+    """`offset` outputs lie in [10, 11]: an int8 range holds zero, so its step is 11/255, not (11 - 10)/255; the
+    rounding noise is centred (it moves no landmark on average). Ranking runs on the first `rank_crops` only."""
+    import landmark_kd.export.int8_sensitivity as sensitivity
+
+    inputs = keras.Input((2,))
+    offset = keras.layers.Dense(2, name="offset")
+    model = keras.Model(inputs, {"landmarks": keras.layers.Reshape((1, 2), name="landmarks")(offset(inputs))})
+    offset.set_weights([np.eye(2, dtype=np.float32), np.full(2, 10, np.float32)])
+    x = np.random.default_rng(2).uniform(0, 1, (4000, 2)).astype(np.float32)
+    truth = model(x)["landmarks"].numpy()
+    seen, landmarks = [], sensitivity._landmarks
+    monkeypatch.setattr(sensitivity, "_landmarks", lambda m, images, b: seen.append(len(images)) or landmarks(m, images, b))
+    result = analyse(model, x, lambda pred: float(np.abs((pred - truth).mean(axis=0)).max()) + 0.01, budget=1.0,
+                     skip=("landmarks",), rank_crops=3000, batch_size=4000)
+    step = 11.0 / 255  # the mean length of a 2-D uniform offset in [-step/2, step/2]^2 is about 0.383 step
+    assert 0.36 * step < result.deviation_px["offset"] < 0.41 * step
+    assert result.nme_int8 - result.nme_float < 0.02 * step  # no drift: the noise averages out
+    assert seen == [4000, 3000, 4000] and result.keep_float == []  # reference, ranking, every block rounded
+
+
 def test_budget_decides_how_many_blocks_stay_float(tiny_model):
     crops = _crops()
     reference = tiny_model(crops, training=False)["landmarks"].numpy()
