@@ -75,6 +75,8 @@ def test_a_global_batch_must_split_evenly_over_the_replicas(capsys):
     with pytest.raises(ConfigError, match="1 training face"):
         global_batch(2, 2, "mirrored", faces=1)
     assert global_batch(8, 1, "auto", faces=7) == 7 and global_batch(6, 2, "mirrored", faces=100) == 6
+    assert "batches of 7 are used\n" in capsys.readouterr().err  # one replica: no multiple to speak of
+    assert global_batch(8, 2, "mirrored", faces=8) == 8 and capsys.readouterr().err == ""  # exactly filled: no warning
 
 
 def test_train_py_refuses_an_uneven_batch_in_one_line_before_any_work(tmp_path):
@@ -115,3 +117,10 @@ def test_xla_with_mixed_precision_is_refused_on_a_cpu_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match="--xla with --mixed-precision mixed_bfloat16 does not compile on a CPU"):
         run_training(config)
     assert not (tmp_path / "faces").exists() and not (tmp_path / "run").exists()
+
+
+def test_xla_alone_mixed_precision_alone_or_either_on_a_gpu_is_allowed():
+    from landmark_kd.distribute import check_xla
+
+    for xla, policy, gpus in ((True, "no", 0), (False, "mixed_float16", 0), (True, "mixed_float16", 1)):
+        assert check_xla(xla, policy, gpus) is None
