@@ -29,3 +29,16 @@ def test_a_transform_rewrites_each_record_before_it_is_written(tmp_path):
     log.append({"frame": 0, "faces": [{"box": [0, 0, 1, 1]}, {"box": [2, 2, 3, 3]}]})
     log.close()
     assert log.faces == 1 and json.loads((tmp_path / "f.jsonl").read_text()) == {"frame": 0, "faces": [{"box": [0, 0, 1, 1]}]}
+
+
+def test_each_frame_is_on_disk_as_soon_as_it_is_appended(tmp_path):
+    """A killed run keeps every frame it finished: each line is flushed, not left in the file object's buffer."""
+    path = tmp_path / "f.jsonl"
+    log = FrameLog(str(path))
+    log.append({"frame": 0, "faces": []})
+    log.append({"frame": 1, "faces": [{"score": 0.5}]})
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [{"frame": 0, "faces": []},
+                                                                             {"frame": 1, "faces": [{"score": 0.5}]}]
+    log.remove()
+    log.remove()  # already gone: nothing to do
+    assert not path.exists()
