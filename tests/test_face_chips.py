@@ -81,3 +81,42 @@ def test_bad_layouts_sizes_and_landmarks_are_named():
         chip_matrix(points, get_scheme("wflw"), 112)
     with pytest.raises(DataError, match="not finite"):
         chip_matrix(np.full((68, 2), np.nan), "68", 112)
+
+
+def test_each_layouts_five_points_are_its_own_pupils_nose_tip_and_mouth_corners():
+    """Read off each built-in layout's structure: the eyes are its pupils, the nose tip ends the nose bridge on the
+    midline (no mirror partner), the mouth corners are mirror partners starting a closed lip contour."""
+    from landmark_kd.face_chips import FIVE_POINT_GROUPS, five_point_groups
+
+    for name in FIVE_POINT_GROUPS:
+        scheme, groups = get_scheme(name), five_point_groups(name)
+        flips = dict(scheme.flip_pairs) | {b: a for a, b in scheme.flip_pairs}
+        assert groups[:2] == scheme.pupils, name
+        assert flips[groups[3][0]] == groups[4][0] and len(groups[3]) == len(groups[4]) == 1, name
+        assert any(edge.closed and edge.indices[0] == groups[3][0] for edge in scheme.edges), name
+        if groups[2] is not None:
+            assert groups[2][0] not in flips and any(not edge.closed and edge.indices[-1] == groups[2][0]
+                                                     for edge in scheme.edges), name
+
+
+def test_the_chip_is_the_least_squares_fit_of_all_five_points(rng):
+    """WFLW's 98 points: the matrix is the similarity fit of its pupils, nose tip and mouth corners (all five: the
+    nose pulls the fit) onto the template."""
+    template = chip_template(112)
+    angle = 0.3
+    rotation = 1.7 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    five = template @ rotation.T + [40.0, 25.0]
+    five[2] += [9.0, -4.0]  # a nose off the rigid fit
+    landmarks = rng.uniform(0, 300, (98, 2))
+    landmarks[[96, 97, 54, 76, 82]] = five
+    m = chip_matrix(landmarks, "98", 112)
+    np.testing.assert_allclose(m, similarity_matrix(five, template), atol=1e-9)
+    assert np.abs(chip_points(five[:2], m) - template[:2]).max() > 0.5  # the eyes moved off: the nose counted
+
+
+def test_a_layout_named_like_a_built_in_one_with_fewer_points_is_refused():
+    with pytest.raises(ConfigError, match="the 30-point layout '68' does not name them"):
+        chip_matrix(np.zeros((30, 2)), custom_scheme(30, name="68"), 112)
+    assert chip_template(16).shape == (5, 2) and chip_template(112, 4.0).shape == (5, 2)  # the limits are allowed
+    with pytest.raises(ConfigError, match="at least 16; got 15"):
+        chip_template(15)
