@@ -146,3 +146,25 @@ def test_each_skipped_photo_is_reported_with_its_own_reason(tmp_path, capsys):
 
     with pytest.raises(DatasetError, match=r"no usable unlabelled face photos \(3 skipped: truncated JPEG"):
         load_unlabeled(str(root), 68, cache, detector=bright)
+
+
+def test_spread_reads_evenly_spaced_photos_and_landmarks_sit_at_the_box_centre(tmp_path, capsys):
+    import cv2
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(7):
+        cv2.imwrite(str(root / f"p{i}.png"), np.full((40 + i, 40, 3), 200, np.uint8))
+    seen = []
+
+    def boxed(image):  # each photo's box tells it apart: its height
+        seen.append(image.shape[0])
+        return [(np.array([2, 4, 12, image.shape[0]], np.float32), 1.0)]
+
+    samples = load_unlabeled(str(root), 5, detector=boxed, spread=3)
+    assert [os.path.basename(s.image_path) for s in samples] == ["p0.png", "p3.png", "p6.png"] and seen == [40, 43, 46]
+    for sample, height in zip(samples, (40, 43, 46)):
+        np.testing.assert_allclose(sample.bbox, [2, 4, 12, height])
+        np.testing.assert_allclose(sample.landmarks, np.tile([7, (4 + height) / 2], (5, 1)))
+    assert len(load_unlabeled(str(root), 5, detector=boxed, spread=7)) == 7
+    assert [os.path.basename(s.image_path) for s in load_unlabeled(str(root), 5, detector=boxed, spread=1)] == ["p0.png"]
