@@ -20,6 +20,42 @@ def test_central_face_is_the_one_nearest_the_centre():
     faces = [(np.array([0, 0, 20, 20]), 0.9), (np.array([40, 40, 60, 60]), 0.5), (np.array([80, 0, 100, 20]), 0.7)]
     assert np.allclose(central_face(faces, (100, 100, 3)), [40, 40, 60, 60])
     assert central_face([], (100, 100, 3)) is None
+    wide = [(np.array([30, 30, 50, 50]), 0.9), (np.array([90, 30, 110, 50]), 0.5)]  # a 200 x 80 image: centre (100, 40)
+    assert np.allclose(central_face(wide, (80, 200, 3)), [90, 30, 110, 50])
+
+
+def test_each_photo_is_labelled_at_its_central_face_or_skipped_for_a_low_score_or_nan_points(tmp_path):
+    """`pseudolabel` with a stand-in labeller: a score at --min-score passes, one below it and non-finite points are
+    skipped with their reason, and the written .pts holds the labeller's points for the box it was given."""
+    from landmark_kd.data.pts300w import read_pts
+    from landmark_kd.pseudolabel import pseudolabel
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, name in enumerate(["a.png", "b.png", "c.png", "d.png"]):
+        cv2.imwrite(str(photos / name), np.full((60, 80 + 10 * i, 3), 100, np.uint8))
+    scores = {80: 0.5, 90: 0.4999, 100: 0.9, 110: 0.7}
+    boxes = []
+
+    def detect(image):
+        return [(np.array([0, 0, 10, 10]), 0.9), (np.array([30, 20, 50, 40]), 0.8)]
+
+    def label(image, box):
+        boxes.append(box.tolist())
+        points = np.tile(box[:2] + image.shape[1] + 0.25, (68, 1)).astype(np.float32)
+        if image.shape[1] == 100:
+            points[17, 1] = np.nan  # one point is enough to refuse the face
+        return points, scores[image.shape[1]]
+
+    images = list_images(str(photos))
+    result = pseudolabel(images, str(photos), str(tmp_path / "out"), label, detect, min_score=0.5)
+    assert boxes == [[30, 20, 50, 40]] * 4  # the central face of each
+    assert result["labelled"] == 2 and [os.path.basename(p) for p, _ in result["labelled_points"]] == ["a.png", "d.png"]
+    assert result["skipped_files"] == [
+        {"image": images[1], "reason": "labeller confidence below --min-score 0.5: 0.499"},
+        {"image": images[2], "reason": "labeller gave non-finite points"}]
+    np.testing.assert_allclose(read_pts(str(tmp_path / "out" / "d.pts")), np.tile([140.25, 130.25], (68, 1)))
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "a.pts", "d.png", "d.pts"]
 
 
 def test_mesh_pseudolabels_make_a_training_folder(tmp_path, capsys):
