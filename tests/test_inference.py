@@ -212,6 +212,39 @@ def test_pts_faces_are_ordered_right_to_left(tmp_path):
     assert result["faces"] == 2 and result["no_face"] == 0
 
 
+def test_pts_order_is_by_box_centre_and_a_faceless_image_is_counted(tmp_path):
+    """Right to left by the box's centre, not its left edge: a wide face around a narrow one's right comes first."""
+    from landmark_kd.inference import Face
+    from landmark_kd.predict import predict_pts
+
+    image, _ = render_face(0, 64)
+    for name in ("two.png", "none.png"):
+        cv2.imwrite(str(tmp_path / name), image)
+    wide = Face(np.array([0, 0, 100, 40], np.float32), np.full((68, 2), 7.0, np.float32), 0.9)  # centre x 50
+    narrow = Face(np.array([30, 0, 40, 10], np.float32), np.full((68, 2), 3.0, np.float32), 0.5)  # centre x 35
+    paths, answers = [str(tmp_path / "two.png"), str(tmp_path / "none.png")], iter([[narrow, wide], []])
+    result = predict_pts(lambda img: next(answers), paths, str(tmp_path), inner51=False)
+    blocks = open(result["pts"][paths[0]]).read().split("version: 1")[1:]
+    assert len(blocks) == 2 and "8.000 8.000" in blocks[0] and "4.000 4.000" in blocks[1]
+    assert open(result["pts"][paths[1]]).read() == ""
+    assert (result["faces"], result["no_face"], result["unreadable"]) == (2, 1, 0)
+
+
+def test_faces_of_a_reduced_photo_are_mapped_to_its_full_size_pixel_centres():
+    """Read at 1/k size, reduced pixel x covers full pixels k x .. k x + k - 1: its centre is k x + (k - 1) / 2;
+    a --box goes the other way; the head pose is kept."""
+    from landmark_kd.inference import Face
+    from landmark_kd.predict import _full_size, _scaled_boxes
+
+    face = Face(np.array([0, 2, 9, 11], np.float32), np.array([[1.0, 2.0], [3.0, 4.5]], np.float32), 0.8, track_id=3)
+    (full,) = _full_size([face], 4)
+    np.testing.assert_allclose(full.box, [1.5, 9.5, 37.5, 45.5])
+    np.testing.assert_allclose(full.landmarks, [[5.5, 9.5], [13.5, 19.5]])
+    assert (full.score, full.track_id) == (0.8, 3) and _full_size([face], 1) == [face]
+    np.testing.assert_allclose(_scaled_boxes([full.box.tolist()], 4), [face.box])
+    assert _scaled_boxes(None, 4) is None and _scaled_boxes([[1, 2, 3, 4]], 1) == [[1, 2, 3, 4]]
+
+
 def test_images_of_one_name_in_two_folders_keep_both_overlays(model_path, tmp_path, capsys):
     """--list a/face.png b/face.png: the second overlay is face_1_landmarks.png, not a silent overwrite."""
     for k, folder in enumerate(("a", "b")):
