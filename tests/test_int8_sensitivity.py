@@ -56,7 +56,8 @@ def test_simulated_rounding_is_zero_centred_with_a_step_of_a_range_that_includes
     x = np.random.default_rng(2).uniform(0, 1, (4000, 2)).astype(np.float32)
     truth = model(x)["landmarks"].numpy()
     seen, landmarks = [], sensitivity._landmarks
-    monkeypatch.setattr(sensitivity, "_landmarks", lambda m, images, b: seen.append(len(images)) or landmarks(m, images, b))
+    monkeypatch.setattr(sensitivity, "_landmarks",
+                        lambda m, images, b: seen.append(len(images)) or landmarks(m, images, b))
     result = analyse(model, x, lambda pred: float(np.abs((pred - truth).mean(axis=0)).max()) + 0.01, budget=1.0,
                      skip=("landmarks",), rank_crops=3000, batch_size=4000)
     step = 11.0 / 255  # the mean length of a 2-D uniform offset in [-step/2, step/2]^2 is about 0.383 step

@@ -405,7 +405,8 @@ def test_changed_on_resume_keeps_each_settings_first_value_and_ignores_how_the_r
 
     started = {"learning_rate": 2e-3, "epochs": 12, "alpha": 1.0, "output": "runs/a", "verbose": None,
                "changed_on_resume": {"learning_rate": [4e-3, 2e-3]}}
-    record = {"learning_rate": 1e-3, "epochs": 14, "alpha": 1.0, "output": "runs/b", "verbose": 2, "teacher_sha1": ["f"]}
+    record = {"learning_rate": 1e-3, "epochs": 14, "alpha": 1.0, "output": "runs/b", "verbose": 2,
+              "teacher_sha1": ["f"]}
     assert _changed_on_resume(started, record) == {"learning_rate": [4e-3, 1e-3], "epochs": [12, 14]}
     assert ("warning: resuming with other settings than the run had: learning_rate 0.002 -> 0.001, epochs 12 -> 14 "
             "(recorded as changed_on_resume in config.json)") in capsys.readouterr().out

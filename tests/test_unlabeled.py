@@ -167,4 +167,5 @@ def test_spread_reads_evenly_spaced_photos_and_landmarks_sit_at_the_box_centre(t
         np.testing.assert_allclose(sample.bbox, [2, 4, 12, height])
         np.testing.assert_allclose(sample.landmarks, np.tile([7, (4 + height) / 2], (5, 1)))
     assert len(load_unlabeled(str(root), 5, detector=boxed, spread=7)) == 7
-    assert [os.path.basename(s.image_path) for s in load_unlabeled(str(root), 5, detector=boxed, spread=1)] == ["p0.png"]
+    one = load_unlabeled(str(root), 5, detector=boxed, spread=1)
+    assert [os.path.basename(s.image_path) for s in one] == ["p0.png"]
