@@ -19,6 +19,8 @@ from landmark_kd.export.tflite_export import FLOAT_TAIL
 from landmark_kd.export.tflite_runner import TFLiteLandmarkModel
 from landmark_kd.models import build_landmark_model
 
+pytestmark = pytest.mark.slow  # converts models: `-m "not slow"` leaves it out
+
 SIZE = 64
 MODES = ("fp32", "dynamic_int8", "int8")
 

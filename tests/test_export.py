@@ -12,6 +12,8 @@ from landmark_kd.errors import ConfigError
 from landmark_kd.export.report import ExportConfig, run_export
 from landmark_kd.models import build_landmark_model
 
+pytestmark = pytest.mark.slow  # converts models: `-m "not slow"` leaves it out
+
 
 @pytest.fixture(scope="module")
 def tiny_model():

@@ -7,6 +7,8 @@ from landmark_kd.export.int8_sensitivity import analyse, quantizable_blocks
 from landmark_kd.export.tflite_export import FLOAT_TAIL
 from landmark_kd.models import build_landmark_model
 
+pytestmark = pytest.mark.slow  # converts models: `-m "not slow"` leaves it out
+
 
 @pytest.fixture(scope="module")
 def tiny_model():

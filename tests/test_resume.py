@@ -10,6 +10,8 @@ import pytest
 
 from landmark_kd.data.synthetic import generate
 
+pytestmark = pytest.mark.slow  # trains models: `-m "not slow"` leaves it out
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -11,6 +11,8 @@ from landmark_kd.errors import ConfigError, MissingFileError
 from landmark_kd.models import load_model
 from landmark_kd.training import TrainConfig, run_training
 
+pytestmark = pytest.mark.slow  # trains models: `-m "not slow"` leaves it out
+
 
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory):
