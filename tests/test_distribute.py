@@ -64,8 +64,6 @@ def test_the_readmes_multiworker_command_trains_on_a_one_worker_cluster(tmp_path
 def test_a_global_batch_must_split_evenly_over_the_replicas(capsys):
     """Keras cannot train on unequal per-replica parts: a batch that does not split is refused naming the flag, and
     a batch cut to the training set stays a multiple of the replicas."""
-    import pytest
-
     from landmark_kd.distribute import global_batch
     from landmark_kd.errors import ConfigError
 
@@ -106,7 +104,6 @@ def test_train_py_refuses_an_uneven_batch_in_one_line_before_any_work(tmp_path):
 def test_xla_with_mixed_precision_is_refused_on_a_cpu_before_any_work(tmp_path):
     """XLA's CPU compiler rejects the mixed-precision train step of both backbones ("Seen floating point types of
     different precisions"): the run died with that traceback in its first step, after the data and the model."""
-    import pytest
     import tensorflow as tf
 
     from landmark_kd.errors import ConfigError
