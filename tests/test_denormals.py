@@ -19,7 +19,7 @@ from landmark_kd.export.tflite_export import FLOAT_TAIL
 from landmark_kd.export.tflite_runner import TFLiteLandmarkModel
 from landmark_kd.models import build_landmark_model
 
-pytestmark = pytest.mark.slow  # converts models: `-m "not slow"` leaves it out
+pytestmark = pytest.mark.slow  # every test reads the converted models of `exports`
 
 SIZE = 64
 MODES = ("fp32", "dynamic_int8", "int8")

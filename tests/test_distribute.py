@@ -6,8 +6,6 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.slow  # trains models: `-m "not slow"` leaves it out
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCRIPT = r"""
@@ -29,6 +27,7 @@ print("RESULT" + json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_mirrored_matches_one_device(tmp_path):
     result = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True,
                             cwd=ROOT, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -41,6 +40,7 @@ def test_mirrored_matches_one_device(tmp_path):
         assert abs(a - b) <= 2e-3 * abs(a), (one["loss"], two["loss"])
 
 
+@pytest.mark.slow
 def test_the_readmes_multiworker_command_trains_on_a_one_worker_cluster(tmp_path):
     """`train.py --strategy multiworker` with TF_CONFIG: the strategy must be made before anything starts
     TensorFlow's runtime (setting the seed or listing the devices did, and every run died with "Collective ops

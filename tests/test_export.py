@@ -12,8 +12,6 @@ from landmark_kd.errors import ConfigError
 from landmark_kd.export.report import ExportConfig, run_export
 from landmark_kd.models import build_landmark_model
 
-pytestmark = pytest.mark.slow  # converts models: `-m "not slow"` leaves it out
-
 
 @pytest.fixture(scope="module")
 def tiny_model():
@@ -27,6 +25,7 @@ def _representative():
         yield [rng.uniform(0, 1, (1, 64, 64, 3)).astype(np.float32)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 def test_every_mode_converts_with_builtins_for_runtime_2_11(tiny_model, mode):
     buffer = convert(tiny_model, mode, _representative)
@@ -44,6 +43,7 @@ def test_every_mode_converts_with_builtins_for_runtime_2_11(tiny_model, mode):
         assert np.abs(out - expected).max() < 1e-2  # pixels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_a_model_trained_with_mixed_precision_converts_to_float32(tiny_model, policy):
     """train.py --mixed-precision saves layers that compute in float16/bfloat16; TFLite's builtins run neither, and
@@ -64,6 +64,7 @@ def test_a_model_trained_with_mixed_precision_converts_to_float32(tiny_model, po
     assert {layer.dtype_policy.name for layer in mixed._flatten_layers()} >= {policy}  # the model itself is unchanged
 
 
+@pytest.mark.slow
 def test_swinv2_converts_without_6d_transposes():
     model = build_landmark_model("swinv2_pico", "68", 64)
     buffer = convert(model, "fp32")
@@ -116,6 +117,7 @@ def test_corrupt_tflite_files_are_reported(tmp_path):
         TFLiteLandmarkModel(str(tmp_path / "none.tflite"))
 
 
+@pytest.mark.slow
 def test_convert_cli_writes_report(tiny_model, tmp_path, capsys):
     import convert as convert_cli
 
@@ -252,6 +254,7 @@ def _saved(model, tmp_path) -> str:
     return path
 
 
+@pytest.mark.slow
 def test_int8_io_export_takes_an_int8_image_and_a_rerun_replaces_the_earlier_export(tiny_model, tmp_path, capsys):
     import convert as convert_cli
     from landmark_kd.data import load_dataset
@@ -311,6 +314,7 @@ def test_int8_io_export_takes_an_int8_image_and_a_rerun_replaces_the_earlier_exp
     assert "int8" not in open(os.path.join(out, "report.md")).read().split("max dev (px):")[1].split("Latency")[0]
 
 
+@pytest.mark.slow
 def test_calibration_data_is_loaded_first_and_unlabelled_photos_are_boxed(tiny_model, tmp_path, capsys):
     import cv2
     import skimage.data
@@ -350,6 +354,7 @@ def test_calibration_data_is_loaded_first_and_unlabelled_photos_are_boxed(tiny_m
         open(os.path.join(out, "report.md")).read()
 
 
+@pytest.mark.slow
 def test_records_the_reader_skips_are_said_and_kept_in_the_report(tiny_model, tmp_path, capsys):
     """A garbage .pts in --data used to vanish: 'Keras NME ... on 2 faces' and no skip in report.json. Now said as
     evaluate says it (the count, each file with its reason) and recorded in report.json and report.md."""
@@ -432,6 +437,7 @@ def test_convert_says_when_int8_only_flags_are_given_without_int8(tiny_model, tm
     assert "only affect" not in capsys.readouterr().out and len(given) == 3
 
 
+@pytest.mark.slow
 def test_convert_refuses_early_and_writes_nothing_when_an_audit_fails(tiny_model, tmp_path, capsys, monkeypatch):
     import zipfile
 
@@ -482,6 +488,7 @@ def test_convert_names_a_folder_or_a_tflite_given_as_the_keras_model(tmp_path, c
         " ".join(capsys.readouterr().out.split())
 
 
+@pytest.mark.slow
 def test_another_models_export_is_refused_before_any_work_and_replaced_only_with_overwrite(tiny_model, tmp_path,
                                                                                           capsys):
     """runs/export is every model's default --output: converting the student there must not delete the teacher's
@@ -529,6 +536,7 @@ def test_another_models_export_is_refused_before_any_work_and_replaced_only_with
     assert "replacing the earlier export" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_an_export_stopped_halfway_is_replaced_by_the_same_command(tiny_model, tmp_path, capsys, monkeypatch):
     """Ctrl-C while timing, after the first .tflite was written: its provisional report.json names the files as
     this model's, so the same command replaces them instead of refusing them as someone else's."""
@@ -556,6 +564,7 @@ def test_an_export_stopped_halfway_is_replaced_by_the_same_command(tiny_model, t
     assert "status" not in report and sorted(report["exports"]) == ["fp16", "fp32"]
 
 
+@pytest.mark.slow
 def test_bad_compare_models_and_a_single_image_are_refused_before_the_export(tiny_model, tmp_path, capsys):
     """--compare with something that is no .tflite (or a damaged one), and one photo given as --data or
     --calibration-data: one line naming the file and the flag, before the model is loaded or anything written."""
@@ -613,6 +622,7 @@ def test_the_int8_latency_note_cites_this_runs_timings_or_what_the_project_measu
     assert f"`real_student_int8.tflite` {MEASURED_INT8_MS:.1f} ms" in card
 
 
+@pytest.mark.slow
 def test_converting_a_real_face_model_without_data_warns_that_its_nme_is_on_drawn_faces(tiny_model, tmp_path,
                                                                                         monkeypatch, capsys):
     """No --data: convert scores on the synthetic faces. For a model of real photos that is said (console,

@@ -7,8 +7,6 @@ from landmark_kd.export.int8_sensitivity import analyse, quantizable_blocks
 from landmark_kd.export.tflite_export import FLOAT_TAIL
 from landmark_kd.models import build_landmark_model
 
-pytestmark = pytest.mark.slow  # converts models: `-m "not slow"` leaves it out
-
 
 @pytest.fixture(scope="module")
 def tiny_model():
@@ -68,6 +66,7 @@ def test_simulated_rounding_is_zero_centred_with_a_step_of_a_range_that_includes
     assert seen == [4000, 3000, 4000] and result.keep_float == []  # reference, ranking, every block rounded
 
 
+@pytest.mark.slow
 def test_budget_decides_how_many_blocks_stay_float(tiny_model):
     crops = _crops()
     reference = tiny_model(crops, training=False)["landmarks"].numpy()
@@ -85,6 +84,7 @@ def test_budget_decides_how_many_blocks_stay_float(tiny_model):
     assert strict.nme_chosen < strict.nme_int8
 
 
+@pytest.mark.slow
 def test_analysis_leaves_the_model_as_it_was(tiny_model):
     crops = _crops(4)
     before = tiny_model(crops, training=False)["landmarks"].numpy()
@@ -95,6 +95,7 @@ def test_analysis_leaves_the_model_as_it_was(tiny_model):
     assert patched == []
 
 
+@pytest.mark.slow
 def test_float_blocks_keep_their_ops_float_in_the_int8_model(tiny_model):
     def representative():
         for crop in _crops(8):

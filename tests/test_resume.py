@@ -10,11 +10,10 @@ import pytest
 
 from landmark_kd.data.synthetic import generate
 
-pytestmark = pytest.mark.slow  # trains models: `-m "not slow"` leaves it out
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_step_count(tmp_path):
     faces = generate(str(tmp_path / "faces"), 16, seed=5, size=96, sheet=False)
     out = str(tmp_path / "run")

@@ -11,8 +11,6 @@ from landmark_kd.errors import ConfigError, MissingFileError
 from landmark_kd.models import load_model
 from landmark_kd.training import TrainConfig, run_training
 
-pytestmark = pytest.mark.slow  # trains models: `-m "not slow"` leaves it out
-
 
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory):
@@ -34,6 +32,7 @@ def teacher_run(faces, tmp_path_factory):
     return out, run_training(_config(faces, out))
 
 
+@pytest.mark.slow
 def test_teacher_loss_falls_and_nme_on_training_faces_drops(teacher_run):
     out, metrics = teacher_run
     loss = metrics["history"]["loss"]
@@ -53,6 +52,7 @@ def test_teacher_loss_falls_and_nme_on_training_faces_drops(teacher_run):
     assert not os.path.exists(os.path.join(out, "backup"))  # finished runs drop their backup
 
 
+@pytest.mark.slow
 def test_a_finished_or_other_architecture_run_is_never_trained_over(teacher_run, faces, tmp_path):
     """Rerunning a finished run used to train it again from scratch and replace its best.keras; resuming an
     interrupted run with another --preset kept the old architecture's best.keras and reported its score as the
@@ -94,6 +94,7 @@ def _stopped_while_scoring(faces, out, monkeypatch, **kw):
     monkeypatch.setattr(landmark_kd.evaluate, "write_report", write_report)
 
 
+@pytest.mark.slow
 def test_stopped_while_scoring_the_same_command_writes_the_report(faces, tmp_path, monkeypatch, capsys):
     """Ctrl-C after the last epoch, during the final scoring, used to leave best.keras with no backup and no
     metrics.json: the 'same command resumes' hint then answered 'holds a finished run'. The backup now outlives
@@ -112,6 +113,7 @@ def test_stopped_while_scoring_the_same_command_writes_the_report(faces, tmp_pat
     assert not (out / "backup").exists()  # dropped once the report is written
 
 
+@pytest.mark.slow
 def test_resumed_with_fewer_epochs_than_trained_the_report_is_of_all_of_them(faces, tmp_path, monkeypatch, capsys):
     """A run stopped after 2 epochs, resumed with --epochs 1: the report said "all 1 epochs" and recorded 1
     epoch beside 2 epochs' history and steps. It now says and records the 2 that were trained."""
@@ -124,6 +126,7 @@ def test_resumed_with_fewer_epochs_than_trained_the_report_is_of_all_of_them(fac
     assert saved["epochs"] == 2 and saved["steps"] == 4 and len(saved["history"]["val_nme"]) == 2
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_config_json_is_rewritten_leaves_the_run_resumable(faces, tmp_path, monkeypatch):
     """A resumed run rewrites config.json (with changed_on_resume); it used to truncate the file in place, so a full
     disk or a kill there left a config.json no training run wrote, and every later command refused the folder as
@@ -172,6 +175,7 @@ def test_a_full_disk_while_config_json_is_rewritten_leaves_the_run_resumable(fac
     assert metrics["steps"] == 1 and not (out / "backup").exists()
 
 
+@pytest.mark.slow
 def test_a_distillation_resumed_from_a_changed_teacher_file_says_so(faces, tmp_path, monkeypatch, capsys):
     """An interrupted distillation resumed after its teacher file was replaced (runs/teacher retrained, or a new
     model copied over it) went on distilling from the new teacher with no word: config.json, metrics.json and the
@@ -195,6 +199,7 @@ def test_a_distillation_resumed_from_a_changed_teacher_file_says_so(faces, tmp_p
     assert before != after and len(before) == len(after) == 1
 
 
+@pytest.mark.slow
 def test_what_killed_runs_left_half_written_is_removed_by_the_next_run(faces, tmp_path, capsys):
     """SIGKILL or SIGTERM during a save runs no cleanup: the checkpoint's temporary copy (as large as the model; the
     backup's with the optimiser's slots) stayed in --output for good, one per kill, and neither the resumed run nor
@@ -219,6 +224,7 @@ def test_what_killed_runs_left_half_written_is_removed_by_the_next_run(faces, tm
     assert "notes.4194999.tmp.txt" in left and not (out / "backup").exists()
 
 
+@pytest.mark.slow
 def test_resume_with_restart_is_refused_before_anything_is_deleted(teacher_run, faces, tmp_path):
     import shutil
 
@@ -231,6 +237,7 @@ def test_resume_with_restart_is_refused_before_anything_is_deleted(teacher_run, 
     assert sorted(p.name for p in run.iterdir()) == before
 
 
+@pytest.mark.slow
 def test_distillation_kd_falls_and_student_round_trips(teacher_run, faces, tmp_path):
     teacher_dir, _ = teacher_run
     config = _config(faces, tmp_path / "student", preset="mobilevitv2_pico", alpha=1.0, epochs=4, light_head=True,
@@ -244,6 +251,7 @@ def test_distillation_kd_falls_and_student_round_trips(teacher_run, faces, tmp_p
     assert metrics["teacher"].endswith("best.keras") and metrics["alpha"] == 1.0
 
 
+@pytest.mark.slow
 def test_distillation_from_a_flip_averaged_ensemble(teacher_run, faces, tmp_path):
     teacher_dir, _ = teacher_run
     best, last = (os.path.join(teacher_dir, n) for n in ("best.keras", "last.keras"))
@@ -259,6 +267,7 @@ def test_distillation_from_a_flip_averaged_ensemble(teacher_run, faces, tmp_path
         run_training(_config(faces, tmp_path / "f", teacher_flip=True))
 
 
+@pytest.mark.slow
 def test_teacher_with_another_scheme_is_refused(teacher_run, faces, tmp_path):
     teacher_dir, _ = teacher_run
     config = _config(faces, tmp_path / "s", scheme="51", alpha=1.0, teacher=os.path.join(teacher_dir, "best.keras"))
@@ -266,6 +275,7 @@ def test_teacher_with_another_scheme_is_refused(teacher_run, faces, tmp_path):
         run_training(config)
 
 
+@pytest.mark.slow
 def test_evaluate_cli_scores_a_saved_model(teacher_run, faces, tmp_path, capsys):
     from landmark_kd import evaluate
 
@@ -285,6 +295,7 @@ def test_evaluate_cli_scores_a_saved_model(teacher_run, faces, tmp_path, capsys)
     assert evaluate.main(["--model", str(tmp_path / "nope.keras"), "--data", faces]) == 2
 
 
+@pytest.mark.slow
 def test_mixed_precision_keeps_losses_float32(faces, tmp_path):
     import keras
 
@@ -296,6 +307,7 @@ def test_mixed_precision_keeps_losses_float32(faces, tmp_path):
     assert metrics["steps"] == 2
 
 
+@pytest.mark.slow
 def test_xla_compiled_train_step(faces, tmp_path):
     metrics = run_training(_config(faces, tmp_path / "xla", epochs=1, steps_per_epoch=2, xla=True))
     assert metrics["steps"] == 2 and np.isfinite(metrics["history"]["loss"][0])
@@ -314,6 +326,7 @@ def photo_folder(tmp_path_factory):
     return str(root)
 
 
+@pytest.mark.slow
 def test_distillation_on_unlabelled_photos(teacher_run, faces, photo_folder, tmp_path, capsys):
     teacher_dir, _ = teacher_run
     config = _config(faces, tmp_path / "student_u", preset="mobilevitv2_pico", alpha=1.0, epochs=3, light_head=True,
@@ -332,6 +345,7 @@ def test_distillation_on_unlabelled_photos(teacher_run, faces, photo_folder, tmp
                        "reason": "truncated JPEG (no end-of-image marker)"}]
 
 
+@pytest.mark.slow
 def test_a_larger_input_teacher_distils_from_its_own_crops(faces, photo_folder, tmp_path, capsys, monkeypatch):
     """A 128 px teacher and a 64 px student: on labelled and unlabelled batches alike the teacher is handed the
     faces cut at 128 px, and the student still learns to copy it."""
@@ -385,6 +399,7 @@ def test_the_summary_lists_the_files_the_run_wrote(capsys, tmp_path):
     assert "best model" not in out and "  last model   " in out
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_with_one_error_and_saves_nothing_made_from_it(faces, tmp_path, capsys):
     """At a learning rate far too high the weights overflow (the loss may stay finite while the validation
     predictions are NaN): the run stops with one error naming the epoch and --lr, and writes no checkpoint,
@@ -436,6 +451,7 @@ def test_a_step_with_a_nan_loss_stops_training_where_it_happened():
     assert stop.diverged == "in epoch 3, step 5 (loss nan)" and stop.model.stop_training
 
 
+@pytest.mark.slow
 def test_a_batch_larger_than_the_training_set_is_capped_with_a_warning(faces, tmp_path, capsys):
     """--batch-size 64 with 32 faces: batches of 32, said once (a batch of 10**8 used to fill memory silently)."""
     metrics = run_training(_config(faces, tmp_path / "big", epochs=1, steps_per_epoch=1, batch_size=64))
@@ -463,6 +479,7 @@ def test_unlabelled_photos_and_kd_weight_need_a_teacher(faces, photo_folder, tmp
     assert not (tmp_path / "u").exists()  # refused before any work
 
 
+@pytest.mark.slow
 def test_unlabelled_path_that_is_no_folder_is_refused_before_any_work(teacher_run, faces, tmp_path):
     """--unlabeled given a file (a labels .json) or a missing path: one error naming it, and no output folder left
     behind (the refused run used to leave one holding skipped.json)."""
@@ -475,6 +492,7 @@ def test_unlabelled_path_that_is_no_folder_is_refused_before_any_work(teacher_ru
         assert not (tmp_path / "u").exists()
 
 
+@pytest.mark.slow
 def test_several_training_sets_are_pooled(faces, tmp_path, capsys, monkeypatch):
     from landmark_kd.trainer import LandmarkTrainer
 
@@ -600,6 +618,7 @@ def test_unlabelled_skips_join_the_labelled_ones_in_skipped_json(tmp_path, capsy
     assert f"every skipped record: {path} (3)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_fine_tuning_starts_from_the_given_models_weights(teacher_run, faces, tmp_path, capsys):
     teacher_dir, metrics = teacher_run
     best = os.path.join(teacher_dir, "best.keras")
@@ -628,6 +647,7 @@ def test_fine_tuning_starts_from_the_given_models_weights(teacher_run, faces, tm
     assert f"note: {best} was trained at 64 px; this run trains and validates at 128 px" in out
 
 
+@pytest.mark.slow
 def test_a_fine_tune_killed_before_its_first_backup_held_weights_resumes_from_init_from(faces, tmp_path, capsys):
     """Killed (or stopped by a full disk) after the backup folder was made but before its first weights were
     written, a fine-tuning run resumed with the same command skipped --init-from ("the weights come from the
@@ -658,6 +678,7 @@ def test_a_fine_tune_killed_before_its_first_backup_held_weights_resumes_from_in
         assert np.allclose(a.numpy(), b.numpy(), atol=1e-5), a.path
 
 
+@pytest.mark.slow
 def test_a_start_killed_after_its_first_best_keras_but_before_its_backup_is_not_a_finished_run(faces, tmp_path,
                                                                                               monkeypatch, capsys):
     """The checkpoint callback writes best.keras before the backup callback made backup/: a kill between the two
@@ -681,6 +702,7 @@ def test_a_start_killed_after_its_first_best_keras_but_before_its_backup_is_not_
     assert metrics["steps"] == 2 and not (out / "backup").exists()
 
 
+@pytest.mark.slow
 def test_a_run_killed_while_backing_up_an_epoch_logs_each_epoch_once_in_tensorboard(faces, tmp_path, monkeypatch):
     """TensorBoard wrote epoch N's points before the backup saved N: killed in that save, the run resumed at N
     and logged N again, two points at one step."""
@@ -711,6 +733,7 @@ def test_a_run_killed_while_backing_up_an_epoch_logs_each_epoch_once_in_tensorbo
     assert sorted(steps) == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_fine_tuning_from_another_architecture_or_no_file_is_refused(teacher_run, faces, tmp_path):
     from landmark_kd.errors import MissingFileError
 
@@ -742,6 +765,7 @@ def test_init_from_with_pretrained_is_refused_before_any_work(faces, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_pose_balance_keeps_the_training_budget(faces, tmp_path, capsys):
     """Turned faces are repeated in the training list, yet an epoch is still one pass of the set as loaded."""
     metrics = run_training(_config(faces, tmp_path / "pose", epochs=1, steps_per_epoch=None, pose_balance=True))
@@ -752,6 +776,7 @@ def test_pose_balance_keeps_the_training_budget(faces, tmp_path, capsys):
     assert not (tmp_path / "cofw").exists()
 
 
+@pytest.mark.slow
 def test_an_undecodable_validation_image_is_named(faces, tmp_path, capsys):
     """A PNG with damaged pixel data passes the load checks (signature, end chunk, size) and then fails to decode:
     the warning names it, not only how many there were."""
@@ -803,6 +828,7 @@ def test_restart_removes_tensorboards_logs_and_keeps_what_a_user_put_there(tmp_p
     assert sorted(os.listdir(out)) == ["logs"] and os.listdir(out / "logs") == ["notes.txt"]
 
 
+@pytest.mark.slow
 def test_a_start_stopped_before_its_first_epoch_leaves_no_curves_beside_the_next(faces, tmp_path, capsys):
     """Stopped in epoch 1 (no backup yet), a run leaves its TensorBoard event files; the same command again
     starts over, and its curves used to sit beside the dead start's, both from step 0."""
