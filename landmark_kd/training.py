@@ -571,7 +571,6 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     from .data.pipeline import LandmarkPipeline
     from .evaluate import evaluate_predictions, write_report
     from .models import HeadConfig, build_landmark_model, copy_weights, load_model, model_image_size
-    from .predictor import KerasPredictor
     from .schemes import get_scheme
     from .trainer import EvaluateAndCheckpoint, LandmarkTrainer, ResumableBackup, StopOnDivergence
 
@@ -710,9 +709,10 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     # through a temporary file: a truncated config.json would make the folder someone else's (refused for good)
     atomic_json(os.path.join(out, "config.json"), record)
     divergence = StopOnDivergence()
+    evaluator = EvaluateAndCheckpoint(model, val_ds, val_samples, scheme, config, out, divergence)
     callbacks = [
         divergence,
-        EvaluateAndCheckpoint(model, val_ds, val_samples, scheme, config, out, divergence),
+        evaluator,
         # the backup before TensorBoard: a kill while it saves epoch N used to leave N's curve point written, and
         # the resumed run, redoing N, wrote a second point at the same step (a zigzag in TensorBoard)
         backup,
@@ -738,8 +738,9 @@ def _run_training(config: TrainConfig, out: str) -> dict:
         print(f"all {config.epochs} epochs were trained before the interruption: writing the final report{more}")
     train_seconds = max(backup.seconds, time.time() - start)  # a resumed run: the epochs before it count too
     best_path = os.path.join(out, "best.keras")
-    best = load_model(best_path) if os.path.exists(best_path) else model
-    result = KerasPredictor(best).predict_dataset(val_ds)
+    if os.path.exists(best_path):  # into the model the epochs' scoring already traced: no rebuild, no second trace
+        model.load_weights(best_path)
+    result = evaluator.predictor.predict_dataset(val_ds)
     metrics, errors = evaluate_predictions(result.landmarks, result.index, val_samples, scheme,
                                            config.normalization, config.threshold)
     baseline = _mean_shape_baseline(mean_shape, result, val_samples, scheme, config)

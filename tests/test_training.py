@@ -53,6 +53,26 @@ def test_teacher_loss_falls_and_nme_on_training_faces_drops(teacher_run):
 
 
 @pytest.mark.slow
+def test_the_report_scores_best_keras_when_a_later_epoch_was_worse(faces, tmp_path, monkeypatch):
+    """The final scoring loads best.keras's weights into the model the epochs were scored with: when the last
+    epoch is not the best, the report must be the best epoch's score, not the last weights'."""
+    import landmark_kd.trainer
+
+    class FirstEpochBest(landmark_kd.trainer.EvaluateAndCheckpoint):
+        def on_epoch_end(self, epoch, logs=None):
+            super().on_epoch_end(epoch, logs)
+            self.best = -1.0  # no later epoch is saved as best.keras
+
+    monkeypatch.setattr(landmark_kd.trainer, "EvaluateAndCheckpoint", FirstEpochBest)
+    out = tmp_path / "first_best"
+    metrics = run_training(_config(faces, out, epochs=2, steps_per_epoch=2))
+    first, second = metrics["history"]["val_nme"]
+    assert abs(first - second) > 1e-4  # the two epochs' weights score apart, so the check below tells them apart
+    assert metrics["nme"] == pytest.approx(first, rel=1e-5)
+    assert json.load(open(out / "metrics.json"))["nme"] == metrics["nme"]
+
+
+@pytest.mark.slow
 def test_a_finished_or_other_architecture_run_is_never_trained_over(teacher_run, faces, tmp_path):
     """Rerunning a finished run used to train it again from scratch and replace its best.keras; resuming an
     interrupted run with another --preset kept the old architecture's best.keras and reported its score as the
