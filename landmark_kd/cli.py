@@ -245,6 +245,8 @@ def add_training_arguments(parser: argparse.ArgumentParser, defaults: TrainConfi
                    help="compute in float16 (GPUs with tensor cores) or bfloat16 (recent CPUs, TPUs) with float32 "
                    "weights and losses: faster and lighter on hardware made for it, slower elsewhere")
     g.add_argument("--xla", action="store_true", help="compile the train step with XLA")
+    g.add_argument("--run-eagerly", action="store_true", help="run each train step untraced, for a debugger or "
+                   "print() in a custom loss or dataset: slower per step, but no tracing at the start")
     g.add_argument("--strategy", default="auto", choices=("auto", "one_device", "mirrored", "multiworker"),
                    help="tf.distribute strategy; auto = mirrored over all local GPUs when there are several. "
                         "--batch-size is the global batch")
@@ -271,7 +273,7 @@ def training_config_from_args(args: argparse.Namespace, defaults: TrainConfig) -
         epochs=args.epochs, batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch, learning_rate=args.lr,
         weight_decay=args.weight_decay, clipnorm=args.clipnorm or None, warmup_epochs=args.warmup_epochs, star_weight=args.star_weight,
         point_weight=args.point_weight, edge_weight=args.edge_weight, mixed_precision=args.mixed_precision,
-        xla=args.xla, strategy=args.strategy, seed=args.seed, output=args.output, resume=args.resume, restart=args.restart,
+        xla=args.xla, run_eagerly=args.run_eagerly, strategy=args.strategy, seed=args.seed, output=args.output, resume=args.resume, restart=args.restart,
         synthetic_test=args.synthetic_test, synthetic_root=args.synthetic_root, augment=not args.no_augment, pose_balance=args.pose_balance,
         normalization=args.normalization, threshold=args.threshold, head_convs=args.head_convs,
         light_head=None if args.head == "auto" else args.head == "light", star_w=args.star_w, star_dist=args.star_dist)

@@ -73,6 +73,9 @@ class TrainConfig:
     mixed_precision: str = "no"  # no, mixed_float16, mixed_bfloat16
     strategy: str = "auto"  # auto, one_device, mirrored, multiworker (landmark_kd.distribute)
     xla: bool = False
+    # Untraced train steps: a debugger or print() sees each step; slower per step, but no tracing at the start
+    # (a run of a step or two starts in half the time). Same arithmetic, so not a setting a resume compares.
+    run_eagerly: bool = False
     seed: int = 0
     output: str = "runs/teacher"
     resume: bool = False
@@ -321,6 +324,9 @@ def run_training(config: TrainConfig) -> dict:
     if config.resume and config.restart:  # refused before anything is deleted: --restart would remove the run
         raise ConfigError("--resume and --restart contradict each other: --resume continues the interrupted run, "
                           "--restart deletes it")
+    if config.xla and config.run_eagerly:  # Keras would drop XLA with a warning a CLI user never sees
+        raise ConfigError("--xla and --run-eagerly contradict each other: XLA compiles the traced train step, "
+                          "--run-eagerly runs it untraced")
     config = _without_unused_teacher(config)
     config.check_teacher(bool(config.teacher))
     from .models.landmark_model import check_image_size
@@ -534,7 +540,7 @@ def _remove_dead_writes(out: str, backup_dir: str) -> None:
 
 
 # Flags that only say how to start or report a run; a resumed run's weights come from its backup.
-_NOT_SETTINGS = ("output", "resume", "restart", "verbose", "init_from", "pretrained")
+_NOT_SETTINGS = ("output", "resume", "restart", "verbose", "init_from", "pretrained", "run_eagerly")
 
 
 def _changed_on_resume(started: dict, record: dict) -> dict:
@@ -683,7 +689,8 @@ def _run_training(config: TrainConfig, out: str) -> dict:
                           f"and validates at {config.image_size} px (--image-size)")
             trainer = LandmarkTrainer(model, config, teacher)
             trainer.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
-                                                             clipnorm=config.clipnorm), jit_compile=config.xla)
+                                                             clipnorm=config.clipnorm), jit_compile=config.xla,
+                            run_eagerly=config.run_eagerly)
             first = next(iter(train_ds))
             trainer((first[0] if config.unlabeled else first)[0][:1])  # build before BackupAndRestore restores into it
             # Optimiser slots made now, not inside the first traced step: TF traces a step that creates
@@ -721,7 +728,8 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
     start = time.time()
     os.makedirs(backup_dir, exist_ok=True)  # before the first best.keras, which alone would read as a finished run
-    history = trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose)
+    history = trainer.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=verbose,
+                          shuffle=False)  # train_ds shuffles itself (Keras warned that its default True is ignored)
     if divergence.diverged:
         if not os.listdir(backup_dir):  # nothing was backed up: no empty folder to read as an interrupted run
             os.rmdir(backup_dir)

@@ -68,6 +68,20 @@ def test_distill_takes_a_teacher_run_folder_and_no_kd_drops_the_teacher(tmp_path
     assert ablation.alpha == 0.0 and ablation.teacher is None
 
 
+def test_run_eagerly_reaches_the_config_of_both_scripts():
+    from landmark_kd.cli import ArgumentParser, add_training_arguments, training_config_from_args
+    from landmark_kd.training import TrainConfig
+
+    parser = ArgumentParser()
+    add_training_arguments(parser, TrainConfig())  # train.py's parser
+
+    def train(argv):
+        return training_config_from_args(parser.parse_args(argv), TrainConfig())
+
+    for config_from_argv in (train, _distill().config_from_argv):
+        assert config_from_argv(["--run-eagerly"]).run_eagerly and not config_from_argv([]).run_eagerly
+
+
 def test_distill_without_teacher_says_what_to_run(tmp_path):
     result = _run(os.path.join(ROOT, "distill.py"), "--teacher", str(tmp_path / "missing.keras"))
     assert result.returncode == 2

@@ -23,6 +23,10 @@ def _config(faces, out, **kw):
                 epochs=6, batch_size=8, steps_per_epoch=8, learning_rate=3e-3, warmup_epochs=0.5, output=str(out),
                 seed=1, verbose=0, augment=False)
     base.update(kw)
+    # A run of a few steps goes untraced: about half the time (tracing the step costs more than the steps), the
+    # same arithmetic (test_an_untraced_run_trains_as_the_traced_one); longer runs and XLA keep the traced step.
+    steps = base["epochs"] * (base["steps_per_epoch"] or 1000)
+    base.setdefault("run_eagerly", steps <= 4 and not base.get("xla"))
     return TrainConfig(**base)
 
 
@@ -328,6 +332,25 @@ def test_mixed_precision_keeps_losses_float32(faces, tmp_path):
 
 
 @pytest.mark.slow
+def test_an_untraced_run_trains_as_the_traced_one(faces, tmp_path):
+    """--run-eagerly runs the same train step untraced: the same loss, the same weights after two steps, and the
+    same report; beside --xla, which compiles the traced step, it is refused before any work."""
+    runs = {}
+    for eager in (False, True):
+        out = tmp_path / f"eager_{eager}"
+        metrics = run_training(_config(faces, out, epochs=1, steps_per_epoch=2, run_eagerly=eager))
+        runs[eager] = metrics, load_model(str(out / "last.keras")).get_weights()
+        assert json.load(open(out / "config.json"))["run_eagerly"] is eager
+    (traced, traced_weights), (eager, eager_weights) = runs[False], runs[True]
+    assert eager["history"]["loss"] == pytest.approx(traced["history"]["loss"], rel=1e-5)
+    assert eager["nme"] == pytest.approx(traced["nme"], rel=1e-4)
+    assert max(np.abs(a - b).max() for a, b in zip(traced_weights, eager_weights)) < 1e-4
+    with pytest.raises(ConfigError, match="--xla and --run-eagerly contradict each other"):
+        run_training(_config(faces, tmp_path / "both", xla=True, run_eagerly=True))
+    assert not (tmp_path / "both").exists()
+
+
+@pytest.mark.slow
 def test_xla_compiled_train_step(faces, tmp_path):
     metrics = run_training(_config(faces, tmp_path / "xla", epochs=1, steps_per_epoch=2, xla=True))
     assert metrics["steps"] == 2 and np.isfinite(metrics["history"]["loss"][0])
@@ -441,9 +464,9 @@ def test_changed_on_resume_keeps_each_settings_first_value_and_ignores_how_the_r
     from landmark_kd.training import _changed_on_resume
 
     started = {"learning_rate": 2e-3, "epochs": 12, "alpha": 1.0, "output": "runs/a", "verbose": None,
-               "changed_on_resume": {"learning_rate": [4e-3, 2e-3]}}
+               "run_eagerly": False, "changed_on_resume": {"learning_rate": [4e-3, 2e-3]}}
     record = {"learning_rate": 1e-3, "epochs": 14, "alpha": 1.0, "output": "runs/b", "verbose": 2,
-              "teacher_sha1": ["f"]}
+              "run_eagerly": True, "teacher_sha1": ["f"]}  # a run resumed untraced to debug it trains the same
     assert _changed_on_resume(started, record) == {"learning_rate": [4e-3, 1e-3], "epochs": [12, 14]}
     assert ("warning: resuming with other settings than the run had: learning_rate 0.002 -> 0.001, epochs 12 -> 14 "
             "(recorded as changed_on_resume in config.json)") in capsys.readouterr().out
