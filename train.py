@@ -18,13 +18,18 @@ from landmark_kd.training import TrainConfig  # noqa: E402
 DEFAULTS = TrainConfig()
 
 
-def _main(argv: list[str] | None) -> int:
+def config_from_argv(argv: list[str] | None) -> TrainConfig:
+    """The TrainConfig train.py's flags describe (with none: `TrainConfig()`, the teacher's setup)."""
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     add_training_arguments(parser, DEFAULTS)
-    args = parser.parse_args(argv)
+    return training_config_from_args(parser.parse_args(argv), DEFAULTS)
+
+
+def _main(argv: list[str] | None) -> int:
+    config = config_from_argv(argv)
     from landmark_kd.training import print_summary, run_training
 
-    print_summary(run_training(training_config_from_args(args, DEFAULTS)))
+    print_summary(run_training(config))
     return 0
 
 

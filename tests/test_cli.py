@@ -33,13 +33,18 @@ def test_help_needs_no_tensorflow(script):
     assert "--preset" in result.stdout and "swinv2_pico" in result.stdout
 
 
-def _distill():
+def _script(name: str):
+    """train.py or distill.py loaded as a module (its config_from_argv), not run."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("distill_cli", os.path.join(ROOT, "distill.py"))
+    spec = importlib.util.spec_from_file_location(f"{name}_cli", os.path.join(ROOT, f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _distill():
+    return _script("distill")
 
 
 def test_the_library_student_is_distill_pys_student():
@@ -69,16 +74,11 @@ def test_distill_takes_a_teacher_run_folder_and_no_kd_drops_the_teacher(tmp_path
 
 
 def test_run_eagerly_reaches_the_config_of_both_scripts():
-    from landmark_kd.cli import ArgumentParser, add_training_arguments, training_config_from_args
     from landmark_kd.training import TrainConfig
 
-    parser = ArgumentParser()
-    add_training_arguments(parser, TrainConfig())  # train.py's parser
-
-    def train(argv):
-        return training_config_from_args(parser.parse_args(argv), TrainConfig())
-
-    for config_from_argv in (train, _distill().config_from_argv):
+    assert _script("train").config_from_argv([]) == TrainConfig()
+    for script in ("train", "distill"):
+        config_from_argv = _script(script).config_from_argv
         assert config_from_argv(["--run-eagerly"]).run_eagerly and not config_from_argv([]).run_eagerly
 
 
