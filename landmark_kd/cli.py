@@ -115,6 +115,11 @@ def chip_padding(text: str) -> float:
     return _checked(text, float, "a number", lambda v: math.isfinite(v) and 0 <= v <= 4, "between 0 and 4")
 
 
+def quality_floor(text: str) -> float:
+    """argparse type: a landmark quality floor (a mean heatmap peak share), 0 to below 1."""
+    return _checked(text, float, "a number", lambda v: math.isfinite(v) and 0 <= v < 1, "from 0 to below 1")
+
+
 def positive_int_list(text: str) -> list[int]:
     """argparse type: comma-separated integers >= 1, e.g. thread counts `1,2`."""
     values = [positive_int(part.strip()) for part in text.split(",") if part.strip()]

@@ -17,6 +17,16 @@ def soft_argmax(heatmaps: np.ndarray) -> np.ndarray:
     return np.stack([x, y], -1).astype(np.float32)
 
 
+def peak_share(heatmaps: np.ndarray) -> np.ndarray:
+    """(B, H, W, N) non-negative maps -> (B, N): the share of each map's mass in its heaviest cell, from 1/(H*W)
+    (flat: no idea where the point is) to 1 (one cell). Why: its mean over a face's points tells a face from a
+    crop with none (background, a detector's false face, a track that drifted off) and ranks faces by error
+    (README, "Landmark quality"); for one point alone it says little. It depends on the model's heatmap size
+    and training, so compare it between crops run by one model."""
+    hm = np.maximum(np.asarray(heatmaps, np.float64), 0)
+    return (hm.max(axis=(1, 2)) / np.maximum(hm.sum(axis=(1, 2)), 1e-12)).astype(np.float32)
+
+
 def local_soft_argmax(heatmaps: np.ndarray, radius: int) -> np.ndarray:
     """(B, H, W, N) non-negative maps -> (B, N, 2) heatmap-grid (x, y): the weighted mean over the
     (2 radius + 1)^2 cells around each map's peak (clipped at the border), so mass far from the peak (a second

@@ -27,17 +27,27 @@ Box = Sequence[float]  # x0, y0, x1, y1 in image pixels
 
 @dataclass
 class Face:
-    """One detected face: its box, its landmarks in image pixels, the detector score, its track id and, for 68-
-    and 51-point models, its head pose (`head_pose.HeadPose`: yaw, pitch, roll in degrees)."""
+    """One detected face: its box, its landmarks in image pixels, the detector score, its track id, for 68-
+    and 51-point models its head pose (`head_pose.HeadPose`: yaw, pitch, roll in degrees), and each landmark's
+    heatmap peak share (`decode.peak_share`; None from a model that does not give it)."""
     box: np.ndarray  # (4,) x0, y0, x1, y1
     landmarks: np.ndarray  # (N, 2) image pixels
     score: float
     track_id: int | None = None  # set by `tracking.FaceTracker`: the same face keeps its id across frames
     pose: HeadPose | None = None
+    landmark_scores: np.ndarray | None = None  # (N,)
+
+    @property
+    def quality(self) -> float | None:
+        """The mean peak share of the landmarks: low when the crop holds no face, or a face the model finds hard
+        (README, "Landmark quality"); comparable between faces run by one model only."""
+        return None if self.landmark_scores is None else float(np.mean(self.landmark_scores))
 
     def to_dict(self) -> dict:
         out = {"box": [round(float(v), 2) for v in self.box], "score": round(float(self.score), 4),
                "landmarks": np.round(np.asarray(self.landmarks, np.float64), 2).tolist()}  # float64: no 132.17999267578125
+        if self.quality is not None:
+            out["quality"] = round(self.quality, 4)
         if self.track_id is not None:
             out["track_id"] = int(self.track_id)
         if self.pose is not None:
@@ -171,7 +181,7 @@ class LandmarkDetector:
 
     def __init__(self, model_path: str | os.PathLike | Predictor | None = None, detector: str | Callable = "blazeface",
                  threads: int = 1, margin: float = CROP_MARGIN, scheme=None, align: bool = True, flip_test: bool = False,
-                 refine: int | None = None, any_angle: bool = False):
+                 refine: int | None = None, any_angle: bool = False, min_quality: float | None = None):
         """`model_path`: a .keras or .tflite file, or a ready `Predictor`. `scheme`: a .tflite's landmark layout (a
         built-in name or a .json file), where no `.scheme.json` lies beside it. `threads`: TFLite threads; 1 by default
         because a second thread only pays while the other core is idle, and costs several times the latency when
@@ -186,7 +196,10 @@ class LandmarkDetector:
         and one pass makes the answer independent of that framing (README, "Your own face boxes"); `refine=0`
         crops each given box once, as research evaluation protocols do.
         `any_angle` (a BlazeFace detector): also find faces lying on their side or upside down, for four times
-        the detector's time."""
+        the detector's time. `min_quality`: faces the detector finds whose `Face.quality` is below it are left
+        out (counted in `low_quality_faces`): a detector's false faces on background give low quality; the scale
+        is the model's own (README, "Landmark quality"). Boxes given to `__call__` are kept whatever their
+        quality: the caller said a face is there."""
         if refine is not None and (not isinstance(refine, (int, np.integer)) or isinstance(refine, bool)
                                    or not 0 <= refine <= MAX_REFINE):
             raise ConfigError(f"refine must be a whole number of passes from 0 to {MAX_REFINE}, got {refine!r}")
@@ -195,9 +208,13 @@ class LandmarkDetector:
                               f"box; the models were trained with {CROP_MARGIN}), got {margin!r}")
         if not isinstance(threads, (int, np.integer)) or isinstance(threads, bool) or threads < 1:
             raise ConfigError(f"threads must be a whole number of at least 1, got {threads!r}")
+        if min_quality is not None and (isinstance(min_quality, bool) or not isinstance(min_quality, (int, float, np.number))
+                                        or not 0 <= min_quality < 1):
+            raise ConfigError(f"min_quality must be a number from 0 to below 1 (a mean heatmap peak share), got "
+                              f"{min_quality!r}")
         # what a pickled detector is rebuilt from: a worker process loads its own interpreter (one cannot be pickled)
         self._init_args = None if isinstance(model_path, Predictor) else (
-            model_path, detector, threads, margin, scheme, align, flip_test, refine, any_angle)
+            model_path, detector, threads, margin, scheme, align, flip_test, refine, any_angle, min_quality)
         if isinstance(model_path, Predictor):  # a ready predictor (e.g. TeacherPredictor)
             self.predictor, model_path = model_path, getattr(model_path, "path", None) or type(model_path).__name__
         else:
@@ -205,6 +222,12 @@ class LandmarkDetector:
             self.predictor = Predictor.from_path(model_path, threads=threads, scheme=scheme)
         self.model_path, self.margin, self.align = model_path, margin, align
         self.image_size, self.scheme = self.predictor.image_size, self.predictor.scheme
+        if min_quality is not None and not getattr(self.predictor, "gives_scores", False):
+            raise ConfigError(f"min_quality: {model_path} gives no landmark quality (a .tflite exported before it was "
+                              "added: export it again with convert.py)")
+        self.min_quality = min_quality
+        self.low_quality_faces = 0  # faces the detector found that min_quality left out
+        self._count_lock = threading.Lock()
         # the crop was trained around the landmarks' own box only where they outline the face (jaw included)
         self.frames_by_landmarks = self.scheme.name in LANDMARK_FRAMED_SCHEMES
         if refine and not self.frames_by_landmarks:
@@ -268,41 +291,65 @@ class LandmarkDetector:
                             ) -> np.ndarray:
         """(K, N, 2) image-pixel landmarks for K boxes in one RGB uint8 image; `rolls` (radians per box) turn
         each crop upright first."""
-        if len(boxes) == 0:
-            return np.zeros((0, self.scheme.num_points, 2), np.float32)
+        return self.landmarks_and_scores(image, boxes, rolls)[0]
+
+    def landmarks_and_scores(self, image: np.ndarray, boxes: Sequence[Box], rolls: Sequence[float] | None = None
+                             ) -> tuple[np.ndarray, np.ndarray | None]:
+        """`landmarks_for_boxes` and the (K, N) heatmap peak shares of those landmarks (None from a model that
+        does not give them); with the flip test, the mean of both runs'."""
+        if len(boxes) == 0:  # no model run (a custom predictor need not take an empty batch)
+            return np.zeros((0, self.scheme.num_points, 2), np.float32), None
         crops, affines = self.crops_for_boxes(image, boxes, rolls)
-        pred = self.predictor(crops)
+        pred, scores = self._predict(crops)
         if self.flip_permutation is not None:
-            mirrored = self.predictor(np.ascontiguousarray(crops[:, :, ::-1]))
+            mirrored, mirrored_scores = self._predict(np.ascontiguousarray(crops[:, :, ::-1]))
             pred = 0.5 * (pred + mirror_points(mirrored, self.image_size, self.flip_permutation))
+            if scores is not None:
+                scores = 0.5 * (scores + mirrored_scores[:, self.flip_permutation])
+        return crop_to_image(pred, affines), scores
 
-        return crop_to_image(pred, affines)
+    def _predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The predictor's landmarks and peak shares; a plain callable put in its place gives no shares."""
+        if hasattr(self.predictor, "predict_with_scores"):
+            return self.predictor.predict_with_scores(crops)
+        return self.predictor(crops), None
 
-    def refine_pass(self, image: np.ndarray, landmarks: np.ndarray, rolls: Sequence[float]
-                    ) -> tuple[np.ndarray, list[tuple[np.ndarray, float]], list[bool]]:
+    def refine_pass(self, image: np.ndarray, landmarks: np.ndarray, rolls: Sequence[float],
+                    scores: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, list[tuple[np.ndarray, float]], list[bool], np.ndarray | None]:
         """One refinement pass over K faces: (K, N, 2) landmarks found again from crops framed on `landmarks`
-        (`landmark_crop`, turned by their eye line or else by `rolls`), those crops, and which faces were
-        framed: landmarks collapsed to under 2 px frame no crop, and such a face keeps its answer."""
+        (`landmark_crop`, turned by their eye line or else by `rolls`), those crops, which faces were framed
+        (landmarks collapsed to under 2 px frame no crop, and such a face keeps its answer and its `scores`), and
+        the (K, N) peak shares of the answers (None from a model without them)."""
         crops = [self.landmark_crop(p, r) for p, r in zip(landmarks, rolls)]
         framed = [max(box[2] - box[0], box[3] - box[1]) >= 2 for box, _ in crops]
         usable = [i for i, ok in enumerate(framed) if ok]
         landmarks = np.array(landmarks, np.float32)
         if usable:
-            landmarks[usable] = self.landmarks_for_boxes(image, [crops[i][0] for i in usable],
-                                                         [crops[i][1] for i in usable])
-        return landmarks, crops, framed
+            found, found_scores = self.landmarks_and_scores(image, [crops[i][0] for i in usable],
+                                                            [crops[i][1] for i in usable])
+            landmarks[usable] = found
+            if found_scores is None:
+                scores = None
+            else:
+                scores = (np.zeros((len(landmarks), found_scores.shape[1]), np.float32) if scores is None
+                          else np.array(scores, np.float32))
+                scores[usable] = found_scores
+        return landmarks, crops, framed, scores
 
     def refined_landmarks(self, image: np.ndarray, landmarks: np.ndarray, rolls: Sequence[float] | None = None,
-                          passes: int | None = None) -> np.ndarray:
-        """(K, N, 2) landmarks after `passes` refinement passes (default `self.refine`, see `refine_pass`)."""
+                          passes: int | None = None, scores: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(K, N, 2) landmarks after `passes` refinement passes (default `self.refine`, see `refine_pass`), and
+        their (K, N) peak shares (`scores`, those of the given landmarks, where no pass ran)."""
         landmarks = np.asarray(landmarks, np.float32)
         rolls = [0.0] * len(landmarks) if rolls is None else list(rolls)
         for _ in range(self.refine if passes is None else passes):
-            landmarks, crops, framed = self.refine_pass(image, landmarks, rolls)
+            landmarks, crops, framed, scores = self.refine_pass(image, landmarks, rolls, scores)
             if not any(framed):
                 break
             rolls = [roll for _, roll in crops]
-        return landmarks
+        return landmarks, scores
 
     def __call__(self, image: np.ndarray, boxes: Sequence[Box] | None = None) -> list[Face]:
         """Every face in an RGB uint8 image (H, W, 3; grey and RGBA are taken too), or in each of `boxes` (image
@@ -318,10 +365,18 @@ class LandmarkDetector:
         else:
             found = self.find_faces(image)
         rolls = [roll for _, _, roll in found]
-        landmarks = self.landmarks_for_boxes(image, [b for b, _, _ in found], rolls)
+        landmarks, scores = self.landmarks_and_scores(image, [b for b, _, _ in found], rolls)
         if self.refine and len(found):
-            landmarks = self.refined_landmarks(image, landmarks, rolls)
-        return [Face(b, lm, s, pose=self.pose_of(lm, image.shape)) for (b, s, _), lm in zip(found, landmarks)]
+            landmarks, scores = self.refined_landmarks(image, landmarks, rolls, scores=scores)
+        scores = [None] * len(found) if scores is None else scores
+        faces = [Face(b, lm, s, pose=self.pose_of(lm, image.shape), landmark_scores=sc)
+                 for (b, s, _), lm, sc in zip(found, landmarks, scores)]
+        if boxes is None and self.min_quality is not None:
+            kept = [face for face in faces if face.quality >= self.min_quality]
+            with self._count_lock:
+                self.low_quality_faces += len(faces) - len(kept)
+            faces = kept
+        return faces
 
     @property
     def gives_pose(self) -> bool:

@@ -324,8 +324,11 @@ def _capture_frames(capture, fps: float, max_frames: int | None, real_time: bool
 def _tracking_summary(tracker) -> dict | None:
     if tracker is None:
         return None
-    return {"redetect_every": tracker.redetect_every, "detector_runs": tracker.detector_runs,
-            "lost": tracker.lost, "shot_cuts": tracker.cuts, "tracks": tracker.tracks_started}
+    summary = {"redetect_every": tracker.redetect_every, "detector_runs": tracker.detector_runs,
+               "lost": tracker.lost, "shot_cuts": tracker.cuts, "tracks": tracker.tracks_started}
+    if getattr(tracker.landmarker, "min_quality", None) is not None:
+        summary["low_quality"] = tracker.low_quality
+    return summary
 
 
 def predict_video(detector: LandmarkDetector, path: str, out_dir: str, smooth: bool, boxes: Boxes | None = None,
@@ -530,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     quiet_unless_verbose(argv)
     from .cli import (ArgumentParser, chip_padding, chip_size, finite_float, non_negative_int, positive_int,
-                      refine_passes)
+                      quality_floor, refine_passes)
 
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("input", nargs="*", metavar="INPUT", help="an image, a folder of images, or a video; several "
@@ -578,6 +581,11 @@ def _main(argv: list[str]) -> int:
                         "what the face detector's keypoints get right; at most 5)")
     parser.add_argument("--any-angle", action="store_true", help="also find faces lying on their side or upside "
                         "down (BlazeFace on the image turned by 90, 180 and 270 degrees too: 4x the detector's time)")
+    parser.add_argument("--min-quality", type=quality_floor, default=None, metavar="Q",
+                        help="leave out found faces whose landmark quality (the mean heatmap peak share, in "
+                        "landmarks.json as \"quality\") is below Q: a face detector's false faces on background "
+                        "score low. The scale is the model's own: 0.065 for the shipped student, 0.05 for the fast one "
+                        "(README, \"Landmark quality\"); in a video, a followed face below it counts as lost")
     parser.add_argument("--pose-axes", action="store_true", help="also draw each head's pose axes on the annotated "
                         "output (red: the face's x, green: down, blue: towards the viewer), from the nose tip; the "
                         "angles (yaw, pitch, roll in degrees) are in landmarks.json either way, for 68- and 51-point models")
@@ -601,6 +609,9 @@ def _main(argv: list[str]) -> int:
         parser.error("--chips is for --format json (the chips are named in landmarks.json)")
     if args.chip_padding and args.chips is None:
         parser.error("--chip-padding needs --chips SIZE")
+    if args.box and args.min_quality is not None:  # given boxes are kept whatever their quality
+        parser.error("--box gives the face, and --min-quality only leaves out faces a detector finds: pass one or the "
+                     "other")
     if args.box and (args.detector or args.any_angle):  # the box is the face: no detector runs
         parser.error(f"--box gives the face, so {'--detector' if args.detector else '--any-angle'} would not be used; "
                      "pass one or the other")
@@ -653,7 +664,8 @@ def _main(argv: list[str]) -> int:
     if args.threads is not None and not tflite:  # TensorFlow runs a .keras model on its own thread pools
         parser.error("--threads is for a .tflite model; a .keras model runs on TensorFlow's own threads")
     detector = LandmarkDetector(args.model, args.detector or "blazeface", args.threads or 1, flip_test=args.flip_test,
-                                refine=args.refine, any_angle=args.any_angle, scheme=args.scheme)
+                                refine=args.refine, any_angle=args.any_angle, scheme=args.scheme,
+                                min_quality=args.min_quality)
     if args.points == "51" and detector.scheme.num_points not in (68, 51):
         raise ConfigError(f"--points 51 needs a 68-point model (or a 51-point one); {detector.model_path} predicts "
                           f"{detector.scheme.num_points}")
@@ -674,7 +686,9 @@ def _main(argv: list[str]) -> int:
         if result["unreadable"] == len(paths):
             raise DataError(f"{paths[0]}: cannot read image (missing, unreadable or not an image)" if len(paths) == 1
                             else f"none of the {len(paths)} images could be read (see the warnings)")
-        print(f"{len(paths)} image(s): {result['faces']} face(s) written as .pts to {args.out}; "
+        low = (f" ({detector.low_quality_faces} below --min-quality {args.min_quality:g} left out)"
+               if args.min_quality is not None else "")
+        print(f"{len(paths)} image(s): {result['faces']} face(s) written as .pts to {args.out}{low}; "
               f"{result['no_face']} with no face, {result['unreadable']} unreadable (empty .pts files)")
         return 0
     stream = {"smooth": not args.no_smooth, "boxes": boxes, "track": not args.no_track,
@@ -705,7 +719,9 @@ def _main(argv: list[str]) -> int:
     no_face = [p for p, r in results.items() if r.get("message") == "no face found"]
     skipped = f"; {len(unreadable)} image(s) skipped (see the warnings)" if unreadable else ""
     over = f" over {frames} frame(s)" if frames else ""  # a video's faces are counted once per frame
-    print(f"{faces} face(s) found{over}{skipped}; landmarks in {json_path}; annotated output in {args.out}")
+    low = detector.low_quality_faces + sum((r.get("tracking") or {}).get("low_quality", 0) for r in results.values())
+    low = f" ({low} below --min-quality {args.min_quality:g} left out)" if args.min_quality is not None else ""
+    print(f"{faces} face(s) found{over}{low}{skipped}; landmarks in {json_path}; annotated output in {args.out}")
     if chips is not None:
         failed = f" ({chips.failed} could not be written)" if chips.failed else ""
         print(f"{chips.written} aligned {chips.size}x{chips.size} face chip(s) in {chips.folder}{failed}")

@@ -113,6 +113,16 @@ class Predictor:
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    @property
+    def gives_scores(self) -> bool:
+        """Whether `predict_with_scores` gives peak shares (a .tflite exported before they were added does not)."""
+        return False
+
+    def predict_with_scores(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(B, N, 2) landmarks and (B, N) heatmap peak shares (`decode.peak_share`), or None for a model that
+        does not give them."""
+        return self(crops), None
+
     def checked_crops(self, crops: np.ndarray) -> np.ndarray:
         """`crops` as float32 (B, S, S, 3), or one DataError naming what was given: a single crop without its batch
         axis or one of another size died deep in the runtime (a Keras graph trace, a TFLite "Dimension
@@ -159,13 +169,37 @@ class KerasPredictor(Predictor):
         def run(x):
             return model(x, training=False)["landmarks"]
 
-        self._run = run
+        @tf.function(reduce_retracing=True)
+        def run_with_heatmaps(x):
+            out = model(x, training=False)
+            return out["landmarks"], out["heatmaps"]
+
+        self._run, self._run_with_heatmaps = run, run_with_heatmaps
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         crops = self.checked_crops(crops)
         parts = [np.asarray(self._run(crops[i: i + self.batch_size]), np.float32)
                  for i in range(0, len(crops), self.batch_size)]
         return np.concatenate(parts) if parts else np.zeros((0, self.scheme.num_points, 2), np.float32)
+
+    @property
+    def gives_scores(self) -> bool:
+        return isinstance(self.model.output, dict) and "heatmaps" in self.model.output
+
+    def predict_with_scores(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        from .decode import peak_share
+
+        crops = self.checked_crops(crops)
+        if not self.gives_scores:
+            return self(crops), None
+        if not len(crops):
+            return self(crops), np.zeros((0, self.scheme.num_points), np.float32)
+        points, scores = [], []
+        for i in range(0, len(crops), self.batch_size):
+            landmarks, heatmaps = self._run_with_heatmaps(crops[i: i + self.batch_size])
+            points.append(np.asarray(landmarks, np.float32))
+            scores.append(peak_share(heatmaps))
+        return np.concatenate(points), np.concatenate(scores)
 
 
 class TFLitePredictor(Predictor):
@@ -182,6 +216,15 @@ class TFLitePredictor(Predictor):
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
         crops = self.checked_crops(crops)
+        return self.predict_with_scores(crops)[0]
+
+    @property
+    def gives_scores(self) -> bool:
+        return self.runner.score_output is not None
+
+    def predict_with_scores(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        crops = self.checked_crops(crops)
         if not len(crops):  # as KerasPredictor answers no crops (np.stack of nothing raises)
-            return np.zeros((0, self.scheme.num_points, 2), np.float32)
-        return self.runner.predict_landmarks(crops)
+            scores = np.zeros((0, self.scheme.num_points), np.float32) if self.gives_scores else None
+            return np.zeros((0, self.scheme.num_points, 2), np.float32), scores
+        return self.runner.predict(crops)

@@ -31,8 +31,10 @@ The detector runs only
 - at once when a track looks lost: compared with the previous frame's, its landmark box (the model's own idea
   of where the face is) changed width or height by more than `max_scale_change`, or its centre moved by more
   than `max_shift` of its size; or it shrank below `min_size` pixels; or less than `min_inside` of it is still
-  inside the image (the face is leaving the picture). Landmarks of a lost track are never output: the detection
-  on that frame re-crops the face (same id when a detection overlaps the track) or the track is dropped.
+  inside the image (the face is leaving the picture); or, where the landmarker has a `min_quality`, the mean
+  peak share of its landmark heatmaps fell below it (the crop holds no face). Landmarks of a lost track are
+  never output: the detection on that frame re-crops the face (same id when a detection overlaps the track) or
+  the track is dropped. With `min_quality`, a detection whose landmarks fall below it starts or keeps no track.
 
 Only numpy here (and `inference` / `face_detector`, which need OpenCV): it runs on devices with tflite_runtime and no TensorFlow.
 """
@@ -56,16 +58,18 @@ class Landmarker(Protocol):
     """What the tracker needs of `inference.LandmarkDetector`."""
 
     frames_by_landmarks: bool  # the model's crops were trained around its landmarks' own box
+    min_quality: float | None  # faces whose mean landmark peak share is below it are no faces (None: no test)
 
     def find_faces(self, image: np.ndarray) -> Sequence[tuple[np.ndarray, float, float]]: ...
 
-    def landmarks_for_boxes(self, image: np.ndarray, boxes: Sequence, rolls: Sequence[float] | None = None
-                            ) -> np.ndarray: ...
+    def landmarks_and_scores(self, image: np.ndarray, boxes: Sequence, rolls: Sequence[float] | None = None
+                             ) -> tuple[np.ndarray, np.ndarray | None]: ...
 
     def landmark_crop(self, landmarks: np.ndarray, roll: float = 0.0) -> tuple[np.ndarray, float]: ...
 
-    def refine_pass(self, image: np.ndarray, landmarks: np.ndarray, rolls: Sequence[float]
-                    ) -> tuple[np.ndarray, list[tuple[np.ndarray, float]], list[bool]]: ...
+    def refine_pass(self, image: np.ndarray, landmarks: np.ndarray, rolls: Sequence[float],
+                    scores: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, list[tuple[np.ndarray, float]], list[bool], np.ndarray | None]: ...
 
     def pose_of(self, landmarks: np.ndarray, image_shape: Sequence[int]) -> HeadPose | None: ...
 
@@ -175,6 +179,7 @@ class Track:
     filter: OneEuroFilter | None  # per track, so smoothing never mixes two faces
     age: int = 0  # frames since the track started
     roll: float = 0.0  # radians the crop was turned by (the face's eye line, with a landmarker that aligns)
+    landmark_scores: np.ndarray | None = None  # (N,) the latest landmarks' heatmap peak shares
 
     @property
     def box(self) -> np.ndarray:
@@ -217,6 +222,7 @@ class FaceTracker:
         self.frame_index = -1
         self.detector_runs = 0  # how often the detector ran
         self.lost = 0  # how often a followed face looked lost (each forced a detection)
+        self.low_quality = 0  # faces below the landmarker's min_quality: followed ones (each lost), or found ones (left out)
         self.cuts = 0  # shot cuts seen (each forced a detection)
         self.is_cut.reset()
         self._next_detection = 0
@@ -237,12 +243,16 @@ class FaceTracker:
             return track.crop_box, track.roll
         return box, roll
 
-    def loss_reason(self, previous_box: np.ndarray, landmarks: np.ndarray, image_shape: tuple) -> str | None:
+    def loss_reason(self, previous_box: np.ndarray, landmarks: np.ndarray, image_shape: tuple,
+                    scores: np.ndarray | None = None) -> str | None:
         """Why a track's new landmarks do not look like the same face as its previous landmark box, one frame
         earlier (None: they do). A face moves and changes size only a little between frames; a crop that no
-        longer holds it gives landmarks that jump, collapse or wander off the picture."""
+        longer holds it gives landmarks that jump, collapse or wander off the picture, or (with the landmarker's
+        `min_quality`) landmark peak `scores` as low as a crop of background gives."""
         if not np.all(np.isfinite(landmarks)):
             return "landmarks are not finite"
+        if self.below_quality(scores):
+            return f"landmark quality {float(np.mean(scores)):.3f} is below {self.landmarker.min_quality:g}"
         x0, y0, x1, y1 = (float(v) for v in landmark_box(landmarks))
         w, h = x1 - x0, y1 - y0
         if min(w, h) < self.min_size:
@@ -255,6 +265,12 @@ class FaceTracker:
         if inside < self.min_inside * w * h:
             return "box is leaving the image"
         return None
+
+    def below_quality(self, scores: np.ndarray | None) -> bool:
+        """Whether landmarks of these peak scores hold no face by the landmarker's `min_quality` (never without
+        one, or without scores)."""
+        floor = getattr(self.landmarker, "min_quality", None)
+        return floor is not None and scores is not None and float(np.mean(scores)) < floor
 
     def jump_reason(self, previous_box: np.ndarray, landmarks: np.ndarray) -> str | None:
         """Why finite `landmarks` cannot be the face of `previous_box` one frame later (`jump_reason`, with this
@@ -269,30 +285,34 @@ class FaceTracker:
         self.frame_index += 1
         dt = 1.0 / self.fps if dt is None else float(dt)
         crops = [self.crop(track) for track in self.tracks]
-        followed = (self.landmarker.landmarks_for_boxes(image, [b for b, _ in crops], [r for _, r in crops])
-                    if self.tracks else [])
-        lost = [self.loss_reason(track.box, points, image.shape) is not None
-                for track, points in zip(self.tracks, followed)]
+        followed, followed_scores = (self.landmarker.landmarks_and_scores(image, [b for b, _ in crops],
+                                                                           [r for _, r in crops])
+                                     if self.tracks else ([], None))
+        followed_scores = [None] * len(followed) if followed_scores is None else followed_scores
+        lost = [self.loss_reason(track.box, points, image.shape, scores) is not None
+                for track, points, scores in zip(self.tracks, followed, followed_scores)]
         self.lost += sum(lost)
+        self.low_quality += sum(self.below_quality(scores) for scores in followed_scores)
         if self.is_cut(image):
             self.cuts += 1
             lost = [True] * len(self.tracks)  # another shot: no track's crop can be trusted to hold its face
             for track in self.tracks:  # and no smoothing blends across the cut, whichever ids survive it
                 track.filter = self.filter_factory() if self.smooth else None
         if not self.tracks or any(lost) or self.frame_index >= self._next_detection:
-            self._detect(image, crops, followed, lost)
+            self._detect(image, crops, followed, followed_scores, lost)
         else:
-            for track, (box, roll), points in zip(self.tracks, crops, followed):
+            for track, (box, roll), points, scores in zip(self.tracks, crops, followed, followed_scores):
                 track.landmarks, track.crop_box, track.roll, track.age = points, box, roll, track.age + 1
+                track.landmark_scores = scores
         faces = []
         for track in self.tracks:
             points = track.filter(track.landmarks, dt) if track.filter is not None else track.landmarks
             points = np.asarray(points, np.float32)
             faces.append(Face(track.crop_box, points, track.score, track.track_id,
-                              self.landmarker.pose_of(points, image.shape)))
+                              self.landmarker.pose_of(points, image.shape), track.landmark_scores))
         return faces
 
-    def _detect(self, image: np.ndarray, crops: list, followed, lost: list[bool]) -> None:
+    def _detect(self, image: np.ndarray, crops: list, followed, followed_scores, lost: list[bool]) -> None:
         """Run the detector and match its faces to the tracks (see the module docstring)."""
         self.detector_runs += 1
         self._next_detection = self.frame_index + self.redetect_every
@@ -313,6 +333,7 @@ class FaceTracker:
             track.score = float(found[d][1])
             if not lost[t] and iou[t, d] >= self.confirm_iou:  # confirmed: keep following it
                 track.landmarks, (track.crop_box, track.roll), track.age = followed[t], crops[t], track.age + 1
+                track.landmark_scores = followed_scores[t]
                 kept.append(track)
             else:  # drifted or lost, but the detector still sees the face: re-crop from the detection
                 recrop.append((track, d))
@@ -320,14 +341,19 @@ class FaceTracker:
         if recrop:
             # from the detection's box (turned by its roll), then once more from a crop framed on those landmarks
             # (as LandmarkDetector refines): the detector's box only approximates the framing the model knows
-            points = self.landmarker.landmarks_for_boxes(image, [boxes[d] for _, d in recrop],
-                                                         [found[d][2] for _, d in recrop])
+            points, scores = self.landmarker.landmarks_and_scores(image, [boxes[d] for _, d in recrop],
+                                                                  [found[d][2] for _, d in recrop])
             framed = [(boxes[d], found[d][2]) for _, d in recrop]
             if self.landmarker.frames_by_landmarks:  # not for a 51-point model (no jaw)
-                points, crops, ok = self.landmarker.refine_pass(image, points, [roll for _, roll in framed])
+                points, crops, ok, scores = self.landmarker.refine_pass(image, points, [roll for _, roll in framed],
+                                                                        scores)
                 # a face whose landmarks collapsed keeps its detection's crop (and answer)
                 framed = [crop if good else first for crop, good, first in zip(crops, ok, framed)]
-            for (track, d), face_points, (box, roll) in zip(recrop, points, framed):
+            scores = [None] * len(recrop) if scores is None else scores
+            for (track, d), face_points, face_scores, (box, roll) in zip(recrop, points, scores, framed):
+                if self.below_quality(face_scores):  # a false face, or the track's face is gone from the box
+                    self.low_quality += 1
+                    continue
                 if track is not None and np.all(np.isfinite(face_points)) and self.jump_reason(track.box, face_points):
                     # the detection overlaps where the track was, but the face found there is not the track's
                     # face one frame on (a shot cut, another person stepping in): a new id, and a fresh filter
@@ -340,5 +366,6 @@ class FaceTracker:
                 else:
                     track.age += 1
                 track.landmarks, track.crop_box, track.roll = face_points, box, roll
+                track.landmark_scores = face_scores
                 kept.append(track)
         self.tracks = sorted(kept, key=lambda track: track.track_id)  # unmatched tracks are dropped

@@ -206,7 +206,7 @@ def test_an_int8_input_and_output_model_is_fed_and_read_through_its_scale_and_ze
     assert np.abs(runner.predict_landmarks(crops[:4]) - expected).max() < 2 * out_scale
     np.testing.assert_array_equal(runner._quantize(np.array([0.0, 0.5, 1.0, 2.0, -1.0], np.float32)),
                                   np.clip(np.round(np.array([0.0, 0.5, 1.0, 2.0, -1.0]) / in_scale - 128), -128, 127))
-    np.testing.assert_allclose(runner._dequantize(np.array([-128, 0, 127], np.int8)),
+    np.testing.assert_allclose(runner._dequantize(np.array([-128, 0, 127], np.int8), runner.output),
                                (np.array([0, 128, 255]) * out_scale).astype(np.float32), rtol=1e-6)
 
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from landmark_kd.decode import crop_to_image, image_to_crop, local_soft_argmax, normalised_to_pixels, soft_argmax
+from landmark_kd.decode import (crop_to_image, image_to_crop, local_soft_argmax, normalised_to_pixels, peak_share,
+                                soft_argmax)
 from landmark_kd.errors import DataError
 from landmark_kd.metrics import (auc, ced, failure_rate, nme_inner51, nme_per_image, normalising_distance,
                                  paired_ratio, summarize, yaw_index)
@@ -68,6 +69,23 @@ def test_local_decode_ignores_a_far_second_mode_that_pulls_the_full_mean():
     assert np.allclose(local[0, 0], [8.0, 10.0], atol=0.02)
     assert 0 <= local[0, 1, 0] < 1.5 and 29.5 < local[0, 1, 1] <= 31  # a corner peak: the window is clipped, not wrapped
     assert np.allclose(local_soft_argmax(hm, 32), soft_argmax(hm), atol=1e-5)  # a window over everything
+
+
+def test_peak_share_runs_from_a_flat_map_to_a_single_cell_and_ignores_scale():
+    one_cell = np.zeros((16, 16))
+    one_cell[3, 5] = 7.0
+    sharp, wide = _gaussian(8.0, 8.0, 16, 1.0), _gaussian(8.0, 8.0, 16, 3.0)
+    hm = np.stack([one_cell, np.ones((16, 16)), sharp, 50.0 * sharp, wide, np.zeros((16, 16))], -1)[None]
+    share = peak_share(hm)
+    assert share.shape == (1, 6) and share.dtype == np.float32
+    np.testing.assert_allclose(share[0, :2], [1.0, 1 / 256], rtol=1e-6)
+    np.testing.assert_allclose(share[0, 2], 1 / sharp.sum(), rtol=1e-5)  # the peak cell holds 1 of the blob's sum
+    np.testing.assert_allclose(share[0, 3], share[0, 2], rtol=1e-6)  # a share: the map's scale does not matter
+    assert share[0, 4] < share[0, 2] / 5  # a spread-out map shares far less
+    assert share[0, 5] == 0  # an empty map: no peak, and no division by zero
+    dipped = hm.copy()
+    dipped[0, 10:, 10:, 0] = -1.0  # negative noise (an fp16 or int8 map) is clipped, as the decoders clip it
+    assert peak_share(dipped)[0, 0] == 1.0
 
 
 def test_coordinate_mapping_inverts_crop():

@@ -40,6 +40,41 @@ def test_keras_and_tflite_predictors_agree_in_any_batch_size(saved_model):
     assert np.allclose(keras_p(crops[3:4]), a[3:4], atol=1e-4)
 
 
+def test_peak_shares_come_with_the_landmarks_from_keras_and_tflite_alike(saved_model):
+    from landmark_kd.decode import peak_share
+
+    crops = np.random.default_rng(1).uniform(0, 1, (5, 64, 64, 3)).astype(np.float32)
+    keras_p = Predictor.from_path(str(saved_model / "m.keras"))
+    tflite_p = Predictor.from_path(str(saved_model / "m.tflite"))
+    keras_p.batch_size = 2
+    (a, share_a), (b, share_b) = keras_p.predict_with_scores(crops), tflite_p.predict_with_scores(crops)
+    assert share_a.shape == share_b.shape == (5, 68)
+    np.testing.assert_allclose(a, keras_p(crops), atol=1e-4)  # the same landmarks as a plain call
+    np.testing.assert_allclose(b, tflite_p(crops), atol=1e-6)
+    # the Keras model's share is decode.peak_share of its fused heatmaps; the export computes it in the graph
+    np.testing.assert_allclose(share_a, peak_share(keras_p.model(crops, training=False)["heatmaps"]), rtol=1e-5)
+    np.testing.assert_allclose(share_b, share_a, rtol=1e-3)
+    assert np.all(share_a >= 1 / (16 * 16) - 1e-7) and np.all(share_a <= 1)
+    for p in (keras_p, tflite_p):  # no crops: no landmarks and no shares, in the right shapes
+        points, shares = p.predict_with_scores(crops[:0])
+        assert points.shape == (0, 68, 2) and shares.shape == (0, 68)
+
+
+def test_a_tflite_exported_before_peak_shares_gives_landmarks_and_no_shares(saved_model, tmp_path):
+    import keras
+    import tensorflow as tf
+
+    model = keras.models.load_model(str(saved_model / "m.keras"))
+    image = keras.Input((64, 64, 3), batch_size=1)
+    old = keras.Model(image, {"landmarks": model(image)["landmarks"]})  # the outputs of earlier exports
+    (tmp_path / "old.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(old).convert())
+    crops = np.random.default_rng(2).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    predictor = Predictor.from_path(str(tmp_path / "old.tflite"), scheme="68")
+    points, shares = predictor.predict_with_scores(crops)
+    assert shares is None and predictor.runner.score_output is None
+    np.testing.assert_allclose(points, Predictor.from_path(str(saved_model / "m.tflite"))(crops), atol=0.05)
+
+
 def test_a_model_trained_with_mixed_precision_predicts_in_float32(saved_model, tmp_path):
     """Loaded as saved, a --mixed-precision model computed in float16 on the CPU (slowly), not as its float32
     .tflite export does."""

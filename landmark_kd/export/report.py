@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from ..data.records import LoadReport
 
 QUANTIZATION = {"fp32": "none (float32)", "fp16": "float16 weights", "dynamic_int8": "int8 weights, float activations",
-                "int8": "int8 weights and activations; decode tail (heatmap softmax, AAM product, soft-argmax) in float"}
+                "int8": "int8 weights and activations; decode tail (heatmap softmax, AAM product, soft-argmax, peak share) in float"}
 
 
 @dataclass
@@ -578,7 +578,7 @@ def _int8_lines(report: dict) -> list[str]:
     return ["", f"**int8 export** (`{os.path.basename(e['file'])}`):", "",
             f"- calibration: {n} face{'' if n == 1 else 's'} of `{e['calibration_data']}` ({where})" +
             (" (**few**: 100-300 is usual)" if n < FEW_CALIBRATION_FACES else ""),
-            f"- kept in float: the decode tail (heatmap softmax, AAM product, soft-argmax) and {blocks}",
+            f"- kept in float: the decode tail (heatmap softmax, AAM product, soft-argmax, peak share) and {blocks}",
             f"- relative NME change against the Keras model: {simulated}; measured {e['nme_relative_change']:+.1%} "
             f"on the evaluation faces{budget}",
             f"- input: {image}; outputs float32"]

@@ -1,8 +1,9 @@
 """Keras landmark model -> .tflite with TFLITE_BUILTINS only, in four modes.
 
 The exported graph takes a (1, S, S, 3) RGB crop in [0, 1] and returns landmarks (1, N, 2) in input
-pixels (the soft-argmax decoding is inside), optionally also the fused heatmaps, so a device app only
-crops, runs and reads coordinates.
+pixels (the soft-argmax decoding is inside) and each landmark's heatmap peak share (1, N) (`decode.peak_share`:
+how sure the model is that a face is there), optionally also the fused heatmaps, so a device app only crops,
+runs and reads coordinates.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 MODES = ("fp32", "fp16", "dynamic_int8", "int8")
 # The decode tail stays float in `int8` mode: heatmap mass below 1/256 of the peak vanishes in int8, and
 # an int8 divisor can round to zero. Names of the head layers whose ops are kept in float.
-FLOAT_TAIL = ("head_heatmaps", "point_maps", "edge_maps", "edge_to_heatmap", "heatmaps", "landmarks")
+FLOAT_TAIL = ("head_heatmaps", "point_maps", "edge_maps", "edge_to_heatmap", "heatmaps", "landmarks", "peak_share")
 
 # The exported decode tail is rebuilt from the model's head outputs (same maths as the Keras layers) so that a
 # stock tflite_runtime 2.11-2.14 runs all of it inside XNNPACK (whose 2.14 delegate takes neither SUM nor
@@ -36,7 +37,7 @@ WEIGHT_MIN_ELEMENTS = 1024  # as the converter's dynamic-range quantizer: smalle
 
 def export_graph(model: keras.Model, with_heatmaps: bool = False) -> keras.Model:
     """A batch-1 functional view of `model` with only the outputs a device needs. A landmark_kd model's decode
-    tail (heatmap softmax, AAM product, soft-argmax) is rebuilt from its head outputs with ops that XNNPACK
+    tail (heatmap softmax, AAM product, soft-argmax, peak share) is rebuilt from its head outputs with ops that XNNPACK
     delegates and that flush tiny values (see SOFTMAX_FLOOR); the model itself is not changed. A model trained
     with --mixed-precision is exported computing in float32 (`float32_copy`)."""
     import keras
@@ -47,6 +48,7 @@ def export_graph(model: keras.Model, with_heatmaps: bool = False) -> keras.Model
     size = int(model.input_shape[1])
     image = keras.Input((size, size, 3), batch_size=1, name="image")
     tail = _decode_tail(model)
+    layers = _tail_layers()
     if tail is None:  # not the standard AAM decode: export it as it is
         out = model(image, training=False)
         heatmaps, landmarks = out.get("heatmaps"), out["landmarks"]
@@ -54,11 +56,12 @@ def export_graph(model: keras.Model, with_heatmaps: bool = False) -> keras.Model
         logits, points, attention, stride = tail
         trunk = keras.Model(model.inputs, [logits, points, attention], name=model.name)
         logits, points, attention = trunk(image, training=False)
-        layers = _tail_layers()
         heat = layers["softmax"](dtype="float32", name="head_heatmaps_softmax")(logits)
         heatmaps = layers["product"](dtype="float32", name="heatmaps")([heat, points, attention])
         landmarks = layers["soft_argmax"](stride, dtype="float32", name="landmarks")(heatmaps)
     outputs = {"landmarks": landmarks}
+    if heatmaps is not None:
+        outputs["peak_share"] = layers["peak_share"](dtype="float32", name="peak_share")(heatmaps)
     if with_heatmaps:
         outputs["heatmaps"] = heatmaps
     return keras.Model(image, outputs, name=f"{model.name}_export")
@@ -110,9 +113,16 @@ def _tail_layers() -> dict:
             heat, points, attention = (tf.cast(t, tf.float32) for t in inputs)
             return heat * tf.nn.relu(points * attention - PRODUCT_FLUSH)
 
-    class ConvSoftArgmax(keras.layers.Layer):
-        """SoftArgmax (normalised weighted mean, to input pixels) with the spatial sums as one 1x1 CONV_2D over
+    def weighted_sums(heatmaps, *weights: np.ndarray):
+        """(B, 1, N, K) sums over each map of the heatmaps times each (H, W) weight grid: one 1x1 CONV_2D over
         the (N, H*W) transposed maps instead of SUM reductions, which tflite_runtime 2.14 runs outside XNNPACK."""
+        h, w, n = heatmaps.shape[1], heatmaps.shape[2], heatmaps.shape[3]
+        kernel = np.stack([np.asarray(g, np.float32).reshape(-1) for g in weights], -1)[None, None]
+        maps = tf.reshape(tf.transpose(tf.reshape(heatmaps, [-1, h * w, n]), [0, 2, 1]), [-1, 1, n, h * w])
+        return tf.nn.conv2d(maps, tf.constant(kernel), 1, "VALID")
+
+    class ConvSoftArgmax(keras.layers.Layer):
+        """SoftArgmax (normalised weighted mean, to input pixels) with the spatial sums as a convolution."""
 
         def __init__(self, stride: int = 4, **kwargs):
             super().__init__(**kwargs)
@@ -121,14 +131,23 @@ def _tail_layers() -> dict:
         def call(self, heatmaps):
             h, w, n = heatmaps.shape[1], heatmaps.shape[2], heatmaps.shape[3]
             ys, xs = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
-            kernel = np.stack([np.ones(h * w, np.float32), xs.reshape(-1), ys.reshape(-1)], -1)[None, None]
-            maps = tf.reshape(tf.transpose(tf.reshape(heatmaps, [-1, h * w, n]), [0, 2, 1]), [-1, 1, n, h * w])
-            sums = tf.nn.conv2d(maps, tf.constant(kernel), 1, "VALID")  # (B, 1, N, 3): total, sum x, sum y
+            sums = weighted_sums(heatmaps, np.ones((h, w)), xs, ys)  # (B, 1, N, 3): total, sum x, sum y
             total = tf.maximum(sums[..., :1], 1e-12)
             points = sums[..., 1:] / total * float(self.stride) + (self.stride - 1) / 2.0
             return tf.reshape(points, [-1, n, 2])
 
-    return {"softmax": FlushedSpatialSoftmax, "product": FlushedProduct, "soft_argmax": ConvSoftArgmax}
+    class ConvPeakShare(keras.layers.Layer):
+        """`decode.peak_share` in the graph: the peak as a full-map MAX_POOL_2D, the total as a convolution.
+        The share is at least 1/(H*W) of a map's total, so no denormal is made."""
+
+        def call(self, heatmaps):
+            h, w, n = heatmaps.shape[1], heatmaps.shape[2], heatmaps.shape[3]
+            peak = tf.reshape(tf.nn.max_pool2d(heatmaps, [h, w], [h, w], "VALID"), [-1, n])
+            total = tf.reshape(weighted_sums(heatmaps, np.ones((h, w))), [-1, n])
+            return peak / tf.maximum(total, 1e-12)
+
+    return {"softmax": FlushedSpatialSoftmax, "product": FlushedProduct, "soft_argmax": ConvSoftArgmax,
+            "peak_share": ConvPeakShare}
 
 
 def convert(model: keras.Model, mode: str = "fp32",
@@ -182,7 +201,7 @@ def _integer_body_float_tail(converter, representative, int8_io: bool, float_blo
     # The ops that make the graph outputs (the landmark offset, the heatmap product) are named by the traced
     # signature call (StatefulPartitionedCall[_k]:i) in the quantizer, not by their layer: keep those float too,
     # else the coordinates came out in int8 steps (range/255, about 0.5 px at 128 px).
-    keep_float += [f"StatefulPartitionedCall{suffix}:{i}" for suffix in ("", "_1", "_2", "_3") for i in range(2)]
+    keep_float += [f"StatefulPartitionedCall{suffix}:{i}" for suffix in ("", "_1", "_2", "_3") for i in range(3)]
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]

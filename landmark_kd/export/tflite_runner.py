@@ -140,7 +140,8 @@ def scheme_file(tflite_path: str) -> str:
 
 
 class TFLiteLandmarkModel:
-    """`predict_landmarks(crops (B, S, S, 3) in [0, 1]) -> (B, N, 2)` input pixels, one crop per invoke."""
+    """`predict_landmarks(crops (B, S, S, 3) in [0, 1]) -> (B, N, 2)` input pixels, one crop per invoke;
+    `predict` adds each landmark's heatmap peak share (B, N), where the model exports it (None otherwise)."""
 
     def __init__(self, path_or_bytes, threads: int = 1, scheme=None):
         from ..cli import warn_if_oversubscribed
@@ -173,6 +174,9 @@ class TFLiteLandmarkModel:
         self._lock = threading.Lock()  # an interpreter runs one invoke at a time (see invoke)
         self.image_size = int(self.input["shape"][1])
         self.num_points = int(self.output["shape"][1])
+        # (1, N): each landmark's heatmap peak share, in exports made since it was added (older ones: None)
+        self.score_output = next((o for o in outputs if len(o["shape"]) == 2
+                                  and int(o["shape"][1]) == self.num_points), None)
         if scheme is not None and scheme.num_points != self.num_points:
             named = "" if scheme.name == str(scheme.num_points) else f" ({scheme.name!r})"
             model = path_or_bytes if isinstance(path_or_bytes, str) else "the model"
@@ -223,22 +227,35 @@ class TFLiteLandmarkModel:
         info = np.iinfo(self.input["dtype"])
         return np.clip(np.round(x / scale + zero), info.min, info.max).astype(self.input["dtype"])
 
-    def _dequantize(self, y: np.ndarray) -> np.ndarray:
-        if self.output["dtype"] == np.float32:
+    @staticmethod
+    def _dequantize(y: np.ndarray, output: dict) -> np.ndarray:
+        if output["dtype"] == np.float32:
             return y
-        scale, zero = self.output["quantization"]
+        scale, zero = output["quantization"]
         return (y.astype(np.float32) - zero) * scale
 
-    def invoke(self, crop: np.ndarray) -> np.ndarray:
-        """One crop's landmarks. Locked: an interpreter holds one input and one output, so two threads sharing a
-        model (a web server's workers) would otherwise read each other's answers; a model per thread runs them in
-        parallel."""
+    def invoke_with_scores(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """One crop's landmarks and peak shares (None where the model has none). Locked: an interpreter holds one
+        input and one output, so two threads sharing a model (a web server's workers) would otherwise read each
+        other's answers; a model per thread runs them in parallel."""
         tensor = self._quantize(crop[None])
         with self._lock:
             self.interpreter.set_tensor(self.input["index"], tensor)
             self.interpreter.invoke()
             out = self.interpreter.get_tensor(self.output["index"])
-        return self._dequantize(out)[0]
+            scores = None if self.score_output is None else self.interpreter.get_tensor(self.score_output["index"])
+        return (self._dequantize(out, self.output)[0],
+                None if scores is None else self._dequantize(scores, self.score_output)[0])
+
+    def invoke(self, crop: np.ndarray) -> np.ndarray:
+        """One crop's landmarks."""
+        return self.invoke_with_scores(crop)[0]
 
     def predict_landmarks(self, crops: np.ndarray) -> np.ndarray:
-        return np.stack([self.invoke(c) for c in np.asarray(crops, np.float32)])
+        return self.predict(crops)[0]
+
+    def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(B, N, 2) landmarks and (B, N) peak shares (None where the model exports none)."""
+        answers = [self.invoke_with_scores(c) for c in np.asarray(crops, np.float32)]
+        scores = None if self.score_output is None else np.stack([s for _, s in answers])
+        return np.stack([p for p, _ in answers]), scores
