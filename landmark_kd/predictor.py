@@ -215,7 +215,6 @@ class TFLitePredictor(Predictor):
         self.image_size, self.scheme = self.runner.image_size, self.runner.scheme
 
     def __call__(self, crops: np.ndarray) -> np.ndarray:
-        crops = self.checked_crops(crops)
         return self.predict_with_scores(crops)[0]
 
     @property

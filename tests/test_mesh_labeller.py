@@ -56,7 +56,7 @@ def test_wrong_labeller_files_are_one_line_errors_naming_the_file(tmp_path):
     with pytest.raises(ModelFileError, match=f"{table}: not a loadable .tflite model"):
         MeshLabeller(table, table)
     student = os.path.join(os.path.dirname(__file__), "..", "landmark_kd", "pretrained", "real_student_fp16.tflite")
-    with pytest.raises(ModelFileError, match=r"not MediaPipe's Face Mesh landmark model .*outputs \[\(1, 68, 2\)\]"):
+    with pytest.raises(ModelFileError, match=r"not MediaPipe's Face Mesh landmark model .*outputs \[\(1, 68\), \(1, 68, 2\)\]"):
         MeshLabeller(student, table)
     rows = json.load(open(table))["ibug68_from_mesh468"]
     cases = {"other.json": ({"rows": rows}, "no 'ibug68_from_mesh468' entry"),
