@@ -222,7 +222,7 @@ class FaceTracker:
         self.frame_index = -1
         self.detector_runs = 0  # how often the detector ran
         self.lost = 0  # how often a followed face looked lost (each forced a detection)
-        self.low_quality = 0  # faces below the landmarker's min_quality: followed ones (each lost), or found ones (left out)
+        self.low_quality = 0  # faces found below the landmarker's min_quality, left out (a followed one is `lost`)
         self.cuts = 0  # shot cuts seen (each forced a detection)
         self.is_cut.reset()
         self._next_detection = 0
@@ -292,7 +292,6 @@ class FaceTracker:
         lost = [self.loss_reason(track.box, points, image.shape, scores) is not None
                 for track, points, scores in zip(self.tracks, followed, followed_scores)]
         self.lost += sum(lost)
-        self.low_quality += sum(self.below_quality(scores) for scores in followed_scores)
         if self.is_cut(image):
             self.cuts += 1
             lost = [True] * len(self.tracks)  # another shot: no track's crop can be trusted to hold its face

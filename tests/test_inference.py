@@ -720,8 +720,8 @@ def test_a_followed_face_below_min_quality_is_lost_at_once_and_a_found_one_left_
     assert tracker.loss_reason(box, points, image.shape, np.full(68, 0.05)) == "landmark quality 0.050 is below 0.1"
     quality["value"] = 0.05  # the crop no longer holds a face, by its heatmaps
     assert tracker.update(image) == [] and tracker.tracks == []  # lost at once; the detection's face left out too
-    assert len(calls) == 2 and tracker.lost == 1 and tracker.low_quality == 2
-    assert tracker.update(image) == [] and len(calls) == 3 and tracker.low_quality == 3  # no track: detect again
+    assert len(calls) == 2 and tracker.lost == 1 and tracker.low_quality == 1
+    assert tracker.update(image) == [] and len(calls) == 3 and tracker.low_quality == 2  # no track: detect again
     quality["value"] = 0.2
     assert [f.track_id for f in tracker.update(image)] == [1]  # found again: a new track
 
