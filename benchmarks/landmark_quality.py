@@ -23,7 +23,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.cli import ArgumentParser, existing_path, model_path, non_negative_int, positive_int, run  # noqa: E402
+from landmark_kd.cli import (ArgumentParser, existing_path, model_path, non_negative_int, positive_int,  # noqa: E402
+                             quality_floor, run)
 
 PICTURES = ("chelsea", "coffee", "rocket", "coins", "moon", "brick", "grass", "gravel", "hubble_deep_field",
             "immunohistochemistry", "colorwheel", "clock", "cell", "page", "text", "retina")
@@ -137,7 +138,7 @@ def main(argv=None) -> int:
     parser.add_argument("--detections", metavar="REALFACES", type=existing_path,
                         help="also count true and false faces behind the face detector on face_detection.py's sets, "
                         "read from this realfaces folder (e.g. ../shared/realfaces)")
-    parser.add_argument("--floors", nargs="+", type=float, default=[0.04, 0.05, 0.06, 0.065, 0.07],
+    parser.add_argument("--floors", nargs="+", type=quality_floor, default=[0.04, 0.05, 0.06, 0.065, 0.07],
                         help="min_quality values to count --detections at")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
