@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from landmark_kd.export import audit, convert
+from landmark_kd.export import ExportedGraph, audit, convert
 from landmark_kd.export.benchmark import measure_latency
 from landmark_kd.export.tflite_export import FLOAT_TAIL
 from landmark_kd.export.tflite_runner import TFLiteLandmarkModel
@@ -103,10 +103,11 @@ def _crops():
 def exports(peaked_model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("denormals")
     paths = {}
-    for mode in MODES:
-        paths[mode] = str(folder / f"{mode}.tflite")
-        with open(paths[mode], "wb") as handle:
-            handle.write(convert(peaked_model, mode, _representative))
+    with ExportedGraph(peaked_model) as graph:
+        for mode in MODES:
+            paths[mode] = str(folder / f"{mode}.tflite")
+            with open(paths[mode], "wb") as handle:
+                handle.write(convert(graph, mode, _representative))
     return paths
 
 

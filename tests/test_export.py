@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from landmark_kd.data.synthetic import generate
-from landmark_kd.export import MODES, RuntimeCompatibilityError, TFLiteLandmarkModel, audit, convert, read_model
+from landmark_kd.export import (MODES, ExportedGraph, RuntimeCompatibilityError, TFLiteLandmarkModel, audit, convert,
+                                export_graph, read_model)
 from landmark_kd.export.flops import count_flops
 from landmark_kd.errors import ConfigError
 from landmark_kd.export.report import ExportConfig, run_export
@@ -25,10 +26,16 @@ def _representative():
         yield [rng.uniform(0, 1, (1, 64, 64, 3)).astype(np.float32)]
 
 
+@pytest.fixture(scope="module")
+def tiny_graph(tiny_model):
+    with ExportedGraph(tiny_model) as graph:
+        yield graph
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
-def test_every_mode_converts_with_builtins_for_runtime_2_11(tiny_model, mode):
-    buffer = convert(tiny_model, mode, _representative)
+def test_every_mode_converts_with_builtins_for_runtime_2_11(tiny_model, tiny_graph, mode):
+    buffer = convert(tiny_graph, mode, _representative)
     report = audit(buffer, "2.11.0")
     assert report.ok and report.min_runtime_version is not None
     assert tuple(int(p) for p in report.min_runtime_version.split(".")) <= (2, 11, 0)
@@ -41,6 +48,22 @@ def test_every_mode_converts_with_builtins_for_runtime_2_11(tiny_model, mode):
     if mode == "fp32":
         expected = tiny_model(x, training=False)["landmarks"].numpy()
         assert np.abs(out - expected).max() < 1e-2  # pixels
+
+
+@pytest.mark.slow
+def test_an_exported_graph_converts_as_from_keras_model_and_its_folder_goes_on_close(tiny_model):
+    """convert.py exports a model's graph once for all its modes: each mode's .tflite is byte for byte the one
+    TFLiteConverter.from_keras_model makes, and the temporary SavedModel is removed."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(export_graph(tiny_model))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    with ExportedGraph(tiny_model) as graph:
+        assert os.path.isfile(os.path.join(graph.path, "saved_model.pb"))
+        assert convert(graph, "fp32") == converter.convert()
+        with pytest.raises(ValueError, match="exported without the heatmaps output"):
+            convert(graph, "fp32", with_heatmaps=True)
+    assert not os.path.exists(graph.path)
 
 
 @pytest.mark.slow

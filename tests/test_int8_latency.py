@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from landmark_kd.export import convert, read_model
+from landmark_kd.export import ExportedGraph, convert, read_model
 
 pytest.importorskip("tflite_runtime.interpreter")
 
@@ -38,8 +38,9 @@ def exports():
         for _ in range(8):
             yield [rng.uniform(0, 1, (1, 32, 32, 3)).astype(np.float32)]
 
-    return {"fp32": convert(model, "fp32"), "fp16": convert(model, "fp16"),
-            "int8": convert(model, "int8", representative)}
+    with ExportedGraph(model) as graph:
+        return {"fp32": convert(graph, "fp32"), "fp16": convert(graph, "fp16"),
+                "int8": convert(graph, "int8", representative)}
 
 
 def test_split_ops_gives_one_runnable_model_per_operator(exports):

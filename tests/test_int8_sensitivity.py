@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from landmark_kd.export import TFLiteLandmarkModel, convert
+from landmark_kd.export import ExportedGraph, TFLiteLandmarkModel, convert
 from landmark_kd.export.int8_sensitivity import analyse, quantizable_blocks
 from landmark_kd.export.tflite_export import FLOAT_TAIL
 from landmark_kd.models import build_landmark_model
@@ -105,8 +105,9 @@ def test_float_blocks_keep_their_ops_float_in_the_int8_model(tiny_model):
         runner = TFLiteLandmarkModel(buffer)
         return {d["dtype"] for d in runner.interpreter.get_tensor_details() if f"/{block}_" in d["name"]}
 
-    plain = convert(tiny_model, "int8", representative)
-    kept = convert(tiny_model, "int8", representative, float_blocks=["layer0_ir0"])
+    with ExportedGraph(tiny_model) as graph:
+        plain = convert(graph, "int8", representative)
+        kept = convert(graph, "int8", representative, float_blocks=["layer0_ir0"])
     assert np.float32 not in dtypes_of(plain, "layer0_ir0") and np.int8 in dtypes_of(plain, "layer0_ir0")
     assert np.float32 in dtypes_of(kept, "layer0_ir0")
     assert np.float32 not in dtypes_of(kept, "layer1_ir0")  # only the named block

@@ -150,10 +150,61 @@ def _tail_layers() -> dict:
             "peak_share": ConvPeakShare}
 
 
-def convert(model: keras.Model, mode: str = "fp32",
+class ExportedGraph:
+    """`export_graph(model)` written once as a SavedModel in a temporary folder (removed by `close`, or on leaving
+    a `with` block), for `convert` to read in each mode. This is what TFLiteConverter.from_keras_model does on
+    every call: Keras' ExportArchive with the inference call, then the SavedModel converter; that export is most
+    of a conversion's time (6 of 9 s for a small student, 10 of 15 s for the shipped one), so a model converted
+    in several modes, or int8's calibration pass, exports it once."""
+
+    def __init__(self, model: keras.Model, with_heatmaps: bool = False):
+        import functools
+        import tempfile
+
+        import keras
+        import tensorflow as tf
+
+        graph = export_graph(model, with_heatmaps)
+        self.with_heatmaps = with_heatmaps
+        self.path = tempfile.mkdtemp(prefix="landmark_kd_export_")
+        try:
+            archive = keras.export.ExportArchive()
+            archive.track(graph)
+            signature = [tf.TensorSpec(x.shape, dtype=x.dtype, name=x.name) for x in graph.inputs]
+            archive.add_endpoint("serve", functools.partial(graph.__call__, training=False), signature)
+            archive.write_out(self.path, verbose=False)
+        except BaseException:
+            self.close()
+            raise
+
+    def converter(self):
+        """A fresh TFLiteConverter on the SavedModel, builtin ops only; its metadata names the source a Keras
+        model, as from_keras_model's does (the .tflite is then byte for byte what from_keras_model gives)."""
+        import tensorflow as tf
+        from tensorflow.lite.python import conversion_metadata_schema_py_generated as metadata
+
+        converter = tf.lite.TFLiteConverter.from_saved_model(self.path)
+        converter._metadata.environment.modelType = metadata.ModelType.KERAS_MODEL
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        return converter
+
+    def close(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> "ExportedGraph":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def convert(model: keras.Model | ExportedGraph, mode: str = "fp32",
             representative: Callable[[], Iterable[list[np.ndarray]]] | None = None, int8_io: bool = False,
             with_heatmaps: bool = False, float_blocks: Sequence[str] = ()) -> bytes:
-    """Convert with tf.lite.TFLiteConverter straight from Keras; `representative` is needed for `int8`, whose
+    """Convert with tf.lite.TFLiteConverter straight from Keras (`model`, or its `ExportedGraph` to convert one
+    model in several modes: `with_heatmaps` is then the graph's); `representative` is needed for `int8`, whose
     `float_blocks` (layer names, see int8_sensitivity) stay float besides the decode tail. `int8_io` (int8 only):
     the image input is int8 (pixel value - 128 for a uint8 pixel), the outputs stay float (coordinates in int8
     would step by half a pixel)."""
@@ -161,8 +212,14 @@ def convert(model: keras.Model, mode: str = "fp32",
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    converter = tf.lite.TFLiteConverter.from_keras_model(export_graph(model, with_heatmaps))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if mode == "int8" and representative is None:
+        raise ConfigError("full-integer int8 needs representative data")
+    if not isinstance(model, ExportedGraph):
+        with ExportedGraph(model, with_heatmaps) as graph:
+            return convert(graph, mode, representative, int8_io, with_heatmaps, float_blocks)
+    if with_heatmaps and not model.with_heatmaps:
+        raise ValueError("with_heatmaps: this ExportedGraph was exported without the heatmaps output")
+    converter = model.converter()
     if mode == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -175,8 +232,6 @@ def convert(model: keras.Model, mode: str = "fp32",
         # builtin and XNNPACK thread pools alternate ~70 times per run). Same int8 weights, float maths in XNNPACK.
         return _weight_only_int8(converter.convert())
     if mode == "int8":
-        if representative is None:
-            raise ConfigError("full-integer int8 needs representative data")
         return _integer_body_float_tail(converter, representative, int8_io, float_blocks)
     return converter.convert()
 
@@ -192,26 +247,30 @@ def _integer_body_float_tail(converter, representative, int8_io: bool, float_blo
     CONV_2D 3.5 vs 2.6), so no int8 formulation or float-block choice brings this mode to fp32 speed on such a
     runtime: use fp16 / dynamic_int8 there; this mode is for runtimes with integer kernels (ARM, NPUs)."""
     import tensorflow as tf
+    from tensorflow.lite.python.convert import mlir_quantize
 
     from .tflite_runner import make_interpreter
 
-    names = [d["name"] for d in make_interpreter(converter.convert(), allocate=False).get_tensor_details()]
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    # One calibrated float model, then the quantizer with the denylist: what tf.lite.experimental's
+    # QuantizationDebugger.get_nondebug_quantized_model does, without its second conversion (for the tensor
+    # names), its instrumented model and its interpreter (the same bytes, in a quarter of the time).
+    converter._experimental_calibrate_only = True
+    calibrated = converter.convert()
+    names = [d["name"] for d in make_interpreter(calibrated, allocate=False).get_tensor_details()]
     block = re.compile("|".join(rf"/{re.escape(b)}(_\d+)?/" for b in float_blocks)) if float_blocks else None
     keep_float = [n for n in names if any(f"/{layer}" in n for layer in FLOAT_TAIL) or (block and block.search(n))]
     # The ops that make the graph outputs (the landmark offset, the heatmap product) are named by the traced
     # signature call (StatefulPartitionedCall[_k]:i) in the quantizer, not by their layer: keep those float too,
     # else the coordinates came out in int8 steps (range/255, about 0.5 px at 128 px).
     keep_float += [f"StatefulPartitionedCall{suffix}:{i}" for suffix in ("", "_1", "_2", "_3") for i in range(3)]
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float)
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=representative,
-                                                         debug_options=options)
-    buffer = debugger.get_nondebug_quantized_model()
+    buffer = mlir_quantize(calibrated, disable_per_channel=converter._experimental_disable_per_channel,
+                           fully_quantize=False, enable_numeric_verify=False, denylisted_nodes=keep_float)
     if not int8_io:
         return buffer
-    # The debugger's model ignores the converter's inference_input_type; drop its input QUANTIZE here instead, as
+    # The quantizer's model ignores the converter's inference_input_type; drop its input QUANTIZE here instead, as
     # the converter itself does. The outputs stay float: they come from the float tail.
     from tensorflow.lite.python.util import modify_model_io_type
 
