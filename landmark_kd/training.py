@@ -578,7 +578,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     from .evaluate import evaluate_predictions, write_report
     from .models import HeadConfig, build_landmark_model, copy_weights, load_model, model_image_size
     from .schemes import get_scheme
-    from .trainer import EvaluateAndCheckpoint, LandmarkTrainer, ResumableBackup, StopOnDivergence
+    from .trainer import EvaluateAndCheckpoint, LandmarkTrainer, ResumableBackup, StopOnDivergence, WarmupCosineDecay
 
     backup_dir = os.path.join(out, "backup")
     if config.restart:
@@ -636,7 +636,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     steps = config.steps_per_epoch or max(1, len(train_samples) // config.batch_size)
     total_steps = steps * config.epochs
     warmup = int(config.warmup_epochs * steps)
-    schedule = keras.optimizers.schedules.CosineDecay(
+    schedule = WarmupCosineDecay(
         0.0 if warmup else config.learning_rate, max(1, total_steps - warmup), alpha=0.01,
         warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
     val_ds = pipeline.dataset(val_samples, config.batch_size, training=False)

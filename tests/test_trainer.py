@@ -9,7 +9,7 @@ import pytest
 from landmark_kd.errors import ConfigError
 from landmark_kd.models import HeadConfig, build_landmark_model
 from landmark_kd.schemes import get_scheme
-from landmark_kd.trainer import EvaluateAndCheckpoint, LandmarkTrainer, ResumableBackup
+from landmark_kd.trainer import EvaluateAndCheckpoint, LandmarkTrainer, ResumableBackup, WarmupCosineDecay
 from landmark_kd.training import TrainConfig
 
 
@@ -252,3 +252,33 @@ def test_mixed_float16_skips_a_step_that_overflows_on_any_replica(tmp_path):
     line = next((l for l in run.stdout.splitlines() if l.startswith("RESULT")), None)
     assert line, run.stderr[-3000:]
     assert json.loads(line[6:]) == {"finite": True, "applied": 0}  # skipped on both replicas, weights kept
+
+
+@pytest.mark.parametrize("warmup", [0, 3])
+def test_the_schedule_is_keras_cosine_decay_read_once_per_traced_step(warmup):
+    """AdamW reads its schedule once per weight (weight decay): traced, our schedule is one subgraph, not one
+    per weight, and five weights take the very updates Keras' CosineDecay gives them, warmup and all."""
+    import tensorflow as tf
+
+    args = (0.0 if warmup else 3e-3, 8)
+    kwargs = dict(alpha=0.01, warmup_target=3e-3 if warmup else None, warmup_steps=warmup)
+    ours, keras_own = WarmupCosineDecay(*args, **kwargs), keras.optimizers.schedules.CosineDecay(*args, **kwargs)
+    assert [float(ours(s)) for s in range(14)] == [float(keras_own(s)) for s in range(14)]
+    results, graphs = [], []
+    for schedule in (ours, keras_own):
+        weights = [keras.Variable(np.full((3,), 1.0 + i, np.float32)) for i in range(5)]
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=0.05)
+        optimizer.build(weights)
+
+        @tf.function
+        def step():
+            optimizer.apply([tf.fill((3,), 0.1 * (i + 1)) for i in range(5)], weights)
+
+        for _ in range(12):
+            step()
+        results.append([w.numpy() for w in weights])
+        graphs.append(step.get_concrete_function().graph)
+    assert all(np.array_equal(a, b) for a, b in zip(*results))
+    # Keras': a Cos per weight, or with warmup a `cond` per weight, whose branches hold them
+    copies = [sum(op.type in ("Cos", "If", "StatelessIf") for op in g.get_operations()) for g in graphs]
+    assert copies[0] == 1 and copies[1] >= 5
