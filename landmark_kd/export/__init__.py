@@ -3,5 +3,5 @@ from .op_audit import DEFAULT_TARGET, AuditReport, RuntimeCompatibilityError, au
 from .tflite_export import MODES, ExportedGraph, convert, export_graph
 from .tflite_runner import TFLiteLandmarkModel
 
-__all__ = ["MODES", "ExportedGraph", "convert", "export_graph", "audit", "read_model", "AuditReport", "RuntimeCompatibilityError",
-           "DEFAULT_TARGET", "TFLiteLandmarkModel"]
+__all__ = ["MODES", "ExportedGraph", "convert", "export_graph", "audit", "read_model", "AuditReport",
+           "RuntimeCompatibilityError", "DEFAULT_TARGET", "TFLiteLandmarkModel"]

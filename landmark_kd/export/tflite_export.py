@@ -256,7 +256,8 @@ def _integer_body_float_tail(converter, representative, int8_io: bool, float_blo
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
     # One calibrated float model, then the quantizer with the denylist: what tf.lite.experimental's
     # QuantizationDebugger.get_nondebug_quantized_model does, without its second conversion (for the tensor
-    # names), its instrumented model and its interpreter (the same bytes, in a quarter of the time).
+    # names), its instrumented model and its interpreter: the same bytes, measured, with the export the pico
+    # student's int8 in 11 s instead of 20, the shipped student's in 42 s instead of 54 (200 calibration faces).
     converter._experimental_calibrate_only = True
     calibrated = converter.convert()
     names = [d["name"] for d in make_interpreter(calibrated, allocate=False).get_tensor_details()]
