@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         parser.error(f"{args.model}: model file not found")
 
     from landmark_kd.export.benchmark import measure_latency
-    from landmark_kd.export.tflite_export import convert
+    from landmark_kd.export.tflite_export import ExportedGraph, convert
     from landmark_kd.models import load_model
 
     model = load_model(args.model)
@@ -79,20 +79,23 @@ def main(argv=None) -> int:
     folder = args.save or tempfile.mkdtemp(prefix="denormals_")
     os.makedirs(folder, exist_ok=True)
     rows = []
-    for mode in modes:
-        with silenced():
-            buffer = convert(model, mode, representative if mode == "int8" else None)
-        path = os.path.join(folder, f"{os.path.splitext(os.path.basename(args.model))[0]}_{mode}.tflite")
-        with open(path, "wb") as handle:
-            handle.write(buffer)
-        cells = [mode, f"{len(buffer) / 1e6:.2f} MB"]
-        for t in threads:
-            iso = measure_latency(path, t, args.warmup, args.runs, isolated=True)["median"]
+    with silenced():
+        graph = ExportedGraph(model)  # one export for every mode
+    with graph:
+        for mode in modes:
             with silenced():
-                inp = measure_latency(path, t, args.warmup, args.runs, isolated=False)["median"]
-            cells += [f"{iso:.2f}", f"{inp:.2f}", f"{iso / inp:.2f}x"]
-        rows.append(cells)
-        print(f"{mode}: done", file=sys.stderr, flush=True)
+                buffer = convert(graph, mode, representative if mode == "int8" else None)
+            path = os.path.join(folder, f"{os.path.splitext(os.path.basename(args.model))[0]}_{mode}.tflite")
+            with open(path, "wb") as handle:
+                handle.write(buffer)
+            cells = [mode, f"{len(buffer) / 1e6:.2f} MB"]
+            for t in threads:
+                iso = measure_latency(path, t, args.warmup, args.runs, isolated=True)["median"]
+                with silenced():
+                    inp = measure_latency(path, t, args.warmup, args.runs, isolated=False)["median"]
+                cells += [f"{iso:.2f}", f"{inp:.2f}", f"{iso / inp:.2f}x"]
+            rows.append(cells)
+            print(f"{mode}: done", file=sys.stderr, flush=True)
     header = ["mode", "size"]
     for t in threads:
         header += [f"{t}T tflite_runtime only (ms)", f"{t}T in TF process (ms)", f"{t}T ratio"]
