@@ -108,12 +108,11 @@ class LandmarkTrainer(keras.Model):
 
 @keras.saving.register_keras_serializable(package="landmark_kd")
 class WarmupCosineDecay(keras.optimizers.schedules.CosineDecay):
-    """Keras' CosineDecay with its linear warmup, the same values, computed once per traced graph: AdamW reads
-    the schedule once per weight for its decoupled weight decay, so a traced step held one copy of the schedule
-    per weight, each a two-branch `cond` with warmup (106 for the pico teacher; a 48-step pico run took 23-24 s
-    instead of 25-27 s, measured here). Within one graph every read of the same step variable gets the first
-    read's value (nothing changes the step between them: it advances after the update); `where` replaces the
-    `cond`."""
+    """Keras' CosineDecay (with its linear warmup), computed once per traced graph: AdamW reads the schedule once
+    per weight for its decoupled weight decay, so a traced step held one copy of the schedule per weight, each a
+    two-branch `cond` with warmup (106 for the pico teacher; a 48-step pico run took 23-24 s instead of 25-27 s,
+    measured here). Within one graph every read of the same step variable gets the first read's value (nothing
+    changes the step between them: it advances after the update)."""
 
     def __init__(self, *args, **kwargs):
         import weakref
@@ -123,27 +122,11 @@ class WarmupCosineDecay(keras.optimizers.schedules.CosineDecay):
 
     def __call__(self, step):
         if tf.executing_eagerly():
-            return self._rate(step)
+            return super().__call__(step)
         known = self._per_graph.setdefault(tf.compat.v1.get_default_graph(), {})
         if id(step) not in known:  # the step is kept with its rate, so its id cannot name another object
-            known[id(step)] = (step, self._rate(step))
+            known[id(step)] = (step, super().__call__(step))
         return known[id(step)][1]
-
-    def _rate(self, step):
-        if self.warmup_target is None:
-            return super().__call__(step)
-        from keras import ops
-
-        with keras.name_scope(self.name):
-            initial = ops.convert_to_tensor(self.initial_learning_rate)
-            dtype = initial.dtype
-            decay_steps = ops.cast(self.decay_steps, dtype)
-            warmup_steps = ops.cast(self.warmup_steps, dtype)
-            warmup_target = ops.cast(self.warmup_target, dtype)
-            step = ops.minimum(ops.cast(step, dtype), decay_steps + warmup_steps)
-            warm = self._warmup_function(step, warmup_steps, warmup_target, initial)
-            decayed = self._decay_function(ops.maximum(step - warmup_steps, 0.0), decay_steps, warmup_target, dtype)
-            return ops.where(step < warmup_steps, warm, decayed)
 
 
 def save_model_atomically(model: keras.Model, path: str) -> None:
