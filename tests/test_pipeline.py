@@ -193,6 +193,35 @@ def test_pipeline_decodes_like_opencv_with_exif_orientation(tmp_path, orientatio
     assert np.abs(decoded - expected).max() < 0.01
 
 
+def test_a_dataset_turns_its_one_phone_photo_and_an_upright_one_is_cut_alike(tmp_path):
+    """A dataset leaves the orientation switch out when no image needs it: a turned JPEG among upright ones is
+    still turned (its crop is that of its upright PNG twin), and an upright face is cut the same with or without
+    a turned one beside it."""
+    import cv2
+
+    from landmark_kd.data.records import Sample
+
+    rng = np.random.default_rng(6)
+    image = cv2.resize((rng.random((8, 12, 3)) * 255).astype(np.uint8), (120, 80), interpolation=cv2.INTER_NEAREST)
+    upright, turned, twin = (str(tmp_path / name) for name in ("upright.jpg", "phone.jpg", "twin.png"))
+    cv2.imwrite(upright, image)
+    with open(turned, "wb") as handle:
+        handle.write(_with_exif_orientation(cv2.imencode(".jpg", image)[1].tobytes(), 6))
+    cv2.imwrite(twin, cv2.imread(turned))  # the turned picture as cv2.imread shows it, lossless
+    points = rng.uniform(20, 60, (68, 2)).astype(np.float32)
+    box = np.array([10, 10, 70, 70], np.float32)
+    pipeline = LandmarkPipeline(get_scheme("68"), PipelineConfig(image_size=32))
+
+    def crops(paths):
+        samples = [Sample(path, points, box, "face") for path in paths]
+        return next(iter(pipeline.dataset(samples, len(samples), training=False)))[0].numpy()
+
+    mixed, alone, reference = crops([upright, turned]), crops([upright]), crops([twin])
+    assert np.array_equal(mixed[0], alone[0])
+    assert np.abs(mixed[1] - reference[0]).max() < 1e-5
+    assert np.abs(mixed[1] - mixed[0]).max() > 0.1  # the turned photo is not cut as if upright
+
+
 @pytest.mark.parametrize("orientation", [1, 3, 6, 8])
 def test_pipeline_decodes_like_opencv_with_a_png_exif_orientation(tmp_path, orientation):
     """cv2.imread (predict, a .tflite's evaluate) turns a PNG by its eXIf chunk; training did not, so it learnt

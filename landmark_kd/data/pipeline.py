@@ -158,18 +158,22 @@ def _erase(image, seed, cfg: PipelineConfig, size: int | None = None):
     return tf.where(u[0] < cfg.erase_prob, erased, image)
 
 
+# EXIF orientation 1-8 as (transpose first, then reverse these axes): 1 as is, 2 mirrored, 3 rotated 180, 4 flipped,
+# 5 transposed, 6 rotated 90 clockwise, 7 transverse, 8 rotated 90 counter-clockwise.
+_EXIF_TURNS = ((False, ()), (False, (1,)), (False, (0, 1)), (False, (0,)),
+               (True, ()), (True, (1,)), (True, (0, 1)), (True, (0,)))
+
+
 def apply_exif_orientation(image: tf.Tensor, orientation: int | tf.Tensor) -> tf.Tensor:
-    """Turn a decoded (H, W, C) image the way EXIF `orientation` (1-8) says a viewer shows it."""
-    def turned(k: int, transpose: bool):
+    """Turn a decoded (H, W, C) image the way EXIF `orientation` (1-8) says a viewer shows it. Plain transposes
+    and reversals: `tf.image.rot90`'s checks made each of the eight branches costly to build."""
+    def turned(transpose: bool, axes: tuple[int, ...]):
         def branch():
             out = tf.transpose(image, [1, 0, 2]) if transpose else image
-            return tf.image.rot90(out, k) if k else out
+            return tf.reverse(out, list(axes)) if axes else out
         return branch
 
-    # 1 as is, 2 mirrored, 3 rotated 180, 4 flipped, 5 transposed, 6 rotated 90 clockwise, 7 transverse, 8 rotated
-    # 90 counter-clockwise; rot90 turns counter-clockwise, and a mirror is a transpose plus a quarter turn.
-    branches = [turned(0, False), turned(3, True), turned(2, False), turned(1, True),
-                turned(0, True), turned(3, False), turned(2, True), turned(1, False)]
+    branches = [turned(*turn) for turn in _EXIF_TURNS]
     return tf.switch_case(tf.clip_by_value(tf.cast(orientation, tf.int32) - 1, 0, 7), branches)
 
 
@@ -201,15 +205,17 @@ class LandmarkPipeline:
         return self._plans[path]
 
     @staticmethod
-    def _load(path, plan):
-        """Decode as `records.decode_plan` says: OpenCV for TIFF/WebP, else TensorFlow plus EXIF orientation."""
+    def _load(path, plan, turned: bool = True):
+        """Decode as `records.decode_plan` says: OpenCV for TIFF/WebP, else TensorFlow plus EXIF orientation
+        (left out of the graph when `turned` is False: no image of the dataset has one other than upright)."""
         def with_tensorflow():
             data = tf.io.read_file(path)
             # INTEGER_ACCURATE is libjpeg's default, which OpenCV uses: the same pixels as `predict` reads.
             image = tf.cond(tf.io.is_jpeg(data),
                             lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
                             lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
-            return apply_exif_orientation(tf.ensure_shape(image, [None, None, 3]), plan)
+            image = tf.ensure_shape(image, [None, None, 3])
+            return apply_exif_orientation(image, plan) if turned else image
 
         def with_opencv():
             image = tf.numpy_function(_opencv_rgb, [path], tf.uint8, stateful=False)
@@ -219,9 +225,9 @@ class LandmarkPipeline:
         return tf.cast(image, tf.float32) / 255.0
 
     def _example(self, index, path, plan, points, box, seed, augment: bool, images_only: bool = False,
-                 teacher_size: int | None = None):
+                 teacher_size: int | None = None, turned: bool = True):
         cfg = self.config
-        image = self._load(path, plan)
+        image = self._load(path, plan, turned)
         side = box[2] * (1 + cfg.crop_margin)
         if augment:
             seeds = tf.random.experimental.stateless_split(seed, 8)
@@ -280,7 +286,9 @@ class LandmarkPipeline:
             raise ValueError("no samples to build a dataset from")
         n = len(samples)
         paths = tf.constant([s.image_path for s in samples])
-        plans = tf.constant([self._plan(s.image_path) for s in samples], tf.int32)
+        plan_list = [self._plan(s.image_path) for s in samples]
+        plans = tf.constant(plan_list, tf.int32)
+        turned = any(plan > 1 for plan in plan_list)
         points = tf.constant(np.stack([s.landmarks for s in samples]).astype(np.float32))
         boxes = tf.constant(crop_boxes(samples))
         ds = tf.data.Dataset.range(n)
@@ -289,12 +297,15 @@ class LandmarkPipeline:
         if training:
             ds = ds.shuffle(min(n, 10000), seed=seed, reshuffle_each_iteration=True)
         # One stateless seed per element, itself deterministic given `seed`.
-        seeds = tf.data.Dataset.random(seed=seed).batch(2).map(lambda s: tf.cast(s, tf.int64))
+        seeds = tf.data.Dataset.random(seed=seed).batch(2)
         ds = tf.data.Dataset.zip((ds, seeds))
 
+        # Not converted by AutoGraph: the example's branches are Python flags or explicit tf.cond, and converting
+        # its source cost each dataset ~0.5 s (~2.5 s for a process's first), same ops either way.
+        @tf.autograph.experimental.do_not_convert
         def fn(i, s):
             return self._example(tf.cast(i, tf.int32), tf.gather(paths, i), tf.gather(plans, i), tf.gather(points, i),
-                                 tf.gather(boxes, i), s, augment, images_only, teacher_size)
+                                 tf.gather(boxes, i), s, augment, images_only, teacher_size, turned)
 
         ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.ignore_errors()  # last line of defence: a file that broke after validation is dropped, not fatal
