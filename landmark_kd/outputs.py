@@ -56,12 +56,12 @@ def _lock_holder(path: str) -> int:
         return 0
 
 
-def _refuse(path: str, pid: int):
-    return OutputError(f"{path}: another run (process {pid}) is writing here; wait for it or choose another --output")
+def _refuse(path: str, pid: int, flag: str = "--output"):
+    return OutputError(f"{path}: another run (process {pid}) is writing here; wait for it or choose another {flag}")
 
 
 @contextlib.contextmanager
-def output_lock(path: str) -> Iterator[None]:
+def output_lock(path: str, flag: str = "--output") -> Iterator[None]:
     """Hold `path/.lock` (holding our pid) while a run writes there: a second run on the same folder is refused
     with one line instead of both writing the same checkpoints. The lock is an flock on the file where the OS has
     one: the kernel drops it when its process dies, however it dies, so a killed run's lock never blocks the
@@ -69,7 +69,7 @@ def output_lock(path: str) -> Iterator[None]:
     try:
         import fcntl
     except ImportError:  # Windows: the pid file alone
-        with _pid_lock(path):
+        with _pid_lock(path, flag):
             yield
         return
     lock = os.path.join(path, ".lock")
@@ -79,10 +79,10 @@ def output_lock(path: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise _refuse(path, _lock_holder(lock)) from None
+            raise _refuse(path, _lock_holder(lock), flag) from None
         except OSError:  # a file system without flock (some network mounts): the pid file alone
             os.close(fd)
-            with _pid_lock(path):
+            with _pid_lock(path, flag):
                 yield
             return
         try:  # the holder before us may have removed the file between our open and our flock: lock the new one
@@ -105,7 +105,7 @@ def output_lock(path: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _pid_lock(path: str) -> Iterator[None]:
+def _pid_lock(path: str, flag: str = "--output") -> Iterator[None]:
     """`output_lock` without flock: the file holds our pid, and a lock whose process is gone is taken over."""
     lock = os.path.join(path, ".lock")
     for _ in range(2):
@@ -123,7 +123,7 @@ def _pid_lock(path: str) -> Iterator[None]:
                 except PermissionError:
                     pass
             if alive:
-                raise _refuse(path, pid) from None
+                raise _refuse(path, pid, flag) from None
             os.remove(lock)  # stale: its process is gone
     else:
         raise OutputError(f"{path}: cannot take the run lock {lock}")

@@ -113,6 +113,43 @@ def output_stem(path: str, taken: set[str]) -> str:
     return name
 
 
+def earlier_prediction(out_dir: str) -> list[str] | None:
+    """The files (annotated images and videos, chips) that an earlier prediction's OUT/landmarks.json names inside
+    `out_dir`, to go when this run's record replaces it; None when there is none. A landmarks.json that is no
+    prediction's record is someone's own file: refused, and kept. Read line by line (a long video's record is
+    written so, one frame a line), not loaded whole."""
+    import json
+    import re
+
+    path = os.path.join(out_dir, "landmarks.json")
+    if not os.path.lexists(path):
+        return None
+    named, head = [], ""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if len(head) < 4096:
+                    head += line
+                named += [json.loads(m) for m in re.findall(r'"(?:annotated|chip)": ("(?:[^"\\]|\\.)*")', line)]
+    except (OSError, UnicodeDecodeError, ValueError):
+        head = ""
+    if not re.match(r'\{\s*"model": .*"scheme": .*"results": \{', head, re.S):
+        raise OutputError(f"{path}: not an earlier prediction's record; it is kept (move it or pass another --out)")
+    root = os.path.realpath(out_dir).rstrip(os.sep) + os.sep
+    return sorted({f for f in named if os.path.realpath(f).startswith(root)})
+
+
+def refuse_replacing_pts(out_dir: str, paths: list[str]) -> None:
+    """--format pts writes OUT/<stem>.pts: a .pts already there (an earlier run's, or a label of yours) is only
+    replaced with --overwrite; the .pts format keeps no record of which run wrote it."""
+    taken: set[str] = set()
+    for path in paths:
+        target = os.path.join(out_dir, output_stem(path, taken) + ".pts")
+        if os.path.lexists(target):
+            raise OutputError(f"{target}: already exists (an earlier run's or a label); pass --overwrite to replace "
+                              "the .pts files in --out, or another --out")
+
+
 class ChipWriter:
     """`--chips SIZE`: each face's aligned chip (`face_chips`: eyes, nose tip and mouth corners on ArcFace's
     reference points) as a PNG under OUT/chips, its path added to the face's entry as "chip". An earlier run's
@@ -511,6 +548,24 @@ def predict_pts(detector: Callable[[np.ndarray], list], paths: list[str], out_di
     return {"pts": {p: os.path.join(out_dir, n + ".pts") for p, n in written.items()}, **counts}
 
 
+def _named_outputs(results: dict) -> list[str]:
+    """The annotated images and videos and the chips this run's `results` name (a video's chips are in its frame
+    log's lines)."""
+    import json
+
+    named = []
+    for entry in results.values():
+        if entry.get("annotated"):
+            named.append(entry["annotated"])
+        named += [face["chip"] for face in entry.get("faces", []) if face.get("chip")]
+        if isinstance(entry.get("frames"), FrameLog):
+            for line in entry["frames"].lines():
+                named += [face["chip"] for face in json.loads(line).get("faces", []) if face.get("chip")]
+        elif isinstance(entry.get("frames"), list):
+            named += [face["chip"] for frame in entry["frames"] for face in frame.get("faces", []) if face.get("chip")]
+    return named
+
+
 def inner51_record(record: dict) -> dict:
     """Drop the 17 jaw points (`convert_68_to_51`) from every face of one image's or frame's record, in place:
     `--points 51` holds for landmarks.json as for the .pts files."""
@@ -597,6 +652,8 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--chip-padding", type=chip_padding, default=0.0, metavar="P",
                         help="room around the face in each chip: the face spans 1/(1+P) of what it does at 0 "
                         "(0.25 shows the chin and forehead; 0 to 4)")
+    parser.add_argument("--overwrite", action="store_true", help="--format pts: replace .pts files already in --out "
+                        "(without it they are refused: an earlier run's and a label of yours look alike)")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's and the TFLite runtime's log output")
     args = parser.parse_intermixed_args(argv)  # inputs before and after the flags: `predict a.jpg --chips 112 b.jpg`
     if sum((bool(args.input), args.list is not None, args.camera is not None)) != 1:
@@ -609,6 +666,8 @@ def _main(argv: list[str]) -> int:
         parser.error("--chips is for --format json (the chips are named in landmarks.json)")
     if args.chip_padding and args.chips is None:
         parser.error("--chip-padding needs --chips SIZE")
+    if args.overwrite and args.format != "pts":
+        parser.error("--overwrite is for --format pts (a json run replaces the earlier prediction in --out itself)")
     if args.box and args.min_quality is not None:  # given boxes are kept whatever their quality
         parser.error("--box gives the face, and --min-quality only leaves out faces a detector finds: pass one or the "
                      "other")
@@ -626,7 +685,7 @@ def _main(argv: list[str]) -> int:
     if args.box and not (args.box[2] > args.box[0] and args.box[3] > args.box[1]):
         parser.error(f"argument --box: X1 > X0 and Y1 > Y0 needed, got {' '.join(f'{v:g}' for v in args.box)}")
     from .inference import LandmarkDetector, default_model_path
-    from .outputs import prepare_output_dir, refuse_input_folder
+    from .outputs import output_lock, prepare_output_dir, refuse_input_folder
 
     if args.list is not None and not os.path.exists(args.list):
         raise MissingFileError(f"{args.list}: no such file or directory")
@@ -679,6 +738,16 @@ def _main(argv: list[str]) -> int:
                           f"{detector.scheme.name!r}")
     drop_jaw = args.points == "51" and detector.scheme.num_points == 68  # a 51-point model's answer is already that
     prepare_output_dir(args.out)
+    with output_lock(args.out, flag="--out"):  # two runs into one folder would replace each other's landmarks.json
+        return _predict(args, detector, inputs, paths, video, drop_jaw)
+
+
+def _predict(args, detector: LandmarkDetector, inputs: list[str], paths: list[str] | None, video: bool,
+             drop_jaw: bool) -> int:
+    """The run, once the flags are checked and --out is locked."""
+    if args.format == "pts" and not args.overwrite:
+        refuse_replacing_pts(args.out, paths)
+    earlier = earlier_prediction(args.out) if args.format == "json" else None
     chips = ChipWriter(detector, args.out, args.chips, args.chip_padding) if args.chips is not None else None
     boxes = [args.box] if args.box else None
     if args.format == "pts":
@@ -709,6 +778,13 @@ def _main(argv: list[str]) -> int:
         for entry in results.values():
             inner51_record(entry)
     json_path = os.path.join(args.out, "landmarks.json")
+    if earlier is not None:  # the folder holds this run's outputs alone, as the new landmarks.json lists them
+        kept = {os.path.realpath(f) for f in _named_outputs(results)}
+        gone = [f for f in earlier if os.path.realpath(f) not in kept and os.path.lexists(f)]
+        for f in gone:
+            os.remove(f)
+        print(f"replacing the earlier prediction in {args.out}" + (f" ({len(gone)} of its files removed)" if gone else "")
+              + "; pass another --out to keep one")
     scheme = "51" if drop_jaw else detector.scheme.name  # the layout of the landmarks written
     write_results_json(json_path, {"model": detector.model_path, "scheme": scheme}, results)
     for log in logs:  # its frames are in landmarks.json now

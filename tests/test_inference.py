@@ -300,6 +300,55 @@ def test_outputs_never_go_into_the_input_folder(model_path, tmp_path, capsys):
     assert (folder / "face.pts").read_bytes() == label and sorted(os.listdir(folder)) == ["face.png", "face.pts"]
 
 
+def test_a_rerun_replaces_the_earlier_prediction_and_never_a_file_of_yours(model_path, tmp_path, capsys):
+    """A second run into one --out left the first run's annotated images beside a landmarks.json that no longer
+    named them, replaced a landmarks.json or a .pts of the user's without a word, and two runs at once each
+    claimed the folder's landmarks.json."""
+    from landmark_kd.outputs import output_lock
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k in (1, 2):
+        cv2.imwrite(str(folder / f"face{k}.png"), cv2.cvtColor(render_face(k, 96)[0], cv2.COLOR_RGB2BGR))
+    out = tmp_path / "out"
+    common = ["--model", model_path, "--detector", "full", "--out", str(out)]
+    assert predict_main([str(folder), *common]) == 0
+    (out / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert predict_main([str(folder / "face1.png"), *common]) == 0
+    assert (f"replacing the earlier prediction in {out} (1 of its files removed); pass another --out to keep one"
+            in capsys.readouterr().out)
+    assert sorted(os.listdir(out)) == ["face1_landmarks.png", "landmarks.json", "notes.txt"]
+    assert list(json.load(open(out / "landmarks.json"))["results"]) == [str(folder / "face1.png")]
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "landmarks.json").write_text('{"mine": 1}')
+    assert predict_main([str(folder), "--model", model_path, "--detector", "full", "--out", str(mine)]) == 2
+    assert (f"{mine / 'landmarks.json'}: not an earlier prediction's record; it is kept"
+            in capsys.readouterr().err)
+    assert sorted(os.listdir(mine)) == ["landmarks.json"] and (mine / "landmarks.json").read_text() == '{"mine": 1}'
+
+    pts = ["--format", "pts", "--model", model_path, "--detector", "full", "--out", str(tmp_path / "pts")]
+    assert predict_main([str(folder), *pts]) == 0
+    label = (tmp_path / "pts" / "face2.pts").read_text()
+    (tmp_path / "pts" / "face2.pts").write_text("my label")
+    assert predict_main([str(folder), *pts]) == 2
+    assert f"{tmp_path / 'pts' / 'face1.pts'}: already exists" in capsys.readouterr().err
+    assert (tmp_path / "pts" / "face2.pts").read_text() == "my label"
+    assert predict_main([str(folder), *pts, "--overwrite"]) == 0
+    assert (tmp_path / "pts" / "face2.pts").read_text() == label
+    with pytest.raises(SystemExit):
+        predict_main([str(folder), *common, "--overwrite"])
+    assert "--overwrite is for --format pts" in capsys.readouterr().err
+
+    with output_lock(str(out)):  # another run holds the folder
+        assert predict_main([str(folder), *common]) == 2
+    assert f"{out}: another run (process {os.getpid()}) is writing here; wait for it or choose another --out" in (
+        capsys.readouterr().err)
+    assert list(json.load(open(out / "landmarks.json"))["results"]) == [str(folder / "face1.png")]
+
+
 def test_chips_never_replace_the_input_images(model_path, tmp_path, capsys):
     """--chips empties an earlier OUT/chips: given images in OUT/chips (or a folder inside it), it deleted them
     before reading them."""
