@@ -192,6 +192,23 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, float, f
     return out, nw / w, nh / h, float(pad_x), float(pad_y)
 
 
+def _uint8_hint(image: np.ndarray) -> str:
+    """How to make `image` uint8, read from its type and range: one hint for every array misled a float image
+    already in 0-255 (times 255 again) and a 16-bit one."""
+    if image.dtype == np.bool_ or not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(image):
+        return ""
+    finite = image[np.isfinite(image)] if np.issubdtype(image.dtype, np.floating) else image
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if np.issubdtype(image.dtype, np.floating) and low >= 0 and high <= 1:
+        return " (values in [0, 1]: (image * 255).round().astype(np.uint8))"
+    if low >= 0 and high <= 255:
+        return " (values in 0-255: image.round().astype(np.uint8))" if np.issubdtype(image.dtype, np.floating) \
+            else " (values in 0-255: image.astype(np.uint8))"
+    if np.issubdtype(image.dtype, np.integer) and low >= 0 and high <= 65535:
+        return " (16-bit values: (image // 257).astype(np.uint8))"
+    return f" (values from {low:g} to {high:g}: scale them to 0-255 first)"
+
+
 def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     """`image` as contiguous RGB uint8 (H, W, 3): grey (H, W) or (H, W, 1) repeated, RGBA's alpha dropped, as
     every entry point that takes a user's array reads it. Other pixel types are a
@@ -205,8 +222,7 @@ def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
     if not image.size:  # the letterbox scale would divide by zero
         raise DataError(f"empty image ({image.shape[1]}x{image.shape[0]} pixels)")
     if image.dtype != np.uint8:
-        raise DataError(f"expected an RGB uint8 image (0-255), got {image.dtype} {image.shape} (floats in [0, 1]: "
-                        "(image * 255).round().astype(np.uint8))")
+        raise DataError(f"expected an RGB uint8 image (0-255), got {image.dtype} {image.shape}{_uint8_hint(image)}")
     if image.shape[2] == 4:
         image = image[:, :, :3]
     return np.ascontiguousarray(image)

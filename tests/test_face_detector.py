@@ -219,8 +219,13 @@ def test_grey_and_rgba_are_taken_and_other_pixel_types_refused(detectors, astron
     detector = detectors["short"]
     assert len(detector(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY))) == 1
     assert len(detector(cv2.cvtColor(astronaut, cv2.COLOR_RGB2RGBA))) == 1
-    for image in (astronaut / 255.0, astronaut.astype(np.uint16) * 257):
-        with pytest.raises(DataError, match=f"expected an RGB uint8 image .*got {image.dtype} "):
+    # each with the hint that fits its range: a float image already in 0-255 was told to multiply by 255
+    for image, hint in ((astronaut / 255.0, r"\(values in \[0, 1\]: \(image \* 255\)\.round\(\)"),
+                        (astronaut.astype(np.float32), r"\(values in 0-255: image\.round\(\)\.astype"),
+                        (astronaut.astype(np.uint16) * 257, r"\(16-bit values: \(image // 257\)"),
+                        (astronaut.astype(np.int32), r"\(values in 0-255: image\.astype\(np\.uint8\)\)"),
+                        (astronaut * 4.0 - 100, r"\(values from -100 to 920: scale them to 0-255 first\)")):
+        with pytest.raises(DataError, match=f"expected an RGB uint8 image .*got {image.dtype} .*{hint}"):
             detector(image)
     with pytest.raises(DataError, match=r"got shape \(5, 5, 2\)"):
         detector(np.zeros((5, 5, 2), np.uint8))
