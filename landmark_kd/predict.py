@@ -455,9 +455,17 @@ def predict_camera(detector: LandmarkDetector, index: int, out_dir: str, smooth:
 
 
 def _image_paths(path: str) -> list[str]:
-    if os.path.isdir(path):
-        return sorted(os.path.join(path, f) for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTENSIONS))
-    return [path]
+    """A folder's images (its subfolders are not searched: said in a note when it has images and subfolders, as a
+    folder of subfolders alone is an error saying so), or the one file given."""
+    if not os.path.isdir(path):
+        return [path]
+    names = os.listdir(path)
+    found = sorted(os.path.join(path, f) for f in names if f.lower().endswith(IMAGE_EXTENSIONS))
+    folders = sorted(f for f in names if not f.startswith(".") and os.path.isdir(os.path.join(path, f)))
+    if found and folders:
+        print(f"note: {path}: its {len(folders)} subfolder(s) are not searched (first: {folders[0]}); pass them too, "
+              "or a --list of images", file=sys.stderr)
+    return found
 
 
 def _expand_inputs(inputs: list[str]) -> list[str]:

@@ -598,6 +598,14 @@ def test_a_folder_of_folders_says_subfolders_are_not_searched(model_path, tmp_pa
     cv2.imwrite(str(tmp_path / "photos" / "day1" / "a.png"), np.zeros((8, 8, 3), np.uint8))
     assert predict_main([str(tmp_path / "photos"), "--model", model_path, "--out", str(tmp_path / "out")]) == 2
     assert "no images found (its subfolders are not searched" in capsys.readouterr().err
+    # with images of its own beside the subfolders, the run goes on and says what it left out
+    cv2.imwrite(str(tmp_path / "photos" / "b.png"), cv2.cvtColor(render_face(1, 96)[0], cv2.COLOR_RGB2BGR))
+    (tmp_path / "photos" / ".thumbnails").mkdir()
+    assert predict_main([str(tmp_path / "photos"), "--model", model_path, "--out", str(tmp_path / "out"),
+                         "--detector", "full"]) == 0
+    assert (f"note: {tmp_path / 'photos'}: its 1 subfolder(s) are not searched (first: day1); pass them too, or a "
+            "--list of images") in capsys.readouterr().err
+    assert list(_load_json(tmp_path / "out" / "landmarks.json")["results"]) == [str(tmp_path / "photos" / "b.png")]
 
 
 @pytest.mark.parametrize("flag", [["--scheme", "68"], ["--threads", "2"]])
