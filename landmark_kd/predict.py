@@ -55,7 +55,8 @@ def _reduced_jpeg(path: str, size: tuple[int, int] | None):
     if image is None:
         return None
     print(f"note: {path}: {size[0]}x{size[1]} pixels, over the {MAX_PIXELS / 1e6:.0f} million decoded whole: read at "
-          f"1/{k} size; landmarks and boxes are given in the full photo's pixels", file=sys.stderr)
+          f"1/{k} size; landmarks and boxes are given in the full photo's pixels (its annotated image is 1/{k} size: "
+          f"\"annotated_scale\" in landmarks.json)", file=sys.stderr)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), k
 
 
@@ -223,6 +224,8 @@ def predict_images(detector: LandmarkDetector, paths: list[str], out_dir: str, b
             # image's landmarks are kept, and landmarks.json names no annotated file that was not written
             if cv2.imwrite(annotated, cv2.cvtColor(draw_faces(image, faces, pose_axes), cv2.COLOR_RGB2BGR)):
                 entry["annotated"] = annotated
+                if shrink > 1:  # drawn on the photo as read, at 1/k: a point x of the record is at (x - (k-1)/2) / k
+                    entry["annotated_scale"] = 1 / shrink
             else:
                 entry["annotated"] = None
                 print(f"warning: {annotated}: cannot write the annotated image (the landmarks are still written)",

@@ -1606,8 +1606,12 @@ def test_a_jpeg_over_the_pixel_limit_is_read_reduced_and_answered_in_its_own_pix
     monkeypatch.setattr(records, "MAX_PIXELS", 640 * 640 // 4)  # 1/2 size fits
     assert predict_main([path, *args, "--out", str(tmp_path / "reduced")]) == 0
     assert "read at 1/2 size; landmarks and boxes are given in the full photo's pixels" in capsys.readouterr().err
-    reduced = _load_json(tmp_path / "reduced" / "landmarks.json")["results"][path]["faces"][0]
+    entry = _load_json(tmp_path / "reduced" / "landmarks.json")["results"][path]
+    reduced = entry["faces"][0]
     np.testing.assert_allclose(reduced["box"], [0, 0, 639, 639], atol=1.0)  # the whole photo, in its own pixels
+    # the annotated image is the photo as read, at 1/2, and its record says so (the full-size one says nothing)
+    assert cv2.imread(entry["annotated"]).shape == (320, 320, 3) and entry["annotated_scale"] == 0.5
+    assert "annotated_scale" not in _load_json(tmp_path / "whole" / "landmarks.json")["results"][path]
     error = np.linalg.norm(np.subtract(reduced["landmarks"], whole["landmarks"]), axis=1)
     assert error.mean() < 3.0, error.mean()  # px in a 640 px photo whose face is about 400 px across
     assert predict_main([path, "--box", "100", "100", "540", "540", "--out", str(tmp_path / "box")]) == 0
