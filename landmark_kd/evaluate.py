@@ -291,7 +291,8 @@ def _main(argv: list[str] | None) -> int:
 
     parser = ArgumentParser(description="Evaluate a landmark model (.keras or .tflite) on a dataset.")
     parser.add_argument("--model", required=True, help="a .keras model (or the run folder holding it as "
-                        "best.keras), or a .tflite exported by convert.py")
+                        "best.keras), a .tflite exported by convert.py, or a shipped model by its file name "
+                        "(e.g. real_student_fp16.tflite)")
     parser.add_argument("--data", default=None, help="dataset path (300W folder, WFLW .txt, COFW .mat, .json/.csv); "
                         "default: the synthetic test set")
     parser.add_argument("--data-format", default="auto",

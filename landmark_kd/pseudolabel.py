@@ -254,7 +254,8 @@ def _main(argv: list[str]) -> int:
                         "empty, and not the input folder, inside it, or above it")
     parser.add_argument("--overwrite", action="store_true", help="empty --out first when it holds an earlier "
                         f"pseudolabel run (its {SUMMARY}); any other non-empty folder is refused")
-    parser.add_argument("--model", default=None, help="our .keras or .tflite 68-point model as the labeller")
+    parser.add_argument("--model", default=None, help="our .keras or .tflite 68-point model as the labeller (a shipped one "
+                        "by its file name, e.g. real_student_fp16.tflite)")
     parser.add_argument("--mesh-model", default=None, help="MediaPipe face_landmark.tflite as the labeller")
     parser.add_argument("--mesh-table", default=None, help="mesh468_to_ibug68.json (needed with --mesh-model)")
     parser.add_argument("--min-score", type=unit_fraction, default=None, help="skip faces the mesh labeller is less "
@@ -305,7 +306,11 @@ def _main(argv: list[str]) -> int:
     prepare_output_dir(args.out)
     summary_path = os.path.join(args.out, SUMMARY)
     min_score = (DEFAULT_MIN_SCORE if args.min_score is None else args.min_score) if args.mesh_model else None
-    record = {"labeller": args.mesh_model or args.model, "detector": args.detector, "images": args.images,
+    # the labeller's file as predict and evaluate record theirs: a shipped model named bare is recorded where it is
+    from .predictor import resolve_model_path
+
+    labeller = os.path.abspath(args.mesh_model or resolve_model_path(args.model))
+    record = {"labeller": labeller, "detector": args.detector, "images": args.images,
               "min_score": min_score}
     atomic_json(summary_path, {**record, "status": "running"})  # marks the folder as ours should the run stop
     print(f"labelling {len(images)} images from {args.images} (faces found by {args.detector})")

@@ -172,6 +172,7 @@ def test_damaged_and_oversized_images_are_skipped_with_their_reason(labelled):
     photos, out, code, stdout, _ = labelled
     assert code == 0
     summary = json.load(open(out / "pseudolabel.json"))
+    assert summary["labeller"] == os.path.abspath(MODEL)  # the labeller's file, wherever the run was started
     reasons = {os.path.basename(e["image"]): e["reason"] for e in summary["skipped_files"]}
     assert reasons == {"cut.jpg": "truncated JPEG (no end-of-image marker)",
                        "huge.png": "image too large to decode: 10000x10000 pixels (the limit is 50 million)",
