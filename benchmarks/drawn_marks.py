@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from landmark_kd.cli import ArgumentParser, existing_path, model_path, run  # noqa: E402
+from landmark_kd.cli import ArgumentParser, existing_path, model_path, positive_float, positive_int, run  # noqa: E402
 
 DOTS = {"none": None, "green (the LFW marks')": (18, 116, 13), "magenta": (180, 30, 180),
         "grey, as dark as the green": (75, 75, 75)}  # RGB
@@ -66,8 +66,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", nargs="+", default=[], type=existing_path, help="68-point datasets")
     parser.add_argument("--marked", default=None, type=existing_path,
                         help="a folder of photos (searched recursively) to count marked photos in")
-    parser.add_argument("--count-limit", type=int, default=1000, help="photos of each set to count (default 1000)")
-    parser.add_argument("--shift", type=float, default=0.08,
+    parser.add_argument("--count-limit", type=positive_int, default=1000, help="photos of each set to count (default 1000)")
+    parser.add_argument("--shift", type=positive_float, default=0.08,
                         help="the dots' shift right of the labels, in outer-eye-corner distances (default 0.08)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)

@@ -39,6 +39,10 @@ CASES = {
     "box_conventions": (["box_conventions.py", "--model", "{t}/missing.tflite", "--data", "{t}"],
                         "{t}/missing.tflite: no such file"),
     "crop_resampling": (["crop_resampling.py", "--data", "{t}/nowhere"], "{t}/nowhere: no such file"),
+    "drawn_marks data": (["drawn_marks.py", "--data", "{t}/nowhere"], "{t}/nowhere: no such file"),
+    "drawn_marks nothing to measure": (["drawn_marks.py"], "nothing to measure: pass --data"),
+    "drawn_marks models without data": (["drawn_marks.py", "--models", "real_student_fp16.tflite", "--marked", "{t}"],
+                                        "--models are scored on --data"),
 }
 
 
@@ -75,6 +79,7 @@ SHIPPED_NAMES = {  # each script's model flags given the model card's bare names
     "box_conventions.py": ["--model", "real_student_fp16.tflite", "--data", "{t}/nowhere"],
     "crop_resampling.py": ["--models", "real_student_fp16.tflite", "real_fast.keras", "--data", "{t}/nowhere"],
     "denormals.py": ["--model", "real_student.keras", "--calibration-data", "{t}/nowhere"],
+    "drawn_marks.py": ["--models", "real_student_fp16.tflite", "real_student_nokd.keras", "--data", "{t}/nowhere"],
     "face_chips.py": ["--models", "real_student_fp16.tflite", "real_teacher.keras", "--data", "{t}/nowhere"],
     "flops_by_block.py": ["--model", "real_student.keras", "--image-size", "{t}/nowhere"],
     "head_pose.py": ["--models", "real_student_fp16.tflite", "--realfaces", "{t}/nowhere"],
@@ -107,6 +112,7 @@ def test_shipped_models_by_bare_name(tmp_path, script):
 BAD_NUMBERS = {  # flags that used to take any int or float, and fail (or loop, or divide by zero) far later
     ("denormals.py", "--threads", "abc"): "--threads: expected a whole number, got 'abc'",
     ("denormals.py", "--threads", "0"): "--threads: must be at least 1, got 0",
+    ("drawn_marks.py", "--shift", "0"): "--shift: must be",
     ("face_chips.py", "--size", "2049"): "--size: must be 16 to 2048 pixels, got 2049",
     ("face_detection.py", "--lfw", "0"): "--lfw: must be at least 1, got 0",
     ("face_detection.py", "--threads", "-1"): "--threads: must be at least 1, got -1",
@@ -254,3 +260,18 @@ def test_crop_resampling_scales_faces_and_compares_the_same_model_both_ways():
     small, large = [40, 40, 140, 140], [200, 200, 1000, 1000]  # both crops inside the photo
     np.testing.assert_array_equal(area.crops_for_boxes(photo, [small])[0], bilinear.crops_for_boxes(photo, [small])[0])
     assert area.crops_for_boxes(photo, [large])[0].std() < 0.5 * bilinear.crops_for_boxes(photo, [large])[0].std()
+
+
+def test_drawn_marks_counts_green_dots_and_not_the_controls():
+    """benchmarks/drawn_marks.py: 68 dots in the LFW marks' green make a photo marked, magenta or grey ones do
+    not, and a clean photo has no marked pixel."""
+    sys.path.insert(0, ROOT)
+    from benchmarks.drawn_marks import DOTS, MARKED_PIXELS, draw_dots, green_mark_pixels
+
+    photo = np.full((200, 200, 3), 128, np.uint8)
+    points = np.random.default_rng(0).uniform(20, 180, (68, 2))
+    counts = {name: green_mark_pixels(photo if rgb is None else draw_dots(photo, points, rgb))
+              for name, rgb in DOTS.items()}
+    assert counts["none"] == 0 and counts["magenta"] == 0 and counts["grey, as dark as the green"] == 0
+    assert counts["green (the LFW marks')"] > MARKED_PIXELS
+    assert np.array_equal(draw_dots(photo, points, (0, 0, 0))[100, 0], photo[100, 0])  # a copy, dots only
