@@ -8,10 +8,12 @@ red and blue by more than 50; a clean photo has next to none), against each `--d
 labelled `--data` set: dots drawn at the ground truth shifted right by `--shift` of the outer-eye-corner distance,
 in the LFW marks' green, in magenta and in a grey as dark as the green (controls), and none; per model the
 inner-51 NME against the unshifted labels and the mean x shift of its inner-51 points from its own undotted
-answer, in eye distances. A model that moves further toward green dots than toward the controls learnt the marks.
+answer, in eye distances. A model that moves further toward green dots than toward the controls, and further than
+MediaPipe's mesh (`--mesh`, which never saw the marks) does, learnt the marks.
 
     python benchmarks/drawn_marks.py --models real_student_fp16.tflite real_student_nokd.keras \
-        --data ../shared/realfaces/ytf68/val --marked ../shared/realfaces/lfw_unlabeled
+        --data ../shared/realfaces/ytf68/val --marked ../shared/realfaces/lfw_unlabeled \
+        --mesh ../shared/realfaces/labellers/face_landmark.tflite ../shared/realfaces/labellers/mesh468_to_ibug68.json
 """
 from __future__ import annotations
 
@@ -69,11 +71,14 @@ def main(argv=None) -> int:
     parser.add_argument("--count-limit", type=positive_int, default=1000, help="photos of each set to count (default 1000)")
     parser.add_argument("--shift", type=positive_float, default=0.08,
                         help="the dots' shift right of the labels, in outer-eye-corner distances (default 0.08)")
+    parser.add_argument("--mesh", nargs=2, metavar=("MODEL", "TABLE"), type=existing_path, default=None,
+                        help="MediaPipe's face_landmark.tflite and its 68-point table: a model that never saw the marks, "
+                        "the control for how far any landmark model follows a dot")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
     if not args.data and not args.marked:
         parser.error("nothing to measure: pass --data (a 68-point set) and/or --marked FOLDER")
-    if args.models and not args.data:
+    if (args.models or args.mesh) and not args.data:
         parser.error("--models are scored on --data: name a 68-point set, e.g. --data ../shared/realfaces/ytf68/val")
     from landmark_kd.quiet import quiet_tensorflow
 
@@ -94,10 +99,16 @@ def main(argv=None) -> int:
     for name, (marked, read) in results["counts"].items():
         print(f"  {name}: {marked} of {read} ({marked / max(read, 1):.1%})")
 
-    detectors = {os.path.basename(m): LandmarkDetector(m, "full", refine=0) for m in args.models}
+    detectors = {os.path.basename(m): (lambda d: lambda image, box: d(image, [box])[0].landmarks)(
+        LandmarkDetector(m, "full", refine=0)) for m in args.models}
+    if args.mesh:
+        from landmark_kd.mesh_labeller import MeshLabeller
+
+        mesh = MeshLabeller(*args.mesh, passes=1)
+        detectors["MediaPipe (mesh -> 68; never saw the marks)"] = lambda image, box: mesh.label(image, box)[0]
     for data, (samples, images) in faces.items():
         table = results["sets"][data] = {}
-        for name, detector in detectors.items():
+        for name, predict in detectors.items():
             answers: dict = {colour: [] for colour in DOTS}
             eyes, truths = [], []
             for s in samples:
@@ -106,7 +117,7 @@ def main(argv=None) -> int:
                 dots = truth + [args.shift * eye, 0.0]
                 for colour, rgb in DOTS.items():
                     image = images[s.image_path] if rgb is None else draw_dots(images[s.image_path], dots, rgb)
-                    answers[colour].append(detector(image, [landmark_box(s)])[0].landmarks)
+                    answers[colour].append(predict(image, landmark_box(s)))
                 eyes.append(eye)
                 truths.append(truth)
             eyes, truths = np.asarray(eyes), np.stack(truths)
