@@ -203,11 +203,14 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
             if self.divergence is not None:
                 self.divergence.stop(f"in epoch {epoch + 1} (its validation predictions are not numbers)")
             return
-        save_model_atomically(self.landmark_model, os.path.join(self.out_dir, "last.keras"))
+        last = os.path.join(self.out_dir, "last.keras")
+        save_model_atomically(self.landmark_model, last)
         mark = ""
         if metrics["nme"] < self.best:
             self.best = metrics["nme"]
-            save_model_atomically(self.landmark_model, os.path.join(self.out_dir, "best.keras"))
+            # the same weights: a copy of the file just written, not a second serialisation of the model
+            atomic_write(os.path.join(self.out_dir, "best.keras"), lambda tmp: shutil.copyfile(last, tmp),
+                         suffix=".keras")
             atomic_json(self.best_state, {"epoch": epoch + 1, "nme": self.best})
             mark = " (best, saved)"
         print(f"  epoch {epoch + 1}: val NME {metrics['nme']:.4f}{mark}", flush=True)

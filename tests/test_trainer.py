@@ -77,24 +77,29 @@ def test_checkpoint_callback_saves_only_a_strictly_better_finite_score(tmp_path,
 
     scores, saved = iter([0.5, 0.3, 0.3, 0.4, float("nan"), 0.1]), []
     monkeypatch.setattr(landmark_kd.evaluate, "evaluate_predictions", lambda *a: ({"nme": next(scores)}, None))
-    monkeypatch.setattr(landmark_kd.trainer, "save_model_atomically", lambda m, path: saved.append(
-        (len(logged), os.path.basename(path))))
+    def save(model, path):  # each epoch's last.keras holds its epoch's number
+        saved.append((len(logged), os.path.basename(path)))
+        open(path, "w").write(f"epoch {len(logged)}")
+
+    monkeypatch.setattr(landmark_kd.trainer, "save_model_atomically", save)
     divergence = StopOnDivergence()
     divergence.set_model(keras.Sequential([keras.layers.Dense(1)]))
     callback = EvaluateAndCheckpoint(_tiny(), None, [], get_scheme("68"), TrainConfig(), str(tmp_path), divergence)
     monkeypatch.setattr(callback.predictor, "predict_dataset", lambda ds: type("R", (), {"landmarks": 0, "index": 0}))
-    logged = []
+    logged, best = [], []
     for epoch in range(5):
         logs = {"loss": 1.0}
         callback.on_epoch_end(epoch, logs)
         logged.append(logs["val_nme"])
+        best.append((tmp_path / "best.keras").read_text())  # a copy of the best epoch's last.keras
     assert logged[:4] == [0.5, 0.3, 0.3, 0.4] and np.isnan(logged[4])
-    assert saved == [(0, "last.keras"), (0, "best.keras"), (1, "last.keras"), (1, "best.keras"), (2, "last.keras"),
-                     (3, "last.keras")]
+    assert saved == [(0, "last.keras"), (1, "last.keras"), (2, "last.keras"), (3, "last.keras")]
+    assert best == ["epoch 0", "epoch 1", "epoch 1", "epoch 1", "epoch 1"]
+    assert (tmp_path / "last.keras").read_text() == "epoch 3" and len(os.listdir(tmp_path)) == 3  # no temporaries
     assert json.load(open(tmp_path / "best.json")) == {"epoch": 2, "nme": 0.3} and callback.best == 0.3
     assert divergence.diverged == "in epoch 5 (its validation predictions are not numbers)"
     callback.on_epoch_end(5, {"loss": float("nan")})  # a diverged loss: not even scored
-    assert len(saved) == 6 and next(scores) == 0.1
+    assert len(saved) == 4 and next(scores) == 0.1
 
 
 def test_checkpoint_callback_keeps_the_best_score_of_a_resumed_run(tmp_path):
