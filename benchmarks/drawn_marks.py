@@ -68,7 +68,8 @@ def main(argv=None) -> int:
     parser.add_argument("--data", nargs="+", default=[], type=existing_path, help="68-point datasets")
     parser.add_argument("--marked", default=None, type=existing_path,
                         help="a folder of photos (searched recursively) to count marked photos in")
-    parser.add_argument("--count-limit", type=positive_int, default=1000, help="photos of each set to count (default 1000)")
+    parser.add_argument("--count-limit", type=positive_int, default=1000,
+                        help="photos of each set to count (default 1000)")
     parser.add_argument("--shift", type=positive_float, default=0.08,
                         help="the dots' shift right of the labels, in outer-eye-corner distances (default 0.08)")
     parser.add_argument("--mesh", nargs=2, metavar=("MODEL", "TABLE"), type=existing_path, default=None,

@@ -794,8 +794,8 @@ def _predict(args, detector: LandmarkDetector, inputs: list[str], paths: list[st
         gone = [f for f in earlier if os.path.realpath(f) not in kept and os.path.lexists(f)]
         for f in gone:
             os.remove(f)
-        print(f"replacing the earlier prediction in {args.out}" + (f" ({len(gone)} of its files removed)" if gone else "")
-              + "; pass another --out to keep one")
+        removed = f" ({len(gone)} of its files removed)" if gone else ""
+        print(f"replacing the earlier prediction in {args.out}{removed}; pass another --out to keep one")
     scheme = "51" if drop_jaw else detector.scheme.name  # the layout of the landmarks written
     write_results_json(json_path, {"model": detector.model_path, "scheme": scheme}, results)
     for log in logs:  # its frames are in landmarks.json now

@@ -278,7 +278,8 @@ def _saved(model, tmp_path) -> str:
 
 
 @pytest.mark.slow
-def test_int8_io_export_takes_an_int8_image_and_a_rerun_replaces_the_earlier_export(tiny_model, tmp_path, capsys):
+def test_int8_io_export_takes_an_int8_image_and_a_rerun_replaces_the_earlier_export(tiny_model, tiny_graph, tmp_path,
+                                                                                    capsys):
     import convert as convert_cli
     from landmark_kd.data import load_dataset
     from landmark_kd.data.pipeline import LandmarkPipeline, PipelineConfig
@@ -301,7 +302,7 @@ def test_int8_io_export_takes_an_int8_image_and_a_rerun_replaces_the_earlier_exp
     # int8-input model's crops itself, and the landmarks agree
     samples, _ = load_dataset(faces, num_points=68)
     crops = _crops(LandmarkPipeline(model_scheme(tiny_model), PipelineConfig(image_size=64)), samples)[0]
-    float_input = convert(tiny_model, "int8", lambda: ([c[None]] for c in crops))
+    float_input = convert(tiny_graph, "int8", lambda: ([c[None]] for c in crops))
     assert TFLiteLandmarkModel(float_input).input["dtype"] == np.float32
     expected = TFLitePredictor(float_input)(crops)
     assert np.abs(TFLitePredictor(report["exports"]["int8"]["file"])(crops) - expected).max() < 0.05  # crop px
@@ -588,7 +589,8 @@ def test_an_export_stopped_halfway_is_replaced_by_the_same_command(tiny_model, t
 
 
 @pytest.mark.slow
-def test_bad_compare_models_and_a_single_image_are_refused_before_the_export(tiny_model, tmp_path, capsys):
+def test_bad_compare_models_and_a_single_image_are_refused_before_the_export(tiny_model, tiny_graph, tmp_path,
+                                                                            capsys):
     """--compare with something that is no .tflite (or a damaged one), and one photo given as --data or
     --calibration-data: one line naming the file and the flag, before the model is loaded or anything written."""
     import cv2
@@ -598,7 +600,7 @@ def test_bad_compare_models_and_a_single_image_are_refused_before_the_export(tin
     model_path = _saved(tiny_model, tmp_path)
     (tmp_path / "notes.txt").write_text("not a model")
     (tmp_path / "random.tflite").write_bytes(np.random.default_rng(0).bytes(200))
-    (tmp_path / "half.tflite").write_bytes(convert(tiny_model, "fp32")[:5000])
+    (tmp_path / "half.tflite").write_bytes(convert(tiny_graph, "fp32")[:5000])
     photo = str(tmp_path / "photo.jpg")
     cv2.imwrite(photo, np.full((64, 64, 3), 128, np.uint8))
     out = tmp_path / "export"
