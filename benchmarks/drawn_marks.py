@@ -17,7 +17,6 @@ MediaPipe's mesh (`--mesh`, which never saw the marks) does, learnt the marks.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -139,8 +138,9 @@ def main(argv=None) -> int:
                                                                          f"{row[c]['shift_sem']:.4f}") for c in DOTS]
             print(f"| {name} | " + " | ".join(cells) + " |")
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=1)
+        from landmark_kd.outputs import atomic_json
+
+        atomic_json(args.json, results)
     return 0
 
 
