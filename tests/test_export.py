@@ -64,6 +64,8 @@ def test_an_exported_graph_converts_as_from_keras_model_and_its_folder_goes_on_c
         with pytest.raises(ValueError, match="exported without the heatmaps output"):
             convert(graph, "fp32", with_heatmaps=True)
     assert not os.path.exists(graph.path)
+    # Keras' default serving signature, left out while the graph was written, is back for any later SavedModel
+    assert tiny_model._default_save_signature is not None
 
 
 @pytest.mark.slow
