@@ -795,7 +795,7 @@ def _predict(args, detector: LandmarkDetector, inputs: list[str], paths: list[st
         for f in gone:
             os.remove(f)
         removed = f" ({len(gone)} of its files removed)" if gone else ""
-        print(f"replacing the earlier prediction in {args.out}{removed}; pass another --out to keep one")
+        print(f"the earlier prediction in {args.out} was replaced{removed}; another --out keeps each run's")
     scheme = "51" if drop_jaw else detector.scheme.name  # the layout of the landmarks written
     write_results_json(json_path, {"model": detector.model_path, "scheme": scheme}, results)
     for log in logs:  # its frames are in landmarks.json now

@@ -316,7 +316,7 @@ def test_a_rerun_replaces_the_earlier_prediction_and_never_a_file_of_yours(model
     (out / "notes.txt").write_text("mine")
     capsys.readouterr()
     assert predict_main([str(folder / "face1.png"), *common]) == 0
-    assert (f"replacing the earlier prediction in {out} (1 of its files removed); pass another --out to keep one"
+    assert (f"the earlier prediction in {out} was replaced (1 of its files removed); another --out keeps each run's"
             in capsys.readouterr().out)
     assert sorted(os.listdir(out)) == ["face1_landmarks.png", "landmarks.json", "notes.txt"]
     assert list(json.load(open(out / "landmarks.json"))["results"]) == [str(folder / "face1.png")]
