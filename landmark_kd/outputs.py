@@ -9,6 +9,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from typing import Any, Callable, Iterable, Iterator
 
@@ -168,6 +169,11 @@ def remove_dead_temporaries(folder: str, names: Iterable[str] | None) -> list[st
             os.remove(path)
             removed.append(name)
     return removed
+
+
+def atomic_copy(source: str, path: str, suffix: str = ".tmp") -> None:
+    """Copy the file `source` to `path` through a temporary file (see atomic_write)."""
+    atomic_write(path, lambda tmp: shutil.copyfile(source, tmp), suffix)
 
 
 def atomic_bytes(path: str, data: bytes) -> None:

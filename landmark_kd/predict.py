@@ -572,8 +572,6 @@ def _named_outputs(results: dict) -> list[str]:
         if isinstance(entry.get("frames"), FrameLog):
             for line in entry["frames"].lines():
                 named += [face["chip"] for face in json.loads(line).get("faces", []) if face.get("chip")]
-        elif isinstance(entry.get("frames"), list):
-            named += [face["chip"] for frame in entry["frames"] for face in frame.get("faces", []) if face.get("chip")]
     return named
 
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 
 import keras
 import tensorflow as tf
 
 from .losses import AdaptiveWingLoss, HeatmapDistillationLoss, STARLoss
-from .outputs import atomic_json, atomic_write
+from .outputs import atomic_copy, atomic_json, atomic_write
 from .teacher import Teacher
 from .training import TrainConfig
 
@@ -209,8 +208,7 @@ class EvaluateAndCheckpoint(keras.callbacks.Callback):
         if metrics["nme"] < self.best:
             self.best = metrics["nme"]
             # the same weights: a copy of the file just written, not a second serialisation of the model
-            atomic_write(os.path.join(self.out_dir, "best.keras"), lambda tmp: shutil.copyfile(last, tmp),
-                         suffix=".keras")
+            atomic_copy(last, os.path.join(self.out_dir, "best.keras"), suffix=".keras")
             atomic_json(self.best_state, {"epoch": epoch + 1, "nme": self.best})
             mark = " (best, saved)"
         print(f"  epoch {epoch + 1}: val NME {metrics['nme']:.4f}{mark}", flush=True)
@@ -265,7 +263,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         for path, previous in ((self._weights_path, self._prev_weights_path),
                                (self._training_metadata_path, self._prev_training_metadata_path)):
             if os.path.exists(path):
-                atomic_write(previous, lambda tmp, source=path: shutil.copyfile(source, tmp))
+                atomic_copy(path, previous)
         atomic_write(self._weights_path, lambda tmp: self.model.save_weights(tmp), suffix=".weights.h5")
         atomic_json(self._history_path, {"epochs": self.epoch_logs, "seconds": self.seconds})
         # the optimiser's step ties the counter to these weights: a kill between the two renames leaves a pair
