@@ -9,7 +9,6 @@ box). Error: inner-51 NME over the outer-eye-corner distance, as benchmarks/real
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -17,6 +16,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from landmark_kd.cli import ArgumentParser, existing_path, model_path, non_negative_int, positive_int, run  # noqa: E402
+from landmark_kd.outputs import atomic_json  # noqa: E402
 
 CONVENTIONS = {
     "landmarks": "the 68 points' box (the training framing)",
@@ -89,8 +89,7 @@ def main(argv=None) -> int:
         if any(cell != "-" for cell in cells):
             print(f"| {text} | " + " | ".join(cells) + " |")
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"model": args.model, "results": results}, handle, indent=1)
+        atomic_json(args.json, {"model": args.model, "results": results})
     return 0
 
 

@@ -13,7 +13,6 @@ Needs ../shared/realfaces (ytf68/val by default).
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -24,6 +23,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from landmark_kd.cli import (ArgumentParser, existing_path, model_path, non_negative_float, positive_int,  # noqa: E402
                              refine_passes, run)
+from landmark_kd.outputs import atomic_json  # noqa: E402
 
 REALFACES = os.path.join(os.path.dirname(ROOT), "shared", "realfaces")
 
@@ -123,8 +123,7 @@ def main(argv=None) -> int:
                       f"block-averaged {100 * nme['area']:.3f}%  ({rows[-1]['ratio']:.3f}x)", flush=True)
     times = crop_times()
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"data": args.data, "rows": rows, "crop_ms": times}, handle, indent=2)
+        atomic_json(args.json, {"data": args.data, "rows": rows, "crop_ms": times})
         print(f"figures: {args.json}")
     return 0
 

@@ -10,7 +10,6 @@ model's own landmarks first, so the comparison is of decoders and not of pipelin
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -18,6 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from landmark_kd.cli import ArgumentParser, existing_path, model_path, run  # noqa: E402
+from landmark_kd.outputs import atomic_json  # noqa: E402
 
 FULL = "full (the model's)"
 
@@ -93,8 +93,7 @@ def main(argv=None) -> int:
                 print(f"| {os.path.basename(path)} | {os.path.basename(os.path.normpath(data))} | {name} | "
                       f"{row['mean'] * 100:.2f}% | {row['median'] * 100:.2f}% | {lp} |", flush=True)
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+        atomic_json(args.json, results)
         print(f"results: {args.json}")
     return 0
 

@@ -31,6 +31,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from landmark_kd.cli import ArgumentParser, model_path, non_negative_int, positive_int, run  # noqa: E402  (imports neither numpy nor TensorFlow)
+from landmark_kd.outputs import atomic_json  # noqa: E402
 
 
 # ---- model surgery (needs TensorFlow's flatbuffer schema; runs in the parent process) ----
@@ -257,8 +258,7 @@ def main(argv: list[str] | None = None) -> None:
                   f"{op['name'][-70:]}")
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as handle:
-            json.dump(result, handle, indent=1)
+        atomic_json(args.out, result)
     return 0
 
 

@@ -14,7 +14,6 @@ below both.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -22,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from landmark_kd.cli import ArgumentParser, existing_path, model_path, run  # noqa: E402
+from landmark_kd.outputs import atomic_json  # noqa: E402
 
 
 def mean_offset(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -77,8 +77,7 @@ def main(argv=None) -> int:
         print("| one pixel (median face) | " + " | ".join(f"{results[d]['one_pixel'] * 100:.2f}" for d in args.data)
               + " |")
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=1)
+        atomic_json(args.json, results)
     return 0
 
 

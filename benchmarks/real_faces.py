@@ -14,7 +14,6 @@ over ground truth green), to see where the errors come from.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -24,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from landmark_kd.cli import ArgumentParser, existing_path, model_path, non_negative_int, positive_int, run  # noqa: E402
+from landmark_kd.outputs import atomic_json  # noqa: E402
 from landmark_kd.metrics import failure_rate  # noqa: E402
 
 
@@ -255,8 +255,7 @@ def main(argv=None) -> int:
             print(f"  {data}: {r['ratio']:.3f}x ({r['low']:.3f}-{r['high']:.3f}; A ahead in "
                   f"{r['a_better_share'] * 100:.1f}% of resamples, {r['faces']} faces)")
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(results, handle, indent=1)
+        atomic_json(args.json, results)
     return 0
 
 

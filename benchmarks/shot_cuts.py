@@ -18,7 +18,6 @@ after" column.
 from __future__ import annotations
 
 import glob
-import json
 import os
 import sys
 
@@ -28,6 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from landmark_kd.cli import (ArgumentParser, model_path, non_negative_float, positive_float, positive_int,  # noqa: E402
                              run as run_cli, seed)
+from landmark_kd.outputs import atomic_json  # noqa: E402
 
 
 def person(path: str) -> str:
@@ -161,10 +161,8 @@ def _main(args) -> int:
           f"{tracker.is_cut.change or 0:g}): at the cuts {at_cuts.min():.1f} / {np.median(at_cuts):.1f} / "
           f"{at_cuts.max():.1f} (min / median / max), within shots at most {within.max():.2f}")
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"args": vars(args), "nme": rows, "new_track_ids": new_ids, "cuts": len(clips),
-                       "change_at_cuts": at_cuts.tolist(), "change_within_shots_max": float(within.max())}, handle,
-                      indent=1)
+        atomic_json(args.json, {"args": vars(args), "nme": rows, "new_track_ids": new_ids, "cuts": len(clips),
+                                "change_at_cuts": at_cuts.tolist(), "change_within_shots_max": float(within.max())})
     return 0
 
 

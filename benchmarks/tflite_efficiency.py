@@ -4,12 +4,12 @@ converted and timed the same way (tflite_runtime, XNNPACK) in the same run. Targ
     python benchmarks/tflite_efficiency.py                          # untrained default student architecture
     python benchmarks/tflite_efficiency.py --model runs/student/best.keras --compare face_landmark.tflite
 """
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from landmark_kd.cli import ArgumentParser, model_path, positive_int, positive_int_list, run  # noqa: E402
+from landmark_kd.outputs import atomic_json  # noqa: E402
 from landmark_kd.quiet import quiet_tensorflow, silenced  # noqa: E402
 
 quiet_tensorflow()
@@ -70,8 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     print("student / MobileNetV2 GFLOP/s: " + ", ".join(f"{t} thread(s) {ratio[str(t)]:.2f}" for t in threads)
           + " (target >= 0.70 at 1 thread)")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as handle:
-        json.dump({"results": results, "reference": ref, "ratio": ratio}, handle, indent=2)
+    atomic_json(args.out, {"results": results, "reference": ref, "ratio": ratio})
     print(f"wrote {args.out}")
     return 0
 

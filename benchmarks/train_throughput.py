@@ -20,6 +20,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from landmark_kd.cli import ArgumentParser, non_negative_int, positive_int, run  # noqa: E402
+from landmark_kd.outputs import atomic_json  # noqa: E402
 from landmark_kd.quiet import quiet_tensorflow  # noqa: E402
 
 quiet_tensorflow()
@@ -250,8 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"input pipeline (augmented, alone) {pipe['images_per_s']:.0f} img/s = "
               f"{results['pipeline_over_consumption']:.1f}x the fastest train step's consumption   target >= 3x")
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as handle:
-        json.dump(results, handle, indent=2)
+    atomic_json(args.out, results)
     print(f"written {args.out}")
     measured = "images_per_s" in pipe or any("images_per_s" in v for row in results["models"].values()
                                                for v in row.values() if isinstance(v, dict))
