@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from landmark_kd.cli import ArgumentParser, existing_path, model_path, positive_float, positive_int, run  # noqa: E402
+from landmark_kd.outputs import atomic_json  # noqa: E402
 
 DOTS = {"none": None, "green (the LFW marks')": (18, 116, 13), "magenta": (180, 30, 180),
         "grey, as dark as the green": (75, 75, 75)}  # RGB
@@ -138,8 +139,6 @@ def main(argv=None) -> int:
                                                                          f"{row[c]['shift_sem']:.4f}") for c in DOTS]
             print(f"| {name} | " + " | ".join(cells) + " |")
     if args.json:
-        from landmark_kd.outputs import atomic_json
-
         atomic_json(args.json, results)
     return 0
 

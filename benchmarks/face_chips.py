@@ -22,6 +22,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from landmark_kd.cli import ArgumentParser, chip_size, existing_path, model_path, run  # noqa: E402
+from landmark_kd.outputs import atomic_json  # noqa: E402
 
 REALFACES = os.path.join(os.path.dirname(ROOT), "shared", "realfaces")
 
@@ -85,8 +86,6 @@ def main(argv: list[str] | None = None) -> int:
             results[name][label] = {k: {"mean": float(v.mean()), "p95": float(np.percentile(v, 95))}
                                     for k, v in errors.items()}
     if args.json:
-        from landmark_kd.outputs import atomic_json
-
         atomic_json(args.json, {"size": args.size, "results": results})
     return 0
 

@@ -22,6 +22,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from landmark_kd.cli import ArgumentParser, existing_path, model_path, positive_int, run  # noqa: E402
+from landmark_kd.outputs import atomic_json  # noqa: E402
 
 REALFACES = os.path.join(os.path.dirname(ROOT), "shared", "realfaces")
 EYE_CORNER_MM = 90.0  # outer eye corner to outer eye corner of the mean face: an adult's, roughly
@@ -169,8 +170,6 @@ def main(argv: list[str] | None = None) -> int:
         results["rows"][name] = {"mae": error.mean(0).tolist(), "mae_yaw_turned": turned,
                                  "flip": flips[name].tolist() if name in flips else None}
     if args.json:
-        from landmark_kd.outputs import atomic_json
-
         atomic_json(args.json, results)
     return 0
 

@@ -25,6 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from landmark_kd.cli import (ArgumentParser, existing_path, model_path, non_negative_int, positive_int,  # noqa: E402
                              quality_floor, run)
+from landmark_kd.outputs import atomic_json  # noqa: E402
 
 PICTURES = ("chelsea", "coffee", "rocket", "coins", "moon", "brick", "grass", "gravel", "hubble_deep_field",
             "immunohistochemistry", "colorwheel", "clock", "cell", "page", "text", "retina")
@@ -168,8 +169,6 @@ def main(argv=None) -> int:
                   f"faces on background patches (up to {d['false_max'] or 0:.4f}); kept by min_quality: "
                   + ", ".join(f"{floor}: {t} true, {f} false" for floor, (t, f) in d["kept"].items()))
     if args.json:
-        from landmark_kd.outputs import atomic_json
-
         atomic_json(args.json, results)
     return 0
 

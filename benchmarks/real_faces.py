@@ -23,8 +23,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from landmark_kd.cli import ArgumentParser, existing_path, model_path, non_negative_int, positive_int, run  # noqa: E402
-from landmark_kd.outputs import atomic_json  # noqa: E402
 from landmark_kd.metrics import failure_rate  # noqa: E402
+from landmark_kd.outputs import atomic_json  # noqa: E402
 
 
 DATA_EXAMPLE = "../shared/realfaces/ytf68/val ../shared/realfaces/dlib_faces/faces.json"  # the model card's sets

@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..outputs import atomic_json
 from .records import DatasetError, LoadReport, Sample
 
 
@@ -73,10 +74,7 @@ def load_unlabeled(root: str, num_points: int, cache: str | None = None,
         samples.append(Sample(path, np.tile(centre, (num_points, 1)), np.asarray(box, np.float32), path))
     report.loaded = len(samples)
     if cache:
-        tmp = f"{cache}.{os.getpid()}.tmp"
-        with open(tmp, "w") as handle:
-            json.dump({"detector": name, "boxes": boxes, "stamps": stamps}, handle)
-        os.replace(tmp, cache)
+        atomic_json(cache, {"detector": name, "boxes": boxes, "stamps": stamps})
     counts = ", ".join(f"{kind} {n}" for kind, n in report.reason_counts().items())
     print(f"unlabeled {root}: {report.summary()}" + (f"\n  skipped by reason: {counts}" if counts else ""))
     if not samples:
