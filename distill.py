@@ -34,8 +34,9 @@ def _parser() -> ArgumentParser:
     g.add_argument("--alpha", type=non_negative_float, default=None,
                    help=f"weight of L_KD (default: {DEFAULTS.alpha:g}); 0 trains without the teacher")
     g.add_argument("--no-kd", action="store_true", help="same as --alpha 0: the from-scratch ablation")
-    g.add_argument("--kd-mode", default=DEFAULTS.kd_mode, choices=("l2", "mse"),
-                   help="l2: sum over landmarks of the L2 norm of the heatmap difference (paper); mse: mean squared")
+    g.add_argument("--kd-mode", default=DEFAULTS.kd_mode, choices=("l2", "mse", "star"),
+                   help="l2: sum over landmarks of the L2 norm of the heatmap difference (paper); mse: mean squared; "
+                   "star: L_STAR's error term against the landmarks the teacher's heatmaps decode to")
     g.add_argument("--kd-raw", action="store_true", help="compare raw heatmaps instead of sum-normalised ones")
     g.add_argument("--unlabeled", default=None, help="folder of unlabelled face photos: each step also distils the "
                    "teacher's heatmaps on a batch of them (L_KD needs no ground truth; faces found by the detector)")
@@ -49,6 +50,8 @@ def config_from_argv(argv: list[str] | None) -> TrainConfig:
     args = parser.parse_args(argv)
     if args.no_kd and args.alpha:  # the ablation would run, and the alpha asked for be silently dropped
         parser.error(f"--no-kd trains without the teacher (alpha 0), --alpha {args.alpha:g} asks for it: pass one")
+    if args.kd_raw and args.kd_mode == "star":  # star reads each map's mean, which no scale changes
+        parser.error("--kd-raw compares raw heatmaps, --kd-mode star compares the landmarks they decode to: pass one")
     alpha = 0.0 if args.no_kd else DEFAULTS.alpha if args.alpha is None else args.alpha
     asked = [flag for flag, given in (("--teacher", args.teacher), ("--teacher-flip", args.teacher_flip),
                                       ("--unlabeled", args.unlabeled), ("--kd-mode", args.kd_mode != DEFAULTS.kd_mode),

@@ -212,6 +212,8 @@ CASES = {
                              ["--no-kd trains without a teacher, --teacher asks for one"]),
     "no-kd with a kd mode": (["distill.py", "--no-kd", "--kd-mode", "mse", "--kd-raw"],
                              ["--no-kd trains without a teacher, --kd-mode and --kd-raw asks for one"]),
+    "raw heatmaps for coordinate kd": (["distill.py", "--kd-mode", "star", "--kd-raw"],
+                                       ["--kd-raw compares raw heatmaps, --kd-mode star"]),
     "alpha 0 with a flipped teacher": (["distill.py", "--alpha", "0", "--teacher-flip"],
                                        ["--alpha 0 trains without a teacher, --teacher-flip asks for one"]),
     "convert a folder without best.keras": (["convert.py", "--model", "{t}/undecodable", "--output", "{t}/out"],

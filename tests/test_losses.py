@@ -69,8 +69,35 @@ def test_kd_loss_normalized_ignores_scale_and_batch_mean():
     assert float(loss(teacher, student)) == pytest.approx(expected, rel=1e-4)
 
 
+def test_kd_loss_star_is_star_error_against_teacher_means_at_any_teacher_size():
+    """`star` mode: zero eigen weight, the teacher read at its maps' means; a larger teacher map covers the same
+    crop (cell centres at half-cell offsets), so student cell 10 is teacher cell 20.5 on a 64-cell map."""
+    size = 32
+    grid = np.arange(size)
+    student = np.exp(-((grid[None, :] - 10) ** 2 + (grid[:, None] - 20) ** 2) / 2.0)[None, :, :, None].astype(np.float32)
+    star_error = STARLoss(w=0.0)
+    loss = HeatmapDistillationLoss(mode="star")
+    # a teacher that agrees with the student: the same map, or a 64-cell map peaked at the same [-1, 1] point
+    fine = np.arange(64)
+    big = np.exp(-((fine[None, :] - 20.5) ** 2 + (fine[:, None] - 40.5) ** 2) / 8.0)[None, :, :, None]
+    agreed = float(loss(student, student))
+    assert agreed == pytest.approx(float(loss(big.astype(np.float32), student)), abs=1e-3)
+    # against a shifted teacher it equals STAR's error term towards the shifted teacher's mean, and is larger
+    shifted = np.roll(student, 4, axis=2)
+    mean = np.array([[[14 / 31 * 2 - 1, 20 / 31 * 2 - 1]]], np.float32)
+    assert float(loss(shifted, student)) == pytest.approx(float(star_error(mean, student)), rel=1e-4)
+    assert float(loss(shifted, student)) > agreed + 0.1
+    # only the student gets a gradient
+    teacher_var, student_var = tf.Variable(shifted), tf.Variable(student)
+    with tf.GradientTape() as tape:
+        value = loss(teacher_var, student_var)
+    g_teacher, g_student = tape.gradient(value, [teacher_var, student_var])
+    assert g_teacher is None and float(tf.reduce_sum(tf.abs(g_student))) > 0
+
+
 def test_losses_round_trip_config():
-    for loss in (STARLoss(w=2.0, dist="l2"), AdaptiveWingLoss(omega=10.0), HeatmapDistillationLoss(mode="mse")):
+    for loss in (STARLoss(w=2.0, dist="l2"), AdaptiveWingLoss(omega=10.0), HeatmapDistillationLoss(mode="mse"),
+                 HeatmapDistillationLoss(mode="star")):
         clone = type(loss).from_config(loss.get_config())
         assert clone.get_config() == loss.get_config()
     with pytest.raises(ValueError, match="dist must be"):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from landmark_kd.errors import ConfigError
+from landmark_kd.losses import STARLoss
 from landmark_kd.models import HeadConfig, build_landmark_model
 from landmark_kd.schemes import get_scheme
 from landmark_kd.trainer import EvaluateAndCheckpoint, LandmarkTrainer, ResumableBackup, WarmupCosineDecay
@@ -51,6 +52,24 @@ def test_total_loss_is_the_weighted_sum_of_its_parts():
     assert all(float(v) > 0 for v in parts.values())
     _, scored = trainer.compute_losses(x, targets, training=False)
     assert "kd" not in scored  # validation scores the ground-truth losses only
+
+
+def test_coordinate_kd_reads_the_teachers_decoded_landmarks():
+    """kd_mode star: L_KD is L_STAR's error term towards where the teacher's heatmaps decode, so a student that is
+    its own teacher owes nothing, and a student taught by another model does."""
+    from landmark_kd.losses.star_loss import heatmap_moments
+
+    student = _tiny("mobilevitv2_pico", True)
+    x, targets = _batch()
+    config = TrainConfig(alpha=1.0, kd_mode="star")
+    self_taught = LandmarkTrainer(student, config, student)
+    assert float(self_taught.compute_losses(x, targets, training=True)[1]["kd"]) == pytest.approx(0.0, abs=1e-6)
+    teacher = _tiny()
+    trainer = LandmarkTrainer(student, config, teacher)
+    kd = float(trainer.compute_losses(x, targets, training=True)[1]["kd"])
+    teacher_maps = teacher(x, training=False)["heatmaps"]
+    as_labels = STARLoss(w=0.0)(heatmap_moments(teacher_maps)[0], student(x, training=True)["heatmaps"])
+    assert kd == pytest.approx(float(as_labels), rel=1e-4) and kd > 0
 
 
 def test_a_step_with_unlabelled_photos_weights_their_kd_by_alpha_too():

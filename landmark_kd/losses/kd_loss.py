@@ -3,13 +3,18 @@
 `l2` is the paper's form: per image, the sum over landmarks of the L2 norm of the heatmap difference;
 `mse` is the mean squared difference. With `normalize` (default) both maps are first scaled to sum 1,
 the distributions the STAR decoder reads, so the student copies the teacher's shape, not its scale.
+`star` distils coordinates instead of shapes: L_STAR's error term (no eigenvalue penalty: the ground-truth
+L_STAR already has one) between the student's heatmaps and the landmarks the teacher's heatmaps decode to,
+so the teacher is read where the decoder reads it, at each map's mean, and not mostly at its peak.
 """
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
 
-MODES = ("l2", "mse")
+from .star_loss import STARLoss, heatmap_moments
+
+MODES = ("l2", "mse", "star")
 
 
 @keras.saving.register_keras_serializable(package="landmark_kd")
@@ -21,12 +26,15 @@ class HeatmapDistillationLoss(keras.losses.Loss):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode, self.normalize = mode, bool(normalize)
+        self._star = STARLoss(w=0.0) if mode == "star" else None
 
     def call(self, y_true, y_pred):
-        teacher = tf.cast(y_true, tf.float32)
+        teacher = tf.stop_gradient(tf.cast(y_true, tf.float32))
         student = tf.cast(y_pred, tf.float32)
-        if teacher.shape[1:3] != student.shape[1:3]:
+        if teacher.shape[1:3] != student.shape[1:3]:  # both maps cover the same crop, cell centres half a cell in
             teacher = tf.image.resize(teacher, tf.shape(student)[1:3], method="bilinear")
+        if self._star is not None:
+            return self._star(heatmap_moments(teacher)[0], student)
         if self.normalize:
             teacher = teacher / tf.maximum(tf.reduce_sum(teacher, [1, 2], keepdims=True), 1e-6)
             student = student / tf.maximum(tf.reduce_sum(student, [1, 2], keepdims=True), 1e-6)
