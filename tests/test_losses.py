@@ -77,7 +77,7 @@ def test_kd_loss_star_is_star_error_against_teacher_means_at_any_teacher_size():
     student = np.exp(-((grid[None, :] - 10) ** 2 + (grid[:, None] - 20) ** 2) / 2.0)[None, :, :, None].astype(np.float32)
     star_error = STARLoss(w=0.0)
     loss = HeatmapDistillationLoss(mode="star")
-    # a teacher that agrees with the student: the same map, or a 64-cell map peaked at the same [-1, 1] point
+    # a teacher that agrees with the student: the same map, or a 64-cell map peaked at the same place in the crop
     fine = np.arange(64)
     big = np.exp(-((fine[None, :] - 20.5) ** 2 + (fine[:, None] - 40.5) ** 2) / 8.0)[None, :, :, None]
     agreed = float(loss(student, student))
