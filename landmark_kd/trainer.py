@@ -39,7 +39,7 @@ class LandmarkTrainer(keras.Model):
         self.config = config
         self.star = STARLoss(w=config.star_w, dist=config.star_dist)
         self.awing = AdaptiveWingLoss()
-        self.kd = HeatmapDistillationLoss(config.kd_mode, config.kd_normalize)
+        self.kd = HeatmapDistillationLoss(config.kd_mode, config.kd_normalize, config.star_dist)
         names = ["loss", "star", "point", "edge"] + (["kd"] if teacher is not None else [])
         names += ["kd_unlabeled"] if teacher is not None and config.unlabeled else []
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}

@@ -93,11 +93,15 @@ def test_kd_loss_star_is_star_error_against_teacher_means_at_any_teacher_size():
         value = loss(teacher_var, student_var)
     g_teacher, g_student = tape.gradient(value, [teacher_var, student_var])
     assert g_teacher is None and float(tf.reduce_sum(tf.abs(g_student))) > 0
+    # the distance is the ground-truth L_STAR's, when another is chosen
+    l1 = HeatmapDistillationLoss(mode="star", star_dist="l1")
+    assert float(l1(shifted, student)) == pytest.approx(float(STARLoss(w=0.0, dist="l1")(mean, student)), rel=1e-4)
+    assert float(l1(shifted, student)) != pytest.approx(float(loss(shifted, student)), rel=1e-3)
 
 
 def test_losses_round_trip_config():
     for loss in (STARLoss(w=2.0, dist="l2"), AdaptiveWingLoss(omega=10.0), HeatmapDistillationLoss(mode="mse"),
-                 HeatmapDistillationLoss(mode="star")):
+                 HeatmapDistillationLoss(mode="star", star_dist="l1")):
         clone = type(loss).from_config(loss.get_config())
         assert clone.get_config() == loss.get_config()
     with pytest.raises(ValueError, match="dist must be"):

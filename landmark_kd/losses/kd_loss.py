@@ -21,12 +21,14 @@ MODES = ("l2", "mse", "star")
 class HeatmapDistillationLoss(keras.losses.Loss):
     """`loss(y_true=teacher heatmaps, y_pred=student heatmaps)`, both (B, H, W, N)."""
 
-    def __init__(self, mode: str = "l2", normalize: bool = True, name: str = "kd_loss", **kwargs):
+    def __init__(self, mode: str = "l2", normalize: bool = True, star_dist: str = "smoothl1", name: str = "kd_loss",
+                 **kwargs):
+        """`star_dist`: the `star` mode's distance, the ground-truth L_STAR's (`TrainConfig.star_dist`)."""
         super().__init__(name=name, **kwargs)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.mode, self.normalize = mode, bool(normalize)
-        self._star = STARLoss(w=0.0) if mode == "star" else None
+        self.mode, self.normalize, self.star_dist = mode, bool(normalize), star_dist
+        self._star = STARLoss(w=0.0, dist=star_dist) if mode == "star" else None
 
     def call(self, y_true, y_pred):
         teacher = tf.stop_gradient(tf.cast(y_true, tf.float32))
@@ -44,4 +46,4 @@ class HeatmapDistillationLoss(keras.losses.Loss):
         return tf.reduce_sum(tf.sqrt(tf.reduce_sum(sq, axis=[1, 2]) + 1e-12), axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "mode": self.mode, "normalize": self.normalize}
+        return {**super().get_config(), "mode": self.mode, "normalize": self.normalize, "star_dist": self.star_dist}
