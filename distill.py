@@ -13,8 +13,8 @@ import sys
 from landmark_kd.quiet import quiet_unless_verbose
 
 quiet_unless_verbose(sys.argv)
-from landmark_kd.cli import (TRAINING_INTERRUPTED, ArgumentParser, add_training_arguments, non_negative_float, run,  # noqa: E402
-                             training_config_from_args)
+from landmark_kd.cli import (TRAINING_INTERRUPTED, ArgumentParser, add_training_arguments, non_negative_float,  # noqa: E402
+                             positive_float, run, training_config_from_args)
 from landmark_kd.teacher import check_teacher_files, teacher_paths  # noqa: E402
 from landmark_kd.training import TrainConfig  # noqa: E402
 
@@ -38,6 +38,11 @@ def _parser() -> ArgumentParser:
                    help="l2: sum over landmarks of the L2 norm of the heatmap difference (paper); mse: mean squared; "
                    "star: L_STAR's error term against the landmarks the teacher's heatmaps decode to")
     g.add_argument("--kd-raw", action="store_true", help="compare raw heatmaps instead of sum-normalised ones")
+    g.add_argument("--feature-kd", type=non_negative_float, default=DEFAULTS.feature_kd, metavar="WEIGHT",
+                   help="also distil the teacher's head features (channel-wise distillation through a trained 1x1 "
+                   f"projection) with this weight; one teacher (default: {DEFAULTS.feature_kd:g}, off)")
+    g.add_argument("--feature-kd-tau", type=positive_float, default=DEFAULTS.feature_kd_tau, metavar="TAU",
+                   help=f"softmax temperature of --feature-kd (default: {DEFAULTS.feature_kd_tau:g})")
     g.add_argument("--unlabeled", default=None, help="folder of unlabelled face photos: each step also distils the "
                    "teacher's heatmaps on a batch of them (L_KD needs no ground truth; faces found by the detector)")
     return parser
@@ -55,14 +60,17 @@ def config_from_argv(argv: list[str] | None) -> TrainConfig:
     alpha = 0.0 if args.no_kd else DEFAULTS.alpha if args.alpha is None else args.alpha
     asked = [flag for flag, given in (("--teacher", args.teacher), ("--teacher-flip", args.teacher_flip),
                                       ("--unlabeled", args.unlabeled), ("--kd-mode", args.kd_mode != DEFAULTS.kd_mode),
-                                      ("--kd-raw", args.kd_raw)) if given]
+                                      ("--kd-raw", args.kd_raw), ("--feature-kd", args.feature_kd)) if given]
     if alpha == 0 and asked:  # else the teacher named would be silently left out of the run it was meant for
         without = "--no-kd" if args.no_kd else "--alpha 0"
         parser.error(f"{without} trains without a teacher, {' and '.join(asked)} asks for one: pass one or the other")
     paths = teacher_paths(args.teacher or [DEFAULTS.teacher])  # a run folder stands for its best.keras
+    if args.feature_kd and len(paths) > 1:  # different models' channels do not line up: nothing to average
+        parser.error(f"--feature-kd distils one teacher's features; --teacher names {len(paths)} models: pass one")
     teacher = (paths[0] if len(paths) == 1 else paths) if alpha > 0 else None
     return dataclasses.replace(training_config_from_args(args, DEFAULTS), alpha=alpha, kd_mode=args.kd_mode,
-                               kd_normalize=not args.kd_raw, teacher=teacher, teacher_flip=args.teacher_flip,
+                               kd_normalize=not args.kd_raw, feature_kd=args.feature_kd,
+                               feature_kd_tau=args.feature_kd_tau, teacher=teacher, teacher_flip=args.teacher_flip,
                                unlabeled=args.unlabeled)
 
 
@@ -76,8 +84,9 @@ def _main(argv: list[str] | None) -> int:
     print_summary(metrics)
     if config.alpha > 0:
         flip = ", flip-averaged" if config.teacher_flip else ""
+        features = f", head features with weight {config.feature_kd:g}" if config.feature_kd else ""
         print(f"  distilled from {', '.join(teacher_paths(config.teacher))}{flip} with alpha={config.alpha:g} "
-              f"({config.kd_mode})")
+              f"({config.kd_mode}){features}")
     return 0
 
 

@@ -29,6 +29,7 @@ class Teacher:
         for model in self.models:
             model.trainable = False
         self.flip_permutation = None if flip_permutation is None else np.asarray(flip_permutation, np.int32)
+        self._view = None  # the first model with its head features as an output, made when first asked for
 
     @property
     def input_size(self) -> int:
@@ -41,18 +42,44 @@ class Teacher:
         """Mean teacher heatmaps for images `x` (B, S, S, 3) in [0, 1], resized to `size` (H, W) if given (else the
         first model's map size). `large`: the same crops cut at a larger size (`LandmarkPipeline.dataset`'s
         `teacher_size`). Each model sees the crops of its own input size, else the closest larger ones resized."""
+        return self._forward(x, size, large, with_features=False)[0]
+
+    def heatmaps_and_features(self, x, size: Sequence[int] | None = None, large=None):
+        """(`heatmaps(x, size, large)`, the first model's head features (`models.with_head_features`) on the crops
+        as they are): features of different models, or of a mirrored view, do not line up channel by channel, so
+        they are never averaged."""
+        return self._forward(x, size, large, with_features=True)
+
+    @property
+    def feature_channels(self) -> int:
+        """How many channels `heatmaps_and_features` gives: the first model's head width."""
+        return int(self._feature_view().output["features"].shape[-1])
+
+    def _feature_view(self):
+        if self._view is None:
+            from .models import with_head_features
+
+            self._view = with_head_features(self.models[0])
+        return self._view
+
+    def _forward(self, x, size, large, with_features: bool):
         import tensorflow as tf
 
         batch = tf.shape(x)[0]
         size = None if size is None else list(size)
-        maps = []
-        for model in self.models:
+        maps, features = [], None
+        for i, model in enumerate(self.models):
             side = int(model.input_shape[1])
             source = large if large is not None and side > x.shape[1] else x
             tx = source if source.shape[1] == side else tf.image.resize(source, [side, side], antialias=True)
             if self.flip_permutation is not None:
                 tx = tf.concat([tx, tf.reverse(tx, axis=[2])], axis=0)  # one forward pass for both views
-            out = tf.cast(model(tx, training=False)["heatmaps"], tf.float32)
+            if with_features and i == 0:
+                result = self._feature_view()(tx, training=False)
+                features = tf.stop_gradient(tf.cast(result["features"][:batch], tf.float32))
+            else:
+                result = model(tx, training=False)
+            out = tf.cast(result["heatmaps"], tf.float32)
             if self.flip_permutation is not None:
                 mirrored = tf.gather(tf.reverse(out[batch:], axis=[2]), self.flip_permutation, axis=-1)
                 out = 0.5 * (out[:batch] + mirrored)
@@ -62,7 +89,7 @@ class Teacher:
                 out = tf.image.resize(out, size, method="bilinear")
             maps.append(out)
         mean = maps[0] if len(maps) == 1 else tf.add_n(maps) / float(len(maps))
-        return tf.stop_gradient(mean)
+        return tf.stop_gradient(mean), features
 
 
 class TeacherPredictor(Predictor):

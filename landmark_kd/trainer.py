@@ -10,11 +10,12 @@ import json
 import math
 import os
 import time
+from types import SimpleNamespace
 
 import keras
 import tensorflow as tf
 
-from .losses import AdaptiveWingLoss, HeatmapDistillationLoss, STARLoss
+from .losses import AdaptiveWingLoss, ChannelDistillationLoss, HeatmapDistillationLoss, STARLoss
 from .outputs import atomic_copy, atomic_json, atomic_write
 from .teacher import Teacher
 from .training import TrainConfig
@@ -26,8 +27,11 @@ class LandmarkTrainer(keras.Model):
     input than the student gets `targets["teacher_images"]` (and unlabelled `(images, teacher_images)`) when
     the data carries them.
 
+    With `config.feature_kd` > 0, also that weight times the channel-wise distillation of the teacher's head features
+    (`ChannelDistillationLoss`), the student's reached through a 1x1 projection that trains with it.
+
     `teacher`: a `Teacher` (an ensemble, maybe flip-averaged) or one Keras model. It is held outside Keras'
-    tracking, so the run's backups hold only the student and its optimiser."""
+    tracking, so the run's backups hold only the student, the feature projection and the optimiser."""
 
     def __init__(self, landmark_model: keras.Model, config: TrainConfig, teacher: Teacher | keras.Model | None = None):
         super().__init__(name="landmark_trainer")
@@ -40,8 +44,20 @@ class LandmarkTrainer(keras.Model):
         self.star = STARLoss(w=config.star_w, dist=config.star_dist)
         self.awing = AdaptiveWingLoss()
         self.kd = HeatmapDistillationLoss(config.kd_mode, config.kd_normalize, config.star_dist)
-        names = ["loss", "star", "point", "edge"] + (["kd"] if teacher is not None else [])
-        names += ["kd_unlabeled"] if teacher is not None and config.unlabeled else []
+        self.feature_kd = self.projection = None
+        # the student with its head features as an output: the same layers, held where Keras does not track them,
+        # so they stay tracked (and backed up) once, through landmark_model
+        self._views = SimpleNamespace(student=None)
+        if config.feature_kd > 0:
+            from .models import with_head_features
+
+            self._views.student = with_head_features(landmark_model)
+            self.feature_kd = ChannelDistillationLoss(config.feature_kd_tau)
+            self.projection = keras.layers.Conv2D(teacher.feature_channels, 1, name="feature_kd_projection")
+            self.projection.build(self._views.student.output["features"].shape)
+        kd = [] if teacher is None else ["kd"] + (["feature_kd"] if self.feature_kd else [])
+        names = ["loss", "star", "point", "edge"] + kd
+        names += [f"{n}_unlabeled" for n in kd] if config.unlabeled else []
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
 
     def call(self, x, training=False):
@@ -51,10 +67,34 @@ class LandmarkTrainer(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
+    @property
+    def trained_variables(self) -> list:
+        """What the optimiser updates: the student's weights and, with feature KD, its projection's."""
+        extra = self.projection.trainable_variables if self.projection is not None else []
+        return self.landmark_model.trainable_variables + extra
+
+    def _student(self, x, training: bool) -> dict:
+        """The student's outputs, with its head features when feature KD reads them."""
+        return (self._views.student or self.landmark_model)(x, training=training)
+
+    def _distillation(self, student: dict, x, large, suffix: str = "") -> dict:
+        """The L_KD terms (by loss name + `suffix`) between `student`'s outputs on `x` and the teacher's."""
+        size = student["heatmaps"].shape[1:3]
+        if self.feature_kd is None:
+            return {f"kd{suffix}": self.kd(self.teacher.heatmaps(x, size, large), student["heatmaps"])}
+        teacher_maps, teacher_features = self.teacher.heatmaps_and_features(x, size, large)
+        return {f"kd{suffix}": self.kd(teacher_maps, student["heatmaps"]),
+                f"feature_kd{suffix}": self.feature_kd(teacher_features, self.projection(student["features"]))}
+
+    def _weighted(self, kd: dict):
+        config = self.config
+        return tf.add_n([(config.alpha if name.startswith("kd") else config.feature_kd) * value
+                         for name, value in kd.items()])
+
     def compute_losses(self, x, targets, training: bool):
         """(weighted total, {loss name: value}) for one labelled batch."""
         config = self.config
-        out = self.landmark_model(x, training=training)
+        out = self._student(x, training) if training else self.landmark_model(x, training=training)
         parts = {
             "star": self.star(targets["landmarks"], out["heatmaps"]),
             "point": self.awing(targets["heatmaps"], out["point_maps"]),
@@ -62,9 +102,9 @@ class LandmarkTrainer(keras.Model):
         }
         total = config.star_weight * parts["star"] + config.point_weight * parts["point"] + config.edge_weight * parts["edge"]
         if self.teacher is not None and training:
-            teacher_maps = self.teacher.heatmaps(x, out["heatmaps"].shape[1:3], targets.get("teacher_images"))
-            parts["kd"] = self.kd(teacher_maps, out["heatmaps"])
-            total = total + config.alpha * parts["kd"]
+            kd = self._distillation(out, x, targets.get("teacher_images"))
+            parts.update(kd)
+            total = total + self._weighted(kd)
         return total, parts
 
     def train_step(self, data):
@@ -78,12 +118,11 @@ class LandmarkTrainer(keras.Model):
         with tf.GradientTape() as tape:
             total, parts = self.compute_losses(x, targets, True)
             if x_unlabeled is not None:
-                student_maps = self.landmark_model(x_unlabeled, training=True)["heatmaps"]
-                teacher_maps = self.teacher.heatmaps(x_unlabeled, student_maps.shape[1:3], large_unlabeled)
-                parts["kd_unlabeled"] = self.kd(teacher_maps, student_maps)
-                total = total + self.config.alpha * parts["kd_unlabeled"]
+                kd = self._distillation(self._student(x_unlabeled, True), x_unlabeled, large_unlabeled, "_unlabeled")
+                parts.update(kd)
+                total = total + self._weighted(kd)
             scaled = self.optimizer.scale_loss(total) if hasattr(self.optimizer, "scale_loss") else total
-        variables = self.landmark_model.trainable_variables
+        variables = self.trained_variables
         grads = tape.gradient(scaled, variables)
         if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):  # it skips overflowing steps
             from .distribute import shared_overflow

@@ -88,6 +88,8 @@ class TrainConfig:
     alpha: float = 0.0
     kd_mode: str = "l2"
     kd_normalize: bool = True
+    feature_kd: float = 0.0  # weight of feature-level L_KD (ChannelDistillationLoss on the head's features); 0: off
+    feature_kd_tau: float = 4.0  # its softmax temperature
     augment: bool = True
     augmentation: str = "auto"  # synthetic, real (PipelineConfig.real_photos) or auto: real unless synthetic data
     pose_balance: bool = False  # repeat turned faces in the training list (data.pose_balance), same steps per epoch
@@ -110,6 +112,9 @@ class TrainConfig:
             raise ConfigError(f"alpha={self.alpha:g} weights L_KD, which needs a teacher model (config.teacher)")
         if self.unlabeled and not (has_teacher and self.alpha > 0):
             raise ConfigError("unlabelled photos need a teacher and alpha > 0: L_KD is the only loss on them")
+        if self.feature_kd > 0 and not (has_teacher and self.alpha > 0):
+            raise ConfigError(f"feature_kd={self.feature_kd:g} adds feature distillation to L_KD: it needs a teacher "
+                              "and alpha > 0")
         if self.teacher_flip and not has_teacher:
             raise ConfigError("teacher_flip (--teacher-flip) averages a teacher's heatmaps, and this run has no teacher")
 
@@ -695,7 +700,7 @@ def _run_training(config: TrainConfig, out: str) -> dict:
             trainer((first[0] if config.unlabeled else first)[0][:1])  # build before BackupAndRestore restores into it
             # Optimiser slots made now, not inside the first traced step: TF traces a step that creates
             # variables twice, and the second trace is as slow as the first.
-            trainer.optimizer.build(model.trainable_variables)
+            trainer.optimizer.build(trainer.trained_variables)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     plural = lambda n, word: f"{n} {word}{'' if n == 1 else 's'}"  # noqa: E731 ("1 epochs x 1 steps" read badly)
@@ -761,7 +766,8 @@ def _run_training(config: TrainConfig, out: str) -> dict:
     # Every run says what it learned from, so a no-KD ablation's metrics compare key by key with the distilled run's.
     metrics.update({"teacher": config.teacher if teacher is not None else None, "teacher_flip": config.teacher_flip,
                     "alpha": config.alpha if teacher is not None else 0.0,
-                    "kd_mode": config.kd_mode if teacher is not None else None})
+                    "kd_mode": config.kd_mode if teacher is not None else None,
+                    "feature_kd": config.feature_kd if teacher is not None else 0.0})
     paths = write_report(out, metrics, errors, result, val_samples)
     # Only now: until the report is written, the run can resume. Renamed first, so that a deletion that fails
     # halfway never leaves a partial backup/ that the next command would take for an interrupted run.

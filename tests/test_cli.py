@@ -71,6 +71,8 @@ def test_distill_takes_a_teacher_run_folder_and_no_kd_drops_the_teacher(tmp_path
     assert config.teacher == str(tmp_path / "teacher" / "best.keras")
     ablation = distill.config_from_argv(["--no-kd", "--alpha", "0"])
     assert ablation.alpha == 0.0 and ablation.teacher is None
+    features = distill.config_from_argv(["--feature-kd", "3", "--feature-kd-tau", "2"])
+    assert (features.feature_kd, features.feature_kd_tau, config.feature_kd) == (3.0, 2.0, 0.0)
 
 
 def test_run_eagerly_reaches_the_config_of_both_scripts():
@@ -214,6 +216,11 @@ CASES = {
                              ["--no-kd trains without a teacher, --kd-mode and --kd-raw asks for one"]),
     "raw heatmaps for coordinate kd": (["distill.py", "--kd-mode", "star", "--kd-raw"],
                                        ["--kd-raw compares raw heatmaps, --kd-mode star"]),
+    "no-kd with feature kd": (["distill.py", "--no-kd", "--feature-kd", "2"],
+                              ["--no-kd trains without a teacher, --feature-kd asks for one"]),
+    "feature kd from an ensemble": (["distill.py", "--feature-kd", "2", "--teacher", "{t}/a.keras", "{t}/b.keras"],
+                                    ["--feature-kd distils one teacher's features; --teacher names 2 models"]),
+    "feature kd at temperature 0": (["distill.py", "--feature-kd", "2", "--feature-kd-tau", "0"], ["--feature-kd-tau"]),
     "alpha 0 with a flipped teacher": (["distill.py", "--alpha", "0", "--teacher-flip"],
                                        ["--alpha 0 trains without a teacher, --teacher-flip asks for one"]),
     "convert a folder without best.keras": (["convert.py", "--model", "{t}/undecodable", "--output", "{t}/out"],

@@ -169,3 +169,30 @@ def test_architecture_flags_read_back_the_flags_a_model_was_built_with():
                                            "head-convs": 3}
     student = build_landmark_model("mobilevitv2_pico", "68", 128, HeadConfig(24, 1, True), name="renamed")
     assert architecture_flags(student) == {"image-size": 128, "head": "light", "head-dim": 24, "head-convs": 1}
+
+
+@pytest.mark.parametrize("light, convs", [(True, 2), (False, 1), (True, 0)])
+def test_the_head_features_view_shares_the_models_weights_and_reads_before_the_relu(light, convs):
+    """with_head_features: the model's own outputs plus the feature map the 1x1 output convolutions read, taken
+    before its ReLU (negative values survive); a change to the model's weights is a change to the view's."""
+    import keras
+
+    from landmark_kd.models import HeadConfig, with_head_features
+
+    keras.utils.set_random_seed(0)
+    model = build_landmark_model("mobilevitv2_pico", "68", 64, HeadConfig(16, convs, light))
+    view = with_head_features(model)
+    x = np.random.default_rng(0).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    out, seen = model(x), view(x)
+    assert seen["features"].shape == (2, 16, 16, 16)
+    np.testing.assert_allclose(seen["heatmaps"], out["heatmaps"], atol=0)
+    read = keras.Model(model.input, model.get_layer("head_heatmaps").input)(x).numpy()
+    if convs:  # the refinement ends in a ReLU: the view reads its input
+        np.testing.assert_allclose(np.maximum(seen["features"], 0), read, atol=1e-6)
+        assert float(np.min(seen["features"])) < 0
+    else:  # no refinement: the fused lateral features, as they are
+        np.testing.assert_allclose(seen["features"], read, atol=1e-6)
+    kernel = model.get_layer("head_heatmaps").kernel
+    kernel.assign(kernel * 2.0)
+    assert not np.allclose(view(x)["heatmaps"], seen["heatmaps"])
+    assert len(view.weights) == len(model.weights)

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import reference
-from landmark_kd.losses import AdaptiveWingLoss, HeatmapDistillationLoss, STARLoss
+from landmark_kd.losses import AdaptiveWingLoss, ChannelDistillationLoss, HeatmapDistillationLoss, STARLoss
 
 
 def _value_and_grad(loss, y_true, y_pred):
@@ -101,7 +101,7 @@ def test_kd_loss_star_is_star_error_against_teacher_means_at_any_teacher_size():
 
 def test_losses_round_trip_config():
     for loss in (STARLoss(w=2.0, dist="l2"), AdaptiveWingLoss(omega=10.0), HeatmapDistillationLoss(mode="mse"),
-                 HeatmapDistillationLoss(mode="star", star_dist="l1")):
+                 HeatmapDistillationLoss(mode="star", star_dist="l1"), ChannelDistillationLoss(tau=2.5)):
         clone = type(loss).from_config(loss.get_config())
         assert clone.get_config() == loss.get_config()
     with pytest.raises(ValueError, match="dist must be"):
@@ -161,3 +161,46 @@ def test_kd_loss_resizes_the_teacher_bilinearly_to_the_student_grid():
     other = rng.uniform(0.1, 1, (2, 4, 4, 3)).astype(np.float32)
     loss = HeatmapDistillationLoss(mode="mse", normalize=False)
     assert float(loss(teacher, other)) == pytest.approx(((blocks - other) ** 2).mean(), rel=1e-4)
+
+
+def test_channel_distillation_is_tau_squared_kl_between_spatial_softmaxes_averaged_over_channels():
+    """CWD by hand in numpy: per image and channel, KL(softmax(teacher / tau) || softmax(student / tau)) over the
+    H x W positions, times tau^2, averaged over channels; the gradient reaches the student only."""
+    rng = np.random.default_rng(3)
+    teacher = rng.normal(0, 2, (2, 4, 5, 3)).astype(np.float32)
+    student = rng.normal(0, 2, (2, 4, 5, 3)).astype(np.float32)
+    tau = 2.0
+
+    def softmax(a):
+        flat = a.reshape(a.shape[0], -1, a.shape[-1]) / tau
+        e = np.exp(flat - flat.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    p, q = softmax(teacher.astype(np.float64)), softmax(student.astype(np.float64))
+    expected = tau ** 2 * (p * np.log(p / q)).sum(axis=1).mean(axis=-1).mean()
+    loss = ChannelDistillationLoss(tau=tau)
+    value, grad = _value_and_grad(loss, teacher, student)
+    assert value == pytest.approx(expected, rel=1e-5) and value > 0
+    assert np.abs(grad).max() > 0
+    t = tf.constant(teacher)
+    with tf.GradientTape() as tape:
+        tape.watch(t)
+        teacher_value = loss(y_true=t, y_pred=tf.constant(student))
+    assert tape.gradient(teacher_value, t) is None
+    # a student placing every channel's mass as the teacher does owes nothing, whatever constant it adds
+    assert float(loss(teacher, teacher + 5.0)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_channel_distillation_resizes_the_teacher_and_refuses_unprojected_channels():
+    rng = np.random.default_rng(4)
+    small = rng.normal(0, 1, (1, 4, 4, 3)).astype(np.float32)
+    large = tf.image.resize(small, [8, 8], method="bilinear").numpy()
+    loss = ChannelDistillationLoss(tau=1.0)
+    assert float(loss(large, tf.image.resize(small, [8, 8], method="bilinear"))) == pytest.approx(0.0, abs=1e-5)
+    student = rng.normal(0, 1, (1, 4, 4, 3)).astype(np.float32)
+    resized = tf.image.resize(large, [4, 4], method="bilinear")
+    assert float(loss(large, student)) == pytest.approx(float(loss(resized, student)), rel=1e-6)
+    with pytest.raises(ValueError, match="teacher features have 5 channels, the student's 3"):
+        loss(rng.normal(0, 1, (1, 4, 4, 5)).astype(np.float32), student)
+    with pytest.raises(ValueError, match="tau must be > 0"):
+        ChannelDistillationLoss(tau=0.0)

@@ -56,6 +56,7 @@ LOSSES = {
     "AdaptiveWingLoss": dict(omega=10.0, theta=0.4, epsilon=2.0, alpha=2.2, use_weight_map=False, weight=5.0,
                              threshold=0.3, name="awing", reduction="sum"),
     "HeatmapDistillationLoss": dict(mode="mse", normalize=False, name="kd"),
+    "ChannelDistillationLoss": dict(tau=2.5, name="feature_kd"),
 }
 LOSS_INPUTS = {"STARLoss": ((2, 3, 2), (2, 8, 8, 3))}  # (y_true, y_pred) shapes; others take two maps
 

@@ -147,3 +147,17 @@ def test_a_one_model_teacher_predicts_what_the_model_itself_predicts():
     at_128 = TeacherPredictor(Teacher([model]), crop_size=128)
     assert at_128.image_size == 128
     np.testing.assert_allclose(at_128(large), 2 * KerasPredictor(model)(halved) + 0.5, atol=2e-3)
+
+
+def test_teacher_features_are_the_first_models_on_the_crops_as_they_are():
+    """Heatmaps as `heatmaps` gives them (ensemble mean, flip-averaged); features from the first model alone, on
+    the unmirrored crops: channels of different models or views do not line up, so they are never averaged."""
+    from landmark_kd.models import with_head_features
+
+    first, second = _tiny(1), _tiny(2)
+    teacher = Teacher([first, second], SCHEME.mirror_permutation("a test"))
+    x = _images(2)
+    maps, features = teacher.heatmaps_and_features(tf.constant(x), [8, 8])
+    np.testing.assert_allclose(maps, teacher.heatmaps(tf.constant(x), [8, 8]), atol=1e-6)
+    np.testing.assert_allclose(features, with_head_features(first)(x)["features"], atol=1e-5)
+    assert teacher.feature_channels == 16 and features.shape == (2, 16, 16, 16)

@@ -87,6 +87,55 @@ def test_a_step_with_unlabelled_photos_weights_their_kd_by_alpha_too():
     assert logs["loss"] == pytest.approx(expected, rel=1e-5)
 
 
+def test_feature_kd_adds_its_own_weight_times_cwd_through_a_projection_that_trains(tmp_path):
+    """config.feature_kd weights ChannelDistillationLoss between the teacher's head features and the student's
+    projected to the teacher's width; on unlabelled photos too. The projection trains with the student and is
+    backed up with it; the student's weights are held (and saved) once."""
+    import tensorflow as tf
+
+    from landmark_kd.losses import ChannelDistillationLoss
+    from landmark_kd.models import with_head_features
+
+    with pytest.raises(ConfigError, match="needs a teacher and alpha > 0"):
+        LandmarkTrainer(_tiny(), TrainConfig(feature_kd=1.0))
+    config = TrainConfig(alpha=2.0, feature_kd=3.0, feature_kd_tau=2.0, star_weight=0.5, point_weight=3.0,
+                         edge_weight=7.0, unlabeled="photos")
+    student, teacher = _tiny("mobilevitv2_pico", True), build_landmark_model("swinv2_pico", get_scheme("68"), 64,
+                                                                             HeadConfig(24, 1, False))
+    trainer = LandmarkTrainer(student, config, teacher)
+    assert tuple(trainer.projection.kernel.shape) == (1, 1, 16, 24)
+    assert len(trainer.weights) == len(student.weights) + 2  # + the projection's kernel and bias
+    x, targets = _batch()
+    total, parts = trainer.compute_losses(x, targets, training=True)
+    assert set(parts) == {"star", "point", "edge", "kd", "feature_kd"}
+    expected = ChannelDistillationLoss(2.0)(with_head_features(teacher)(x, training=False)["features"],
+                                            trainer.projection(with_head_features(student)(x, training=True)["features"]))
+    assert float(parts["feature_kd"]) == pytest.approx(float(expected), rel=1e-4) and float(expected) > 0
+    weighted = 0.5 * parts["star"] + 3.0 * parts["point"] + 7.0 * parts["edge"] + 2.0 * parts["kd"] + 3.0 * parts["feature_kd"]
+    assert float(total) == pytest.approx(float(weighted), rel=1e-5)
+    assert "feature_kd" not in trainer.compute_losses(x, targets, training=False)[1]
+
+    trainer.compile(optimizer=keras.optimizers.SGD(0.1))
+    trainer.optimizer.build(trainer.trained_variables)
+    before = trainer.projection.kernel.numpy().copy()
+    unlabeled = np.random.default_rng(5).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32)
+    logs = {k: float(v) for k, v in trainer.train_step(((tf.constant(x), targets), tf.constant(unlabeled))).items()}
+    assert {"feature_kd", "feature_kd_unlabeled", "kd_unlabeled"} <= set(logs) and logs["feature_kd_unlabeled"] > 0
+    assert logs["loss"] == pytest.approx(0.5 * logs["star"] + 3.0 * logs["point"] + 7.0 * logs["edge"]
+                                         + 2.0 * (logs["kd"] + logs["kd_unlabeled"])
+                                         + 3.0 * (logs["feature_kd"] + logs["feature_kd_unlabeled"]), rel=1e-5)
+    assert np.abs(trainer.projection.kernel.numpy() - before).max() > 0
+
+    path = str(tmp_path / "backup.weights.h5")
+    trainer(x[:1])  # built, as run_training builds it before the backup
+    trainer.save_weights(path)
+    fresh = LandmarkTrainer(_tiny("mobilevitv2_pico", True), config, teacher)
+    fresh(x[:1])
+    fresh.load_weights(path)
+    np.testing.assert_allclose(fresh.projection.kernel.numpy(), trainer.projection.kernel.numpy())
+    np.testing.assert_allclose(fresh.landmark_model(x)["heatmaps"], student(x)["heatmaps"], atol=1e-6)
+
+
 def test_checkpoint_callback_saves_only_a_strictly_better_finite_score(tmp_path, monkeypatch):
     """best.keras and best.json follow the lowest NME (a tie keeps the earlier epoch), last.keras every finite
     epoch; a NaN score or loss saves nothing, and a NaN score stops training through StopOnDivergence."""

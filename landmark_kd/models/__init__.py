@@ -9,7 +9,7 @@ from .presets import BACKBONES
 
 _LAZY = {"HeadConfig": ".aam_head", "backbone_from_transformers": ".transformers_import",
          **{name: ".landmark_model" for name in ("build_landmark_model", "copy_weights", "float32_copy", "load_model",
-                                                 "model_image_size", "model_scheme")}}
+                                                 "model_image_size", "model_scheme", "with_head_features")}}
 
 
 def __getattr__(name: str):
@@ -19,4 +19,4 @@ def __getattr__(name: str):
 
 
 __all__ = ["backbone_from_transformers", "build_landmark_model", "copy_weights", "float32_copy", "load_model",
-           "model_scheme", "model_image_size", "HeadConfig", "BACKBONES"]
+           "model_scheme", "model_image_size", "with_head_features", "HeadConfig", "BACKBONES"]

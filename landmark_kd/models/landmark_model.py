@@ -82,6 +82,21 @@ def model_scheme(model: keras.Model) -> LandmarkScheme:
         raise ModelFileError(f"model {model.name!r} is not a landmark_kd model (no edge_to_heatmap layer)") from None
 
 
+def with_head_features(model: keras.Model) -> keras.Model:
+    """`model` (same layers, same weights) with one more output, `features`: the AAM head's last feature map, the
+    one its heatmap, point and edge convolutions read, taken before its ReLU (the negative half carries what a
+    channel argues against, which feature distillation would lose after the ReLU)."""
+    try:
+        features = model.get_layer("head_heatmaps").input
+    except ValueError:
+        raise ModelFileError(f"model {model.name!r} is not a landmark_kd model (no head_heatmaps layer)") from None
+    source = next((layer for layer in model.layers if layer.output is features), None)
+    if isinstance(source, keras.layers.ReLU):
+        features = source.input
+    outputs = {name: model.get_layer(name).output for name in ("heatmaps", "point_maps", "edge_maps", "landmarks")}
+    return keras.Model(model.input, {**outputs, "features": features}, name=f"{model.name}_with_features")
+
+
 def model_image_size(model: keras.Model) -> int:
     return int(model.input_shape[1])
 
@@ -165,4 +180,4 @@ def load_model(path: str) -> keras.Model:
         raise ModelFileError(f"{path}: not a loadable .keras model ({type(err).__name__}: {reason})") from None
 
 
-__all__ = ["build_landmark_model", "architecture_flags", "copy_weights", "float32_copy", "model_scheme", "model_image_size", "load_model", "HeadConfig", "EdgeToHeatmap", "BACKBONES"]
+__all__ = ["build_landmark_model", "architecture_flags", "copy_weights", "float32_copy", "with_head_features", "model_scheme", "model_image_size", "load_model", "HeadConfig", "EdgeToHeatmap", "BACKBONES"]
