@@ -55,7 +55,7 @@ class LandmarkTrainer(keras.Model):
             self.feature_kd = ChannelDistillationLoss(config.feature_kd_tau)
             self.projection = keras.layers.Conv2D(teacher.feature_channels, 1, name="feature_kd_projection")
             self.projection.build(self._views.student.output["features"].shape)
-        kd = [] if teacher is None else ["kd"] + (["feature_kd"] if self.feature_kd else [])
+        kd = [] if teacher is None else ["kd"] + (["feature_kd"] if self.feature_kd is not None else [])
         names = ["loss", "star", "point", "edge"] + kd
         names += [f"{n}_unlabeled" for n in kd] if config.unlabeled else []
         self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
@@ -94,7 +94,7 @@ class LandmarkTrainer(keras.Model):
     def compute_losses(self, x, targets, training: bool):
         """(weighted total, {loss name: value}) for one labelled batch."""
         config = self.config
-        out = self._student(x, training) if training else self.landmark_model(x, training=training)
+        out = self._student(x, training)
         parts = {
             "star": self.star(targets["landmarks"], out["heatmaps"]),
             "point": self.awing(targets["heatmaps"], out["point_maps"]),
