@@ -4,6 +4,7 @@
     python distill.py                        # student from runs/teacher/best.keras on the synthetic faces
     python distill.py --alpha 0 --output runs/student_scratch   # the ablation: same student, no teacher
     python distill.py --teacher a.keras b.keras --teacher-flip  # an ensemble teacher, flip-averaged
+    python distill.py --feature-kd 10        # also distil the teacher's head features (CWD)
 """
 from __future__ import annotations
 
