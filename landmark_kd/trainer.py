@@ -77,19 +77,21 @@ class LandmarkTrainer(keras.Model):
         """The student's outputs, with its head features when feature KD reads them."""
         return (self._views.student or self.landmark_model)(x, training=training)
 
-    def _distillation(self, student: dict, x, large, suffix: str = "") -> dict:
-        """The L_KD terms (by loss name + `suffix`) between `student`'s outputs on `x` and the teacher's."""
+    def _distillation(self, student: dict, x, large, suffix: str = ""):
+        """(weighted sum, {loss name + `suffix`: value}) of the L_KD terms between `student`'s outputs on `x` and the
+        teacher's: heatmap L_KD at alpha and, with feature KD, the features' at `config.feature_kd`."""
         size = student["heatmaps"].shape[1:3]
         if self.feature_kd is None:
-            return {f"kd{suffix}": self.kd(self.teacher.heatmaps(x, size, large), student["heatmaps"])}
-        teacher_maps, teacher_features = self.teacher.heatmaps_and_features(x, size, large)
-        return {f"kd{suffix}": self.kd(teacher_maps, student["heatmaps"]),
-                f"feature_kd{suffix}": self.feature_kd(teacher_features, self.projection(student["features"]))}
-
-    def _weighted(self, kd: dict):
-        config = self.config
-        return tf.add_n([(config.alpha if name.startswith("kd") else config.feature_kd) * value
-                         for name, value in kd.items()])
+            teacher_maps, teacher_features = self.teacher.heatmaps(x, size, large), None
+        else:
+            teacher_maps, teacher_features = self.teacher.heatmaps_and_features(x, size, large)
+        kd = self.kd(teacher_maps, student["heatmaps"])
+        terms, weighted = {f"kd{suffix}": kd}, self.config.alpha * kd
+        if teacher_features is not None:
+            features = self.feature_kd(teacher_features, self.projection(student["features"]))
+            terms[f"feature_kd{suffix}"] = features
+            weighted = weighted + self.config.feature_kd * features
+        return weighted, terms
 
     def compute_losses(self, x, targets, training: bool):
         """(weighted total, {loss name: value}) for one labelled batch."""
@@ -102,9 +104,9 @@ class LandmarkTrainer(keras.Model):
         }
         total = config.star_weight * parts["star"] + config.point_weight * parts["point"] + config.edge_weight * parts["edge"]
         if self.teacher is not None and training:
-            kd = self._distillation(out, x, targets.get("teacher_images"))
-            parts.update(kd)
-            total = total + self._weighted(kd)
+            weighted, terms = self._distillation(out, x, targets.get("teacher_images"))
+            parts.update(terms)
+            total = total + weighted
         return total, parts
 
     def train_step(self, data):
@@ -118,9 +120,10 @@ class LandmarkTrainer(keras.Model):
         with tf.GradientTape() as tape:
             total, parts = self.compute_losses(x, targets, True)
             if x_unlabeled is not None:
-                kd = self._distillation(self._student(x_unlabeled, True), x_unlabeled, large_unlabeled, "_unlabeled")
-                parts.update(kd)
-                total = total + self._weighted(kd)
+                weighted, terms = self._distillation(self._student(x_unlabeled, True), x_unlabeled, large_unlabeled,
+                                                     "_unlabeled")
+                parts.update(terms)
+                total = total + weighted
             scaled = self.optimizer.scale_loss(total) if hasattr(self.optimizer, "scale_loss") else total
         variables = self.trained_variables
         grads = tape.gradient(scaled, variables)
